@@ -1,0 +1,61 @@
+// Package backends carries netceptor messages between two neighbouring nodes.
+//
+// A backend (tcp, udp, websocket; listener or dialer) produces sessions. A
+// session is a bidirectional pipe of discrete messages: every Send is exactly
+// one netceptor message at the other end, every Recv returns exactly one.
+// Backends know nothing about routing; the mesh node (package mesh) runs the
+// session state machine on top of the sessions a backend hands it.
+package backends
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// MaxMessageSize is the largest message a backend accepts to send or
+// receive. TCP framing has a 16-bit length, so nothing larger can cross a
+// TCP session; the same bound protects the other transports.
+const MaxMessageSize = 65535
+
+// ErrMessageTooLarge is returned by Send for messages over MaxMessageSize
+// and by Recv when the peer announces one.
+var ErrMessageTooLarge = errors.New("message exceeds the 65535-byte backend limit")
+
+// ErrEmptyMessage is returned by Send for a zero-length message (which
+// would crash upstream nodes) and by Recv when the peer sends one.
+var ErrEmptyMessage = errors.New("empty backend message")
+
+// ErrTimeout is returned by Recv when no message arrived within the timeout.
+var ErrTimeout = errors.New("receive timeout")
+
+// Session is one connection to a neighbour. Send and Recv may be called
+// concurrently with each other (one sender, one receiver); Close unblocks both.
+type Session interface {
+	// Send writes one message. It must not retain msg after returning.
+	Send(msg []byte) error
+	// Recv returns the next message, or ErrTimeout after timeout with
+	// nothing received (the session stays usable), or another error when the
+	// session is finished.
+	Recv(timeout time.Duration) ([]byte, error)
+	// Close ends the session; it is safe to call more than once.
+	Close() error
+	// RemoteAddr describes the transport peer, for logs ("tcp 127.0.0.1:4000").
+	RemoteAddr() string
+}
+
+// Backend is a source of sessions.
+//
+// Start returns at once: an error if the backend cannot begin (bind failed,
+// bad address), else it keeps listening or dialing in goroutines of its own
+// until ctx is cancelled. For every new session it calls accept on a
+// goroutine of its own; accept owns the session and returns when the
+// session has ended (a dialer waits for that before it redials). Errors
+// after Start are logged and retried by the backend. The returned wait
+// function blocks until, after ctx is cancelled, every session the backend
+// created is closed and every goroutine it started has exited.
+type Backend interface {
+	Start(ctx context.Context, accept func(Session)) (wait func(), err error)
+	// Kind names the backend in logs and status, e.g. "tcp-listener".
+	Kind() string
+}
