@@ -1,0 +1,49 @@
+# Receptor (Go) — build, test, run.
+#   make run     a local node from the embedded default config (socket, gRPC, REST)
+#   make test    unit + integration tests with the race detector, plus short fuzz runs
+SHELL    := /bin/bash
+GO       ?= go
+BIN      := $(CURDIR)/bin
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.0.0-dev)
+LDFLAGS  := -X github.com/receptor-mesh/receptor/services/buildinfo.Version=$(VERSION)
+FUZZTIME ?= 3s
+BENCHTIME ?= 1x
+
+.PHONY: all build test unit integration fuzz generate lint run bench clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+
+# The integration tests run the binaries built here (RECEPTOR_BIN_DIR).
+test: build unit integration fuzz
+
+unit:
+	$(GO) test -race -count=1 -timeout 10m $$($(GO) list ./... | grep -v /integration)
+
+integration: build
+	RECEPTOR_BIN_DIR=$(BIN) $(GO) test -race -count=1 -timeout 10m ./integration/...
+
+fuzz:
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+generate:
+	./scripts/generate.sh
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	./scripts/generate.sh lint
+
+run: build
+	$(BIN)/receptor --embedded-config
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./services/...
+	RECEPTOR_BIN_DIR=$(BIN) ./scripts/bench/run.sh
+
+clean:
+	rm -rf $(BIN)
