@@ -1,0 +1,198 @@
+package unit
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// File names inside a unit directory (spec §3.3).
+const (
+	StatusFile = "status"
+	LockFile   = "status.lock"
+	StdinFile  = "stdin"
+	StdoutFile = "stdout"
+	statusTemp = "status.tmp"
+)
+
+// ErrInvalidID is returned for IDs that fail ValidID.
+var ErrInvalidID = errors.New("invalid unit ID")
+
+// Store is the set of unit directories of one node: <datadir>/<node>/.
+type Store struct {
+	root string
+}
+
+// NewStore returns the store of nodeID under dataDir. Nothing is created
+// until the first unit is allocated (upstream creates nothing at startup).
+// An empty dataDir means <os temp dir>/receptor.
+func NewStore(dataDir, nodeID string) (*Store, error) {
+	if dataDir == "" {
+		dataDir = filepath.Join(os.TempDir(), "receptor")
+	}
+	if nodeID == "" || nodeID == "." || nodeID == ".." || strings.ContainsAny(nodeID, "/\x00") {
+		return nil, fmt.Errorf("opening unit store: node ID %q cannot name a directory", nodeID)
+	}
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("opening unit store in %q: %w", dataDir, err)
+	}
+	return &Store{root: filepath.Join(abs, nodeID)}, nil
+}
+
+// Root is the node's directory holding all unit directories.
+func (s *Store) Root() string { return s.root }
+
+// Dir returns the directory of unit id, rejecting IDs that could escape the
+// store.
+func (s *Store) Dir(id string) (Dir, error) {
+	if !ValidID(id) {
+		return "", fmt.Errorf("unit %q: %w", id, ErrInvalidID)
+	}
+	return Dir(filepath.Join(s.root, id)), nil
+}
+
+// Create allocates a fresh unit ID, creates its directory (mode 0700) and
+// writes the initial status: Pending "Unit Created".
+func (s *Store) Create(workType string, extra []byte) (string, Dir, error) {
+	if err := os.MkdirAll(s.root, 0o700); err != nil {
+		return "", "", fmt.Errorf("creating unit store %s: %w", s.root, err)
+	}
+	for range 100 {
+		id, err := NewID()
+		if err != nil {
+			return "", "", err
+		}
+		d := Dir(filepath.Join(s.root, id))
+		if err := os.Mkdir(string(d), 0o700); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				continue
+			}
+			return "", "", fmt.Errorf("creating unit directory %s: %w", d, err)
+		}
+		st := Status{State: Pending, Detail: "Unit Created", WorkType: workType, ExtraData: extra}
+		if _, err := d.Update(func(cur *Status) { *cur = st }); err != nil {
+			_ = os.RemoveAll(string(d))
+			return "", "", err
+		}
+		return id, d, nil
+	}
+	return "", "", fmt.Errorf("creating unit directory in %s: no free unit ID", s.root)
+}
+
+// IDs lists the units on disk: every directory with a valid ID for a name.
+// Directories without a status file are included; callers decide.
+func (s *Store) IDs() ([]string, error) {
+	ents, err := os.ReadDir(s.root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("scanning unit store %s: %w", s.root, err)
+	}
+	ids := make([]string, 0, len(ents))
+	for _, e := range ents {
+		if e.IsDir() && ValidID(e.Name()) {
+			ids = append(ids, e.Name())
+		}
+	}
+	return ids, nil
+}
+
+// Dir is one unit's directory.
+type Dir string
+
+// Path joins a file name of the unit directory.
+func (d Dir) Path(name string) string { return filepath.Join(string(d), name) }
+
+// Exists reports whether the unit directory has a status file.
+func (d Dir) Exists() bool {
+	_, err := os.Stat(d.Path(StatusFile))
+	return err == nil
+}
+
+// ReadStatus reads the status file. Writers replace it by rename, so a
+// reader never sees a partial file and needs no lock.
+func (d Dir) ReadStatus() (Status, error) {
+	f, err := os.Open(d.Path(StatusFile))
+	if err != nil {
+		return Status{}, fmt.Errorf("reading status of %s: %w", d, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxStatusSize+1))
+	if err != nil {
+		return Status{}, fmt.Errorf("reading status of %s: %w", d, err)
+	}
+	st, err := ParseStatus(b)
+	if err != nil {
+		return Status{}, fmt.Errorf("status of %s: %w", d, err)
+	}
+	return st, nil
+}
+
+// Update is a read-modify-write of the status file under an exclusive flock
+// on status.lock, shared with every other writer (the worker, the command
+// runner, upstream processes). A missing status file starts from the zero
+// record. The new content is written to a temporary file and renamed over
+// the old one, so readers see either version whole.
+func (d Dir) Update(fn func(*Status)) (Status, error) {
+	lock, err := os.OpenFile(d.Path(LockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return Status{}, fmt.Errorf("locking status of %s: %w", d, err)
+	}
+	defer lock.Close()
+	if err := flock(lock); err != nil {
+		return Status{}, fmt.Errorf("locking status of %s: %w", d, err)
+	}
+	var cur Status
+	if st, err := d.ReadStatus(); err == nil {
+		cur = st
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return Status{}, err
+	}
+	fn(&cur)
+	b, err := cur.Marshal()
+	if err != nil {
+		return Status{}, err
+	}
+	tmp := d.Path(statusTemp)
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return Status{}, fmt.Errorf("writing status of %s: %w", d, err)
+	}
+	if err := os.Rename(tmp, d.Path(StatusFile)); err != nil {
+		return Status{}, fmt.Errorf("writing status of %s: %w", d, err)
+	}
+	return cur, nil
+}
+
+// StdoutSize is the current size of the stdout file (0 when absent).
+func (d Dir) StdoutSize() int64 {
+	fi, err := os.Stat(d.Path(StdoutFile))
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// Remove deletes the unit directory and everything in it.
+func (d Dir) Remove() error {
+	if err := os.RemoveAll(string(d)); err != nil {
+		return fmt.Errorf("removing unit directory %s: %w", d, err)
+	}
+	return nil
+}
+
+func flock(f *os.File) error {
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
