@@ -1,0 +1,83 @@
+package tlsconf
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"math/big"
+	"time"
+)
+
+// InsecureCommonName marks the throw-away certificate of a stream service
+// without user TLS (ConnType 1, §16.4). Peers match it byte for byte.
+const InsecureCommonName = "netceptor-insecure-common-name"
+
+// ErrInsecureToSecure is the dialer's error when a service without user TLS
+// was expected but the server presented a real certificate.
+var ErrInsecureToSecure = errors.New("insecure connection to secure service")
+
+// InsecureListenerCert generates the per-listener self-signed certificate:
+// RSA-2048, serial 1, CN netceptor-insecure-common-name, valid from one
+// minute ago for 24 hours, with no SANs, key usage or extended key usage.
+func InsecureListenerCert() (tls.Certificate, error) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("generating insecure listener key: %w", err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: InsecureCommonName},
+		NotBefore:    now.Add(-time.Minute),
+		NotAfter:     now.Add(24 * time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("creating insecure listener certificate: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("parsing insecure listener certificate: %w", err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
+}
+
+// VerifyInsecureCert is the dialer-side check for ConnType 1 services, in the
+// shape of tls.Config.VerifyPeerCertificate: accept iff some presented
+// certificate parses and has exactly the insecure CN. Dates are not checked.
+func VerifyInsecureCert(rawCerts [][]byte, _ [][]*x509.Certificate) error {
+	for _, raw := range rawCerts {
+		cert, err := x509.ParseCertificate(raw)
+		if err != nil {
+			continue
+		}
+		if cert.Subject.CommonName == InsecureCommonName {
+			return nil
+		}
+	}
+	return ErrInsecureToSecure
+}
+
+// InsecureServerConfig is a listener config around a fresh
+// InsecureListenerCert. The stream layer adds its ALPN.
+func InsecureServerConfig() (*tls.Config, error) {
+	cert, err := InsecureListenerCert()
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// InsecureClientConfig is the dialer config for ConnType 1 services: standard
+// verification off, VerifyInsecureCert instead. The stream layer adds ALPN.
+func InsecureClientConfig() *tls.Config {
+	return &tls.Config{
+		InsecureSkipVerify:    true, // replaced by VerifyInsecureCert, by design of §16.4
+		VerifyPeerCertificate: VerifyInsecureCert,
+		MinVersion:            tls.VersionTLS12,
+	}
+}
