@@ -1,0 +1,191 @@
+package control
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+)
+
+// Origin says where a connection came from. It decides two things upstream
+// derives from the connection type: whether work signatures are verified
+// (never for Unix-socket clients, spec §5.3) and how a results stream ends
+// (full close, or closing only the write direction of a mesh stream).
+type Origin int
+
+const (
+	OriginUnix Origin = iota + 1 // local Unix socket: trusted, full close
+	OriginTCP                    // TCP or TLS listener: untrusted, full close
+	OriginMesh                   // mesh service listener: untrusted, half close
+)
+
+func (o Origin) String() string {
+	switch o {
+	case OriginUnix:
+		return "unix"
+	case OriginTCP:
+		return "tcp"
+	case OriginMesh:
+		return "mesh"
+	}
+	return fmt.Sprintf("origin(%d)", int(o))
+}
+
+// Defaults for Options.
+const (
+	DefaultMaxSessions      = 1024
+	DefaultMaxLineBytes     = 1 << 20
+	DefaultHandshakeTimeout = 10 * time.Second
+)
+
+// Options tune a Server. Zero values take the defaults above.
+type Options struct {
+	Logger *slog.Logger // nil: slog.Default()
+	// MaxSessions bounds concurrent sessions per Serve call; further
+	// connections wait in the listener's backlog.
+	MaxSessions int
+	// MaxLineBytes bounds one request line. Upstream has no limit; longer
+	// lines get "ERROR: line too long" and the session is closed.
+	MaxLineBytes int
+	// HandshakeTimeout bounds the server TLS handshake.
+	HandshakeTimeout time.Duration
+}
+
+// Server runs control sessions against an Ops implementation.
+type Server struct {
+	ops              Ops
+	log              *slog.Logger
+	maxSessions      int
+	maxLine          int
+	handshakeTimeout time.Duration
+}
+
+// NewServer returns a Server answering with ops.
+func NewServer(ops Ops, opts Options) *Server {
+	s := &Server{
+		ops:              ops,
+		log:              opts.Logger,
+		maxSessions:      opts.MaxSessions,
+		maxLine:          opts.MaxLineBytes,
+		handshakeTimeout: opts.HandshakeTimeout,
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.maxSessions <= 0 {
+		s.maxSessions = DefaultMaxSessions
+	}
+	if s.maxLine <= 0 {
+		s.maxLine = DefaultMaxLineBytes
+	}
+	if s.handshakeTimeout <= 0 {
+		s.handshakeTimeout = DefaultHandshakeTimeout
+	}
+	return s
+}
+
+// Serve accepts connections on ln until ctx is cancelled or ln fails, and
+// runs one session per connection. It closes ln, ends every session it
+// started and waits for them before returning. A cancelled ctx returns nil.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, origin Origin) error {
+	stopClose := context.AfterFunc(ctx, func() { _ = ln.Close() })
+	defer stopClose()
+	defer ln.Close()
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	slots := make(chan struct{}, s.maxSessions)
+	backoff := 5 * time.Millisecond
+	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		conn, err := ln.Accept()
+		if err != nil {
+			<-slots
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("control service accept on %s: %w", ln.Addr(), err)
+			}
+			// Transient failures (e.g. out of file descriptors): back off.
+			s.log.Error("control service accept failed", "addr", ln.Addr().String(), "err", err)
+			if !sleepCtx(ctx, backoff) {
+				return nil
+			}
+			backoff = min(backoff*2, time.Second)
+			continue
+		}
+		backoff = 5 * time.Millisecond
+		wg.Go(func() {
+			defer func() { <-slots }()
+			s.ServeConn(ctx, conn, origin)
+		})
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// ServeUnix listens on a Unix socket (see ListenUnix) and serves it with
+// OriginUnix until ctx is cancelled.
+func (s *Server) ServeUnix(ctx context.Context, path string, perm os.FileMode) error {
+	ln, err := ListenUnix(path, perm)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx, ln, OriginUnix)
+}
+
+// ServeTCP listens on addr (see ListenTCP), optionally with TLS, and serves
+// it with OriginTCP until ctx is cancelled.
+func (s *Server) ServeTCP(ctx context.Context, addr string, tlsConfig *tls.Config) error {
+	ln, err := ListenTCP(addr, tlsConfig)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx, ln, OriginTCP)
+}
+
+// ServeConn runs one session on conn and closes it. A *tls.Conn gets its
+// handshake first, bounded by the handshake timeout; on failure the
+// connection is closed without a greeting.
+func (s *Server) ServeConn(ctx context.Context, conn net.Conn, origin Origin) {
+	defer conn.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Closing the conn is what unblocks a session stuck in a read or write.
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	defer stop()
+
+	log := s.log.With("remote", conn.RemoteAddr().String(), "origin", origin.String())
+	if tc, ok := conn.(*tls.Conn); ok {
+		hctx, hcancel := context.WithTimeout(ctx, s.handshakeTimeout)
+		err := tc.HandshakeContext(hctx)
+		hcancel()
+		if err != nil {
+			log.Error("control service TLS handshake error, closing", "err", err)
+			return
+		}
+	}
+	log.Debug("control client connected")
+	sess := newSession(s, conn, origin, log)
+	sess.run(ctx)
+	log.Debug("control client disconnected")
+}
