@@ -1,0 +1,206 @@
+package signing
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type keyFiles struct {
+	priv, pkcs8, pub string
+	key              *rsa.PrivateKey
+}
+
+func writeKeys(t *testing.T) keyFiles {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	k := keyFiles{
+		priv:  filepath.Join(dir, "signing.pem"),
+		pkcs8: filepath.Join(dir, "signing8.pem"),
+		pub:   filepath.Join(dir, "verify.pem"),
+		key:   key,
+	}
+	write := func(path, typ string, der []byte) {
+		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(k.priv, "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(key))
+	p8, _ := x509.MarshalPKCS8PrivateKey(key)
+	write(k.pkcs8, "PRIVATE KEY", p8)
+	pub, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	write(k.pub, "PUBLIC KEY", pub)
+	return k
+}
+
+func TestSignClaimsGolden(t *testing.T) {
+	k := writeKeys(t)
+	s, err := NewSigner(k.priv, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Lifetime() != DefaultLifetime {
+		t.Fatalf("default lifetime = %v", s.Lifetime())
+	}
+	now := time.Unix(1700000000, 0)
+	s.now = func() time.Time { return now }
+	tok, err := s.Sign("nodeb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("token %q is not a compact JWS", tok)
+	}
+	dec := func(p string) string {
+		b, err := base64.RawURLEncoding.DecodeString(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	if h := dec(parts[0]); h != `{"alg":"RS512","typ":"JWT"}` {
+		t.Fatalf("header = %s", h)
+	}
+	if c := dec(parts[1]); c != `{"aud":["nodeb"],"exp":1700000300}` {
+		t.Fatalf("claims = %s", c)
+	}
+}
+
+func TestSignVerify(t *testing.T) {
+	k := writeKeys(t)
+	now := time.Unix(1700000000, 0)
+	sign := func(path string, lifetime time.Duration, aud string, at time.Time) string {
+		s, err := NewSigner(path, lifetime)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.now = func() time.Time { return at }
+		tok, err := s.Sign(aud)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	hmac, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.RegisteredClaims{Audience: jwt.ClaimStrings{"nodeb"}}).SignedString([]byte("k"))
+	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.RegisteredClaims{Audience: jwt.ClaimStrings{"nodeb"}}).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	other, _ := rsa.GenerateKey(rand.Reader, 2048)
+	foreign, _ := jwt.NewWithClaims(jwt.SigningMethodRS512, jwt.RegisteredClaims{Audience: jwt.ClaimStrings{"nodeb"}}).SignedString(other)
+	ps256, _ := jwt.NewWithClaims(jwt.SigningMethodPS256, jwt.RegisteredClaims{Audience: jwt.ClaimStrings{"nodeb"}}).SignedString(k.key)
+
+	tests := []struct {
+		name    string
+		token   string
+		leeway  time.Duration
+		wantErr string // exact text or prefix ending in "*"
+	}{
+		{"valid pkcs1", sign(k.priv, time.Minute, "nodeb", now), 0, ""},
+		{"valid pkcs8", sign(k.pkcs8, time.Minute, "nodeb", now), 0, ""},
+		{"ps256 accepted", ps256, 0, ""},
+		{"empty", "", 0, "could not verify signature: signature is empty"},
+		{"wrong audience", sign(k.priv, time.Minute, "nodec", now), 0, "token audience did not match node ID"},
+		{"expired", sign(k.priv, time.Minute, "nodeb", now.Add(-2*time.Minute)), 0,
+			"could not verify signature: token has invalid claims: token is expired (allowed clock skew 0s)"},
+		{"expired within leeway", sign(k.priv, time.Minute, "nodeb", now.Add(-2*time.Minute)), 2 * time.Minute, ""},
+		{"hmac rejected", hmac, 0, "could not verify signature: *"},
+		{"none rejected", none, 0, "could not verify signature: *"},
+		{"foreign key", foreign, 0, "could not verify signature: token signature is invalid: crypto/rsa: verification error"},
+		{"garbage", "abc", 0, "could not verify signature: token is malformed*"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := NewVerifier(k.pub, tt.leeway)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v.now = func() time.Time { return now }
+			err = v.Verify(tt.token, "nodeb")
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("Verify: %v", err)
+			case tt.wantErr == "":
+			case err == nil:
+				t.Fatalf("Verify succeeded, want %q", tt.wantErr)
+			case strings.HasSuffix(tt.wantErr, "*"):
+				if !strings.HasPrefix(err.Error(), strings.TrimSuffix(tt.wantErr, "*")) {
+					t.Fatalf("Verify error %q, want prefix %q", err, tt.wantErr)
+				}
+			case err.Error() != tt.wantErr:
+				t.Fatalf("Verify error %q, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestNilVerifierAndSigner(t *testing.T) {
+	var v *Verifier
+	if err := v.Verify("x", "n"); !errors.Is(err, ErrVerifyKeyMissing) || err.Error() != "could not verify signature: verifying key not specified" {
+		t.Fatalf("nil verifier: %v", err)
+	}
+	var s *Signer
+	if _, err := s.Sign("n"); err == nil || err.Error() != "cannot sign work: signing key is empty" {
+		t.Fatalf("nil signer: %v", err)
+	}
+}
+
+func TestKeysCheckedForExistenceOnlyAtStartup(t *testing.T) {
+	dir := t.TempDir()
+	openssh := filepath.Join(dir, "id_rsa")
+	// An OpenSSH key, as the receptorctl test mesh configures: startup
+	// must accept it; first use must fail clearly.
+	if err := os.WriteFile(openssh, []byte("-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewSigner(openssh, time.Minute)
+	if err != nil {
+		t.Fatalf("NewSigner on an unparsable existing key: %v", err)
+	}
+	if _, err := s.Sign("n"); err == nil || !strings.HasPrefix(err.Error(), "could not load signing key file: ") {
+		t.Fatalf("Sign with an OpenSSH key: %v", err)
+	}
+	v, err := NewVerifier(openssh, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Verify("a.b.c", "n"); err == nil || !strings.HasPrefix(err.Error(), "could not load verifying key file: ") {
+		t.Fatalf("Verify with an OpenSSH key: %v", err)
+	}
+	missing := filepath.Join(dir, "missing.pem")
+	if _, err := NewSigner(missing, 0); err == nil || err.Error() != missing+" does not exist" {
+		t.Fatalf("NewSigner(missing) = %v", err)
+	}
+	if _, err := NewVerifier(missing, 0); err == nil {
+		t.Fatal("NewVerifier(missing) succeeded")
+	}
+}
+
+func TestTwoPEMBlocksRejected(t *testing.T) {
+	k := writeKeys(t)
+	b1, _ := os.ReadFile(k.priv)
+	both := filepath.Join(t.TempDir(), "both.pem")
+	_ = os.WriteFile(both, append(b1, b1...), 0o600)
+	s, err := NewSigner(both, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Sign("n"); err == nil || !strings.Contains(err.Error(), "more than one PEM block") {
+		t.Fatalf("Sign with two PEM blocks: %v", err)
+	}
+}
