@@ -54,8 +54,8 @@ func TestCompute(t *testing.T) {
 			wantCost: map[string]float64{"b": 1, "x": 1, "d": 2},
 		},
 		{
-			name: "node only named in connections is not routable",
-			topo: Topology{"a": {"b": 1}, "b": {"a": 1, "ghost": 1}},
+			name:     "node only named in connections is not routable",
+			topo:     Topology{"a": {"b": 1}, "b": {"a": 1, "ghost": 1}},
 			wantNext: Table{"b": "b"},
 			wantCost: map[string]float64{"b": 1},
 		},
