@@ -1,0 +1,71 @@
+package stream
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"sync/atomic"
+
+	"github.com/receptor-mesh/receptor/services/mesh"
+)
+
+// packetConn adapts a mesh datagram socket for a quic.Transport.
+//
+// quic-go only needs net.PacketConn; it reads every datagram into a
+// 1452-byte buffer itself. The no-op buffer setters keep quic-go from
+// logging a UDP receive-buffer warning (there is no kernel socket), and the
+// type deliberately has no SyscallConn so quic-go never tries socket options.
+type packetConn struct {
+	mesh.PacketConn
+	closed atomic.Bool
+}
+
+func newPacketConn(pc mesh.PacketConn) *packetConn { return &packetConn{PacketConn: pc} }
+
+// ReadFrom reports net.ErrClosed once we closed the socket, whatever the
+// node returns, so that quic-go's read loop always ends on close.
+func (p *packetConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, addr, err := p.PacketConn.ReadFrom(b)
+	if err != nil && p.closed.Load() {
+		return 0, nil, net.ErrClosed
+	}
+	return n, addr, err
+}
+
+// WriteTo refuses datagrams that an upstream receiver would truncate; the
+// QUIC configuration keeps packets at MaxDatagram, so this is a safety net.
+func (p *packetConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	if len(b) > maxReadDatagram {
+		return 0, fmt.Errorf("stream: QUIC datagram of %d bytes to %s exceeds %d", len(b), addr, maxReadDatagram)
+	}
+	return p.PacketConn.WriteTo(b, addr)
+}
+
+func (p *packetConn) Close() error {
+	p.closed.Store(true)
+	return p.PacketConn.Close()
+}
+
+func (p *packetConn) SetReadBuffer(int) error  { return nil }
+func (p *packetConn) SetWriteBuffer(int) error { return nil }
+
+// toMeshAddr converts an address reported by a mesh socket or quic-go into
+// a mesh.Addr ("node:service"; node IDs contain no ':').
+func toMeshAddr(a net.Addr) mesh.Addr {
+	switch v := a.(type) {
+	case mesh.Addr:
+		return v
+	case *mesh.Addr:
+		return *v
+	case nil:
+		return mesh.Addr{}
+	}
+	node, svc, _ := strings.Cut(a.String(), ":")
+	return mesh.Addr{Node: node, Service: svc}
+}
+
+// nodeOf returns the node part of "node:service".
+func nodeOf(addr string) string {
+	node, _, _ := strings.Cut(addr, ":")
+	return node
+}
