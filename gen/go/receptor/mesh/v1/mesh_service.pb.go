@@ -926,9 +926,10 @@ type DialOpen struct {
 	// Destination service.
 	Service string `protobuf:"bytes,2,opt,name=service,proto3" json:"service,omitempty"`
 	// Name of a tls-client configuration on the router, for services that use
-	// application TLS; the server certificate must carry `node` as a Receptor
-	// node-ID name. Empty means no application TLS. Unknown names fail with
-	// NOT_FOUND "unknown TLS config <name>".
+	// application TLS (connection type STREAM_TLS); the server certificate must
+	// carry `node` as a Receptor node-ID name. Empty means the mesh's built-in
+	// TLS, which does not verify the peer (connection type STREAM). Unknown
+	// names fail with NOT_FOUND "unknown TLS config <name>".
 	TlsClient     string `protobuf:"bytes,3,opt,name=tls_client,json=tlsClient,proto3" json:"tls_client,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1137,8 +1138,9 @@ type ListenRequest struct {
 	Advertise bool `protobuf:"varint,2,opt,name=advertise,proto3" json:"advertise,omitempty"`
 	// Tags carried by the advertisement.
 	Tags map[string]string `protobuf:"bytes,3,rep,name=tags,proto3" json:"tags,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// Name of a tls-server configuration on the router for application TLS;
-	// empty means none. The advertisement's connection type follows it.
+	// Name of a tls-server configuration on the router for application TLS
+	// (advertised as STREAM_TLS). Empty means the mesh's built-in self-signed
+	// certificate (advertised as STREAM). Unknown names fail with NOT_FOUND.
 	TlsServer     string `protobuf:"bytes,4,opt,name=tls_server,json=tlsServer,proto3" json:"tls_server,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -51,13 +51,16 @@ type WorkServiceClient interface {
 	// CloseSend; the agent starts the unit and answers `result`, and the call
 	// ends. The client may send stdin before `created` arrives.
 	Submit(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SubmitRequest, SubmitResponse], error)
-	// ListUnits returns the status of every known unit, or of one unit.
+	// ListUnits returns the status of every known unit, or of one unit (an
+	// unknown unit ID fails the call with NOT_FOUND, as upstream `work list`).
 	ListUnits(ctx context.Context, in *ListUnitsRequest, opts ...grpc.CallOption) (*ListUnitsResponse, error)
 	// GetUnitStatus returns the status of one unit.
 	GetUnitStatus(ctx context.Context, in *GetUnitStatusRequest, opts ...grpc.CallOption) (*GetUnitStatusResponse, error)
 	// WatchUnitStatus streams the unit's status: the current one first, then
-	// each change, until the unit is complete or released (the stream then ends
-	// with OK).
+	// each change. After a status in state Succeeded, Failed or Canceled the
+	// stream ends with OK; if the unit is released meanwhile it ends with
+	// NOT_FOUND. A watcher that reads too slowly may miss intermediate states
+	// but always gets the latest one.
 	WatchUnitStatus(ctx context.Context, in *WatchUnitStatusRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchUnitStatusResponse], error)
 	// GetResults streams the unit's output from an offset. The first response
 	// is sent as soon as the unit was found and the signature rule passed, and
@@ -219,13 +222,16 @@ type WorkServiceServer interface {
 	// CloseSend; the agent starts the unit and answers `result`, and the call
 	// ends. The client may send stdin before `created` arrives.
 	Submit(grpc.BidiStreamingServer[SubmitRequest, SubmitResponse]) error
-	// ListUnits returns the status of every known unit, or of one unit.
+	// ListUnits returns the status of every known unit, or of one unit (an
+	// unknown unit ID fails the call with NOT_FOUND, as upstream `work list`).
 	ListUnits(context.Context, *ListUnitsRequest) (*ListUnitsResponse, error)
 	// GetUnitStatus returns the status of one unit.
 	GetUnitStatus(context.Context, *GetUnitStatusRequest) (*GetUnitStatusResponse, error)
 	// WatchUnitStatus streams the unit's status: the current one first, then
-	// each change, until the unit is complete or released (the stream then ends
-	// with OK).
+	// each change. After a status in state Succeeded, Failed or Canceled the
+	// stream ends with OK; if the unit is released meanwhile it ends with
+	// NOT_FOUND. A watcher that reads too slowly may miss intermediate states
+	// but always gets the latest one.
 	WatchUnitStatus(*WatchUnitStatusRequest, grpc.ServerStreamingServer[WatchUnitStatusResponse]) error
 	// GetResults streams the unit's output from an offset. The first response
 	// is sent as soon as the unit was found and the signature rule passed, and
