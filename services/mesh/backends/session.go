@@ -1,0 +1,239 @@
+package backends
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/receptor-mesh/receptor/services/tlsconf"
+)
+
+// Queue bounds shared by the transports. Each session holds at most
+// recvQueueLen received and sendQueueLen unsent messages (of at most
+// MaxMessageSize bytes each, except websocket receive, see wsReadLimit).
+const (
+	recvQueueLen = 32
+	sendQueueLen = 64
+	// maxWriteBatch caps how many queued messages one flush coalesces.
+	maxWriteBatch = 64
+	// closeFlushTimeout bounds the best-effort write of messages queued
+	// before Close (typically a Reject, spec §7.5).
+	closeFlushTimeout = time.Second
+)
+
+// session is the Session of every transport. Received messages arrive on
+// in (filled by a reader goroutine or, for UDP listeners, by the listener's
+// receive loop). Sends either go through out to a writer goroutine that
+// coalesces them (stream transports) or straight to sendNow (UDP).
+type session struct {
+	remote  string
+	in      chan []byte
+	out     chan []byte
+	sendNow func(msg []byte) error
+	// onFail runs once when the session ends, for any reason; it must not
+	// block (it unblocks the transport, e.g. sets a deadline or closes).
+	onFail func()
+
+	closing   chan struct{}
+	closeOnce sync.Once
+	errMu     sync.Mutex
+	err       error
+}
+
+func newSession(remote string, queued bool) *session {
+	s := &session{
+		remote:  remote,
+		in:      make(chan []byte, recvQueueLen),
+		closing: make(chan struct{}),
+	}
+	if queued {
+		s.out = make(chan []byte, sendQueueLen)
+	}
+	return s
+}
+
+// fail ends the session with err (the first cause wins).
+func (s *session) fail(err error) {
+	s.closeOnce.Do(func() {
+		s.errMu.Lock()
+		s.err = err
+		s.errMu.Unlock()
+		close(s.closing)
+		if s.onFail != nil {
+			s.onFail()
+		}
+	})
+}
+
+// cause reports why the session ended.
+func (s *session) cause() error {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return s.err
+}
+
+func (s *session) Close() error {
+	s.fail(ErrSessionClosed)
+	return nil
+}
+
+func (s *session) RemoteAddr() string { return s.remote }
+
+func (s *session) Send(msg []byte) error {
+	if len(msg) == 0 {
+		return fmt.Errorf("send to %s: %w", s.remote, ErrEmptyMessage)
+	}
+	select {
+	case <-s.closing:
+		return s.cause()
+	default:
+	}
+	if s.out == nil {
+		return s.sendNow(msg) // checks its own, smaller size limit
+	}
+	if len(msg) > MaxMessageSize {
+		return fmt.Errorf("send %d bytes to %s: %w", len(msg), s.remote, ErrMessageTooLarge)
+	}
+	cp := make([]byte, len(msg))
+	copy(cp, msg)
+	select {
+	case s.out <- cp:
+		return nil
+	case <-s.closing:
+		return s.cause()
+	}
+}
+
+// Recv returns the next message. A timeout <= 0 waits without limit.
+// Messages received before the peer went away are still returned; after a
+// local Close, Recv returns ErrSessionClosed at once.
+func (s *session) Recv(timeout time.Duration) ([]byte, error) {
+	select {
+	case m := <-s.in:
+		return m, nil
+	default:
+	}
+	var expired <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case m := <-s.in:
+		return m, nil
+	case <-s.closing:
+		err := s.cause()
+		if !errors.Is(err, ErrSessionClosed) {
+			select {
+			case m := <-s.in:
+				return m, nil
+			default:
+			}
+		}
+		return nil, err
+	case <-expired:
+		return nil, ErrTimeout
+	}
+}
+
+// deliver queues a received message, waiting for room; false once the
+// session has ended.
+func (s *session) deliver(msg []byte) bool {
+	select {
+	case s.in <- msg:
+		return true
+	case <-s.closing:
+		return false
+	}
+}
+
+// readLoop feeds in from read until read fails or the session ends.
+func (s *session) readLoop(read func() ([]byte, error)) {
+	for {
+		msg, err := read()
+		if err != nil {
+			s.fail(fmt.Errorf("receive from %s: %w", s.remote, err))
+			return
+		}
+		if !s.deliver(msg) {
+			return
+		}
+	}
+}
+
+// writeLoop drains out, handing write everything queued at once so that
+// one flush (one syscall for TCP) carries many small messages. When the
+// session ends it writes what was queued before, bounded by the deadline
+// onFail set, then calls closeConn.
+func (s *session) writeLoop(write func(batch [][]byte) error, closeConn func()) {
+	defer closeConn()
+	batch := make([][]byte, 0, maxWriteBatch)
+	for {
+		select {
+		case m := <-s.out:
+			batch = append(batch, m)
+		case <-s.closing:
+			if batch = s.drain(batch); len(batch) > 0 && errors.Is(s.cause(), ErrSessionClosed) {
+				_ = write(batch) // best effort: the session is over either way
+			}
+			return
+		}
+		batch = s.drain(batch)
+		if err := write(batch); err != nil {
+			s.fail(fmt.Errorf("send to %s: %w", s.remote, err))
+			return
+		}
+		clear(batch)
+		batch = batch[:0]
+	}
+}
+
+// drain appends whatever is queued without waiting.
+func (s *session) drain(batch [][]byte) [][]byte {
+	for len(batch) < maxWriteBatch {
+		select {
+		case m := <-s.out:
+			batch = append(batch, m)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// identifiedSession is a session over TLS; it reports the peer's node IDs.
+type identifiedSession struct {
+	*session
+	nodeIDs []string
+}
+
+func (s *identifiedSession) PeerNodeIDs() []string {
+	return append([]string(nil), s.nodeIDs...)
+}
+
+// withIdentity wraps s when the transport ran TLS.
+func withIdentity(s *session, isTLS bool, nodeIDs []string) Session {
+	if !isTLS {
+		return s
+	}
+	return &identifiedSession{session: s, nodeIDs: nodeIDs}
+}
+
+// verifiedNodeIDs returns the node-ID SANs of the peer's leaf certificate
+// if the TLS handshake verified its chain; nil otherwise (no certificate,
+// or one accepted without verification, e.g. insecureskipverify).
+func verifiedNodeIDs(log *slog.Logger, cs tls.ConnectionState) []string {
+	if len(cs.VerifiedChains) == 0 || len(cs.PeerCertificates) == 0 {
+		return nil
+	}
+	ids, err := tlsconf.NodeIDsFromCert(cs.PeerCertificates[0])
+	if err != nil {
+		log.Warn("ignoring malformed node-ID SAN in peer certificate", "error", err)
+		return nil
+	}
+	return ids
+}

@@ -1,0 +1,218 @@
+package backends
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"time"
+)
+
+// tlsDialTimeout bounds a TLS dial including the handshake, as upstream
+// does; plain TCP dials have no timeout of their own (spec §2).
+const tlsDialTimeout = 15 * time.Second
+
+// tcpReadBufferSize is the per-session read buffer; frames larger than it
+// are read straight into their own allocation.
+const tcpReadBufferSize = 32 << 10
+
+var errStopping = errors.New("backend stopping")
+
+// TCPListenerOptions configures a tcp-listener.
+type TCPListenerOptions struct {
+	Address string      // bindaddr:port
+	TLS     *tls.Config // nil: plain TCP; else a server config with certificates
+	Logger  *slog.Logger
+}
+
+// TCPListener accepts TCP (optionally TLS) connections, one session each.
+type TCPListener struct {
+	opts TCPListenerOptions
+	log  *slog.Logger
+	addr atomic.Pointer[net.TCPAddr]
+}
+
+// NewTCPListener checks the options; nothing is bound until Start.
+func NewTCPListener(opts TCPListenerOptions) (*TCPListener, error) {
+	if _, _, err := net.SplitHostPort(opts.Address); err != nil {
+		return nil, fmt.Errorf("tcp-listener address %q: %w", opts.Address, err)
+	}
+	log := loggerOr(opts.Logger).With("backend", "tcp-listener", "address", opts.Address)
+	return &TCPListener{opts: opts, log: log}, nil
+}
+
+// Kind implements Backend.
+func (l *TCPListener) Kind() string { return "tcp-listener" }
+
+// Addr returns the bound address of the last Start (nil before).
+func (l *TCPListener) Addr() *net.TCPAddr { return l.addr.Load() }
+
+// Start implements Backend.
+func (l *TCPListener) Start(ctx context.Context, accept func(Session)) (func(), error) {
+	var lc net.ListenConfig // keep-alive: Go default (15 s), as upstream
+	ln, err := lc.Listen(ctx, "tcp", l.opts.Address)
+	if err != nil {
+		return nil, fmt.Errorf("tcp-listener: listen on %q: %w", l.opts.Address, err)
+	}
+	if a, ok := ln.Addr().(*net.TCPAddr); ok {
+		l.addr.Store(a)
+	}
+	g := &group{}
+	if !g.spawn(func() { l.acceptLoop(ctx, g, ln, accept) }) {
+		_ = ln.Close()
+	}
+	return g.wait, nil
+}
+
+func (l *TCPListener) acceptLoop(ctx context.Context, g *group, ln net.Listener, accept func(Session)) {
+	defer g.stop()
+	defer ln.Close() //nolint:errcheck // nothing to do about it
+	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
+	defer stop()
+	var pause time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// E.g. out of file descriptors: back off instead of spinning.
+			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+			l.log.Warn("tcp accept failed", "error", err, "retry_in", pause)
+			if !sleepCtx(ctx, pause) {
+				return
+			}
+			continue
+		}
+		pause = 0
+		if !g.spawn(func() { l.serveConn(ctx, g, conn, accept) }) {
+			_ = conn.Close()
+			return
+		}
+	}
+}
+
+func (l *TCPListener) serveConn(ctx context.Context, g *group, conn net.Conn, accept func(Session)) {
+	remote := "tcp " + conn.RemoteAddr().String()
+	var ids []string
+	if l.opts.TLS != nil {
+		tc := tls.Server(conn, l.opts.TLS)
+		hctx, cancel := context.WithTimeout(ctx, tlsDialTimeout)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			l.log.Warn("tls handshake failed", "remote", remote, "error", err)
+			_ = conn.Close()
+			return
+		}
+		ids = verifiedNodeIDs(l.log, tc.ConnectionState())
+		conn = tc
+	}
+	s, err := newTCPSession(g, remote, conn, l.opts.TLS != nil, ids)
+	if err != nil {
+		return
+	}
+	runSession(ctx, s, accept)
+}
+
+// TCPDialerOptions configures a tcp-peer.
+type TCPDialerOptions struct {
+	Address string      // host:port; host is also the TLS server name
+	Redial  bool        // keep reconnecting (spec §14.1)
+	TLS     *tls.Config // nil: plain TCP; else a client config
+	Logger  *slog.Logger
+	Backoff Backoff // zero: DefaultBackoff
+}
+
+// TCPDialer keeps one TCP (optionally TLS) session to a listener.
+type TCPDialer struct {
+	opts TCPDialerOptions
+	log  *slog.Logger
+	tls  *tls.Config
+}
+
+// NewTCPDialer checks the options; nothing is dialed until Start.
+func NewTCPDialer(opts TCPDialerOptions) (*TCPDialer, error) {
+	host, _, err := net.SplitHostPort(opts.Address)
+	if err != nil {
+		return nil, fmt.Errorf("tcp-peer address %q: %w", opts.Address, err)
+	}
+	d := &TCPDialer{opts: opts, log: loggerOr(opts.Logger).With("backend", "tcp-peer", "address", opts.Address)}
+	if opts.TLS != nil {
+		d.tls = opts.TLS.Clone()
+		if d.tls.ServerName == "" {
+			d.tls.ServerName = host
+		}
+	}
+	return d, nil
+}
+
+// Kind implements Backend.
+func (d *TCPDialer) Kind() string { return "tcp-peer" }
+
+// Start implements Backend.
+func (d *TCPDialer) Start(ctx context.Context, accept func(Session)) (func(), error) {
+	g := &group{}
+	g.spawn(func() {
+		defer g.stop()
+		redialLoop(ctx, d.log, d.opts.Redial, d.opts.Backoff,
+			func(ctx context.Context) (Session, error) { return d.dial(ctx, g) }, accept)
+	})
+	return g.wait, nil
+}
+
+func (d *TCPDialer) dial(ctx context.Context, g *group) (Session, error) {
+	var (
+		conn net.Conn
+		err  error
+		ids  []string
+	)
+	if d.tls == nil {
+		conn, err = (&net.Dialer{}).DialContext(ctx, "tcp", d.opts.Address)
+	} else {
+		tctx, cancel := context.WithTimeout(ctx, tlsDialTimeout)
+		conn, err = (&tls.Dialer{Config: d.tls}).DialContext(tctx, "tcp", d.opts.Address)
+		cancel()
+		if err == nil {
+			ids = verifiedNodeIDs(d.log, conn.(*tls.Conn).ConnectionState())
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dial tcp %s: %w", d.opts.Address, err)
+	}
+	return newTCPSession(g, "tcp "+conn.RemoteAddr().String(), conn, d.tls != nil, ids)
+}
+
+// newTCPSession starts the reader and the coalescing writer of a framed
+// stream session on conn; on error conn is closed.
+func newTCPSession(g *group, remote string, conn net.Conn, isTLS bool, ids []string) (Session, error) {
+	s := newSession(remote, true)
+	s.onFail = func() { _ = conn.SetWriteDeadline(time.Now().Add(closeFlushTimeout)) }
+	fw := newFrameWriter(conn)
+	br := bufio.NewReaderSize(conn, tcpReadBufferSize)
+	if !g.spawn(func() { s.writeLoop(fw.writeBatch, func() { _ = conn.Close() }) }) {
+		_ = conn.Close()
+		return nil, errStopping
+	}
+	if !g.spawn(func() { s.readLoop(func() ([]byte, error) { return ReadFrame(br) }) }) {
+		s.fail(errStopping) // the writer closes conn
+		return nil, errStopping
+	}
+	return withIdentity(s, isTLS, ids), nil
+}
+
+// sleepCtx waits d; false if ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,250 @@
+package backends
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	// MaxUDPMessageSize is the largest message a UDP session sends; larger
+	// sends fail the session, as upstream's do (spec §14.3).
+	MaxUDPMessageSize = 65507
+	// udpReceiveBufferSize fits any datagram.
+	udpReceiveBufferSize = 65536
+	// DefaultUDPMaxSessions bounds a udp-listener's concurrent sessions.
+	DefaultUDPMaxSessions = 1024
+)
+
+// UDPListenerOptions configures a udp-listener.
+type UDPListenerOptions struct {
+	Address     string // bindaddr:port
+	MaxSessions int    // 0: DefaultUDPMaxSessions; datagrams from new sources beyond it are dropped
+	Logger      *slog.Logger
+}
+
+// UDPListener turns every distinct source address into a session.
+type UDPListener struct {
+	opts UDPListenerOptions
+	log  *slog.Logger
+	addr atomic.Pointer[net.UDPAddr]
+}
+
+// NewUDPListener checks the options; nothing is bound until Start.
+func NewUDPListener(opts UDPListenerOptions) (*UDPListener, error) {
+	if _, _, err := net.SplitHostPort(opts.Address); err != nil {
+		return nil, fmt.Errorf("udp-listener address %q: %w", opts.Address, err)
+	}
+	if opts.MaxSessions <= 0 {
+		opts.MaxSessions = DefaultUDPMaxSessions
+	}
+	log := loggerOr(opts.Logger).With("backend", "udp-listener", "address", opts.Address)
+	return &UDPListener{opts: opts, log: log}, nil
+}
+
+// Kind implements Backend.
+func (l *UDPListener) Kind() string { return "udp-listener" }
+
+// Addr returns the bound address of the last Start (nil before).
+func (l *UDPListener) Addr() *net.UDPAddr { return l.addr.Load() }
+
+// udpSessions is the listener's table of live sessions by source address.
+type udpSessions struct {
+	mu   sync.Mutex
+	byIP map[string]*session
+}
+
+func (t *udpSessions) get(key string) *session {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.byIP[key]
+}
+
+func (t *udpSessions) remove(key string, s *session) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.byIP[key] == s {
+		delete(t.byIP, key)
+	}
+}
+
+// Start implements Backend.
+func (l *UDPListener) Start(ctx context.Context, accept func(Session)) (func(), error) {
+	var lc net.ListenConfig
+	pc, err := lc.ListenPacket(ctx, "udp", l.opts.Address)
+	if err != nil {
+		return nil, fmt.Errorf("udp-listener: listen on %q: %w", l.opts.Address, err)
+	}
+	if a, ok := pc.LocalAddr().(*net.UDPAddr); ok {
+		l.addr.Store(a)
+	}
+	g := &group{}
+	if !g.spawn(func() { l.receiveLoop(ctx, g, pc, accept) }) {
+		_ = pc.Close()
+	}
+	return g.wait, nil
+}
+
+// receiveLoop dispatches datagrams to sessions. It never waits for a
+// session: when one's queue is full (slow or closing), the datagram is
+// dropped, unlike upstream whose listener stalls (spec §14.3).
+func (l *UDPListener) receiveLoop(ctx context.Context, g *group, pc net.PacketConn, accept func(Session)) {
+	defer g.stop()
+	defer pc.Close() //nolint:errcheck // nothing to do about it
+	stop := context.AfterFunc(ctx, func() { _ = pc.Close() })
+	defer stop()
+	table := &udpSessions{byIP: make(map[string]*session)}
+	buf := make([]byte, udpReceiveBufferSize)
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			l.log.Warn("udp receive failed", "error", err)
+			if !sleepCtx(ctx, 10*time.Millisecond) {
+				return
+			}
+			continue
+		}
+		key := from.String()
+		if n == 0 {
+			// An empty datagram crashes upstream; here it is only noise.
+			l.log.Warn("dropped empty udp datagram", "remote", key)
+			continue
+		}
+		s := table.get(key)
+		if s == nil {
+			if s = l.newSession(ctx, g, pc, from, table, accept); s == nil {
+				continue
+			}
+		}
+		msg := make([]byte, n)
+		copy(msg, buf[:n])
+		select {
+		case s.in <- msg:
+		default:
+			l.log.Debug("dropped udp datagram: session queue full or closing", "remote", key)
+		}
+	}
+}
+
+// newSession registers and announces a session for a new source, or
+// returns nil when the table is full or the backend is stopping.
+func (l *UDPListener) newSession(ctx context.Context, g *group, pc net.PacketConn, from net.Addr,
+	table *udpSessions, accept func(Session)) *session {
+	key := from.String()
+	table.mu.Lock()
+	if len(table.byIP) >= l.opts.MaxSessions {
+		table.mu.Unlock()
+		l.log.Warn("dropped udp datagram: session limit reached", "remote", key, "limit", l.opts.MaxSessions)
+		return nil
+	}
+	s := newSession("udp "+key, false)
+	s.sendNow = udpSender(s, func(msg []byte) error {
+		_, err := pc.WriteTo(msg, from)
+		return err
+	})
+	s.onFail = func() { table.remove(key, s) }
+	table.byIP[key] = s
+	table.mu.Unlock()
+	if !g.spawn(func() { runSession(ctx, s, accept) }) {
+		s.fail(errStopping)
+		return nil
+	}
+	return s
+}
+
+// UDPDialerOptions configures a udp-peer.
+type UDPDialerOptions struct {
+	Address string // host:port
+	Redial  bool
+	Logger  *slog.Logger
+	Backoff Backoff // zero: DefaultBackoff
+}
+
+// UDPDialer keeps one session over a connected UDP socket.
+type UDPDialer struct {
+	opts UDPDialerOptions
+	log  *slog.Logger
+}
+
+// NewUDPDialer checks the options; nothing is dialed until Start.
+func NewUDPDialer(opts UDPDialerOptions) (*UDPDialer, error) {
+	if _, _, err := net.SplitHostPort(opts.Address); err != nil {
+		return nil, fmt.Errorf("udp-peer address %q: %w", opts.Address, err)
+	}
+	log := loggerOr(opts.Logger).With("backend", "udp-peer", "address", opts.Address)
+	return &UDPDialer{opts: opts, log: log}, nil
+}
+
+// Kind implements Backend.
+func (d *UDPDialer) Kind() string { return "udp-peer" }
+
+// Start implements Backend.
+func (d *UDPDialer) Start(ctx context.Context, accept func(Session)) (func(), error) {
+	g := &group{}
+	g.spawn(func() {
+		defer g.stop()
+		redialLoop(ctx, d.log, d.opts.Redial, d.opts.Backoff,
+			func(ctx context.Context) (Session, error) { return d.dial(ctx, g) }, accept)
+	})
+	return g.wait, nil
+}
+
+func (d *UDPDialer) dial(ctx context.Context, g *group) (Session, error) {
+	conn, err := (&net.Dialer{}).DialContext(ctx, "udp", d.opts.Address)
+	if err != nil {
+		return nil, fmt.Errorf("dial udp %s: %w", d.opts.Address, err)
+	}
+	s := newSession("udp "+conn.RemoteAddr().String(), false)
+	s.onFail = func() { _ = conn.Close() }
+	s.sendNow = udpSender(s, func(msg []byte) error {
+		_, err := conn.Write(msg)
+		return err
+	})
+	buf := make([]byte, udpReceiveBufferSize)
+	read := func() ([]byte, error) {
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return nil, err // e.g. ICMP port unreachable: the session ends
+			}
+			if n == 0 {
+				d.log.Warn("dropped empty udp datagram", "remote", s.remote)
+				continue
+			}
+			msg := make([]byte, n)
+			copy(msg, buf[:n])
+			return msg, nil
+		}
+	}
+	if !g.spawn(func() { s.readLoop(read) }) {
+		s.fail(errStopping)
+		return nil, errStopping
+	}
+	return s, nil
+}
+
+// udpSender sends one datagram per message. Like upstream, an oversized
+// message or a failed write ends the session (spec §14.3).
+func udpSender(s *session, write func([]byte) error) func([]byte) error {
+	return func(msg []byte) error {
+		if len(msg) > MaxUDPMessageSize {
+			err := fmt.Errorf("send %d bytes to %s: %w", len(msg), s.remote, ErrMessageTooLarge)
+			s.fail(err)
+			return err
+		}
+		if err := write(msg); err != nil {
+			err = fmt.Errorf("send to %s: %w", s.remote, err)
+			s.fail(err)
+			return err
+		}
+		return nil
+	}
+}
