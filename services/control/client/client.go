@@ -108,7 +108,8 @@ func (c *Conn) NodeID() string { return c.nodeID }
 // Close closes the connection.
 func (c *Conn) Close() error { return c.conn.Close() }
 
-// guard makes ctx's deadline and cancellation interrupt blocking I/O.
+// guard makes ctx's deadline and cancellation interrupt blocking I/O. After
+// a cancellation the Conn is unusable (the deadline may stay set): close it.
 func (c *Conn) guard(ctx context.Context) (done func()) {
 	if d, ok := ctx.Deadline(); ok {
 		_ = c.conn.SetDeadline(d)
