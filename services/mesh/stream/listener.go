@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -23,19 +22,14 @@ import (
 // stop taking connections from quic-go, whose own queue then refuses more.
 const maxPending = 64
 
-// VerifyFunc is an extra certificate check, as in tls.Config.VerifyPeerCertificate.
-type VerifyFunc func(rawCerts [][]byte, verifiedChains [][]*x509.Certificate) error
-
 // ListenOptions configures Listen.
 type ListenOptions struct {
 	// TLS is the user TLS server config (ConnType 2); ALPN is forced to
-	// netceptor. Nil selects the insecure scheme (ConnType 1) with a
+	// netceptor, and with tls.RequireAndVerifyClientCert each client's
+	// certificate must also carry the node ID its packets come from
+	// (tlsconf.WithClientNodeCheck, as upstream). Nil selects the insecure scheme (ConnType 1) with a
 	// per-listener self-signed certificate.
 	TLS *tls.Config
-	// VerifyClientNode, when TLS requires client certificates, returns the
-	// check that a client certificate carries the given node ID (the node
-	// the QUIC packets come from). Typically tlsconf's receptor verifier.
-	VerifyClientNode func(node string) VerifyFunc
 	// Advertise floods a service advertisement while the listener is open.
 	Advertise bool
 	// Tags are the advertisement's tags.
@@ -79,12 +73,12 @@ func Listen(ctx context.Context, network mesh.PacketNetwork, service string, opt
 	connType := mesh.ConnTypeStream
 	if opts.TLS == nil {
 		var err error
-		if tlsConf, err = insecureServerTLS(time.Now()); err != nil {
+		if tlsConf, err = insecureServerTLS(); err != nil {
 			return nil, fmt.Errorf("stream: listen on %q: %w", service, err)
 		}
 	} else {
 		connType = mesh.ConnTypeStreamTLS
-		tlsConf = userServerTLS(opts.TLS, opts.VerifyClientNode)
+		tlsConf = userServerTLS(opts.TLS)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("stream: listen on %q: %w", service, err)

@@ -63,9 +63,3 @@ func toMeshAddr(a net.Addr) mesh.Addr {
 	node, svc, _ := strings.Cut(a.String(), ":")
 	return mesh.Addr{Node: node, Service: svc}
 }
-
-// nodeOf returns the node part of "node:service".
-func nodeOf(addr string) string {
-	node, _, _ := strings.Cut(addr, ":")
-	return node
-}
