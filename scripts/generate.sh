@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Regenerates gen/ from proto/ with buf and local protoc plugins.
 #
-# Usage: scripts/generate.sh [generate|lint|check]
+# Usage: scripts/generate.sh [generate|lint|check|install]
 #   generate (default)  install the tools, regenerate gen/ from scratch, buf lint
 #   lint                install buf only, buf lint
 #   check               generate, then fail if gen/ differs from what git has
+#   install             only build the tools (CI uses it to learn whether buf can be had)
 #
 # Works offline: the tools are Go programs pinned in tools/go.mod and built
 # from the Go module proxy into .tools/bin (gitignored); a second run only
@@ -53,6 +54,9 @@ case "$mode" in
     install_tools "$buf_pkg"
     buf lint
     ;;
+  install)
+    install_tools "$buf_pkg" "${plugin_pkgs[@]}"
+    ;;
   check)
     generate
     changes=$(git status --porcelain -- gen/)
@@ -63,7 +67,7 @@ case "$mode" in
     fi
     ;;
   *)
-    echo "usage: $0 [generate|lint|check]" >&2
+    echo "usage: $0 [generate|lint|check|install]" >&2
     exit 2
     ;;
 esac
