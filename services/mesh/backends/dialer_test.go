@@ -1,0 +1,59 @@
+package backends
+
+import (
+	"testing"
+	"time"
+)
+
+func TestBackoffSchedule(t *testing.T) {
+	// Spec §14.1: 5, 7.5, 11.25, 16.875, 20, 20, ... s.
+	b := Backoff{}.withDefaults()
+	want := []time.Duration{
+		5 * time.Second, 7500 * time.Millisecond, 11250 * time.Millisecond,
+		16875 * time.Millisecond, 20 * time.Second, 20 * time.Second,
+	}
+	d := b.Initial
+	for i, w := range want {
+		if d != w {
+			t.Fatalf("delay %d = %v, want %v", i, d, w)
+		}
+		d = b.next(d)
+	}
+}
+
+func TestBackoffDefaults(t *testing.T) {
+	cases := []struct {
+		name string
+		in   Backoff
+		want Backoff
+	}{
+		{"zero", Backoff{}, DefaultBackoff()},
+		{"custom kept", Backoff{Initial: time.Millisecond, Max: 3 * time.Millisecond, Factor: 2, Jitter: 0.5},
+			Backoff{Initial: time.Millisecond, Max: 3 * time.Millisecond, Factor: 2, Jitter: 0.5}},
+		{"max below initial", Backoff{Initial: time.Minute, Max: time.Second},
+			Backoff{Initial: time.Minute, Max: time.Minute, Factor: 1.5, Jitter: 0.1}},
+		{"bad factor and jitter", Backoff{Factor: 0.5, Jitter: 2}, DefaultBackoff()},
+	}
+	for _, tc := range cases {
+		if got := tc.in.withDefaults(); got != tc.want {
+			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestBackoffJitterStaysInBounds(t *testing.T) {
+	b := DefaultBackoff()
+	lo, hi := 4500*time.Millisecond, 5500*time.Millisecond
+	seenLow, seenHigh := false, false
+	for range 2000 {
+		d := b.jittered(5 * time.Second)
+		if d < lo || d > hi {
+			t.Fatalf("jittered 5s = %v, outside [%v, %v]", d, lo, hi)
+		}
+		seenLow = seenLow || d < 4900*time.Millisecond
+		seenHigh = seenHigh || d > 5100*time.Millisecond
+	}
+	if !seenLow || !seenHigh {
+		t.Fatalf("jitter does not spread both ways (low %v, high %v)", seenLow, seenHigh)
+	}
+}

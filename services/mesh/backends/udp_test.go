@@ -1,0 +1,241 @@
+package backends
+
+import (
+	"errors"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+)
+
+func newUDPListener(t *testing.T, maxSessions int) (*UDPListener, *running) {
+	t.Helper()
+	l, err := NewUDPListener(UDPListenerOptions{Address: "127.0.0.1:0", MaxSessions: maxSessions})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, start(t, l)
+}
+
+func udpClient(t *testing.T, l *UDPListener) *net.UDPConn {
+	t.Helper()
+	c, err := net.DialUDP("udp", nil, l.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func TestUDPRoundTrip(t *testing.T) {
+	l, lr := newUDPListener(t, 0)
+	d, err := NewUDPDialer(UDPDialerOptions{Address: l.Addr().String(), Redial: true, Backoff: fastBackoff()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dr := start(t, d)
+	ds := dr.next()
+	// The listener learns of the dialer from its first datagram.
+	if err := ds.Send([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	ls := lr.next()
+	mustEqual(t, recv(t, ls), []byte("hello"))
+	exchange(t, ds, ls, []int{1, 1000, MaxUDPMessageSize})
+	if _, ok := ds.(PeerIdentified); ok {
+		t.Fatal("udp session claims a peer identity")
+	}
+}
+
+func TestUDPSendLimits(t *testing.T) {
+	l, lr := newUDPListener(t, 0)
+	c := udpClient(t, l)
+	if _, err := c.Write([]byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	ls := lr.next()
+	recv(t, ls)
+	if err := ls.Send(nil); !errors.Is(err, ErrEmptyMessage) {
+		t.Fatalf("empty Send = %v", err)
+	}
+	if err := ls.Send([]byte("still up")); err != nil {
+		t.Fatalf("Send after refused empty message: %v", err)
+	}
+	// As upstream, an oversized datagram ends the session (spec §14.3).
+	for _, n := range []int{MaxUDPMessageSize + 1, MaxMessageSize + 1} {
+		if err := ls.Send(make([]byte, n)); !errors.Is(err, ErrMessageTooLarge) {
+			t.Fatalf("Send(%d) = %v, want ErrMessageTooLarge", n, err)
+		}
+	}
+	if err := recvErr(t, ls); !errors.Is(err, ErrMessageTooLarge) {
+		t.Fatalf("session ended with %v", err)
+	}
+	// Its source is forgotten: the next datagram starts a new session.
+	if _, err := c.Write([]byte("again")); err != nil {
+		t.Fatal(err)
+	}
+	mustEqual(t, recv(t, lr.next()), []byte("again"))
+}
+
+func TestUDPEmptyDatagramIsDropped(t *testing.T) {
+	l, lr := newUDPListener(t, 0)
+	c := udpClient(t, l)
+	if _, err := c.Write(nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write([]byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	ls := lr.next()
+	mustEqual(t, recv(t, ls), []byte("after"))
+}
+
+func TestUDPDialerDropsEmptyDatagram(t *testing.T) {
+	srv, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	d, err := NewUDPDialer(UDPDialerOptions{Address: srv.LocalAddr().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dr := start(t, d)
+	ds := dr.next()
+	if err := ds.Send([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 100)
+	_, from, err := srv.ReadFromUDP(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range [][]byte{nil, []byte("pong")} {
+		if _, err := srv.WriteToUDP(m, from); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustEqual(t, recv(t, ds), []byte("pong"))
+}
+
+func TestUDPListenerSessionsBySource(t *testing.T) {
+	const n = 10
+	l, lr := newUDPListener(t, 0)
+	var clients []*net.UDPConn
+	for i := range n {
+		c := udpClient(t, l)
+		clients = append(clients, c)
+		if _, err := c.Write([]byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bySource := map[string]Session{}
+	for range n {
+		s := lr.next()
+		bySource[string(recv(t, s))] = s
+	}
+	// Replies go back to each source.
+	for i, c := range clients {
+		s := bySource[strconv.Itoa(i)]
+		if s == nil {
+			t.Fatalf("no session for client %d", i)
+		}
+		if err := s.Send([]byte("to " + strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 64)
+		k, err := c.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustEqual(t, buf[:k], []byte("to "+strconv.Itoa(i)))
+	}
+}
+
+func TestUDPListenerNeverBlocksOnASlowSession(t *testing.T) {
+	l, lr := newUDPListener(t, 2)
+	slow := udpClient(t, l)
+	for i := range 5 * recvQueueLen {
+		if _, err := slow.Write([]byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slowSession := lr.next() // not read yet: its queue overflows
+	fast := udpClient(t, l)
+	if _, err := fast.Write([]byte("fast")); err != nil {
+		t.Fatal(err)
+	}
+	fastSession := lr.next()
+	mustEqual(t, recv(t, fastSession), []byte("fast"))
+	// One socket, so every slow datagram was dispatched before "fast":
+	// what the slow session holds now is all it will ever get of them.
+	got := 0
+	for {
+		if _, err := slowSession.Recv(100 * time.Millisecond); errors.Is(err, ErrTimeout) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		got++
+	}
+	if got == 0 || got > recvQueueLen {
+		t.Fatalf("slow session holds %d messages; want 1..%d (the rest dropped)", got, recvQueueLen)
+	}
+	if _, err := slow.Write([]byte("late")); err != nil {
+		t.Fatal(err)
+	}
+	mustEqual(t, recv(t, slowSession), []byte("late"))
+	// The session limit (2) is reached: a third source is dropped, the
+	// existing ones keep working.
+	third := udpClient(t, l)
+	if _, err := third.Write([]byte("third")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fast.Write([]byte("check")); err != nil {
+		t.Fatal(err)
+	}
+	mustEqual(t, recv(t, fastSession), []byte("check"))
+	select {
+	case s := <-lr.sessions:
+		t.Fatalf("session beyond the limit from %s", s.RemoteAddr())
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+func TestUDPDialerPortUnreachableEndsSession(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := pc.LocalAddr().String()
+	pc.Close() // nothing listens there: ICMP port unreachable
+	d, err := NewUDPDialer(UDPDialerOptions{Address: addr, Backoff: fastBackoff()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dr := start(t, d)
+	ds := dr.next()
+	if err := ds.Send([]byte("anyone?")); err != nil {
+		t.Fatal(err)
+	}
+	if err := recvErr(t, ds); errors.Is(err, ErrSessionClosed) {
+		t.Fatalf("session error %v, want the socket's", err)
+	}
+	waitReturns(t, dr.wait) // Redial false: done by itself
+}
+
+func TestUDPDialerRedials(t *testing.T) {
+	l, lr := newUDPListener(t, 0)
+	d, err := NewUDPDialer(UDPDialerOptions{Address: l.Addr().String(), Redial: true, Backoff: fastBackoff()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dr := start(t, d)
+	first := dr.next()
+	_ = first.Close()
+	second := dr.next()
+	if err := second.Send([]byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	mustEqual(t, recv(t, lr.next()), []byte("new"))
+}
