@@ -22,7 +22,7 @@ import (
 const failAfter = 15 * time.Second
 
 // closedChan exposes when a session of this package has ended.
-func closedChan(t *testing.T, s Session) <-chan struct{} {
+func closedChan(t testing.TB, s Session) <-chan struct{} {
 	t.Helper()
 	switch v := s.(type) {
 	case *session:
@@ -36,7 +36,7 @@ func closedChan(t *testing.T, s Session) <-chan struct{} {
 
 // running is a started backend whose sessions the test receives.
 type running struct {
-	t        *testing.T
+	t        testing.TB
 	sessions chan Session
 	cancel   context.CancelFunc
 	wait     func()
@@ -45,7 +45,7 @@ type running struct {
 
 // start runs b; accepted sessions are handed to the test and owned by
 // accept until they end, as the mesh would.
-func start(t *testing.T, b Backend) *running {
+func start(t testing.TB, b Backend) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{t: t, sessions: make(chan Session, 128), cancel: cancel}
@@ -77,7 +77,7 @@ func (r *running) stop() {
 	waitReturns(r.t, r.wait)
 }
 
-func waitReturns(t *testing.T, wait func()) {
+func waitReturns(t testing.TB, wait func()) {
 	t.Helper()
 	done := make(chan struct{})
 	go func() {
