@@ -37,6 +37,10 @@ type Conn struct {
 	remote mesh.Addr
 	log    *slog.Logger
 
+	// wmu serialises Write with the FIN: quic-go forbids closing the send
+	// side during a Write, while net.Conn wants Close to end a blocked Write.
+	wmu sync.Mutex
+
 	mu        sync.Mutex
 	readDone  bool // peer's FIN read, or reading cancelled
 	writeDone bool // our FIN sent
@@ -122,6 +126,11 @@ func (c *Conn) Read(b []byte) (int, error) {
 
 // Write writes stream data.
 func (c *Conn) Write(b []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.isClosed() {
+		return 0, net.ErrClosed
+	}
 	n, err := c.qs.Write(b)
 	if err != nil {
 		if c.isClosed() {
@@ -153,10 +162,10 @@ func (c *Conn) Close() error {
 	c.closed = true
 	readDone := c.readDone
 	c.mu.Unlock()
-	err := c.qs.Close()
 	if !readDone {
-		c.qs.CancelRead(codeCancelRead)
+		c.qs.CancelRead(codeCancelRead) // also ends a blocked Read
 	}
+	err := c.finishWrite(true)
 	c.update(true, true)
 	if err != nil {
 		return fmt.Errorf("stream: close %s: %w", c.remote, err)
@@ -167,12 +176,25 @@ func (c *Conn) Close() error {
 // CloseWrite half-closes the connection: FIN on our direction, reading
 // continues until the peer's FIN.
 func (c *Conn) CloseWrite() error {
-	err := c.qs.Close()
+	err := c.finishWrite(false)
 	c.update(false, true)
 	if err != nil {
 		return fmt.Errorf("stream: close write to %s: %w", c.remote, err)
 	}
 	return nil
+}
+
+// finishWrite sends FIN after the current Write; with interrupt it first
+// ends a blocked Write through an expired write deadline.
+func (c *Conn) finishWrite(interrupt bool) error {
+	if !c.wmu.TryLock() {
+		if interrupt {
+			_ = c.qs.SetWriteDeadline(time.Unix(1, 0))
+		}
+		c.wmu.Lock()
+	}
+	defer c.wmu.Unlock()
+	return c.qs.Close()
 }
 
 // CancelRead stops reading: the peer's writes fail (STOP_SENDING 499).

@@ -432,3 +432,43 @@ func TestListenRejectsBoundService(t *testing.T) {
 		t.Fatalf("Listen with a cancelled context: %v", err)
 	}
 }
+
+func TestCloseEndsBlockedReadAndWrite(t *testing.T) {
+	w := newWorld(1024)
+	l := mustListen(t, w, "blk", ListenOptions{})
+	c, err := DialConn(testCtx(t), w.client, "node2", "blk", DialOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := l.AcceptContext(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.CloseConnection()
+	readErr := make(chan error, 1)
+	writeErr := make(chan error, 1)
+	go func() {
+		_, err := c.Read(make([]byte, 1))
+		readErr <- err
+	}()
+	go func() {
+		// Nobody reads on the other side: flow control blocks this write.
+		_, err := c.Write(make([]byte, 64<<20))
+		writeErr <- err
+	}()
+	eventually(t, "the write to block on flow control", func() bool {
+		return c.qc.ConnectionStats().BytesSent > initialStreamWindow/2
+	})
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := <-readErr; !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("blocked Read returned %v, want net.ErrClosed", err)
+	}
+	if err := <-writeErr; !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("blocked Write returned %v, want net.ErrClosed", err)
+	}
+	if _, err := c.Write([]byte{1}); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Write after Close: %v", err)
+	}
+}
