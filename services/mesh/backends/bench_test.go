@@ -86,4 +86,3 @@ func BenchmarkTCPSessionThroughput(b *testing.B) {
 		}
 	})
 }
-

@@ -61,10 +61,11 @@ func (s *session) fail(err error) {
 		s.errMu.Lock()
 		s.err = err
 		s.errMu.Unlock()
-		close(s.closing)
+		// onFail first: whoever sees closing also sees its effects.
 		if s.onFail != nil {
 			s.onFail()
 		}
+		close(s.closing)
 	})
 }
 

@@ -182,7 +182,7 @@ func (d *TCPDialer) dial(ctx context.Context, g *group) (Session, error) {
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("dial tcp %s: %w", d.opts.Address, err)
+		return nil, err // net errors name the operation and address
 	}
 	return newTCPSession(g, "tcp "+conn.RemoteAddr().String(), conn, d.tls != nil, ids)
 }

@@ -200,7 +200,7 @@ func (d *UDPDialer) Start(ctx context.Context, accept func(Session)) (func(), er
 func (d *UDPDialer) dial(ctx context.Context, g *group) (Session, error) {
 	conn, err := (&net.Dialer{}).DialContext(ctx, "udp", d.opts.Address)
 	if err != nil {
-		return nil, fmt.Errorf("dial udp %s: %w", d.opts.Address, err)
+		return nil, err // net errors name the operation and address
 	}
 	s := newSession("udp "+conn.RemoteAddr().String(), false)
 	s.onFail = func() { _ = conn.Close() }

@@ -307,7 +307,13 @@ func newWebsocketSession(g *group, log *slog.Logger, remote string, conn *websoc
 	isTLS bool, ids []string) (Session, error) {
 	conn.SetReadLimit(wsReadLimit)
 	s := newSession(remote, true)
-	s.onFail = func() { _ = conn.SetWriteDeadline(time.Now().Add(closeFlushTimeout)) }
+	// gorilla's SetWriteDeadline must not race with a write, so a writer
+	// stuck on a peer that stopped reading is unblocked by closing the
+	// connection under it instead.
+	var unstick *time.Timer
+	s.onFail = func() {
+		unstick = time.AfterFunc(closeFlushTimeout, func() { _ = conn.NetConn().Close() })
+	}
 	write := func(batch [][]byte) error {
 		for _, msg := range batch {
 			if err := conn.WriteMessage(websocket.BinaryMessage, msg); err != nil {
@@ -317,6 +323,7 @@ func newWebsocketSession(g *group, log *slog.Logger, remote string, conn *websoc
 		return nil
 	}
 	closeConn := func() {
+		unstick.Stop() // set: closeConn runs after the session failed
 		_ = conn.WriteControl(websocket.CloseMessage,
 			websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(closeFlushTimeout))
 		_ = conn.Close()
