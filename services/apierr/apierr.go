@@ -1,0 +1,236 @@
+// Package apierr is the one catalogue of the errors the gRPC and REST APIs
+// return. Every error is a gRPC status whose message is the upstream Receptor
+// error text without the "ERROR: " prefix, so the receptorctl shim can print
+// it verbatim (proto/README.md); the code tells typed clients, and the REST
+// gateway, what kind of failure it was. Handlers build errors only through
+// these constructors so that codes and texts stay consistent across services.
+package apierr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
+)
+
+// Domain is the ErrorInfo domain of the details this package attaches.
+const Domain = "receptor.mesh"
+
+// ErrorInfo reasons attached to statuses that carry machine-readable context.
+const (
+	ReasonNodeUnreachable = "NODE_UNREACHABLE"
+	ReasonReloadFailed    = "RELOAD_FAILED"
+)
+
+// Texts of errors that have no parameters. They are upstream strings where
+// upstream has one (spec control-and-work §4.8).
+const (
+	textNoWorkAgent = "no work agent is attached to this router; work commands need a running receptor-worker (work-agent entity)"
+	textTimeout     = "timeout"
+	textCancelled   = "user cancelled"
+)
+
+// UnknownUnit is the lookup failure of any work command: NotFound
+// "unknown work unit <id>".
+func UnknownUnit(id string) error {
+	return status.Error(codes.NotFound, "unknown work unit "+id)
+}
+
+// UnknownWorkType is a submit of a type the work agent does not have:
+// NotFound "unknown work type <type>".
+func UnknownWorkType(workType string) error {
+	return status.Error(codes.NotFound, "unknown work type "+workType)
+}
+
+// UnknownTLSConfig names a tls-server or tls-client configuration that does
+// not exist: NotFound "unknown TLS config <name>".
+func UnknownTLSConfig(name string) error {
+	return status.Error(codes.NotFound, "unknown TLS config "+name)
+}
+
+// UnknownConnection is an Accept of a connection ID that was never announced,
+// has expired or was already taken: NotFound.
+func UnknownConnection(id string) error {
+	return status.Error(codes.NotFound, "unknown connection "+id)
+}
+
+// NoWorkAgent is any work operation on a router without a work agent:
+// Unavailable, as the ControlService contract says, because attaching (or
+// restarting) the agent fixes it without changing the request.
+func NoWorkAgent() error {
+	return status.Error(codes.Unavailable, textNoWorkAgent)
+}
+
+// ServiceInUse is a bind or listen on a mesh service name that is taken or
+// reserved: AlreadyExists "service <name> is already listening".
+func ServiceInUse(service string) error {
+	return status.Error(codes.AlreadyExists, "service "+service+" is already listening")
+}
+
+// InvalidArgument rejects one field of a request. The message is
+// "invalid <field>: <problem>"; the field is also attached as a BadRequest
+// field violation for typed clients.
+func InvalidArgument(field, problem string) error {
+	st := status.New(codes.InvalidArgument, "invalid "+field+": "+problem)
+	return withDetails(st, &errdetails.BadRequest{
+		FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: field, Description: problem}},
+	})
+}
+
+// BadRequest rejects a request with an upstream text verbatim, for the
+// errors upstream reports without naming a field (e.g. "ttl option is
+// intended for remote work only"): InvalidArgument.
+func BadRequest(text string) error {
+	return status.Error(codes.InvalidArgument, text)
+}
+
+// TooLarge rejects a payload over a bound (datagram, chunk, stdin):
+// InvalidArgument, as the MeshService contract says.
+func TooLarge(what string, size, limit int) error {
+	return InvalidArgument(what, fmt.Sprintf("%d bytes exceeds the limit of %d bytes", size, limit))
+}
+
+// SignatureRejected is a failed work-signature rule with its upstream text
+// (e.g. "could not verify signature: signature is empty"): PermissionDenied.
+func SignatureRejected(text string) error {
+	return status.Error(codes.PermissionDenied, text)
+}
+
+// Unavailable is a transport failure towards a node. The message is err's
+// text (already the upstream wording, e.g. "no route to node" or
+// "write error sending to nodeb: ..."); the node travels as ErrorInfo
+// metadata so the text stays verbatim.
+func Unavailable(node string, err error) error {
+	return nodeError(codes.Unavailable, node, errText(err))
+}
+
+// MeshFailure maps a mesh-level failure text (ping, traceroute, dial) to a
+// status: "timeout" is DeadlineExceeded, "user cancelled" is Canceled, a
+// firewall block is PermissionDenied, anything else (no route, service
+// unknown, message expired, shutdown) is Unavailable. The text is kept
+// verbatim.
+func MeshFailure(node, text string) error {
+	code := codes.Unavailable
+	switch text {
+	case textTimeout:
+		code = codes.DeadlineExceeded
+	case textCancelled:
+		code = codes.Canceled
+	case "blocked by firewall":
+		code = codes.PermissionDenied
+	}
+	return nodeError(code, node, text)
+}
+
+// ReloadFailed is a failed configuration reload. The message is
+// "<text> ERRORCODE <n>" as upstream (3: a non-reloadable entity changed;
+// 4: no or unreadable configuration), which receptorctl turns into its exit
+// code: FailedPrecondition, since the configuration must be fixed first.
+func ReloadFailed(text string, errorCode int) error {
+	st := status.New(codes.FailedPrecondition, fmt.Sprintf("%s ERRORCODE %d", text, errorCode))
+	return withDetails(st, &errdetails.ErrorInfo{
+		Reason:   ReasonReloadFailed,
+		Domain:   Domain,
+		Metadata: map[string]string{"errorcode": strconv.Itoa(errorCode)},
+	})
+}
+
+// Internal is a failure of our own code (a bug or a broken local resource):
+// Internal, with err's text.
+func Internal(err error) error {
+	return status.Error(codes.Internal, "internal error: "+errText(err))
+}
+
+// Text returns the upstream error text of err: the status message for a
+// gRPC status, even wrapped (what the receptorctl shim prints after
+// "ERROR: "), err.Error()
+// for any other error, and "" for nil. Context errors map to the upstream
+// words for them.
+func Text(err error) string {
+	if err == nil {
+		return ""
+	}
+	// The status's own message, not status.FromError's, which prefixes the
+	// text of wrapping errors: the shim must print the upstream text alone.
+	var se interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &se) {
+		return se.GRPCStatus().Message()
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return textTimeout
+	case errors.Is(err, context.Canceled):
+		return textCancelled
+	}
+	return err.Error()
+}
+
+// ReloadErrorCode extracts n from a reload failure's trailing
+// " ERRORCODE <n>" (receptorctl's exit code). ok is false when the text has
+// no such suffix.
+func ReloadErrorCode(err error) (n int, ok bool) {
+	text := Text(err)
+	i := strings.LastIndex(text, " ERRORCODE ")
+	if i < 0 {
+		return 0, false
+	}
+	digits := text[i+len(" ERRORCODE "):]
+	if digits == "" || len(digits) > 9 || strings.TrimLeft(digits, "0123456789") != "" {
+		return 0, false
+	}
+	n, err = strconv.Atoi(digits)
+	if err != nil {
+		return 0, false
+	}
+	return n, true
+}
+
+// Node returns the node named in a status built by Unavailable or
+// MeshFailure, and "" otherwise.
+func Node(err error) string {
+	st, ok := status.FromError(err)
+	if !ok {
+		return ""
+	}
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetReason() == ReasonNodeUnreachable {
+			return info.GetMetadata()["node"]
+		}
+	}
+	return ""
+}
+
+func nodeError(code codes.Code, node, text string) error {
+	st := status.New(code, text)
+	if node == "" {
+		return st.Err()
+	}
+	return withDetails(st, &errdetails.ErrorInfo{
+		Reason:   ReasonNodeUnreachable,
+		Domain:   Domain,
+		Metadata: map[string]string{"node": node},
+	})
+}
+
+// withDetails attaches details; the bare status is kept if they cannot be
+// marshalled (they are our own well-formed messages, so this cannot happen in
+// practice, and the status still carries the code and text).
+func withDetails(st *status.Status, details ...protoadapt.MessageV1) error {
+	if withD, err := st.WithDetails(details...); err == nil {
+		return withD.Err()
+	}
+	return st.Err()
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "unknown error"
+	}
+	return Text(err)
+}
