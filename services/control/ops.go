@@ -5,6 +5,18 @@
 //
 // The node's behaviour lives behind the Ops interface, which the router
 // implements once for this protocol, the gRPC ControlService and REST.
+//
+// Deliberate deviations from upstream:
+//   - request lines are bounded (Options.MaxLineBytes, default 1 MiB); a
+//     longer line gets "ERROR: line too long" and the session is closed;
+//   - concurrent sessions per listener are bounded (Options.MaxSessions);
+//   - "status" with a non-list requested_fields answers
+//     "ERROR: requested_fields must be a list of strings" (upstream crashes, Q2);
+//   - a JSON submit with several non-string members names the first in
+//     sorted key order (upstream's choice depends on map iteration);
+//   - a connect bridge half-closes each side when the other side's input
+//     ends (upstream fully closes Unix/TCP clients), so no bytes in flight
+//     are lost; a failed direction closes both.
 package control
 
 import (

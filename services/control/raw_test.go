@@ -1,6 +1,7 @@
 package control
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"io"
@@ -248,4 +249,40 @@ func TestListenUnix(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = ln2.Close()
+}
+
+func TestServeUnixAndTCPWrappers(t *testing.T) {
+	ops := newFakeOps()
+	srv := NewServer(ops, Options{})
+	path := filepath.Join(shortDir(t), "ctl.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	unixDone := make(chan error, 1)
+	go func() { unixDone <- srv.ServeUnix(ctx, path, 0o600) }()
+	var c net.Conn
+	eventually(t, "unix socket accepting", func() bool {
+		var err error
+		c, err = net.Dial("unix", path)
+		return err == nil
+	})
+	r := &rawConn{t: t, conn: c.(*net.UnixConn), br: bufio.NewReader(c)}
+	r.expect("Receptor Control, node nodea\n")
+	// Unix clients are trusted: a secure unit's results need no signature.
+	ops.addUnit("Secure01", &fakeUnit{workType: "secure", state: 2, stdout: []byte("ok")})
+	r.send("work results Secure01\n")
+	r.expect("Streaming results for work unit Secure01\nok")
+	r.expectEOF()
+	_ = c.Close()
+
+	// A second server on the same path fails with upstream's lock error.
+	err := srv.ServeUnix(ctx, path, 0o600)
+	if err == nil || !strings.Contains(err.Error(), "fslock is already locked") {
+		t.Fatalf("second ServeUnix = %v", err)
+	}
+	if err := srv.ServeTCP(ctx, "127.0.0.1:notaport", nil); err == nil || !strings.HasPrefix(err.Error(), "error listening on TCP socket: ") {
+		t.Fatalf("ServeTCP bad address = %v", err)
+	}
+	cancel()
+	if err := <-unixDone; err != nil {
+		t.Fatalf("ServeUnix after cancel = %v", err)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 )
 
 // errLineTooLong ends a session whose request line exceeds the bound.
@@ -180,17 +181,17 @@ func (s *session) handle(ctx context.Context, line string) bool {
 func (s *session) submit(ctx context.Context, r WorkSubmitRequest) bool {
 	r.Signature.Trusted = s.origin == OriginUnix
 	stdin := &gatedReader{r: s.br}
-	alive := true
+	var gone atomic.Bool
 	created := func(unitID string) error {
 		if !s.write(SubmitCreatedLine(unitID)) {
-			alive = false
+			gone.Store(true)
 			return errors.New("control client went away before the payload")
 		}
 		stdin.open()
 		return nil
 	}
 	res, err := s.srv.ops.WorkSubmit(ctx, r, created, stdin)
-	if !alive {
+	if gone.Load() {
 		return false
 	}
 	if err != nil {
