@@ -192,7 +192,7 @@ func (a *Agent) recover(id string) *entry {
 	st, err := dir.ReadStatus()
 	if err != nil {
 		a.log.Error("loading unit", "unit", id, "error", err)
-		st, _ = dir.Update(func(st *unit.Status) { st.State, st.Detail = unit.Failed, "Failed to restart: " + err.Error() })
+		st, _ = dir.Update(func(st *unit.Status) { st.State, st.Detail = unit.Failed, "Failed to restart: "+err.Error() })
 	}
 	e := newEntry(id, dir, st.WorkType)
 	if !a.register(e) {
@@ -206,7 +206,7 @@ func (a *Agent) recover(id string) *entry {
 		x, err := e.kind.Restart(dir, st)
 		if err != nil {
 			a.log.Error("restarting unit", "unit", id, "error", err)
-			_, _ = dir.Update(func(st *unit.Status) { st.State, st.Detail = unit.Failed, "Failed to restart: " + err.Error() })
+			_, _ = dir.Update(func(st *unit.Status) { st.State, st.Detail = unit.Failed, "Failed to restart: "+err.Error() })
 		}
 		if x != nil {
 			e.setExec(x)

@@ -774,4 +774,3 @@ func (a *Agent) AdoptRemote(node, remoteUnitID, workType, tlsClient string) (str
 	r.background(r.monitor)
 	return e.id, nil
 }
-
