@@ -24,6 +24,15 @@ type memNet struct {
 	maxSize  atomic.Int64
 	sent     atomic.Int64
 	queueLen int
+
+	tapMu sync.Mutex
+	tap   func(from, to mesh.Addr, b []byte) // sees every datagram sent, if set
+}
+
+func (n *memNet) setTap(f func(from, to mesh.Addr, b []byte)) {
+	n.tapMu.Lock()
+	defer n.tapMu.Unlock()
+	n.tap = f
 }
 
 func newMemNet(queueLen int) *memNet {
@@ -177,6 +186,12 @@ func (s *memSock) WriteTo(b []byte, addr net.Addr) (int, error) {
 		}
 	}
 	n.sent.Add(1)
+	n.tapMu.Lock()
+	tap := n.tap
+	n.tapMu.Unlock()
+	if tap != nil {
+		tap(mesh.Addr{Node: s.node.id, Service: s.svc}, to, b)
+	}
 	if loss := n.lossPerM.Load(); loss > 0 {
 		k, _ := rand.Int(rand.Reader, big.NewInt(1_000_000))
 		if k.Int64() < loss {
