@@ -1,0 +1,112 @@
+package mesh
+
+import (
+	"time"
+
+	"github.com/receptor-mesh/receptor/services/mesh/wire"
+)
+
+// handleAd applies spec §9.2 with tombstones for cancelled services, so a
+// Cancel is accepted and flooded at most once (fixes upstream's storm).
+func (n *Node) handleAd(msg []byte, from *session) {
+	a, err := wire.DecodeAd(msg)
+	if err != nil {
+		n.log.Debug("mesh: bad service advertisement", "err", err)
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.storeAdLocked(a, msg) {
+		return
+	}
+	for _, s := range n.sessions {
+		if s != from {
+			s.enqueueCtrl(msg)
+		}
+	}
+}
+
+// storeAdLocked records a if it is strictly newer than what we hold (entry
+// or tombstone) and reports whether it was accepted.
+func (n *Node) storeAdLocked(a *wire.Advertisement, raw []byte) bool {
+	key := adKey{a.NodeID, a.Service}
+	cur, have := n.ads[key]
+	if have && !a.Time.After(cur.ad.Time) {
+		return false
+	}
+	tomb, dead := n.tombstones[key]
+	if dead && !a.Time.After(tomb) {
+		return false
+	}
+	if !have && !dead && len(n.ads)+len(n.tombstones) >= maxAdvertisements {
+		n.log.Warn("mesh: too many service advertisements; dropping", "node", a.NodeID, "service", a.Service)
+		return false
+	}
+	if a.Cancel {
+		delete(n.ads, key)
+		n.tombstones[key] = a.Time
+	} else {
+		delete(n.tombstones, key)
+		n.ads[key] = &storedAd{ad: a, raw: raw}
+	}
+	return true
+}
+
+func toWireAd(nodeID, service string, ad ServiceAd, now time.Time, cancel bool) *wire.Advertisement {
+	a := &wire.Advertisement{NodeID: nodeID, Service: service, Time: now, ConnType: byte(ad.ConnType), Cancel: cancel}
+	if !cancel {
+		a.Tags = ad.Tags
+		if ad.WorkCommands != nil {
+			a.WorkCommands = make([]wire.WorkCommand, len(ad.WorkCommands))
+			for i, wc := range ad.WorkCommands {
+				a.WorkCommands[i] = wire.WorkCommand{WorkType: wc.WorkType, Secure: wc.Secure}
+			}
+		}
+	}
+	return a
+}
+
+// advertiseLocked sends fresh ads of our advertised services. With to ==
+// nil it floods them to every session (the periodic run); otherwise it
+// sends them, plus every stored remote ad, on the new session only.
+func (n *Node) advertiseLocked(to *session) {
+	now := time.Now().Round(0) // wall clock only, like a decoded Time
+	for service, ad := range n.ownAds {
+		a := toWireAd(n.id, service, ad, now, false)
+		msg, err := wire.EncodeAd(a)
+		if err != nil {
+			n.log.Warn("mesh: cannot encode advertisement", "service", service, "err", err)
+			continue
+		}
+		n.storeAdLocked(a, msg)
+		if to != nil {
+			to.enqueueCtrl(msg)
+			continue
+		}
+		for _, s := range n.sessions {
+			s.enqueueCtrl(msg)
+		}
+	}
+	if to == nil {
+		return
+	}
+	for key, st := range n.ads {
+		if key.node != n.id {
+			to.enqueueCtrl(st.raw)
+		}
+	}
+}
+
+// cancelAdLocked floods a Cancel for a closed advertised service.
+func (n *Node) cancelAdLocked(service string, ad ServiceAd) {
+	a := toWireAd(n.id, service, ad, time.Now().Round(0), true)
+	msg, err := wire.EncodeAd(a)
+	if err != nil {
+		n.log.Warn("mesh: cannot encode cancel", "service", service, "err", err)
+		return
+	}
+	n.storeAdLocked(a, msg)
+	for _, s := range n.sessions {
+		s.enqueueCtrl(msg)
+	}
+}

@@ -1,0 +1,415 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/receptor-mesh/receptor/services/mesh/backends"
+	"github.com/receptor-mesh/receptor/services/mesh/firewall"
+	"github.com/receptor-mesh/receptor/services/mesh/routing"
+	"github.com/receptor-mesh/receptor/services/mesh/wire"
+)
+
+// Defaults from spec mesh-protocol.md §2.
+const (
+	DefaultMaxIdleTimeout         = 21 * time.Second
+	DefaultRouteUpdateInterval    = 10 * time.Second
+	DefaultRouteRequestDelay      = 100 * time.Millisecond
+	DefaultAdInterval             = 60 * time.Second
+	DefaultAdRequestDelay         = 5 * time.Second
+	DefaultInitialConnectPeriod   = time.Second
+	DefaultInitialConnectAttempts = 11
+	DefaultPingTimeout            = 10 * time.Second
+	DefaultSendQueueLen           = 256
+	DefaultSocketQueueLen         = 128
+	DefaultHopsToLive             = wire.DefaultHops
+
+	seenUpdateExpiry = time.Hour
+	seenSweepPeriod  = 30 * time.Minute
+	recomputePeriod  = 24 * time.Hour
+	ctrlQueueLen     = 1024
+	unreachQueueLen  = 16
+	// Bounds on state a remote peer can make us keep.
+	maxKnownNodes     = 1 << 16
+	maxNames          = 1 << 17
+	maxSeenUpdates    = 1 << 20
+	maxAdvertisements = 1 << 16
+)
+
+// Errors reported by the node.
+var (
+	ErrClosed          = errors.New("mesh node closed")
+	ErrDuplicateNodeID = errors.New("another node with our node ID was on the mesh first; shutting down")
+	ErrNoRoute         = errors.New("no route to node")
+)
+
+// Options configure a Node. Zero durations and lengths take the defaults.
+type Options struct {
+	NodeID string
+	// MaxIdleTimeout closes a session that received nothing for this long.
+	// Configuration must keep it ≥ 21 s to interoperate; smaller values
+	// are accepted here for tests.
+	MaxIdleTimeout time.Duration
+	// FirewallRules are parsed with firewall.Parse (spec §13).
+	FirewallRules []map[string]string
+	Logger        *slog.Logger
+
+	RouteUpdateInterval    time.Duration // periodic own routing update (10 s)
+	RouteRequestDelay      time.Duration // coalescing window for floods and recomputes (100 ms)
+	AdInterval             time.Duration // periodic service advertisements (60 s)
+	AdRequestDelay         time.Duration // delay after a new advertised listener (5 s)
+	InitialConnectPeriod   time.Duration // initial connect message period (1 s)
+	InitialConnectAttempts int           // initial messages before giving up (11)
+	PingTimeout            time.Duration // 10 s
+	SendQueueLen           int           // data messages queued per session (256)
+	SocketQueueLen         int           // datagrams queued per socket (128)
+}
+
+func (o *Options) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.MaxIdleTimeout, DefaultMaxIdleTimeout)
+	def(&o.RouteUpdateInterval, DefaultRouteUpdateInterval)
+	def(&o.RouteRequestDelay, DefaultRouteRequestDelay)
+	def(&o.AdInterval, DefaultAdInterval)
+	def(&o.AdRequestDelay, DefaultAdRequestDelay)
+	def(&o.InitialConnectPeriod, DefaultInitialConnectPeriod)
+	def(&o.PingTimeout, DefaultPingTimeout)
+	if o.InitialConnectAttempts <= 0 {
+		o.InitialConnectAttempts = DefaultInitialConnectAttempts
+	}
+	if o.SendQueueLen <= 0 {
+		o.SendQueueLen = DefaultSendQueueLen
+	}
+	if o.SocketQueueLen <= 0 {
+		o.SocketQueueLen = DefaultSocketQueueLen
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// nodeInfo is what we remember of a node's routing updates.
+type nodeInfo struct {
+	epoch, sequence uint64
+}
+
+type adKey struct{ node, service string }
+
+type storedAd struct {
+	ad  *wire.Advertisement
+	raw []byte // the bytes as received, re-flooded unchanged
+}
+
+var lastEpoch atomic.Uint64
+
+// Node is a netceptor mesh node. It implements PacketNetwork.
+type Node struct {
+	id    string
+	epoch uint64
+	opts  Options
+	log   *slog.Logger
+	fw    firewall.Rules
+
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	wg     sync.WaitGroup // scheduler and traceroute goroutines
+	wake   chan struct{}
+
+	backendMu sync.Mutex
+	waits     []func()
+
+	mu          sync.Mutex
+	sequence    uint64
+	sessions    map[string]*session // established, by remote node ID
+	allSessions map[*session]struct{}
+	known       map[string]*nodeInfo
+	topo        routing.Topology // known connection costs, incl. our local edges
+	routes      routing.Table
+	seen        map[string]time.Time
+	names       map[uint64]string
+	hashes      map[string]uint64
+	sockets     map[string]*socket
+	ads         map[adKey]*storedAd
+	tombstones  map[adKey]time.Time
+	ownAds      map[string]ServiceAd
+	// Scheduler deadlines (spec §8.3, §9.3).
+	nextFlood, nextRecompute, nextAds, nextSweep time.Time
+}
+
+var _ PacketNetwork = (*Node)(nil)
+
+// New validates opts and starts a node with no backends.
+func New(opts Options) (*Node, error) {
+	opts.setDefaults()
+	if opts.NodeID == "" {
+		return nil, errors.New("mesh node: empty node ID")
+	}
+	if strings.EqualFold(opts.NodeID, "localhost") {
+		return nil, fmt.Errorf("mesh node ID %q: localhost is reserved", opts.NodeID)
+	}
+	fw, err := firewall.Parse(opts.FirewallRules)
+	if err != nil {
+		return nil, fmt.Errorf("mesh node %q: %w", opts.NodeID, err)
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	now := time.Now()
+	epoch := wire.NewEpoch(now)
+	// Epochs of nodes in one process strictly increase, so a node restarted
+	// within the same second is not ignored as older (spec §8.2).
+	for {
+		last := lastEpoch.Load()
+		if epoch <= last {
+			epoch = last + 1
+		}
+		if lastEpoch.CompareAndSwap(last, epoch) {
+			break
+		}
+	}
+	n := &Node{
+		id: opts.NodeID, epoch: epoch, opts: opts, fw: fw,
+		log: opts.Logger.With("node", opts.NodeID),
+		ctx: ctx, cancel: cancel,
+		wake:     make(chan struct{}, 1),
+		sessions: map[string]*session{}, allSessions: map[*session]struct{}{},
+		known: map[string]*nodeInfo{}, topo: routing.Topology{}, routes: routing.Table{},
+		seen: map[string]time.Time{}, names: map[uint64]string{}, hashes: map[string]uint64{},
+		sockets: map[string]*socket{}, ads: map[adKey]*storedAd{}, tombstones: map[adKey]time.Time{},
+		ownAds:        map[string]ServiceAd{},
+		nextFlood:     now.Add(opts.RouteUpdateInterval),
+		nextRecompute: now.Add(recomputePeriod),
+		nextAds:       now.Add(opts.AdInterval),
+		nextSweep:     now.Add(seenSweepPeriod),
+	}
+	n.hashOfLocked(n.id)
+	n.wg.Add(1)
+	go n.schedule()
+	return n, nil
+}
+
+// NodeID returns the local node ID.
+func (n *Node) NodeID() string { return n.id }
+
+// Epoch returns the node's routing epoch (fixed for its lifetime).
+func (n *Node) Epoch() uint64 { return n.epoch }
+
+// Done is closed when the node stops: after Close/Shutdown, or on its own
+// when it finds it is a duplicate of an earlier node (Err tells which).
+func (n *Node) Done() <-chan struct{} { return n.ctx.Done() }
+
+// Err returns nil while running, ErrClosed after Close, or
+// ErrDuplicateNodeID after a duplicate-ID shutdown.
+func (n *Node) Err() error { return context.Cause(n.ctx) }
+
+// BackendOptions configure the sessions of one backend (spec §7).
+type BackendOptions struct {
+	// Cost of the backend's sessions, > 0 (default 1).
+	Cost float64
+	// NodeCost overrides Cost per remote node ID (listeners, upstream).
+	NodeCost map[string]float64
+	// AllowedPeers, when non-empty, lists the only remote node IDs accepted.
+	AllowedPeers []string
+	// BindPeerToCertificate rejects a session unless its transport reports
+	// (PeerNodeIDs) a verified node ID equal to the ForwardingNode of the
+	// peer's routing updates. Beyond upstream; fails closed when the session
+	// reports no identity.
+	BindPeerToCertificate bool
+}
+
+func (o *BackendOptions) validate() error {
+	if o.Cost == 0 {
+		o.Cost = 1
+	}
+	if !(o.Cost > 0) || o.Cost > 1e300 {
+		return fmt.Errorf("backend cost %v: must be a positive number", o.Cost)
+	}
+	for node, c := range o.NodeCost {
+		if !(c > 0) || c > 1e300 {
+			return fmt.Errorf("backend nodecost for %q = %v: must be a positive number", node, c)
+		}
+	}
+	return nil
+}
+
+// AddBackend starts b; every session it produces runs the session state
+// machine until it ends or the node stops.
+func (n *Node) AddBackend(b backends.Backend, opts BackendOptions) error {
+	if err := opts.validate(); err != nil {
+		return fmt.Errorf("add %s backend: %w", b.Kind(), err)
+	}
+	if n.ctx.Err() != nil {
+		return ErrClosed
+	}
+	kind := b.Kind()
+	wait, err := b.Start(n.ctx, func(s backends.Session) { n.runSession(s, kind, opts) })
+	if err != nil {
+		return fmt.Errorf("start %s backend: %w", kind, err)
+	}
+	n.backendMu.Lock()
+	n.waits = append(n.waits, wait)
+	n.backendMu.Unlock()
+	return nil
+}
+
+// Close stops the node and waits for every goroutine it owns.
+func (n *Node) Close() error {
+	return n.Shutdown(context.Background())
+}
+
+// Shutdown stops the node: it closes all sessions and sockets and waits
+// (bounded by ctx) for backends and goroutines to finish.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.stop(ErrClosed)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n.backendMu.Lock()
+		waits := n.waits
+		n.waits = nil
+		n.backendMu.Unlock()
+		for _, w := range waits {
+			w()
+		}
+		n.wg.Wait()
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("shut down mesh node %q: %w", n.id, ctx.Err())
+	}
+}
+
+// stop cancels the node and closes transports and sockets without waiting.
+func (n *Node) stop(cause error) {
+	n.cancel(cause)
+	n.mu.Lock()
+	sessions := make([]*session, 0, len(n.allSessions))
+	for s := range n.allSessions {
+		sessions = append(sessions, s)
+	}
+	sockets := make([]*socket, 0, len(n.sockets))
+	for _, s := range n.sockets {
+		sockets = append(sockets, s)
+	}
+	n.mu.Unlock()
+	for _, s := range sessions {
+		_ = s.tr.Close()
+	}
+	for _, s := range sockets {
+		s.closeLocal(false)
+	}
+}
+
+// hashOfLocked returns the wire hash of name and learns it for reverse
+// lookup (first insertion wins on a collision).
+func (n *Node) hashOfLocked(name string) uint64 {
+	if h, ok := n.hashes[name]; ok {
+		return h
+	}
+	h := wire.HashName(name)
+	if len(n.hashes) < maxNames {
+		n.hashes[name] = h
+		if _, taken := n.names[h]; !taken {
+			n.names[h] = name
+		}
+	}
+	return h
+}
+
+func (n *Node) kick() {
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+// requestFloodLocked schedules an own routing update within the request
+// delay; requests only ever move the next run earlier (spec §8.3).
+func (n *Node) requestFloodLocked() {
+	if t := time.Now().Add(n.opts.RouteRequestDelay); t.Before(n.nextFlood) {
+		n.nextFlood = t
+		n.kick()
+	}
+}
+
+func (n *Node) requestRecomputeLocked() {
+	if t := time.Now().Add(n.opts.RouteRequestDelay); t.Before(n.nextRecompute) {
+		n.nextRecompute = t
+		n.kick()
+	}
+}
+
+func (n *Node) requestAdsLocked() {
+	if t := time.Now().Add(n.opts.AdRequestDelay); t.Before(n.nextAds) {
+		n.nextAds = t
+		n.kick()
+	}
+}
+
+// schedule runs the timed tasks: routing floods, route recomputes,
+// advertisement runs and the seen-update sweep.
+func (n *Node) schedule() {
+	defer n.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		now := time.Now()
+		n.mu.Lock()
+		flood := !now.Before(n.nextFlood)
+		if flood {
+			n.nextFlood = now.Add(n.opts.RouteUpdateInterval)
+		}
+		recompute := !now.Before(n.nextRecompute)
+		if recompute {
+			n.nextRecompute = now.Add(recomputePeriod)
+		}
+		ads := !now.Before(n.nextAds)
+		if ads {
+			n.nextAds = now.Add(n.opts.AdInterval)
+		}
+		sweep := !now.Before(n.nextSweep)
+		if sweep {
+			n.nextSweep = now.Add(seenSweepPeriod)
+		}
+		if recompute {
+			n.routes, _ = routing.Compute(n.id, n.topo)
+		}
+		if flood {
+			n.floodOwnUpdateLocked(0)
+		}
+		if ads {
+			n.advertiseLocked(nil)
+		}
+		if sweep {
+			for id, t := range n.seen {
+				if now.Sub(t) > seenUpdateExpiry {
+					delete(n.seen, id)
+				}
+			}
+		}
+		next := n.nextFlood
+		for _, t := range []time.Time{n.nextRecompute, n.nextAds, n.nextSweep} {
+			if t.Before(next) {
+				next = t
+			}
+		}
+		n.mu.Unlock()
+		timer.Reset(time.Until(next))
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-n.wake:
+		case <-timer.C:
+		}
+	}
+}

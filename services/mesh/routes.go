@@ -1,0 +1,129 @@
+package mesh
+
+import (
+	"maps"
+	"time"
+
+	"github.com/receptor-mesh/receptor/services/mesh/wire"
+)
+
+// ownUpdateLocked builds a fresh own routing update (new UpdateID, next
+// sequence number) listing every established session (spec §8.1, §8.3).
+func (n *Node) ownUpdateLocked(suspectedDuplicate uint64) ([]byte, error) {
+	n.sequence++
+	conns := make(map[string]float64, len(n.sessions))
+	for id, s := range n.sessions {
+		conns[id] = s.cost
+	}
+	msg, err := wire.EncodeRoute(&wire.RoutingUpdate{
+		NodeID: n.id, UpdateID: wire.RandomName(), UpdateEpoch: n.epoch, UpdateSequence: n.sequence,
+		Connections: conns, ForwardingNode: n.id, SuspectedDuplicate: suspectedDuplicate,
+	})
+	if err != nil {
+		n.log.Error("cannot encode own routing update", "err", err)
+	}
+	return msg, err
+}
+
+// floodOwnUpdateLocked sends an own update to all established sessions;
+// skipped when there are none (spec §8.3).
+func (n *Node) floodOwnUpdateLocked(suspectedDuplicate uint64) {
+	if len(n.sessions) == 0 {
+		return
+	}
+	msg, err := n.ownUpdateLocked(suspectedDuplicate)
+	if err != nil {
+		return
+	}
+	for _, s := range n.sessions {
+		s.enqueueCtrl(msg)
+	}
+}
+
+// processUpdateLocked applies spec §8.2 to an update received on from.
+func (n *Node) processUpdateLocked(u *wire.RoutingUpdate, from *session) {
+	if u.NodeID == "" {
+		return
+	}
+	if u.NodeID == n.id {
+		switch {
+		case u.UpdateEpoch == n.epoch:
+		case u.SuspectedDuplicate == n.epoch:
+			n.log.Error("mesh: another node with our ID started earlier; shutting down", "epoch", n.epoch)
+			// stop takes n.mu; run it outside this critical section.
+			if n.ctx.Err() == nil {
+				n.wg.Add(1)
+				go func() {
+					defer n.wg.Done()
+					n.stop(ErrDuplicateNodeID)
+				}()
+			}
+		case u.UpdateEpoch > n.epoch:
+			n.log.Warn("mesh: a later node uses our ID; flooding a duplicate notice", "their_epoch", u.UpdateEpoch)
+			n.floodOwnUpdateLocked(u.UpdateEpoch)
+		}
+		return
+	}
+	if _, dup := n.seen[u.UpdateID]; dup {
+		return
+	}
+	if len(n.seen) >= maxSeenUpdates {
+		n.log.Warn("mesh: too many routing updates remembered; dropping update", "origin", u.NodeID)
+		return
+	}
+	n.seen[u.UpdateID] = time.Now()
+	info := n.known[u.NodeID]
+	if u.SuspectedDuplicate != 0 {
+		if info != nil && info.epoch == u.SuspectedDuplicate {
+			info.epoch, info.sequence = u.UpdateEpoch, u.UpdateSequence
+		}
+	} else {
+		if info != nil {
+			if u.UpdateEpoch < info.epoch || (u.UpdateEpoch == info.epoch && u.UpdateSequence <= info.sequence) {
+				return
+			}
+		} else {
+			if len(n.known) >= maxKnownNodes {
+				n.log.Warn("mesh: too many known nodes; ignoring new node", "origin", u.NodeID)
+				return
+			}
+			info = &nodeInfo{}
+			n.known[u.NodeID] = info
+			n.requestFloodLocked()
+			n.hashOfLocked(u.NodeID)
+		}
+		info.epoch, info.sequence = u.UpdateEpoch, u.UpdateSequence
+		stored, have := n.topo[u.NodeID]
+		changed := (!have && u.Connections != nil) || (have && !maps.Equal(stored, u.Connections))
+		if changed {
+			conns := make(map[string]float64, len(u.Connections))
+			for k, v := range u.Connections {
+				conns[k] = v
+				n.hashOfLocked(k) // improvement: learn neighbour names too
+			}
+			n.topo[u.NodeID] = conns
+			// Keep the graph symmetric on removals (edges are never added
+			// in reverse).
+			for other, edges := range n.topo {
+				if other == n.id {
+					continue
+				}
+				if _, listed := conns[other]; !listed {
+					delete(edges, u.NodeID)
+				}
+			}
+			n.requestRecomputeLocked()
+		}
+	}
+	u.ForwardingNode = n.id
+	msg, err := wire.EncodeRoute(u)
+	if err != nil {
+		n.log.Warn("mesh: cannot re-encode routing update", "origin", u.NodeID, "err", err)
+		return
+	}
+	for _, s := range n.sessions {
+		if s != from {
+			s.enqueueCtrl(msg)
+		}
+	}
+}

@@ -1,0 +1,305 @@
+package mesh
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/receptor-mesh/receptor/services/mesh/backends"
+	"github.com/receptor-mesh/receptor/services/mesh/wire"
+)
+
+// session is one backend session running the state machine of spec §7.
+type session struct {
+	n    *Node
+	tr   backends.Session
+	kind string
+	opts BackendOptions
+
+	ctrl chan []byte // routing updates, ads: never behind data
+	data chan []byte
+	stop chan struct{} // closed at teardown; ends the writer
+	// rejectOnStop makes the writer send a Reject before it exits.
+	rejectOnStop atomic.Bool
+	dropped      atomic.Uint64
+
+	// Written by the reader goroutine under n.mu; read under n.mu (or by
+	// the reader itself).
+	remote            string
+	cost              float64
+	established       bool
+	remoteEstablished bool
+}
+
+// errReject wraps a reason for which we send Reject and close.
+type errReject struct{ reason string }
+
+func (e errReject) Error() string { return e.reason }
+
+func (n *Node) runSession(tr backends.Session, kind string, opts BackendOptions) {
+	s := &session{
+		n: n, tr: tr, kind: kind, opts: opts, cost: opts.Cost,
+		ctrl: make(chan []byte, ctrlQueueLen),
+		data: make(chan []byte, n.opts.SendQueueLen),
+		stop: make(chan struct{}),
+	}
+	n.mu.Lock()
+	if n.ctx.Err() != nil {
+		n.mu.Unlock()
+		_ = tr.Close()
+		return
+	}
+	n.allSessions[s] = struct{}{}
+	first, err := n.ownUpdateLocked(0)
+	n.mu.Unlock()
+	log := n.log.With("backend", kind, "remote", tr.RemoteAddr())
+	writerDone := make(chan struct{})
+	if err == nil {
+		// The initial connect message must be the first we write (§7.3).
+		s.ctrl <- first
+	}
+	go s.writeLoop(writerDone)
+
+	reason := s.readLoop(err == nil)
+
+	n.mu.Lock()
+	delete(n.allSessions, s)
+	if s.established && n.sessions[s.remote] == s {
+		delete(n.sessions, s.remote)
+		delete(n.topo[n.id], s.remote)
+		delete(n.topo[s.remote], n.id)
+		n.requestFloodLocked()
+		n.requestRecomputeLocked()
+	}
+	n.mu.Unlock()
+	var rej errReject
+	if errors.As(reason, &rej) {
+		s.rejectOnStop.Store(true)
+	}
+	close(s.stop)
+	select {
+	case <-writerDone:
+	case <-time.After(2 * time.Second):
+		// The writer is stuck in Send on a slow peer; closing unblocks it.
+	}
+	_ = tr.Close()
+	<-writerDone
+	if n.ctx.Err() == nil {
+		log.Info("mesh session ended", "peer", s.remote, "reason", reason)
+	}
+}
+
+func (s *session) writeLoop(done chan<- struct{}) {
+	defer close(done)
+	send := func(m []byte) bool {
+		if err := s.tr.Send(m); err != nil {
+			s.n.log.Debug("mesh session send failed", "remote", s.tr.RemoteAddr(), "err", err)
+			_ = s.tr.Close() // the reader sees it and tears down
+			return false
+		}
+		return true
+	}
+	for {
+		var m []byte
+		select {
+		case <-s.stop:
+			if s.rejectOnStop.Load() {
+				_ = s.tr.Send(wire.Reject)
+			}
+			return
+		case m = <-s.ctrl:
+		default:
+			select {
+			case <-s.stop:
+				continue
+			case m = <-s.ctrl:
+			case m = <-s.data:
+			}
+		}
+		if !send(m) {
+			<-s.stop
+			return
+		}
+	}
+}
+
+// enqueueCtrl queues a control message; drops it (logged) when the queue
+// is full so the router never blocks on a slow peer.
+func (s *session) enqueueCtrl(m []byte) {
+	select {
+	case s.ctrl <- m:
+	default:
+		s.n.log.Warn("mesh session control queue full; dropping message", "peer", s.remote, "type", m[0])
+	}
+}
+
+func (s *session) enqueueData(m []byte) bool {
+	select {
+	case s.data <- m:
+		return true
+	default:
+		if s.dropped.Add(1)%1000 == 1 {
+			s.n.log.Warn("mesh session data queue full; dropping messages", "peer", s.remote, "dropped", s.dropped.Load())
+		}
+		return false
+	}
+}
+
+// readLoop receives until the session must end and returns why.
+func (s *session) readLoop(initialSent bool) error {
+	n := s.n
+	idle := n.opts.MaxIdleTimeout
+	lastRecv := time.Now()
+	attempts := 0
+	if initialSent {
+		attempts = 1
+	}
+	nextInitial := lastRecv.Add(n.opts.InitialConnectPeriod)
+	for {
+		now := time.Now()
+		timeout := idle - now.Sub(lastRecv)
+		if !s.established {
+			timeout = min(timeout, nextInitial.Sub(now))
+		}
+		if timeout <= 0 {
+			timeout = time.Millisecond
+		}
+		msg, err := s.tr.Recv(timeout)
+		now = time.Now()
+		if err != nil && !errors.Is(err, backends.ErrTimeout) {
+			return fmt.Errorf("receive: %w", err)
+		}
+		if err == nil {
+			lastRecv = now
+			if len(msg) == 0 {
+				continue // would crash upstream; never valid (§3)
+			}
+			if err := s.handle(msg); err != nil {
+				return err
+			}
+		}
+		if now.Sub(lastRecv) >= idle {
+			return fmt.Errorf("no message for %v: idle timeout", idle)
+		}
+		if !s.established && !now.Before(nextInitial) {
+			if attempts >= n.opts.InitialConnectAttempts {
+				return errors.New("giving up on connection initialization")
+			}
+			n.mu.Lock()
+			m, err := n.ownUpdateLocked(0)
+			n.mu.Unlock()
+			if err == nil {
+				s.enqueueCtrl(m)
+			}
+			attempts++
+			nextInitial = now.Add(n.opts.InitialConnectPeriod)
+		}
+	}
+}
+
+// handle processes one message; a non-nil result ends the session.
+func (s *session) handle(msg []byte) error {
+	n := s.n
+	switch wire.Type(msg[0]) {
+	case wire.TypeRoute:
+		u, err := wire.DecodeRoute(msg)
+		if err != nil {
+			n.log.Debug("mesh session: bad routing update", "peer", s.remote, "err", err)
+			return nil
+		}
+		if !s.established {
+			return s.establish(u)
+		}
+		return s.routeUpdate(u)
+	case wire.TypeReject:
+		return errors.New("rejected by peer")
+	case wire.TypeData:
+		if s.established {
+			n.handleData(msg)
+		}
+	case wire.TypeServiceAd:
+		if s.established {
+			n.handleAd(msg, s)
+		}
+	default:
+		if s.established {
+			n.log.Warn("mesh session: unknown message type", "peer", s.remote, "type", msg[0])
+		}
+	}
+	return nil
+}
+
+// establish runs the PENDING checks of spec §7.3 on the first route.
+func (s *session) establish(u *wire.RoutingUpdate) error {
+	n := s.n
+	rid := u.ForwardingNode
+	switch {
+	case rid == "":
+		return errReject{"peer sent an empty ForwardingNode"}
+	case rid == n.id:
+		return errReject{"tried to connect using our own node ID"}
+	case len(s.opts.AllowedPeers) > 0 && !slices.Contains(s.opts.AllowedPeers, rid):
+		return errReject{fmt.Sprintf("node %q is not in allowedpeers", rid)}
+	}
+	if s.opts.BindPeerToCertificate {
+		var ids []string
+		if pi, ok := s.tr.(interface{ PeerNodeIDs() []string }); ok {
+			ids = pi.PeerNodeIDs()
+		}
+		if !slices.Contains(ids, rid) {
+			return errReject{fmt.Sprintf("node %q is not bound to the peer's certificate (it names %q)", rid, ids)}
+		}
+	}
+	cost := s.opts.Cost
+	if c, ok := s.opts.NodeCost[rid]; ok {
+		cost = c
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if _, dup := n.sessions[rid]; dup {
+		return errReject{fmt.Sprintf("already connected to node %q", rid)}
+	}
+	s.remote, s.cost, s.established = rid, cost, true
+	n.sessions[rid] = s
+	n.hashOfLocked(rid)
+	if n.topo[n.id] == nil {
+		n.topo[n.id] = map[string]float64{}
+	}
+	n.topo[n.id][rid] = cost
+	if n.topo[rid] == nil {
+		n.topo[rid] = map[string]float64{}
+	}
+	n.topo[rid][n.id] = cost
+	n.requestFloodLocked()
+	n.requestRecomputeLocked()
+	n.advertiseLocked(s) // improvement: the new peer learns ads at once
+	n.log.Info("mesh session established", "peer", rid, "backend", s.kind, "cost", cost)
+	return nil
+}
+
+// routeUpdate runs the ESTABLISHED checks of spec §7.4, then §8.2.
+func (s *session) routeUpdate(u *wire.RoutingUpdate) error {
+	n := s.n
+	if u.ForwardingNode != s.remote {
+		return errReject{fmt.Sprintf("remote node ID changed unexpectedly from %q to %q", s.remote, u.ForwardingNode)}
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if u.NodeID == s.remote {
+		c, listed := u.Connections[n.id]
+		switch {
+		case !listed && s.remoteEstablished:
+			return errReject{"peer no longer lists us"}
+		case !listed:
+			return nil // a late initial message
+		}
+		s.remoteEstablished = true
+		if c != s.cost {
+			return errReject{fmt.Sprintf("we disagree about the connection cost: ours %v, theirs %v", s.cost, c)}
+		}
+	}
+	n.processUpdateLocked(u, s)
+	return nil
+}
