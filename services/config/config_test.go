@@ -143,6 +143,7 @@ func TestMeshSpecExample(t *testing.T) {
 }
 
 func TestAllEntitiesV1(t *testing.T) {
+	fp32 := strings.TrimSuffix(strings.Repeat("AB:", 32), ":")
 	c := mustLoadFile(t, "testdata/spec/all-entities-v1.yaml")
 	check := func(name string, got, want any) {
 		t.Helper()
@@ -156,8 +157,8 @@ func TestAllEntitiesV1(t *testing.T) {
 	check("trace", c.Trace, true)
 	check("local-only", c.LocalOnly, true)
 	check("tls-server", c.TLSServers, []TLSServer{{Name: "srv", Cert: "/etc/receptor/hub.crt", Key: "/etc/receptor/hub.key",
-		ClientCAs: "/etc/receptor/ca.crt", RequireClientCert: true, PinnedClientCert: []string{"AB:CD"}, MinTLS13: true}})
-	check("tls-client", c.TLSClients, []TLSClient{{Name: "cli", InsecureSkipVerify: true, PinnedServerCert: []string{"01:02", "03:04"}}})
+		ClientCAs: "/etc/receptor/ca.crt", RequireClientCert: true, PinnedClientCert: []string{fp32}, MinTLS13: true}})
+	check("tls-client", c.TLSClients, []TLSClient{{Name: "cli", InsecureSkipVerify: true, PinnedServerCert: []string{strings.Repeat("01", 64), strings.ToLower(fp32)}}})
 	check("tcp-listener", c.TCPListeners, []TCPListener{{Port: 27199, BindAddr: "0.0.0.0", TLS: "srv", Cost: 2,
 		NodeCost: map[string]float64{"node-b.example.com": 2.5}, AllowedPeers: []string{"node-b", "node-c"}}})
 	check("tcp-peer", c.TCPPeers, []TCPPeer{{Address: "hub2.example.com:27199", TLS: "cli", Cost: 2}})
@@ -499,6 +500,7 @@ func TestBadConfigs(t *testing.T) {
 			want: `work-signing: tokenexpiration: failed to parse TokenExpiration -- valid examples include '1.5h', '30m', '30m10s'`},
 		{name: "tls client cert without key", args: []string{"--tls-client", "name=c", "cert=x", "key="}, want: `tls-client: cert and key must both be supplied or neither`},
 		{name: "duplicate tls name", args: []string{"--tls-server", "name=s", "cert=c", "key=k", "--tls-server", "name=s", "cert=c", "key=k"}, want: `tls-server: name: duplicate TLS config name "s"`},
+		{name: "fingerprint", args: []string{"--tls-server", "name=s", "cert=c", "key=k", "pinnedclientcert=AB:CD"}, want: `tls-server: pinnedclientcert: "AB:CD" is not a hex SHA-256 or SHA-512 fingerprint`},
 		{name: "peer address", args: []string{"--tcp-peer", "nohost"}, want: `tcp-peer: address: "nohost" is not host:port`},
 		{name: "ws address", args: []string{"--ws-peer", "http://x/"}, want: `ws-peer: address: "http://x/" is not a ws:// or wss:// URL`},
 		{name: "extraheader", args: []string{"--ws-peer", "ws://x/", "extraheader=nocolon"}, want: `ws-peer: extraheader: "nocolon" is not Name:value`},

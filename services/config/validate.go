@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/hex"
 	"errors"
 	"net"
 	"net/netip"
@@ -45,9 +46,24 @@ func (ll *LogLevel) validate(*Loader) error {
 	return perr("level", "%q is not a valid log level name", ll.Level)
 }
 
+func (t *TLSServer) validate(*Loader) error {
+	return checkFingerprints("pinnedclientcert", t.PinnedClientCert)
+}
+
 func (t *TLSClient) validate(*Loader) error {
 	if (t.Cert == "") != (t.Key == "") {
 		return errors.New("cert and key must both be supplied or neither")
+	}
+	return checkFingerprints("pinnedservercert", t.PinnedServerCert)
+}
+
+// checkFingerprints accepts hex SHA-256 or SHA-512 digests, colons allowed.
+func checkFingerprints(param string, fps []string) error {
+	for _, fp := range fps {
+		b, err := hex.DecodeString(strings.ReplaceAll(fp, ":", ""))
+		if err != nil || (len(b) != 32 && len(b) != 64) {
+			return perr(param, "%q is not a hex SHA-256 or SHA-512 fingerprint", fp)
+		}
 	}
 	return nil
 }

@@ -14,6 +14,9 @@ import (
 // It does not go through koanf: koanf holds maps, and v1 is an ordered list
 // of possibly repeated entities.
 func parseV1(path string, data []byte) ([]*rawEntity, error) {
+	if len(data) > MaxFileSize {
+		return nil, &Error{Source: path, Msg: fmt.Sprintf("config is larger than %d bytes", MaxFileSize)}
+	}
 	var doc any
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, &Error{Source: path, Msg: "invalid YAML", Err: err}
@@ -154,6 +157,9 @@ var v2Keys = func() map[string]*entitySpec {
 // koanf. Map order is lost, so entities come in registry order: node, TLS
 // configs, backends, services, work types, API, matching the phases.
 func parseV2(path string, data []byte) ([]*rawEntity, error) {
+	if len(data) > MaxFileSize {
+		return nil, &Error{Source: path, Msg: fmt.Sprintf("config is larger than %d bytes", MaxFileSize)}
+	}
 	k := koanf.New(".")
 	if err := k.Load(bytesProvider(data), yamlParser{}); err != nil {
 		if errors.Is(err, errNotMap) {
