@@ -1,6 +1,9 @@
 package backends
 
 import (
+	"context"
+	"net"
+	"sync"
 	"testing"
 	"time"
 )
@@ -55,5 +58,69 @@ func TestBackoffJitterStaysInBounds(t *testing.T) {
 	}
 	if !seenLow || !seenHigh {
 		t.Fatalf("jitter does not spread both ways (low %v, high %v)", seenLow, seenHigh)
+	}
+}
+
+// TestCancelDuringHandshake dials servers that accept and then say nothing:
+// cancelling must end the dial well before any handshake timeout.
+func TestCancelDuringHandshake(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var held []net.Conn
+	var mu sync.Mutex
+	accepted := make(chan struct{}, 8)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+			accepted <- struct{}{}
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			_ = c.Close()
+		}
+	}()
+	addr := ln.Addr().String()
+	pki := newTestPKI(t)
+	tcp, err := NewTCPDialer(TCPDialerOptions{Address: addr, Redial: true, TLS: pki.clientConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := NewWebsocketDialer(WebsocketDialerOptions{URL: "ws://" + addr + "/", Redial: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []Backend{tcp, ws} {
+		t.Run(b.Kind(), func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			wait, err := b.Start(ctx, func(Session) { t.Error("unexpected session") })
+			if err != nil {
+				t.Fatal(err)
+			}
+			<-accepted // the dial is now stuck in its handshake
+			cancel()
+			done := make(chan struct{})
+			go func() {
+				wait()
+				close(done)
+			}()
+			// Failure bound below the 15 s handshake timeouts.
+			select {
+			case <-done:
+			case <-time.After(tlsDialTimeout / 2):
+				t.Fatal("cancel did not interrupt the handshake")
+			}
+		})
 	}
 }

@@ -41,6 +41,9 @@ func NewTCPListener(opts TCPListenerOptions) (*TCPListener, error) {
 	if _, _, err := net.SplitHostPort(opts.Address); err != nil {
 		return nil, fmt.Errorf("tcp-listener address %q: %w", opts.Address, err)
 	}
+	if opts.TLS != nil && !hasCertificate(opts.TLS) {
+		return nil, errors.New("tcp-listener: TLS config has no certificate")
+	}
 	log := loggerOr(opts.Logger).With("backend", "tcp-listener", "address", opts.Address)
 	return &TCPListener{opts: opts, log: log}, nil
 }
@@ -215,4 +218,9 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// hasCertificate reports whether a server config can present a certificate.
+func hasCertificate(cfg *tls.Config) bool {
+	return len(cfg.Certificates) > 0 || cfg.GetCertificate != nil || cfg.GetConfigForClient != nil
 }

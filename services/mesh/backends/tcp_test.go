@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"slices"
@@ -309,18 +310,26 @@ func TestDialerWithoutRedialStops(t *testing.T) {
 }
 
 func TestCancelClosesSessionsAndWaitReturns(t *testing.T) {
-	lr, dr := newTCPPair(t, nil, nil)
-	ds, ls := dr.next(), lr.next()
-	exchange(t, ds, ls, []int{1})
-	lr.stop()
-	dr.stop()
-	for _, s := range []Session{ds, ls} {
-		if err := recvErr(t, s); !errors.Is(err, ErrSessionClosed) {
-			t.Fatalf("Recv after cancel = %v, want ErrSessionClosed", err)
-		}
-		if err := s.Send([]byte{1}); !errors.Is(err, ErrSessionClosed) {
-			t.Fatalf("Send after cancel = %v, want ErrSessionClosed", err)
-		}
+	for _, cancelListener := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cancel listener %v", cancelListener), func(t *testing.T) {
+			lr, dr := newTCPPair(t, nil, nil)
+			ds, ls := dr.next(), lr.next()
+			exchange(t, ds, ls, []int{1})
+			local, remote, cancelled := ds, ls, dr
+			if cancelListener {
+				local, remote, cancelled = ls, ds, lr
+			}
+			cancelled.stop() // returns once its goroutines are gone
+			if err := recvErr(t, local); !errors.Is(err, ErrSessionClosed) {
+				t.Fatalf("Recv after cancel = %v, want ErrSessionClosed", err)
+			}
+			if err := local.Send([]byte{1}); !errors.Is(err, ErrSessionClosed) {
+				t.Fatalf("Send after cancel = %v, want ErrSessionClosed", err)
+			}
+			if err := recvErr(t, remote); !errors.Is(err, io.EOF) {
+				t.Fatalf("peer of a cancelled session sees %v, want EOF", err)
+			}
+		})
 	}
 }
 

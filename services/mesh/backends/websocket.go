@@ -65,7 +65,7 @@ func NewWebsocketListener(opts WebsocketListenerOptions) (*WebsocketListener, er
 	}
 	l := &WebsocketListener{opts: opts, log: loggerOr(opts.Logger).With("backend", "ws-listener", "address", opts.Address)}
 	if opts.TLS != nil {
-		if len(opts.TLS.Certificates) == 0 && opts.TLS.GetCertificate == nil && opts.TLS.GetConfigForClient == nil {
+		if !hasCertificate(opts.TLS) {
 			return nil, errors.New("ws-listener: TLS config has no certificate")
 		}
 		l.tls = serverTLSForHTTP2(opts.TLS)
