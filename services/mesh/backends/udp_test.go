@@ -155,7 +155,7 @@ func TestUDPListenerSessionsBySource(t *testing.T) {
 func TestUDPListenerNeverBlocksOnASlowSession(t *testing.T) {
 	l, lr := newUDPListener(t, 2)
 	slow := udpClient(t, l)
-	for i := range 5 * recvQueueLen {
+	for i := range 2*recvQueueLen + 8 {
 		if _, err := slow.Write([]byte(strconv.Itoa(i))); err != nil {
 			t.Fatal(err)
 		}

@@ -387,3 +387,24 @@ func TestWebsocketDialerRedialsAndStopsOnCancel(t *testing.T) {
 	dr.stop()
 	lr.stop()
 }
+
+func TestWebsocketListenerAcceptsManySessions(t *testing.T) {
+	const n = 8
+	l, lr := newWSListener(t, "/", nil)
+	for i := range n {
+		c, _ := rawDial(t, wsURL(l, "ws", "/"), nil)
+		if c == nil {
+			t.Fatalf("dial %d failed", i)
+		}
+		if err := c.WriteMessage(websocket.BinaryMessage, []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[string]bool{}
+	for range n {
+		seen[string(recv(t, lr.next()))] = true
+	}
+	if len(seen) != n {
+		t.Fatalf("distinct messages %v, want %d", seen, n)
+	}
+}
