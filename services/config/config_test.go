@@ -578,6 +578,26 @@ func TestBadConfigs(t *testing.T) {
 	}
 }
 
+func TestSlogLevel(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want slog.Level
+	}{
+		{[]string{"--local-only"}, slog.LevelInfo},
+		{[]string{"--log-level"}, slog.LevelError},
+		{[]string{"--log-level", "Warning"}, slog.LevelWarn},
+		{[]string{"--log-level", "level=DEBUG"}, slog.LevelDebug},
+	} {
+		c, err := testLoader("h").ParseArgs(tc.args, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.SlogLevel(); got != tc.want {
+			t.Errorf("%v: level %v, want %v", tc.args, got, tc.want)
+		}
+	}
+}
+
 func TestHelpListsRegistry(t *testing.T) {
 	var b bytes.Buffer
 	if err := WriteHelp(&b, "receptor"); err != nil {

@@ -2,8 +2,22 @@ package config
 
 import (
 	"fmt"
+	"log/slog"
 	"strings"
 )
+
+// SlogLevel maps LogLevel (error, warning, info, debug) to a slog.Level.
+func (c *Config) SlogLevel() slog.Level {
+	switch c.LogLevel {
+	case "error":
+		return slog.LevelError
+	case "warning":
+		return slog.LevelWarn
+	case "debug":
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
+}
 
 // TLSServerByName returns the tls-server config called name.
 func (c *Config) TLSServerByName(name string) (*TLSServer, bool) {
