@@ -192,7 +192,10 @@ func (a *Agent) recover(id string) *entry {
 	st, err := dir.ReadStatus()
 	if err != nil {
 		a.log.Error("loading unit", "unit", id, "error", err)
-		st, _ = dir.Update(func(st *unit.Status) { st.State, st.Detail = unit.Failed, "Failed to restart: "+err.Error() })
+		st = unit.Status{State: unit.Failed, Detail: "Failed to restart: " + err.Error()}
+		if werr := dir.Overwrite(st); werr != nil {
+			a.log.Error("marking unreadable unit failed", "unit", id, "error", werr)
+		}
 	}
 	e := newEntry(id, dir, st.WorkType)
 	if !a.register(e) {

@@ -171,6 +171,31 @@ func (d Dir) Update(fn func(*Status)) (Status, error) {
 	return cur, nil
 }
 
+// Overwrite replaces the status record under the lock, whatever the file
+// held (used to recover a unit whose status file is unreadable).
+func (d Dir) Overwrite(st Status) error {
+	lock, err := os.OpenFile(d.Path(LockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("locking status of %s: %w", d, err)
+	}
+	defer lock.Close()
+	if err := flock(lock); err != nil {
+		return fmt.Errorf("locking status of %s: %w", d, err)
+	}
+	b, err := st.Marshal()
+	if err != nil {
+		return err
+	}
+	tmp := d.Path(statusTemp)
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("writing status of %s: %w", d, err)
+	}
+	if err := os.Rename(tmp, d.Path(StatusFile)); err != nil {
+		return fmt.Errorf("writing status of %s: %w", d, err)
+	}
+	return nil
+}
+
 // StdoutSize is the current size of the stdout file (0 when absent).
 func (d Dir) StdoutSize() int64 {
 	fi, err := os.Stat(d.Path(StdoutFile))
