@@ -142,6 +142,7 @@ type Node struct {
 	ads         map[adKey]*storedAd
 	tombstones  map[adKey]time.Time
 	ownAds      map[string]ServiceAd
+	workCmds    []WorkCommand // carried by our control service ads (SetWorkCommands)
 	// Scheduler deadlines (spec §8.3, §9.3).
 	nextFlood, nextRecompute, nextAds, nextSweep time.Time
 }

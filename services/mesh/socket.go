@@ -102,7 +102,7 @@ func (n *Node) listen(service string, ad *ServiceAd) (*Socket, error) {
 	s.service = service
 	n.sockets[service] = s
 	if ad != nil {
-		n.ownAds[service] = *ad
+		n.ownAds[service] = n.withWorkCommandsLocked(*ad)
 		n.requestAdsLocked()
 	}
 	return s, nil
