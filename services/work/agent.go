@@ -293,8 +293,8 @@ type Capacity struct {
 	RunningUnits int
 }
 
-// Capacity reports CPU count, total memory and the number of units not yet
-// finished.
+// Capacity reports CPU count, total memory and the number of units in
+// state Running.
 func (a *Agent) Capacity() Capacity {
 	c := Capacity{CPUCount: runtime.NumCPU(), MemoryMiB: totalMemoryMiB()}
 	a.mu.Lock()
@@ -304,7 +304,7 @@ func (a *Agent) Capacity() Capacity {
 	}
 	a.mu.Unlock()
 	for _, e := range entries {
-		if st, err := e.dir.ReadStatus(); err == nil && (st.State == unit.Pending || st.State == unit.Running) {
+		if st, err := e.dir.ReadStatus(); err == nil && st.State == unit.Running {
 			c.RunningUnits++
 		}
 	}
@@ -678,4 +678,18 @@ func (a *Agent) remove(ctx context.Context, e *entry, force bool) error {
 	}
 	a.forget(e)
 	return nil
+}
+
+// NodeID is the node this agent works for.
+func (a *Agent) NodeID() string { return a.opts.NodeID }
+
+// RunsOn returns the node a reported unit runs on: RemoteNode for remote
+// units, else this node.
+func (a *Agent) RunsOn(r unit.Report) string {
+	if r.WorkType == RemoteWorkType {
+		if ex, err := parseRemoteExtra(r.ExtraData); err == nil {
+			return ex.RemoteNode
+		}
+	}
+	return a.opts.NodeID
 }

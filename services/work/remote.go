@@ -744,10 +744,14 @@ func (a *Agent) restartRemote(e *entry, st unit.Status) {
 }
 
 // AdoptRemote creates a local remote unit for a unit already running on
-// node (remoteUnitID) and follows it like one submitted from here.
-func (a *Agent) AdoptRemote(node, remoteUnitID, workType, tlsClient string) (string, error) {
+// node (remoteUnitID) and follows it like one submitted from here. It
+// returns the local unit ID.
+func (a *Agent) AdoptRemote(node, remoteUnitID, workType, tlsClient string, signWork bool) (string, error) {
 	if a.opts.Mesh == nil {
 		return "", newError(ErrRemote, "remote work is not available: no mesh connection", nil)
+	}
+	if signWork && a.opts.Signer == nil {
+		return "", newError(ErrInvalidRequest, "cannot sign work: signing key is empty", nil)
 	}
 	if !unit.ValidID(remoteUnitID) {
 		return "", newError(ErrInvalidRequest, "invalid remote unit ID "+remoteUnitID, nil)
@@ -757,7 +761,7 @@ func (a *Agent) AdoptRemote(node, remoteUnitID, workType, tlsClient string) (str
 	}
 	raw, err := json.Marshal(remoteExtra{
 		RemoteNode: node, RemoteWorkType: workType, RemoteParams: map[string]string{},
-		RemoteUnitID: remoteUnitID, RemoteStarted: true, TLSClient: tlsClient,
+		RemoteUnitID: remoteUnitID, RemoteStarted: true, TLSClient: tlsClient, SignWork: signWork,
 	})
 	if err != nil {
 		return "", err

@@ -395,14 +395,14 @@ func TestRemoteRestartAndAdopt(t *testing.T) {
 	if got := string(results(t, a2, res.UnitID, 0)); got != "started\nfinished\n" {
 		t.Fatalf("results after restart = %q", got)
 	}
-	id, err := a2.AdoptRemote("nodeb", rid, "gated", "")
+	id, err := a2.AdoptRemote("nodeb", rid, "gated", "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := string(results(t, a2, id, 0)); got != "started\nfinished\n" {
 		t.Fatalf("results of adopted unit = %q", got)
 	}
-	if _, err := a2.AdoptRemote("nodeb", "../x", "gated", ""); err == nil {
+	if _, err := a2.AdoptRemote("nodeb", "../x", "gated", "", false); err == nil {
 		t.Fatal("AdoptRemote accepted an invalid unit ID")
 	}
 }
