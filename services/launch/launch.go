@@ -1,0 +1,143 @@
+// Package launch is the shared start-up of the three binaries: it parses
+// the command line or configuration files, runs one-shot commands
+// (--help, --version, cert-*, validate), builds the logger, and runs the
+// services until SIGINT or SIGTERM.
+package launch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/receptor-mesh/receptor/services/buildinfo"
+	"github.com/receptor-mesh/receptor/services/config"
+	"github.com/receptor-mesh/receptor/services/logging"
+	"github.com/receptor-mesh/receptor/services/tlsconf"
+	"github.com/receptor-mesh/receptor/services/work/command"
+)
+
+// Program describes one binary.
+type Program struct {
+	Name string
+	// Embedded, when set, is an upstream v1 YAML configuration that
+	// --embedded-config runs (make run).
+	Embedded []byte
+	// Check validates cfg beyond the loader (TLS files, firewall rules...)
+	// without starting anything.
+	Check func(cfg *config.Config, log *slog.Logger) error
+	// Run serves until ctx is cancelled. reload re-reads the configuration
+	// file(s) the program was started with, or is nil.
+	Run func(ctx context.Context, cfg *config.Config, log *slog.Logger, reload func() (*config.Config, error)) error
+}
+
+// Env is the process environment, injectable for tests.
+type Env struct {
+	Args    []string // without argv0
+	Environ []string
+	Stdin   io.Reader
+	Stdout  io.Writer
+	Stderr  io.Writer
+}
+
+// Main runs p with the process's arguments and returns the exit code.
+func Main(p Program) int {
+	return p.Main(context.Background(), Env{
+		Args: os.Args[1:], Environ: os.Environ(), Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
+	})
+}
+
+// Main runs p in env and returns the exit code.
+func (p Program) Main(ctx context.Context, env Env) int {
+	args := env.Args
+	// The detached command runner of work units re-executes the binary.
+	if command.IsRunnerInvocation(args) {
+		return command.RunnerMain(args)
+	}
+	validate := false
+	if len(args) > 0 && args[0] == "validate" {
+		validate, args = true, args[1:]
+	}
+	var (
+		cfg *config.Config
+		err error
+	)
+	if len(args) == 1 && args[0] == "--embedded-config" && p.Embedded != nil {
+		cfg, err = config.LoadV1("embedded config", p.Embedded, env.Environ)
+	} else {
+		cfg, err = config.ParseArgs(args, env.Environ)
+	}
+	if err != nil {
+		fmt.Fprintf(env.Stdout, "Error: %v\n", err)
+		return 1
+	}
+	switch {
+	case cfg.Help:
+		if err := config.WriteHelp(env.Stdout, p.Name); err != nil {
+			fmt.Fprintf(env.Stderr, "Error: %v\n", err)
+			return 1
+		}
+		return 0
+	case cfg.BashCompletion:
+		if err := config.WriteBashCompletion(env.Stdout, p.Name); err != nil {
+			return 1
+		}
+		return 0
+	case cfg.Exclusive != nil:
+		if err := runExclusive(cfg.Exclusive, env); err != nil {
+			fmt.Fprintf(env.Stdout, "Error: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+
+	level, err := logging.ParseLevel(cfg.LogLevel)
+	if err != nil {
+		fmt.Fprintf(env.Stdout, "Error: %v\n", err)
+		return 1
+	}
+	log := logging.New(env.Stdout, level)
+
+	if p.Check != nil {
+		if err := p.Check(cfg, log); err != nil {
+			fmt.Fprintf(env.Stdout, "Error: %v\n", err)
+			return 1
+		}
+	}
+	if validate {
+		fmt.Fprintf(env.Stdout, "configuration is valid\n%s", cfg.Summary())
+		return 0
+	}
+
+	var reload func() (*config.Config, error)
+	if len(cfg.Sources) == 1 {
+		path := cfg.Sources[0]
+		reload = func() (*config.Config, error) { return config.LoadFile(path, env.Environ) }
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := p.Run(ctx, cfg, log, reload); err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintf(env.Stdout, "Error: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// runExclusive runs version and the certificate commands.
+func runExclusive(ex *config.Exclusive, env Env) error {
+	switch {
+	case ex.CertInit != nil:
+		return tlsconf.CertInit(tlsconf.CertInitOptions(*ex.CertInit))
+	case ex.CertMakeReq != nil:
+		return tlsconf.CertMakeReq(tlsconf.CertMakeReqOptions(*ex.CertMakeReq))
+	case ex.CertSignReq != nil:
+		return tlsconf.CertSignReq(tlsconf.CertSignReqOptions(*ex.CertSignReq), env.Stdin, env.Stdout)
+	default: // version
+		fmt.Fprintln(env.Stdout, buildinfo.Get().Version)
+		return nil
+	}
+}

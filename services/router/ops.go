@@ -1,0 +1,344 @@
+package router
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"strings"
+
+	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	workv1 "github.com/receptor-mesh/receptor/gen/go/receptor/work/v1"
+	"github.com/receptor-mesh/receptor/services/apierr"
+	"github.com/receptor-mesh/receptor/services/buildinfo"
+	"github.com/receptor-mesh/receptor/services/control"
+	"github.com/receptor-mesh/receptor/services/mesh"
+	"github.com/receptor-mesh/receptor/services/mesh/stream"
+	"github.com/receptor-mesh/receptor/services/tlsconf"
+)
+
+// stdinChunk is the size of the stdin messages sent to the work agent
+// (the WorkService accepts up to 1 MiB per message).
+const stdinChunk = 256 << 10
+
+// ops is the node's behaviour behind every face: the receptorctl protocol
+// (control.Ops), and the gRPC ControlService, which converts the same
+// results to protobuf. Work goes to the work agent's WorkService.
+type ops struct {
+	node   *mesh.Node
+	tls    *tlsconf.Store
+	work   func() workv1.WorkServiceClient // nil result: no work agent attached
+	reload func(ctx context.Context) error
+}
+
+var _ control.Ops = (*ops)(nil)
+
+func (o *ops) NodeID() string { return o.node.NodeID() }
+
+// target maps receptorctl's "localhost" (any case) to the local node.
+func (o *ops) target(node string) string {
+	if strings.EqualFold(node, "localhost") {
+		return o.node.NodeID()
+	}
+	return node
+}
+
+func (o *ops) Status(ctx context.Context) (control.Status, error) {
+	st := o.node.Status()
+	out := control.Status{
+		NodeID:               st.NodeID,
+		Connections:          make([]control.Connection, 0, len(st.Connections)),
+		KnownConnectionCosts: st.KnownConnectionCosts,
+		RoutingTable:         st.RoutingTable,
+		Advertisements:       make([]control.Advertisement, 0, len(st.Advertisements)),
+		SystemCPUCount:       runtime.NumCPU(),
+		SystemMemoryMiB:      systemMemoryMiB(),
+		Version:              buildinfo.Get().Version,
+	}
+	for _, c := range st.Connections {
+		out.Connections = append(out.Connections, control.Connection{NodeID: c.NodeID, Cost: c.Cost})
+	}
+	for _, a := range st.Advertisements {
+		ad := control.Advertisement{
+			NodeID: a.NodeID, Service: a.Service, Time: a.Time, ConnType: uint8(a.ConnType), Tags: a.Tags,
+		}
+		for _, wc := range a.WorkCommands {
+			ad.WorkCommands = append(ad.WorkCommands, control.WorkCommand{WorkType: wc.WorkType, Secure: wc.Secure})
+		}
+		out.Advertisements = append(out.Advertisements, ad)
+	}
+	return out, nil
+}
+
+// systemMemoryMiB is the total physical memory in MiB, as upstream reports it.
+func systemMemoryMiB() int {
+	var si unix.Sysinfo_t
+	if err := unix.Sysinfo(&si); err != nil {
+		return 0
+	}
+	return int(uint64(si.Totalram) * uint64(si.Unit) / (1 << 20))
+}
+
+func (o *ops) Ping(ctx context.Context, node string) control.PingResult {
+	res, err := o.node.Ping(ctx, o.target(node))
+	if err != nil {
+		return control.PingResult{From: res.From, Error: err.Error()}
+	}
+	return control.PingResult{From: res.From, Time: res.RTT}
+}
+
+func (o *ops) Traceroute(ctx context.Context, node string) ([]control.TraceHop, error) {
+	var hops []control.TraceHop
+	for h := range o.node.Traceroute(ctx, o.target(node)) {
+		hop := control.TraceHop{From: h.From, Time: h.RTT}
+		if h.Err != nil {
+			hop.Error = h.Err.Error()
+		}
+		hops = append(hops, hop)
+	}
+	return hops, nil
+}
+
+func (o *ops) Connect(ctx context.Context, node, service, tlsClient string) (net.Conn, error) {
+	node = o.target(node)
+	var opts stream.DialOptions
+	if tlsClient != "" {
+		cfg, err := o.tls.ClientForNode(tlsClient, node)
+		if err != nil {
+			return nil, err
+		}
+		opts.TLS = cfg
+	}
+	return stream.Dial(ctx, o.node, node, service, opts)
+}
+
+func (o *ops) Reload(ctx context.Context) error {
+	if o.reload == nil {
+		return errors.New("no configuration file was provided, reload function not set ERRORCODE 4")
+	}
+	return o.reload(ctx)
+}
+
+// workClient returns the work agent's client or the catalogue's error.
+func (o *ops) workClient() (workv1.WorkServiceClient, error) {
+	if o.work != nil {
+		if c := o.work(); c != nil {
+			return c, nil
+		}
+	}
+	return nil, textError(apierr.NoWorkAgent())
+}
+
+// textError turns a gRPC status into an error whose text is the upstream
+// message, which the receptorctl protocol prints after "ERROR: ".
+func textError(err error) error {
+	if err == nil {
+		return nil
+	}
+	return errors.New(apierr.Text(err))
+}
+
+func origin(sig control.Signature) workv1.RequestOrigin {
+	if sig.Trusted {
+		return workv1.RequestOrigin_REQUEST_ORIGIN_LOCAL
+	}
+	return workv1.RequestOrigin_REQUEST_ORIGIN_REMOTE
+}
+
+func (o *ops) WorkSubmit(ctx context.Context, req control.WorkSubmitRequest, created func(string) error, stdin io.Reader) (control.WorkSubmitResult, error) {
+	wc, err := o.workClient()
+	if err != nil {
+		return control.WorkSubmitResult{}, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, err := wc.Submit(ctx)
+	if err != nil {
+		return control.WorkSubmitResult{}, textError(err)
+	}
+	node := req.Node
+	if strings.EqualFold(node, "localhost") {
+		node = o.node.NodeID()
+	}
+	err = st.Send(&workv1.SubmitRequest{
+		Msg: &workv1.SubmitRequest_Params{Params: &workv1.SubmitParams{
+			WorkType: req.WorkType, Node: node, Params: req.Params, TlsClient: req.TLSClient,
+			Ttl: req.TTL, SignWork: req.SignWork, Signature: req.Signature.JWT,
+		}},
+		Origin: origin(req.Signature),
+	})
+	if err != nil {
+		return control.WorkSubmitResult{}, recvError(st)
+	}
+	first, err := st.Recv()
+	if err != nil {
+		return control.WorkSubmitResult{}, textError(err)
+	}
+	unitID := first.GetCreated().GetUnitId()
+	if unitID == "" {
+		return control.WorkSubmitResult{}, errors.New("work agent did not allocate a unit")
+	}
+	if err := created(unitID); err != nil {
+		return control.WorkSubmitResult{}, err
+	}
+	buf := make([]byte, stdinChunk)
+	for {
+		n, rerr := stdin.Read(buf)
+		if n > 0 {
+			if err := st.Send(&workv1.SubmitRequest{Msg: &workv1.SubmitRequest_Stdin{Stdin: buf[:n]}}); err != nil {
+				return control.WorkSubmitResult{}, recvError(st)
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return control.WorkSubmitResult{}, fmt.Errorf("error reading input data: %w", rerr)
+		}
+	}
+	if err := st.CloseSend(); err != nil {
+		return control.WorkSubmitResult{}, textError(err)
+	}
+	last, err := st.Recv()
+	if err != nil {
+		return control.WorkSubmitResult{}, textError(err)
+	}
+	res := last.GetResult()
+	if res == nil {
+		return control.WorkSubmitResult{}, errors.New("work agent ended the submission without a result")
+	}
+	return control.WorkSubmitResult{UnitID: unitID, Pending: !res.GetStarted()}, nil
+}
+
+// recvError reports why a Send failed: gRPC returns io.EOF from Send and
+// the real status from Recv.
+func recvError(st workv1.WorkService_SubmitClient) error {
+	for {
+		if _, err := st.Recv(); err != nil {
+			return textError(err)
+		}
+	}
+}
+
+func (o *ops) WorkList(ctx context.Context) (map[string]control.WorkStatus, error) {
+	wc, err := o.workClient()
+	if err != nil {
+		return nil, err
+	}
+	resp, err := wc.ListUnits(ctx, &workv1.ListUnitsRequest{})
+	if err != nil {
+		return nil, textError(err)
+	}
+	out := make(map[string]control.WorkStatus, len(resp.GetUnits()))
+	for _, u := range resp.GetUnits() {
+		out[u.GetUnitId()] = workStatus(u)
+	}
+	return out, nil
+}
+
+func (o *ops) WorkStatus(ctx context.Context, unitID string) (control.WorkStatus, error) {
+	wc, err := o.workClient()
+	if err != nil {
+		return control.WorkStatus{}, err
+	}
+	resp, err := wc.GetUnitStatus(ctx, &workv1.GetUnitStatusRequest{UnitId: unitID})
+	if err != nil {
+		return control.WorkStatus{}, textError(err)
+	}
+	return workStatus(resp.GetStatus()), nil
+}
+
+// workStatus converts the agent's status to upstream's status object.
+func workStatus(u *workv1.UnitStatus) control.WorkStatus {
+	ws := control.WorkStatus{
+		Detail: u.GetDetail(), State: int(u.GetStateCode()), StateName: u.GetStateName(),
+		StdoutSize: u.GetStdoutSize(), WorkType: u.GetWorkType(),
+	}
+	if v := u.GetExtraData(); v != nil {
+		if b, err := protojson.Marshal(v); err == nil {
+			ws.ExtraData = json.RawMessage(b)
+		}
+	}
+	return ws
+}
+
+func (o *ops) WorkResults(ctx context.Context, unitID string, offset int64, sig control.Signature) (io.ReadCloser, error) {
+	wc, err := o.workClient()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	st, err := wc.GetResults(ctx, &workv1.GetResultsRequest{
+		UnitId: unitID, Offset: offset, Signature: sig.JWT, Origin: origin(sig),
+	})
+	if err != nil {
+		cancel()
+		return nil, textError(err)
+	}
+	// The first response carries no data: it says the unit was found and
+	// the signature rule passed.
+	if _, err := st.Recv(); err != nil {
+		cancel()
+		return nil, textError(err)
+	}
+	return &resultsReader{recv: st.Recv, cancel: cancel}, nil
+}
+
+// resultsReader reads a GetResults stream as bytes.
+type resultsReader struct {
+	recv   func() (*workv1.GetResultsResponse, error)
+	cancel context.CancelFunc
+	buf    []byte
+}
+
+func (r *resultsReader) Read(p []byte) (int, error) {
+	for len(r.buf) == 0 {
+		msg, err := r.recv()
+		if err == io.EOF {
+			return 0, io.EOF
+		}
+		if err != nil {
+			return 0, textError(err)
+		}
+		r.buf = msg.GetData()
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
+}
+
+func (r *resultsReader) Close() error {
+	r.cancel()
+	return nil
+}
+
+func (o *ops) WorkCancel(ctx context.Context, unitID string, sig control.Signature) (bool, error) {
+	wc, err := o.workClient()
+	if err != nil {
+		return false, err
+	}
+	resp, err := wc.CancelUnit(ctx, &workv1.CancelUnitRequest{UnitId: unitID, Signature: sig.JWT, Origin: origin(sig)})
+	if err != nil {
+		return false, textError(err)
+	}
+	return resp.GetPending(), nil
+}
+
+func (o *ops) WorkRelease(ctx context.Context, unitID string, force bool, sig control.Signature) (bool, error) {
+	wc, err := o.workClient()
+	if err != nil {
+		return false, err
+	}
+	resp, err := wc.ReleaseUnit(ctx, &workv1.ReleaseUnitRequest{
+		UnitId: unitID, Force: force, Signature: sig.JWT, Origin: origin(sig),
+	})
+	if err != nil {
+		return false, textError(err)
+	}
+	return resp.GetPending(), nil
+}

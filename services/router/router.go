@@ -1,0 +1,258 @@
+// Package router runs a mesh node from configuration: backends, control
+// services (receptorctl protocol on unix, tcp and the mesh), service
+// proxies, and the gRPC and REST faces. It knows nothing about how work
+// runs: work requests go to a work agent's WorkService when one is attached.
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	workv1 "github.com/receptor-mesh/receptor/gen/go/receptor/work/v1"
+	"github.com/receptor-mesh/receptor/services/config"
+	"github.com/receptor-mesh/receptor/services/control"
+	"github.com/receptor-mesh/receptor/services/mesh"
+	"github.com/receptor-mesh/receptor/services/mesh/firewall"
+	"github.com/receptor-mesh/receptor/services/mesh/stream"
+	"github.com/receptor-mesh/receptor/services/tlsconf"
+)
+
+// Options are the router's dependencies beyond its configuration.
+type Options struct {
+	Logger *slog.Logger
+	// Reload re-reads the configuration for the control `reload` command;
+	// nil disables reload (upstream: only with -c/--config FILE).
+	Reload func() (*config.Config, error)
+	// Work is the work agent's WorkService; nil means none is attached and
+	// work requests fail with FAILED_PRECONDITION. The all-in-one binary
+	// passes an in-process client; receptor-router dials the work-agent
+	// entity's address.
+	Work workv1.WorkServiceClient
+}
+
+// Router is a running node agent.
+type Router struct {
+	cfg  *config.Config
+	log  *slog.Logger
+	node *mesh.Node
+	tls  *tlsconf.Store
+	ops  *ops
+	ctl  *control.Server
+	work workv1.WorkServiceClient
+	opt  Options
+
+	backendMu     sync.Mutex
+	backendCancel context.CancelFunc
+	backendWaits  []func()
+	backendCfg    *config.Config
+	runCtx        context.Context // Run's context; backends started by reload live under it
+}
+
+// TLSStore builds the named TLS configurations of cfg for nodeID.
+func TLSStore(cfg *config.Config, log *slog.Logger) (*tlsconf.Store, error) {
+	servers := make([]tlsconf.ServerOptions, 0, len(cfg.TLSServers))
+	for _, s := range cfg.TLSServers {
+		servers = append(servers, tlsconf.ServerOptions{
+			Name: s.Name, Cert: s.Cert, Key: s.Key, RequireClientCert: s.RequireClientCert,
+			ClientCAs: s.ClientCAs, PinnedClientCert: s.PinnedClientCert,
+			SkipReceptorNamesCheck: s.SkipReceptorNamesCheck, MinTLS13: s.MinTLS13,
+		})
+	}
+	clients := make([]tlsconf.ClientOptions, 0, len(cfg.TLSClients))
+	for _, c := range cfg.TLSClients {
+		clients = append(clients, tlsconf.ClientOptions{
+			Name: c.Name, Cert: c.Cert, Key: c.Key, RootCAs: c.RootCAs, InsecureSkipVerify: c.InsecureSkipVerify,
+			PinnedServerCert: c.PinnedServerCert, SkipReceptorNamesCheck: c.SkipReceptorNamesCheck, MinTLS13: c.MinTLS13,
+		})
+	}
+	return tlsconf.NewStore(cfg.Node.ID, servers, clients, log)
+}
+
+// Check validates what only the router can: TLS files and certificates,
+// firewall rules, and backend parameters. It starts nothing.
+func Check(cfg *config.Config, log *slog.Logger) error {
+	if log == nil {
+		log = slog.Default()
+	}
+	store, err := TLSStore(cfg, log)
+	if err != nil {
+		return err
+	}
+	if _, err := firewall.Parse(cfg.Node.FirewallRules); err != nil {
+		return fmt.Errorf("node: firewallrules: %w", err)
+	}
+	_, err = buildBackends(cfg, store, log)
+	return err
+}
+
+// New builds the node from cfg. Nothing listens or dials until Run.
+func New(cfg *config.Config, opts Options) (*Router, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	store, err := TLSStore(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	node, err := mesh.New(mesh.Options{
+		NodeID:         cfg.Node.ID,
+		MaxIdleTimeout: cfg.Node.MaxIdleConnectionTimeout,
+		FirewallRules:  cfg.Node.FirewallRules,
+		Logger:         log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	r := &Router{cfg: cfg, log: log, node: node, tls: store, work: opts.Work, opt: opts}
+	r.ops = &ops{node: node, tls: store, work: r.workClient, reload: r.reload}
+	r.ctl = control.NewServer(r.ops, control.Options{Logger: log})
+	return r, nil
+}
+
+// Node is the router's mesh node.
+func (r *Router) Node() *mesh.Node { return r.node }
+
+func (r *Router) workClient() workv1.WorkServiceClient { return r.work }
+
+// Run starts every configured face and backend and serves until ctx is
+// cancelled; then it stops everything and returns. A listener that cannot
+// start is an error returned at once.
+func (r *Router) Run(ctx context.Context) error {
+	defer r.node.Close()
+	g, ctx := errgroup.WithContext(ctx)
+	r.runCtx = ctx
+
+	if err := r.startBackends(ctx, r.cfg); err != nil {
+		return err
+	}
+	defer r.stopBackends()
+
+	for _, cs := range r.cfg.ControlServices {
+		if err := r.startControlService(ctx, g, cs); err != nil {
+			return err
+		}
+	}
+	r.log.Info("Initialization complete", "node", r.node.NodeID())
+	<-ctx.Done()
+	err := g.Wait()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+// startControlService opens the listeners of one control-service entity
+// synchronously (so a busy socket is a startup error) and serves them in g.
+func (r *Router) startControlService(ctx context.Context, g *errgroup.Group, cs config.ControlService) error {
+	if cs.Filename == "" && cs.TCPListen == "" && cs.Service == "" {
+		return errors.New("control-service: no listeners specified")
+	}
+	if cs.Filename != "" {
+		ln, err := control.ListenUnix(cs.Filename, os.FileMode(cs.Permissions))
+		if err != nil {
+			return fmt.Errorf("control-service: error opening Unix socket: %w", err)
+		}
+		g.Go(func() error { return r.ctl.Serve(ctx, ln, control.OriginUnix) })
+	}
+	if cs.TCPListen != "" {
+		tlsCfg, err := r.tls.Server(cs.TCPTLS)
+		if err != nil {
+			return fmt.Errorf("control-service: %w", err)
+		}
+		addr := cs.TCPListen
+		if !strings.Contains(addr, ":") {
+			addr = "0.0.0.0:" + addr
+		}
+		ln, err := control.ListenTCP(addr, tlsCfg)
+		if err != nil {
+			return fmt.Errorf("control-service: %w", err)
+		}
+		g.Go(func() error { return r.ctl.Serve(ctx, ln, control.OriginTCP) })
+	} else if cs.TLS != "" {
+		r.log.Warn("control-service: tls is set but tcptls is not; the TCP listener (if any) does not use TLS")
+	}
+	if cs.Service != "" {
+		tlsCfg, err := r.tls.Server(cs.TLS)
+		if err != nil {
+			return fmt.Errorf("control-service: %w", err)
+		}
+		ln, err := stream.Listen(ctx, r.node, cs.Service, stream.ListenOptions{
+			TLS: tlsCfg, Advertise: true, Tags: map[string]string{"type": "Control Service"}, Logger: r.log,
+		})
+		if err != nil {
+			return fmt.Errorf("control-service: %w", err)
+		}
+		g.Go(func() error { return r.ctl.Serve(ctx, ln, control.OriginMesh) })
+	}
+	return nil
+}
+
+// startBackends starts the backends of cfg under a context of their own,
+// so that reload can replace them without touching anything else.
+func (r *Router) startBackends(ctx context.Context, cfg *config.Config) error {
+	specs, err := buildBackends(cfg, r.tls, r.log)
+	if err != nil {
+		return err
+	}
+	bctx, cancel := context.WithCancel(ctx)
+	var waits []func()
+	for _, s := range specs {
+		wait, err := r.node.AddBackendContext(bctx, s.backend, s.opts)
+		if err != nil {
+			cancel()
+			for _, w := range waits {
+				w()
+			}
+			return err
+		}
+		waits = append(waits, wait)
+	}
+	r.backendMu.Lock()
+	r.backendCancel, r.backendWaits, r.backendCfg = cancel, waits, cfg
+	r.backendMu.Unlock()
+	return nil
+}
+
+func (r *Router) stopBackends() {
+	r.backendMu.Lock()
+	cancel, waits := r.backendCancel, r.backendWaits
+	r.backendCancel, r.backendWaits = nil, nil
+	r.backendMu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	for _, w := range waits {
+		w()
+	}
+}
+
+// RunFromConfig runs a router (receptor-router) until ctx is cancelled. A
+// work-agent entity attaches the work agent's WorkService over gRPC.
+func RunFromConfig(ctx context.Context, cfg *config.Config, log *slog.Logger, reload func() (*config.Config, error)) error {
+	if !cfg.HasBackends() {
+		log.Warn("Nothing to do - no backends are running.")
+		return errors.New("no backends configured: add a listener, a peer or local-only (see --help)")
+	}
+	opts := Options{Logger: log, Reload: reload}
+	if wa := cfg.WorkAgent; wa != nil {
+		conn, err := dialWorkAgent(cfg, wa, log)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		opts.Work = workv1.NewWorkServiceClient(conn)
+	}
+	r, err := New(cfg, opts)
+	if err != nil {
+		return err
+	}
+	return r.Run(ctx)
+}
