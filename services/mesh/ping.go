@@ -70,6 +70,10 @@ type TracerouteHop struct {
 // the first error other than "message expired", or when ctx ends.
 func (n *Node) Traceroute(ctx context.Context, node string) <-chan TracerouteHop {
 	out := make(chan TracerouteHop)
+	if n.ctx.Err() != nil {
+		close(out)
+		return out
+	}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
