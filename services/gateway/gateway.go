@@ -1,0 +1,144 @@
+// Package gateway is the REST/JSON face of ControlService: grpc-gateway in
+// proxy mode over a client connection to our own gRPC server (so streaming
+// calls work), the OpenAPI document at /openapi.json, bounded request
+// bodies, and an HTTP server with timeouts and graceful shutdown.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	controlv1 "github.com/receptor-mesh/receptor/gen/go/receptor/control/v1"
+	"github.com/receptor-mesh/receptor/gen/openapi"
+)
+
+// DefaultMaxBodyBytes bounds request bodies: a CreateWork with 4 MiB of
+// stdin is about 5.4 MiB once base64-encoded in JSON.
+const DefaultMaxBodyBytes = 8 << 20
+
+// Options configure New.
+type Options struct {
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+	// MaxBodyBytes bounds request bodies; larger ones get 413. 0 means
+	// DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+}
+
+// New returns the REST handler for ControlService over conn: the routes of
+// proto/receptor/control/v1/control_http.yaml, GET /openapi.json and GET
+// /healthz (the gRPC health of the server behind conn). JSON uses the
+// lowerCamelCase field names of the OpenAPI document, emits unset fields
+// (so a status shows its zero values), and rejects unknown fields in
+// request bodies (a misspelt "force" must not be ignored). Errors map to
+// HTTP codes as grpc-gateway's defaults, with a google.rpc.Status body.
+// ctx is the registration context of the generated handlers.
+func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler, error) {
+	if conn == nil {
+		return nil, errors.New("creating REST gateway: nil gRPC client connection")
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	limit := opts.MaxBodyBytes
+	if limit <= 0 {
+		limit = DefaultMaxBodyBytes
+	}
+	mux := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{
+			Marshaler: &runtime.JSONPb{
+				MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
+				UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+			},
+		}),
+		runtime.WithErrorHandler(errorHandler(limit)),
+		runtime.WithHealthzEndpoint(healthpb.NewHealthClient(conn)),
+	)
+	if err := controlv1.RegisterControlServiceHandler(ctx, mux, conn); err != nil {
+		return nil, fmt.Errorf("registering ControlService REST handlers: %w", err)
+	}
+	if err := mux.HandlePath(http.MethodGet, "/openapi.json", serveOpenAPI); err != nil {
+		return nil, fmt.Errorf("registering /openapi.json: %w", err)
+	}
+	return &bodyLimiter{next: mux, mux: mux, limit: limit, logger: logger}, nil
+}
+
+func serveOpenAPI(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(openapi.SwaggerJSON())
+}
+
+// bodyLimiter bounds request bodies. A declared length over the limit is
+// refused before the gateway runs; a chunked body is cut at the limit and
+// the gateway's decode error is turned into 413 by errorHandler, which
+// finds the overflow flag in the request context.
+type bodyLimiter struct {
+	next   http.Handler
+	mux    *runtime.ServeMux
+	limit  int64
+	logger *slog.Logger
+}
+
+type overflowKey struct{}
+
+// overflow records that a request body hit the limit.
+type overflow struct{ hit bool }
+
+func (b *bodyLimiter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength > b.limit {
+		b.logger.Debug("REST request body too large", "method", r.Method, "path", r.URL.Path, "length", r.ContentLength)
+		_, out := runtime.MarshalerForRequest(b.mux, r)
+		runtime.HTTPError(r.Context(), b.mux, out, w, r, tooLarge(b.limit))
+		return
+	}
+	o := &overflow{}
+	r = r.WithContext(context.WithValue(r.Context(), overflowKey{}, o))
+	r.Body = &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, b.limit), o: o}
+	b.next.ServeHTTP(w, r)
+}
+
+type limitedBody struct {
+	io.ReadCloser
+	o *overflow
+}
+
+func (l *limitedBody) Read(p []byte) (int, error) {
+	n, err := l.ReadCloser.Read(p)
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		// The gateway reads the body on the request's goroutine before it
+		// reports the error, so this needs no lock.
+		l.o.hit = true
+	}
+	return n, err
+}
+
+func tooLarge(limit int64) error {
+	return &runtime.HTTPStatusError{
+		HTTPStatus: http.StatusRequestEntityTooLarge,
+		Err:        status.Errorf(codes.ResourceExhausted, "request body exceeds the limit of %d bytes", limit),
+	}
+}
+
+// errorHandler is grpc-gateway's default, except that a failure caused by
+// an oversized body is 413.
+func errorHandler(limit int64) runtime.ErrorHandlerFunc {
+	return func(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+		if o, ok := r.Context().Value(overflowKey{}).(*overflow); ok && o.hit {
+			err = tooLarge(limit)
+		}
+		runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+	}
+}
