@@ -427,6 +427,22 @@ func TestRestartRecoversAndUnknownTypes(t *testing.T) {
 	if got := string(results(t, b, done, 0)); got != "x\n" {
 		t.Fatalf("results of unknown-type unit = %q", got)
 	}
+	// A unit with an unreadable status file fails; one without any is skipped.
+	badID, bdir, _ := s.Create("cat", nil)
+	if err := os.WriteFile(bdir.Path(unit.StatusFile), []byte("{garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Mkdir(filepath.Join(v.dataDir, "nodea", "nostatus"), 0o700)
+	c := v.agent(t)
+	r, err := c.Status(badID)
+	if err != nil || r.State != unit.Failed || !strings.HasPrefix(r.Detail, "Failed to restart: ") {
+		t.Fatalf("unreadable unit after restart = %+v, %v", r, err)
+	}
+	if _, err := c.Status("nostatus"); !errors.Is(err, ErrUnknownUnit) {
+		t.Fatalf("directory without status: %v", err)
+	}
+	c.Close()
+
 	// A directory created behind the agent's back becomes visible on lookup.
 	extID, _, _ := s.Create("cat", nil)
 	if _, err := b.Status(extID); err != nil {

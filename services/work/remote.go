@@ -546,7 +546,8 @@ func (r *remoteUnit) resultsLoop(ctx context.Context) {
 			}
 			continue
 		}
-		if err := r.fetchResults(ctx, ex); err != nil {
+		n, err := r.fetchResults(ctx, ex)
+		if err != nil {
 			if !sleepCtx(ctx, delay) {
 				return
 			}
@@ -554,24 +555,34 @@ func (r *remoteUnit) resultsLoop(ctx context.Context) {
 			continue
 		}
 		delay = backoffFirst
+		if n == 0 {
+			// The remote ended a stream without new bytes; wait for its
+			// status to move rather than asking again at once.
+			select {
+			case <-ctx.Done():
+				return
+			case <-changed:
+			case <-safetyPoll():
+			}
+		}
 	}
 }
 
 // fetchResults streams the remote stdout from the local size onwards and
 // appends it to the local stdout, until the remote ends the stream.
-func (r *remoteUnit) fetchResults(ctx context.Context, ex remoteExtra) error {
+func (r *remoteUnit) fetchResults(ctx context.Context, ex remoteExtra) (int64, error) {
 	out, err := os.OpenFile(r.e.dir.Path(unit.StdoutFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		return fmt.Errorf("opening stdout of unit %s: %w", r.e.id, err)
+		return 0, fmt.Errorf("opening stdout of unit %s: %w", r.e.id, err)
 	}
 	defer out.Close()
 	fi, err := out.Stat()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	c, err := r.dial(ctx, ex)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer c.Close()
 	// startpos must be a JSON number (upstream rejects strings).
@@ -579,23 +590,22 @@ func (r *remoteUnit) fetchResults(ctx context.Context, ex remoteExtra) error {
 	if ex.SignWork {
 		tok, err := r.a.opts.Signer.Sign(ex.RemoteNode)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		req += fmt.Sprintf(`,"signature":%q`, tok)
 	}
 	if _, err := c.Write([]byte(req + "}\n")); err != nil {
-		return err
+		return 0, err
 	}
 	line, err := c.readLine()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if !strings.Contains(line, "Streaming results") {
-		return fmt.Errorf("results of remote unit %s: %s", ex.RemoteUnitID, strings.TrimSpace(line))
+		return 0, fmt.Errorf("results of remote unit %s: %s", ex.RemoteUnitID, strings.TrimSpace(line))
 	}
 	_ = closeWrite(c.Conn)
-	_, err = io.Copy(out, c.r)
-	return err
+	return io.Copy(out, c.r)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {
