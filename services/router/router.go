@@ -22,6 +22,7 @@ import (
 	"github.com/receptor-mesh/receptor/services/mesh/firewall"
 	"github.com/receptor-mesh/receptor/services/mesh/stream"
 	"github.com/receptor-mesh/receptor/services/tlsconf"
+	"github.com/receptor-mesh/receptor/services/tlsstore"
 )
 
 // Options are the router's dependencies beyond its configuration.
@@ -55,33 +56,13 @@ type Router struct {
 	runCtx        context.Context // Run's context; backends started by reload live under it
 }
 
-// TLSStore builds the named TLS configurations of cfg for nodeID.
-func TLSStore(cfg *config.Config, log *slog.Logger) (*tlsconf.Store, error) {
-	servers := make([]tlsconf.ServerOptions, 0, len(cfg.TLSServers))
-	for _, s := range cfg.TLSServers {
-		servers = append(servers, tlsconf.ServerOptions{
-			Name: s.Name, Cert: s.Cert, Key: s.Key, RequireClientCert: s.RequireClientCert,
-			ClientCAs: s.ClientCAs, PinnedClientCert: s.PinnedClientCert,
-			SkipReceptorNamesCheck: s.SkipReceptorNamesCheck, MinTLS13: s.MinTLS13,
-		})
-	}
-	clients := make([]tlsconf.ClientOptions, 0, len(cfg.TLSClients))
-	for _, c := range cfg.TLSClients {
-		clients = append(clients, tlsconf.ClientOptions{
-			Name: c.Name, Cert: c.Cert, Key: c.Key, RootCAs: c.RootCAs, InsecureSkipVerify: c.InsecureSkipVerify,
-			PinnedServerCert: c.PinnedServerCert, SkipReceptorNamesCheck: c.SkipReceptorNamesCheck, MinTLS13: c.MinTLS13,
-		})
-	}
-	return tlsconf.NewStore(cfg.Node.ID, servers, clients, log)
-}
-
 // Check validates what only the router can: TLS files and certificates,
 // firewall rules, and backend parameters. It starts nothing.
 func Check(cfg *config.Config, log *slog.Logger) error {
 	if log == nil {
 		log = slog.Default()
 	}
-	store, err := TLSStore(cfg, log)
+	store, err := tlsstore.FromConfig(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -98,7 +79,7 @@ func New(cfg *config.Config, opts Options) (*Router, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	store, err := TLSStore(cfg, log)
+	store, err := tlsstore.FromConfig(cfg, log)
 	if err != nil {
 		return nil, err
 	}

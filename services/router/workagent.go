@@ -8,13 +8,14 @@ import (
 
 	"github.com/receptor-mesh/receptor/services/config"
 	"github.com/receptor-mesh/receptor/services/grpcserve"
+	"github.com/receptor-mesh/receptor/services/tlsstore"
 )
 
 // dialWorkAgent connects to the work agent of a work-agent entity. The
 // connection is lazy and reconnects with backoff, so the work agent may
 // start after the router, restart, or be away for a while.
 func dialWorkAgent(cfg *config.Config, wa *config.WorkAgent, log *slog.Logger) (*grpc.ClientConn, error) {
-	store, err := TLSStore(cfg, log)
+	store, err := tlsstore.FromConfig(cfg, log)
 	if err != nil {
 		return nil, err
 	}
