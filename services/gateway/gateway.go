@@ -16,11 +16,13 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	controlv1 "github.com/receptor-mesh/receptor/gen/go/receptor/control/v1"
 	"github.com/receptor-mesh/receptor/gen/openapi"
+	"github.com/receptor-mesh/receptor/services/grpcserve"
 )
 
 // DefaultMaxBodyBytes bounds request bodies: a CreateWork with 4 MiB of
@@ -41,7 +43,9 @@ type Options struct {
 // /healthz (the gRPC health of the server behind conn). JSON uses the
 // lowerCamelCase field names of the OpenAPI document, emits unset fields
 // (so a status shows its zero values), and rejects unknown fields in
-// request bodies (a misspelt "force" must not be ignored). Errors map to
+// request bodies (a misspelt "force" must not be ignored). Calls carry
+// grpcserve.ProxiedMetadataKey, so the server never takes a REST client for
+// a trusted local one. Errors map to
 // HTTP codes as grpc-gateway's defaults, with a google.rpc.Status body.
 // ctx is the registration context of the generated handlers.
 func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler, error) {
@@ -65,6 +69,11 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 		}),
 		runtime.WithErrorHandler(errorHandler(limit)),
 		runtime.WithHealthzEndpoint(healthpb.NewHealthClient(conn)),
+		// Mark every call as relayed, so a server reached over its Unix
+		// socket does not trust REST clients as local ones.
+		runtime.WithMetadata(func(_ context.Context, r *http.Request) metadata.MD {
+			return metadata.Pairs(grpcserve.ProxiedMetadataKey, r.RemoteAddr)
+		}),
 	)
 	if err := controlv1.RegisterControlServiceHandler(ctx, mux, conn); err != nil {
 		return nil, fmt.Errorf("registering ControlService REST handlers: %w", err)

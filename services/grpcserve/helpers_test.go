@@ -40,7 +40,7 @@ type testControl struct {
 
 func (testControl) GetStatus(ctx context.Context, _ *controlv1.GetStatusRequest) (*controlv1.GetStatusResponse, error) {
 	id := "remote"
-	if IsUnixPeer(ctx) {
+	if IsLocalClient(ctx) {
 		id = "unix"
 	}
 	return &controlv1.GetStatusResponse{Status: &meshv1.NodeStatus{NodeId: id}}, nil

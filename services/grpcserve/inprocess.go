@@ -26,7 +26,7 @@ func NewInProcess() *InProcess {
 }
 
 // Listener is the server side; its address network is "bufconn", so calls
-// over it are not Unix-socket calls (see IsUnixPeer).
+// over it are not Unix-socket calls (see IsLocalClient).
 func (p *InProcess) Listener() net.Listener { return p.lis }
 
 // DialOption connects a client to the listener.

@@ -105,6 +105,9 @@ func New(opts Options) *Server {
 		}),
 	}
 	if opts.TLS != nil {
+		if opts.TLS.ClientCAs == nil && opts.TLS.GetConfigForClient == nil {
+			logger.Warn("gRPC server TLS has no client CAs; client certificates are checked against the system roots")
+		}
 		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(requireClientCert(opts.TLS))))
 	}
 	srv := &Server{

@@ -16,6 +16,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 
@@ -226,7 +228,7 @@ func TestServeUnixUntilCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got := resp.GetStatus().GetNodeId(); got != "unix" {
-		t.Errorf("IsUnixPeer over a Unix socket: handler saw %q, want unix", got)
+		t.Errorf("IsLocalClient over a Unix socket: handler saw %q, want unix", got)
 	}
 	// A call that never ends on its own is cut off after the shutdown
 	// timeout, and Serve returns.
@@ -441,4 +443,36 @@ func FuzzParseTarget(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestIsLocalClient(t *testing.T) {
+	unixPeer := &peer.Peer{Addr: &net.UnixAddr{Net: "unix", Name: ""}}
+	tcpPeer := &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}}
+	proxied := metadata.Pairs(ProxiedMetadataKey, "192.0.2.7:5555")
+	tests := []struct {
+		name string
+		p    *peer.Peer
+		md   metadata.MD
+		want bool
+	}{
+		{"unix", unixPeer, nil, true},
+		{"unix with other metadata", unixPeer, metadata.Pairs("x-forwarded-host", "h"), true},
+		{"unix relayed by the gateway", unixPeer, proxied, false},
+		{"tcp", tcpPeer, nil, false},
+		{"no peer", nil, nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			if tt.p != nil {
+				ctx = peer.NewContext(ctx, tt.p)
+			}
+			if tt.md != nil {
+				ctx = metadata.NewIncomingContext(ctx, tt.md)
+			}
+			if got := IsLocalClient(ctx); got != tt.want {
+				t.Errorf("IsLocalClient = %v, want %v", got, tt.want)
+			}
+		})
+	}
 }
