@@ -29,12 +29,11 @@ const maxKeyFile = 1 << 20
 
 // Errors of the signature rule, with upstream's exact texts.
 var (
-	ErrSigningKeyEmpty     = errors.New("cannot sign work: signing key is empty")
-	ErrSignatureEmpty      = errors.New("could not verify signature: signature is empty")
-	ErrVerifyKeyMissing    = errors.New("could not verify signature: verifying key not specified")
-	ErrTokenInvalid        = errors.New("token not valid")
-	ErrAudienceMismatch    = errors.New("token audience did not match node ID")
-	ErrUnexpectedSignature = errors.New("work type did not expect a signature")
+	ErrSigningKeyEmpty  = errors.New("cannot sign work: signing key is empty")
+	ErrSignatureEmpty   = errors.New("could not verify signature: signature is empty")
+	ErrVerifyKeyMissing = errors.New("could not verify signature: verifying key not specified")
+	ErrTokenInvalid     = errors.New("token not valid")
+	ErrAudienceMismatch = errors.New("token audience did not match node ID")
 )
 
 // Signer signs work requests with an RSA private key.
