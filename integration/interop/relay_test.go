@@ -1,0 +1,162 @@
+package interop
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+)
+
+// relayFrame is one backend message seen by a tcpRelay.
+type relayFrame struct {
+	FromDialer bool // sent by the side that connected to the relay
+	Data       []byte
+}
+
+// Bounds of what a relay records (the copy itself is unbounded).
+const (
+	relayMaxFrames   = 4096
+	relayMaxFrameLen = 1 << 16
+)
+
+// tcpRelay is a TCP proxy in front of a tcp-listener that parses the
+// 2-byte little-endian framing of spec §14.2 and records every frame in both
+// directions, to show exactly what each side put on the wire.
+type tcpRelay struct {
+	t      *testing.T
+	ln     net.Listener
+	target string
+
+	mu     sync.Mutex
+	frames []relayFrame
+	conns  []net.Conn
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// newTCPRelay listens on 127.0.0.1 and forwards every connection to target.
+// It is closed in t.Cleanup.
+func newTCPRelay(t *testing.T, target string) *tcpRelay {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("relay listen: %v", err)
+	}
+	r := &tcpRelay{t: t, ln: ln, target: target}
+	r.wg.Add(1)
+	go r.acceptLoop()
+	t.Cleanup(r.close)
+	return r
+}
+
+// Addr is the relay's listening address.
+func (r *tcpRelay) Addr() string { return r.ln.Addr().String() }
+
+// Frames returns a copy of the frames recorded so far.
+func (r *tcpRelay) Frames() []relayFrame {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]relayFrame(nil), r.frames...)
+}
+
+func (r *tcpRelay) close() {
+	r.mu.Lock()
+	r.closed = true
+	for _, c := range r.conns {
+		c.Close()
+	}
+	r.mu.Unlock()
+	r.ln.Close()
+	r.wg.Wait()
+}
+
+func (r *tcpRelay) track(c net.Conn) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		c.Close()
+		return false
+	}
+	r.conns = append(r.conns, c)
+	return true
+}
+
+func (r *tcpRelay) acceptLoop() {
+	defer r.wg.Done()
+	for {
+		in, err := r.ln.Accept()
+		if err != nil {
+			return
+		}
+		if !r.track(in) {
+			return
+		}
+		out, err := net.DialTimeout("tcp", r.target, 5*time.Second)
+		if err != nil {
+			in.Close()
+			continue
+		}
+		if !r.track(out) {
+			in.Close()
+			return
+		}
+		r.wg.Add(2)
+		go r.pipe(in, out, true)
+		go r.pipe(out, in, false)
+	}
+}
+
+// pipe copies frames from src to dst, recording each; on any error it
+// closes both ends (as a real connection loss would).
+func (r *tcpRelay) pipe(src, dst net.Conn, fromDialer bool) {
+	defer r.wg.Done()
+	defer src.Close()
+	defer dst.Close()
+	var hdr [2]byte
+	for {
+		if _, err := io.ReadFull(src, hdr[:]); err != nil {
+			return
+		}
+		n := int(binary.LittleEndian.Uint16(hdr[:]))
+		body := make([]byte, n)
+		if _, err := io.ReadFull(src, body); err != nil {
+			return
+		}
+		r.record(fromDialer, body)
+		if _, err := dst.Write(append(hdr[:], body...)); err != nil {
+			return
+		}
+	}
+}
+
+func (r *tcpRelay) record(fromDialer bool, body []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.frames) >= relayMaxFrames {
+		return
+	}
+	if len(body) > relayMaxFrameLen {
+		body = body[:relayMaxFrameLen]
+	}
+	r.frames = append(r.frames, relayFrame{FromDialer: fromDialer, Data: body})
+}
+
+// describe renders frames for a failure message.
+func describeFrames(fs []relayFrame) string {
+	s := ""
+	for i, f := range fs {
+		dir := "listener→dialer"
+		if f.FromDialer {
+			dir = "dialer→listener"
+		}
+		d := f.Data
+		if len(d) > 200 {
+			d = d[:200]
+		}
+		s += fmt.Sprintf("\n  #%d %s len=%d %q", i, dir, len(f.Data), d)
+	}
+	return s
+}
