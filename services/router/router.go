@@ -18,9 +18,11 @@ import (
 	workv1 "github.com/receptor-mesh/receptor/gen/go/receptor/work/v1"
 	"github.com/receptor-mesh/receptor/services/config"
 	"github.com/receptor-mesh/receptor/services/control"
+	"github.com/receptor-mesh/receptor/services/grpcserve"
 	"github.com/receptor-mesh/receptor/services/mesh"
 	"github.com/receptor-mesh/receptor/services/mesh/firewall"
 	"github.com/receptor-mesh/receptor/services/mesh/stream"
+	"github.com/receptor-mesh/receptor/services/meshapi"
 	"github.com/receptor-mesh/receptor/services/tlsconf"
 	"github.com/receptor-mesh/receptor/services/tlsstore"
 )
@@ -54,6 +56,10 @@ type Router struct {
 	backendWaits  []func()
 	backendCfg    *config.Config
 	runCtx        context.Context // Run's context; backends started by reload live under it
+
+	inproc     *grpcserve.InProcess // the APIs without a socket (gateway, all-in-one work agent)
+	meshAPI    *meshapi.Server
+	controlAPI *controlAPI
 }
 
 // Check validates what only the router can: TLS files and certificates,
@@ -95,6 +101,11 @@ func New(cfg *config.Config, opts Options) (*Router, error) {
 	r := &Router{cfg: cfg, log: log, node: node, tls: store, work: opts.Work, opt: opts}
 	r.ops = &ops{node: node, tls: store, work: r.workClient, reload: r.reload}
 	r.ctl = control.NewServer(r.ops, control.Options{Logger: log})
+	r.inproc = grpcserve.NewInProcess()
+	if err := r.newAPIs(); err != nil {
+		node.Close()
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -108,26 +119,40 @@ func (r *Router) workClient() workv1.WorkServiceClient { return r.work }
 // start is an error returned at once.
 func (r *Router) Run(ctx context.Context) error {
 	defer r.node.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	g, ctx := errgroup.WithContext(ctx)
 	r.runCtx = ctx
 
+	err := r.start(ctx, g)
+	if err == nil {
+		r.log.Info("Initialization complete", "node", r.node.NodeID())
+		<-ctx.Done()
+	}
+	cancel()
+	werr := g.Wait()
+	r.stopBackends()
+	if err != nil {
+		return err
+	}
+	if errors.Is(werr, context.Canceled) {
+		werr = nil
+	}
+	return werr
+}
+
+// start brings up backends, control services, proxies and APIs; any
+// listener that cannot open is an error (Run then stops the rest).
+func (r *Router) start(ctx context.Context, g *errgroup.Group) error {
 	if err := r.startBackends(ctx, r.cfg); err != nil {
 		return err
 	}
-	defer r.stopBackends()
-
 	for _, cs := range r.cfg.ControlServices {
 		if err := r.startControlService(ctx, g, cs); err != nil {
 			return err
 		}
 	}
-	r.log.Info("Initialization complete", "node", r.node.NodeID())
-	<-ctx.Done()
-	err := g.Wait()
-	if errors.Is(err, context.Canceled) {
-		err = nil
-	}
-	return err
+	return r.startAPIs(ctx, g)
 }
 
 // startControlService opens the listeners of one control-service entity

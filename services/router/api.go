@@ -1,0 +1,167 @@
+package router
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+
+	controlv1 "github.com/receptor-mesh/receptor/gen/go/receptor/control/v1"
+	meshv1 "github.com/receptor-mesh/receptor/gen/go/receptor/mesh/v1"
+	workv1 "github.com/receptor-mesh/receptor/gen/go/receptor/work/v1"
+	"github.com/receptor-mesh/receptor/services/buildinfo"
+	"github.com/receptor-mesh/receptor/services/gateway"
+	"github.com/receptor-mesh/receptor/services/grpcserve"
+	"github.com/receptor-mesh/receptor/services/mesh"
+	"github.com/receptor-mesh/receptor/services/meshapi"
+)
+
+// workInfoTimeout bounds the GetStatus call's question to the work agent.
+const workInfoTimeout = 2 * time.Second
+
+// newAPIs builds the MeshService and ControlService implementations.
+func (r *Router) newAPIs() error {
+	bi := buildinfo.Get()
+	m, err := meshapi.New(meshapi.Options{
+		Node:       r.node,
+		TLSClient:  r.tls.Client,
+		TLSServer:  r.tls.Server,
+		WorkStatus: r.workStatus,
+		Version:    &meshv1.VersionInfo{Version: bi.Version, Commit: bi.Commit, GoVersion: bi.GoVersion},
+		Logger:     r.log,
+	})
+	if err != nil {
+		return err
+	}
+	r.meshAPI = m
+	r.controlAPI = &controlAPI{mesh: m, work: r.workClient, reload: r.reload}
+	return nil
+}
+
+// register puts the router's services on srv.
+func (r *Router) register(srv *grpcserve.Server) {
+	meshv1.RegisterMeshServiceServer(srv, r.meshAPI)
+	controlv1.RegisterControlServiceServer(srv, r.controlAPI)
+}
+
+// InProcessConn connects to the router's APIs without a socket (the
+// all-in-one binary's work agent uses it). Valid once New returned; calls
+// wait until Run serves.
+func (r *Router) InProcessConn() (*grpc.ClientConn, error) { return r.inproc.Dial() }
+
+// startAPIs serves the gRPC APIs in-process and on every grpc-server
+// entity, and the REST gateway of the http-gateway entity.
+func (r *Router) startAPIs(ctx context.Context, g *errgroup.Group) error {
+	internal := grpcserve.New(grpcserve.Options{Logger: r.log})
+	r.register(internal)
+	g.Go(func() error { return grpcserve.Serve(ctx, internal, r.inproc.Listener()) })
+
+	for _, gs := range r.cfg.GRPCServers {
+		tlsCfg, err := r.tls.Server(gs.TLS)
+		if err != nil {
+			return fmt.Errorf("grpc-server: %w", err)
+		}
+		ep := grpcserve.Endpoint{Filename: gs.Filename, Permissions: os.FileMode(gs.Permissions), TCPListen: gs.TCPListen, TLS: tlsCfg}
+		if err := grpcserve.StartEndpoint(ctx, g, ep, r.log, r.register); err != nil {
+			return err
+		}
+	}
+	if hg := r.cfg.HTTPGateway; hg != nil {
+		tlsCfg, err := r.tls.Server(hg.TLS)
+		if err != nil {
+			return fmt.Errorf("http-gateway: %w", err)
+		}
+		conn, err := r.inproc.Dial()
+		if err != nil {
+			return fmt.Errorf("http-gateway: %w", err)
+		}
+		h, err := gateway.New(ctx, conn, gateway.Options{Logger: r.log})
+		if err != nil {
+			conn.Close()
+			return fmt.Errorf("http-gateway: %w", err)
+		}
+		ln, err := grpcserve.ListenTCP(ctx, hg.TCPListen, tlsCfg, r.log)
+		if err != nil {
+			conn.Close()
+			return fmt.Errorf("http-gateway: %w", err)
+		}
+		r.log.Info("REST gateway listening", "address", ln.Addr().String(), "tls", tlsCfg != nil)
+		g.Go(func() error {
+			defer conn.Close()
+			return gateway.Serve(ctx, h, ln, tlsCfg, r.log)
+		})
+	}
+	if r.work != nil {
+		g.Go(func() error { r.syncWorkCommands(ctx); return nil })
+	}
+	return nil
+}
+
+// workStatus describes the attached work agent for GetStatus.
+func (r *Router) workStatus(ctx context.Context) (*meshv1.WorkAgentStatus, error) {
+	if r.work == nil {
+		return &meshv1.WorkAgentStatus{Attached: false}, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, workInfoTimeout)
+	defer cancel()
+	info, err := r.work.GetWorkerInfo(ctx, &workv1.GetWorkerInfoRequest{})
+	if err != nil {
+		return nil, err
+	}
+	return &meshv1.WorkAgentStatus{
+		Attached: true, Version: info.GetVersion(), WorkCommands: info.GetWorkCommands(), Capacity: info.GetCapacity(),
+	}, nil
+}
+
+// syncWorkCommands keeps the work agent's work types in this node's
+// control-service advertisements: it asks the agent when it (re)appears
+// and every refresh interval after that, so an agent restarted with other
+// work types is reflected within one interval.
+func (r *Router) syncWorkCommands(ctx context.Context) {
+	const (
+		retry   = time.Second
+		refresh = 15 * time.Second
+	)
+	var last []mesh.WorkCommand
+	first := true
+	for {
+		wait := retry
+		cctx, cancel := context.WithTimeout(ctx, refresh)
+		info, err := r.work.GetWorkerInfo(cctx, &workv1.GetWorkerInfoRequest{}, grpc.WaitForReady(true))
+		cancel()
+		if err == nil {
+			cmds := make([]mesh.WorkCommand, 0, len(info.GetWorkCommands()))
+			for _, wc := range info.GetWorkCommands() {
+				cmds = append(cmds, mesh.WorkCommand{WorkType: wc.GetWorkType(), Secure: wc.GetSecure()})
+			}
+			if first || !equalWorkCommands(cmds, last) {
+				r.node.SetWorkCommands(cmds)
+				r.log.Info("work agent attached", "worktypes", len(cmds))
+				last, first = cmds, false
+			}
+			wait = refresh
+		} else if ctx.Err() == nil {
+			r.log.Debug("work agent not reachable", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+func equalWorkCommands(a, b []mesh.WorkCommand) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,313 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+
+	"google.golang.org/grpc"
+
+	controlv1 "github.com/receptor-mesh/receptor/gen/go/receptor/control/v1"
+	meshv1 "github.com/receptor-mesh/receptor/gen/go/receptor/mesh/v1"
+	workv1 "github.com/receptor-mesh/receptor/gen/go/receptor/work/v1"
+	"github.com/receptor-mesh/receptor/services/apierr"
+	"github.com/receptor-mesh/receptor/services/grpcserve"
+	"github.com/receptor-mesh/receptor/services/meshapi"
+)
+
+// maxCreateStdin bounds CreateWork's inline input (proto docs: 4 MiB).
+const maxCreateStdin = 4 << 20
+
+// controlAPI is the router's ControlService: the node operations come from
+// the MeshService implementation, work goes to the work agent. The REST
+// gateway reaches it through gRPC, so REST and gRPC share this code.
+type controlAPI struct {
+	controlv1.UnimplementedControlServiceServer
+	mesh   *meshapi.Server
+	work   func() workv1.WorkServiceClient
+	reload func(ctx context.Context) error
+}
+
+// requestOrigin derives trust from the transport: only direct unix-socket
+// clients are local (their work signatures are not verified).
+func requestOrigin(ctx context.Context) workv1.RequestOrigin {
+	if grpcserve.IsLocalClient(ctx) {
+		return workv1.RequestOrigin_REQUEST_ORIGIN_LOCAL
+	}
+	return workv1.RequestOrigin_REQUEST_ORIGIN_REMOTE
+}
+
+func (c *controlAPI) workClient() (workv1.WorkServiceClient, error) {
+	if c.work != nil {
+		if w := c.work(); w != nil {
+			return w, nil
+		}
+	}
+	return nil, apierr.NoWorkAgent()
+}
+
+func (c *controlAPI) GetStatus(ctx context.Context, _ *controlv1.GetStatusRequest) (*controlv1.GetStatusResponse, error) {
+	resp, err := c.mesh.GetStatus(ctx, &meshv1.GetStatusRequest{})
+	if err != nil {
+		return nil, err
+	}
+	return &controlv1.GetStatusResponse{Status: resp.GetStatus()}, nil
+}
+
+func (c *controlAPI) GetVersion(ctx context.Context, _ *controlv1.GetVersionRequest) (*controlv1.GetVersionResponse, error) {
+	resp, err := c.mesh.GetVersion(ctx, &meshv1.GetVersionRequest{})
+	if err != nil {
+		return nil, err
+	}
+	return &controlv1.GetVersionResponse{Version: resp.GetVersion()}, nil
+}
+
+func (c *controlAPI) Ping(ctx context.Context, req *controlv1.PingRequest) (*controlv1.PingResponse, error) {
+	resp, err := c.mesh.Ping(ctx, &meshv1.PingRequest{Node: req.GetNode(), HopsToLive: req.HopsToLive, Timeout: req.GetTimeout()})
+	if err != nil {
+		return nil, err
+	}
+	return &controlv1.PingResponse{Result: resp.GetResult()}, nil
+}
+
+// traceStream adapts the ControlService traceroute stream to the
+// MeshService one, whose implementation does the work.
+type traceStream struct {
+	grpc.ServerStream
+	out grpc.ServerStreamingServer[controlv1.TracerouteResponse]
+}
+
+func (t traceStream) Send(m *meshv1.TracerouteResponse) error {
+	return t.out.Send(&controlv1.TracerouteResponse{Hop: m.GetHop()})
+}
+
+func (c *controlAPI) Traceroute(req *controlv1.TracerouteRequest, gs grpc.ServerStreamingServer[controlv1.TracerouteResponse]) error {
+	return c.mesh.Traceroute(&meshv1.TracerouteRequest{Node: req.GetNode()}, traceStream{ServerStream: gs, out: gs})
+}
+
+func (c *controlAPI) Reload(ctx context.Context, _ *controlv1.ReloadRequest) (*controlv1.ReloadResponse, error) {
+	if err := c.reload(ctx); err != nil {
+		text, code := splitErrorCode(err.Error())
+		return nil, apierr.ReloadFailed(text, code)
+	}
+	return &controlv1.ReloadResponse{}, nil
+}
+
+// splitErrorCode separates upstream's " ERRORCODE n" suffix.
+func splitErrorCode(s string) (string, int) {
+	i := strings.LastIndex(s, " ERRORCODE ")
+	if i < 0 {
+		return s, 5
+	}
+	switch s[i+len(" ERRORCODE "):] {
+	case "3":
+		return s[:i], 3
+	case "4":
+		return s[:i], 4
+	}
+	return s[:i], 5
+}
+
+func (c *controlAPI) SubmitWork(gs grpc.BidiStreamingServer[controlv1.SubmitWorkRequest, controlv1.SubmitWorkResponse]) error {
+	wc, err := c.workClient()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(gs.Context())
+	defer cancel()
+	up, err := wc.Submit(ctx)
+	if err != nil {
+		return err
+	}
+	origin := requestOrigin(gs.Context())
+	// Client → agent: relay every message; the first carries the origin.
+	sendErr := make(chan error, 1)
+	go func() {
+		first := true
+		for {
+			m, err := gs.Recv()
+			if err == io.EOF {
+				sendErr <- up.CloseSend()
+				return
+			}
+			if err != nil {
+				cancel()
+				sendErr <- err
+				return
+			}
+			req := &workv1.SubmitRequest{}
+			switch msg := m.GetMsg().(type) {
+			case *controlv1.SubmitWorkRequest_Params:
+				req.Msg = &workv1.SubmitRequest_Params{Params: msg.Params}
+			case *controlv1.SubmitWorkRequest_Stdin:
+				req.Msg = &workv1.SubmitRequest_Stdin{Stdin: msg.Stdin}
+			}
+			if first {
+				req.Origin, first = origin, false
+			}
+			if err := up.Send(req); err != nil {
+				// The agent ended the call; its status arrives on Recv.
+				sendErr <- nil
+				return
+			}
+		}
+	}()
+	// Agent → client.
+	for {
+		m, err := up.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			cancel()
+			<-sendErr
+			return err
+		}
+		out := &controlv1.SubmitWorkResponse{}
+		switch msg := m.GetMsg().(type) {
+		case *workv1.SubmitResponse_Created:
+			out.Msg = &controlv1.SubmitWorkResponse_Created{Created: msg.Created}
+		case *workv1.SubmitResponse_Result:
+			out.Msg = &controlv1.SubmitWorkResponse_Result{Result: msg.Result}
+		}
+		if err := gs.Send(out); err != nil {
+			cancel()
+			<-sendErr
+			return err
+		}
+	}
+	cancel()
+	<-sendErr
+	return nil
+}
+
+func (c *controlAPI) CreateWork(ctx context.Context, req *controlv1.CreateWorkRequest) (*controlv1.CreateWorkResponse, error) {
+	wc, err := c.workClient()
+	if err != nil {
+		return nil, err
+	}
+	if len(req.GetStdin()) > maxCreateStdin {
+		return nil, apierr.TooLarge("stdin", len(req.GetStdin()), maxCreateStdin)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	up, err := wc.Submit(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := up.Send(&workv1.SubmitRequest{
+		Msg: &workv1.SubmitRequest_Params{Params: req.GetParams()}, Origin: requestOrigin(ctx),
+	}); err != nil {
+		return nil, submitStatus(up)
+	}
+	for data := req.GetStdin(); len(data) > 0; {
+		n := min(len(data), stdinChunk)
+		if err := up.Send(&workv1.SubmitRequest{Msg: &workv1.SubmitRequest_Stdin{Stdin: data[:n]}}); err != nil {
+			return nil, submitStatus(up)
+		}
+		data = data[n:]
+	}
+	if err := up.CloseSend(); err != nil {
+		return nil, err
+	}
+	for {
+		m, err := up.Recv()
+		if err != nil {
+			if err == io.EOF {
+				err = errors.New("work agent ended the submission without a result")
+			}
+			return nil, err
+		}
+		if r := m.GetResult(); r != nil {
+			return &controlv1.CreateWorkResponse{Result: r}, nil
+		}
+	}
+}
+
+// submitStatus returns the status that ended a Submit call after Send
+// failed (gRPC reports it on Recv).
+func submitStatus(up workv1.WorkService_SubmitClient) error {
+	for {
+		if _, err := up.Recv(); err != nil {
+			return err
+		}
+	}
+}
+
+func (c *controlAPI) ListWork(ctx context.Context, req *controlv1.ListWorkRequest) (*controlv1.ListWorkResponse, error) {
+	wc, err := c.workClient()
+	if err != nil {
+		return nil, err
+	}
+	resp, err := wc.ListUnits(ctx, &workv1.ListUnitsRequest{UnitId: req.GetUnitId()})
+	if err != nil {
+		return nil, err
+	}
+	return &controlv1.ListWorkResponse{Units: resp.GetUnits()}, nil
+}
+
+func (c *controlAPI) GetWork(ctx context.Context, req *controlv1.GetWorkRequest) (*controlv1.GetWorkResponse, error) {
+	wc, err := c.workClient()
+	if err != nil {
+		return nil, err
+	}
+	resp, err := wc.GetUnitStatus(ctx, &workv1.GetUnitStatusRequest{UnitId: req.GetUnitId()})
+	if err != nil {
+		return nil, err
+	}
+	return &controlv1.GetWorkResponse{Status: resp.GetStatus()}, nil
+}
+
+func (c *controlAPI) GetWorkResults(req *controlv1.GetWorkResultsRequest, gs grpc.ServerStreamingServer[controlv1.GetWorkResultsResponse]) error {
+	wc, err := c.workClient()
+	if err != nil {
+		return err
+	}
+	up, err := wc.GetResults(gs.Context(), &workv1.GetResultsRequest{
+		UnitId: req.GetUnitId(), Offset: req.GetOffset(), Signature: req.GetSignature(), Origin: requestOrigin(gs.Context()),
+	})
+	if err != nil {
+		return err
+	}
+	for {
+		m, err := up.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := gs.Send(&controlv1.GetWorkResultsResponse{Data: m.GetData(), Offset: m.GetOffset()}); err != nil {
+			return err
+		}
+	}
+}
+
+func (c *controlAPI) CancelWork(ctx context.Context, req *controlv1.CancelWorkRequest) (*controlv1.CancelWorkResponse, error) {
+	wc, err := c.workClient()
+	if err != nil {
+		return nil, err
+	}
+	resp, err := wc.CancelUnit(ctx, &workv1.CancelUnitRequest{
+		UnitId: req.GetUnitId(), Signature: req.GetSignature(), Origin: requestOrigin(ctx),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &controlv1.CancelWorkResponse{UnitId: resp.GetUnitId(), Pending: resp.GetPending()}, nil
+}
+
+func (c *controlAPI) ReleaseWork(ctx context.Context, req *controlv1.ReleaseWorkRequest) (*controlv1.ReleaseWorkResponse, error) {
+	wc, err := c.workClient()
+	if err != nil {
+		return nil, err
+	}
+	resp, err := wc.ReleaseUnit(ctx, &workv1.ReleaseUnitRequest{
+		UnitId: req.GetUnitId(), Force: req.GetForce(), Signature: req.GetSignature(), Origin: requestOrigin(ctx),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &controlv1.ReleaseWorkResponse{UnitId: resp.GetUnitId(), Pending: resp.GetPending()}, nil
+}
