@@ -118,7 +118,7 @@ func serve(tb testing.TB, ln net.Listener, handle func(net.Conn)) {
 		mu     sync.Mutex
 		conns  []net.Conn
 		closed bool
-		wg    sync.WaitGroup
+		wg     sync.WaitGroup
 	)
 	wg.Go(func() {
 		for {
