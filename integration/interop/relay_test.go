@@ -12,14 +12,15 @@ import (
 
 // relayFrame is one backend message seen by a tcpRelay.
 type relayFrame struct {
-	FromDialer bool // sent by the side that connected to the relay
-	Data       []byte
+	FromDialer bool   // sent by the side that connected to the relay
+	Len        int    // the frame's length
+	Data       []byte // its first relayMaxFrameLen bytes
 }
 
 // Bounds of what a relay records (the copy itself is unbounded).
 const (
-	relayMaxFrames   = 4096
-	relayMaxFrameLen = 1 << 16
+	relayMaxFrames   = 1 << 15
+	relayMaxFrameLen = 512
 )
 
 // tcpRelay is a TCP proxy in front of a tcp-listener that parses the
@@ -138,10 +139,11 @@ func (r *tcpRelay) record(fromDialer bool, body []byte) {
 	if len(r.frames) >= relayMaxFrames {
 		return
 	}
-	if len(body) > relayMaxFrameLen {
+	n := len(body)
+	if n > relayMaxFrameLen {
 		body = body[:relayMaxFrameLen]
 	}
-	r.frames = append(r.frames, relayFrame{FromDialer: fromDialer, Data: body})
+	r.frames = append(r.frames, relayFrame{FromDialer: fromDialer, Len: n, Data: body})
 }
 
 // describe renders frames for a failure message.
@@ -156,7 +158,7 @@ func describeFrames(fs []relayFrame) string {
 		if len(d) > 200 {
 			d = d[:200]
 		}
-		s += fmt.Sprintf("\n  #%d %s len=%d %q", i, dir, len(f.Data), d)
+		s += fmt.Sprintf("\n  #%d %s len=%d %q", i, dir, f.Len, d)
 	}
 	return s
 }
