@@ -68,6 +68,10 @@ func (p Program) Main(ctx context.Context, env Env) int {
 	)
 	if len(args) == 1 && args[0] == "--embedded-config" && p.Embedded != nil {
 		cfg, err = config.LoadV1("embedded config", p.Embedded, env.Environ)
+		if err == nil {
+			// The embedded config keeps its sockets in the data directory.
+			err = os.MkdirAll(cfg.Node.DataDir, 0o700)
+		}
 	} else {
 		cfg, err = config.ParseArgs(args, env.Environ)
 	}

@@ -164,7 +164,7 @@ func (r *Router) startControlService(ctx context.Context, g *errgroup.Group, cs 
 	if cs.Filename != "" {
 		ln, err := control.ListenUnix(cs.Filename, os.FileMode(cs.Permissions))
 		if err != nil {
-			return fmt.Errorf("control-service: error opening Unix socket: %w", err)
+			return fmt.Errorf("control-service: %w", err)
 		}
 		g.Go(func() error { return r.ctl.Serve(ctx, ln, control.OriginUnix) })
 	}

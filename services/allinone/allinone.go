@@ -1,0 +1,68 @@
+// Package allinone runs the router and the work agent in one process (the
+// `receptor` binary, a drop-in replacement for upstream's), wired through
+// the same gRPC interfaces as the split deployment, over in-memory
+// connections instead of sockets.
+package allinone
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"golang.org/x/sync/errgroup"
+
+	workv1 "github.com/receptor-mesh/receptor/gen/go/receptor/work/v1"
+	"github.com/receptor-mesh/receptor/services/config"
+	"github.com/receptor-mesh/receptor/services/grpcserve"
+	"github.com/receptor-mesh/receptor/services/meshclient"
+	"github.com/receptor-mesh/receptor/services/router"
+	"github.com/receptor-mesh/receptor/services/worker"
+)
+
+// Check validates both halves of cfg without starting anything.
+func Check(cfg *config.Config, log *slog.Logger) error {
+	if err := router.Check(cfg, log); err != nil {
+		return err
+	}
+	return worker.Check(cfg, log)
+}
+
+// Run runs router and work agent until ctx is cancelled.
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reload func() (*config.Config, error)) error {
+	if !cfg.HasBackends() {
+		log.Warn("Nothing to do - no backends are running.")
+		return errors.New("no backends configured: add a listener, a peer or local-only (see --help)")
+	}
+	workPipe := grpcserve.NewInProcess()
+	workConn, err := workPipe.Dial()
+	if err != nil {
+		return err
+	}
+	defer workConn.Close()
+
+	r, err := router.New(cfg, router.Options{Logger: log, Reload: reload, Work: workv1.NewWorkServiceClient(workConn)})
+	if err != nil {
+		return err
+	}
+	meshConn, err := r.InProcessConn()
+	if err != nil {
+		return err
+	}
+	defer meshConn.Close()
+	agent, err := worker.NewAgent(cfg, worker.MeshDialer(meshclient.New(meshConn), cfg.Node.ID), log)
+	if err != nil {
+		return err
+	}
+	defer agent.Close()
+
+	srv := grpcserve.New(grpcserve.Options{Logger: log})
+	worker.Register(srv, agent)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return grpcserve.Serve(ctx, srv, workPipe.Listener()) })
+	g.Go(func() error { return r.Run(ctx) })
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}

@@ -1,0 +1,135 @@
+// Package worker runs the work agent (package work) from configuration:
+// it builds the work types, signing and verification, serves the
+// WorkService over gRPC, and reaches the mesh through the router's
+// MeshService (the router entity), never directly.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"golang.org/x/sync/errgroup"
+
+	workv1 "github.com/receptor-mesh/receptor/gen/go/receptor/work/v1"
+	"github.com/receptor-mesh/receptor/services/buildinfo"
+	"github.com/receptor-mesh/receptor/services/config"
+	"github.com/receptor-mesh/receptor/services/grpcserve"
+	"github.com/receptor-mesh/receptor/services/tlsstore"
+	"github.com/receptor-mesh/receptor/services/work"
+	"github.com/receptor-mesh/receptor/services/work/command"
+	"github.com/receptor-mesh/receptor/services/work/signing"
+	"github.com/receptor-mesh/receptor/services/work/workapi"
+)
+
+// DefaultLeeway is the clock skew tolerated when verifying signed work.
+const DefaultLeeway = 0
+
+// workTypes builds the configured local work types in configuration order.
+// Types this build cannot run are skipped with a warning, so existing
+// configurations (AWX's lists work-kubernetes) still start.
+func workTypes(cfg *config.Config, log *slog.Logger) ([]work.WorkType, error) {
+	var types []work.WorkType
+	for _, wc := range cfg.WorkCommands {
+		t, err := command.New(command.Config{
+			WorkType: wc.WorkType, Command: wc.Command, Params: wc.Params,
+			AllowRuntimeParams: wc.AllowRuntimeParams, VerifySignature: wc.VerifySignature,
+		}, command.Options{Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("work-command %s: %w", wc.WorkType, err)
+		}
+		types = append(types, work.CommandType(t))
+	}
+	for _, wk := range cfg.WorkKubernetes {
+		log.Warn("work-kubernetes is not supported by this build; the work type is not registered", "worktype", wk.WorkType)
+	}
+	for _, wp := range cfg.WorkPython {
+		log.Warn("work-python is deprecated and not supported by this build; the work type is not registered", "worktype", wp.WorkType)
+	}
+	return types, nil
+}
+
+// keys builds the signer and verifier. Key files must exist at start-up;
+// they are parsed on first use (receptorctl's test keys are never parsed).
+func keys(cfg *config.Config) (*signing.Signer, *signing.Verifier, error) {
+	var (
+		signer   *signing.Signer
+		verifier *signing.Verifier
+		err      error
+	)
+	if ws := cfg.WorkSigning; ws != nil {
+		if _, statErr := os.Stat(ws.PrivateKey); statErr != nil {
+			return nil, nil, fmt.Errorf("work-signing: %s does not exist", ws.PrivateKey)
+		}
+		if signer, err = signing.NewSigner(ws.PrivateKey, ws.TokenExpiration); err != nil {
+			return nil, nil, fmt.Errorf("work-signing: %w", err)
+		}
+	}
+	if wv := cfg.WorkVerification; wv != nil {
+		if _, statErr := os.Stat(wv.PublicKey); statErr != nil {
+			return nil, nil, fmt.Errorf("work-verification: %s does not exist", wv.PublicKey)
+		}
+		if verifier, err = signing.NewVerifier(wv.PublicKey, DefaultLeeway); err != nil {
+			return nil, nil, fmt.Errorf("work-verification: %w", err)
+		}
+	}
+	return signer, verifier, nil
+}
+
+// Check validates the work side of cfg without starting anything.
+func Check(cfg *config.Config, log *slog.Logger) error {
+	if _, err := workTypes(cfg, log); err != nil {
+		return err
+	}
+	_, _, err := keys(cfg)
+	return err
+}
+
+// NewAgent builds the work agent of cfg. mesh reaches other nodes (nil
+// disables remote work).
+func NewAgent(cfg *config.Config, mesh work.MeshDialer, log *slog.Logger) (*work.Agent, error) {
+	types, err := workTypes(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	signer, verifier, err := keys(cfg)
+	if err != nil {
+		return nil, err
+	}
+	tlsClients := make(map[string]bool, len(cfg.TLSClients))
+	for _, c := range cfg.TLSClients {
+		tlsClients[c.Name] = true
+	}
+	return work.New(work.Options{
+		NodeID: cfg.Node.ID, DataDir: cfg.Node.DataDir, WorkTypes: types,
+		Signer: signer, Verifier: verifier, Mesh: mesh,
+		KnownTLSClient: func(name string) bool { return name == "" || tlsClients[name] },
+		Logger:         log,
+	})
+}
+
+// Register puts the WorkService of agent on srv.
+func Register(srv *grpcserve.Server, agent *work.Agent) {
+	workv1.RegisterWorkServiceServer(srv, workapi.New(agent, buildinfo.Get().Version))
+}
+
+// ServeConfigured serves agent's WorkService on every grpc-server entity of
+// cfg until ctx is cancelled.
+func ServeConfigured(ctx context.Context, cfg *config.Config, agent *work.Agent, log *slog.Logger) error {
+	if len(cfg.GRPCServers) == 0 {
+		return errors.New("receptor-worker needs a grpc-server entity: the router reaches the WorkService there")
+	}
+	store, err := tlsstore.FromConfig(cfg, log)
+	if err != nil {
+		return err
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	for _, gs := range cfg.GRPCServers {
+		if err := serveEntity(ctx, g, store, gs, log, func(s *grpcserve.Server) { Register(s, agent) }); err != nil {
+			return err
+		}
+	}
+	return g.Wait()
+}
