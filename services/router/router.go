@@ -72,6 +72,9 @@ func Check(cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if err := checkUnsupported(cfg); err != nil {
+		return err
+	}
 	if _, err := firewall.Parse(cfg.Node.FirewallRules); err != nil {
 		return fmt.Errorf("node: firewallrules: %w", err)
 	}
@@ -79,11 +82,26 @@ func Check(cfg *config.Config, log *slog.Logger) error {
 	return err
 }
 
+// checkUnsupported refuses entities this build parses but does not run,
+// rather than starting without them.
+func checkUnsupported(cfg *config.Config) error {
+	if len(cfg.IPRouters) > 0 {
+		return errors.New("ip-router: not supported by this build (it needs a tun device); remove the entity")
+	}
+	if len(cfg.CommandServices) > 0 {
+		return errors.New("command-service: not supported by this build (upstream offers it only in its separate command-service program); remove the entity")
+	}
+	return nil
+}
+
 // New builds the node from cfg. Nothing listens or dials until Run.
 func New(cfg *config.Config, opts Options) (*Router, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
+	}
+	if err := checkUnsupported(cfg); err != nil {
+		return nil, err
 	}
 	store, err := tlsstore.FromConfig(cfg, log)
 	if err != nil {
