@@ -6,12 +6,9 @@ import (
 	"strings"
 )
 
-// entity renders one item of an upstream v1 YAML configuration list:
-//
-//	- name:
-//	    key: value
-//
-// Values are YAML as given (flow syntax for lists and maps).
+// entity renders one item of an upstream v1 YAML configuration list, a
+// single-key map of the entity name to a map of params. Values are YAML as
+// given (flow syntax for lists and maps).
 func entity(name string, kv ...string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "- %s:\n", name)
