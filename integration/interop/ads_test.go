@@ -19,10 +19,12 @@ import (
 func TestAdvertisements(t *testing.T) {
 	bin := requireUpstream(t)
 	t.Parallel()
-	port := freeTCPPort(t)
-	up1 := startProc(t, bin, "up1",
-		"--tcp-listener", "bindaddr=127.0.0.1", fmt.Sprintf("port=%d", port),
-		"--work-command", "worktype=echo", "command=cat")
+	var port int
+	up1 := startListening(t, bin, "up1", func() []string {
+		port = freeTCPPort(t)
+		return []string{"--tcp-listener", "bindaddr=127.0.0.1", fmt.Sprintf("port=%d", port),
+			"--work-command", "worktype=echo", "command=cat"}
+	})
 	ours := newOurNode(t, "ours")
 	ours.DialTCP(fmt.Sprintf("127.0.0.1:%d", port), nil, mesh.BackendOptions{})
 	ours.waitConnected("up1", 1)

@@ -85,10 +85,13 @@ func TestBinaryUpstreamOursUpstream(t *testing.T) {
 	upBin := requireUpstream(t)
 	bin := ourBin(t)
 	t.Parallel()
-	plain, secure := freeTCPPort(t), freeTCPPort(t)
-	obin := startProc(t, bin, "obin", append(pki.UpstreamTLSArgs(t, "obin"),
-		"--tcp-listener", "bindaddr=127.0.0.1", "port="+strconv.Itoa(plain),
-		"--tcp-listener", "bindaddr=127.0.0.1", "port="+strconv.Itoa(secure), "tls=srv", "cost=2")...)
+	var plain, secure int
+	obin := startListening(t, bin, "obin", func() []string {
+		plain, secure = freeTCPPort(t), freeTCPPort(t)
+		return append(pki.UpstreamTLSArgs(t, "obin"),
+			"--tcp-listener", "bindaddr=127.0.0.1", "port="+strconv.Itoa(plain),
+			"--tcp-listener", "bindaddr=127.0.0.1", "port="+strconv.Itoa(secure), "tls=srv", "cost=2")
+	})
 	up1 := startProc(t, upBin, "up1", "--tcp-peer", fmt.Sprintf("address=127.0.0.1:%d", plain))
 	up2 := startProc(t, upBin, "up2", append(pki.UpstreamTLSArgs(t, "up2"),
 		"--tcp-peer", fmt.Sprintf("address=127.0.0.1:%d", secure), "tls=cli", "cost=2")...)
@@ -122,10 +125,12 @@ func TestBinaryOursUpstreamOurs(t *testing.T) {
 	upBin := requireUpstream(t)
 	bin := ourBin(t)
 	t.Parallel()
-	udp, ws := freeUDPPort(t), freeTCPPort(t)
-	up1 := startProc(t, upBin, "up1",
-		"--udp-listener", "bindaddr=127.0.0.1", "port="+strconv.Itoa(udp),
-		"--ws-listener", "bindaddr=127.0.0.1", "port="+strconv.Itoa(ws), "path=/mesh")
+	var udp, ws int
+	up1 := startListening(t, upBin, "up1", func() []string {
+		udp, ws = freeUDPPort(t), freeTCPPort(t)
+		return []string{"--udp-listener", "bindaddr=127.0.0.1", "port=" + strconv.Itoa(udp),
+			"--ws-listener", "bindaddr=127.0.0.1", "port=" + strconv.Itoa(ws), "path=/mesh"}
+	})
 	obin1 := startProc(t, bin, "obin1", "--udp-peer", fmt.Sprintf("address=127.0.0.1:%d", udp))
 	obin2 := startProc(t, bin, "obin2", "--ws-peer", fmt.Sprintf("address=ws://127.0.0.1:%d/mesh", ws))
 

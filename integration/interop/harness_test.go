@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -42,26 +43,42 @@ func requireUpstream(t *testing.T) string {
 	return bin
 }
 
+// Ports for child processes are picked below Linux's ephemeral range
+// (32768+), so outgoing connections of concurrent tests cannot take them
+// between the check and the child's bind; startListening retries the rest.
+const (
+	portLow  = 20000
+	portHigh = 32000
+)
+
 // freeTCPPort returns a port that was free on 127.0.0.1 a moment ago.
 func freeTCPPort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("reserving a tcp port: %v", err)
+	for range 100 {
+		port := portLow + rand.IntN(portHigh-portLow)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			l.Close()
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free tcp port found")
+	return 0
 }
 
 // freeUDPPort returns a UDP port that was free on 127.0.0.1 a moment ago.
 func freeUDPPort(t *testing.T) int {
 	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("reserving a udp port: %v", err)
+	for range 100 {
+		port := portLow + rand.IntN(portHigh-portLow)
+		c, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+			return port
+		}
 	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
+	t.Fatal("no free udp port found")
+	return 0
 }
 
 // eventually polls cond until it reports true or timeout passes; then the
@@ -103,6 +120,36 @@ type procNode struct {
 // until its control socket answers. The process is killed in t.Cleanup.
 func startProc(t *testing.T, bin, id string, args ...string) *procNode {
 	t.Helper()
+	p, err := launch(t, bin, id, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// startListening is startProc for a node with listeners on picked ports:
+// args picks fresh ports on each call, and a start that fails because a port
+// was taken meanwhile is retried.
+func startListening(t *testing.T, bin, id string, args func() []string) *procNode {
+	t.Helper()
+	var err error
+	for range 3 {
+		var p *procNode
+		if p, err = launch(t, bin, id, args()...); err == nil {
+			return p
+		}
+		if !strings.Contains(err.Error(), "address already in use") {
+			break
+		}
+		t.Logf("node %s: port taken, retrying with new ports", id)
+	}
+	t.Fatal(err)
+	return nil
+}
+
+// launch starts the process; an error means it did not become ready.
+func launch(t *testing.T, bin, id string, args ...string) (*procNode, error) {
+	t.Helper()
 	dir := t.TempDir()
 	p := &procNode{t: t, ID: id, dir: dir, Sock: filepath.Join(dir, "ctl.sock"),
 		log: filepath.Join(dir, "node.log"), done: make(chan struct{})}
@@ -116,14 +163,14 @@ func startProc(t *testing.T, bin, id string, args ...string) *procNode {
 	}, args...)
 	logf, err := os.Create(p.log)
 	if err != nil {
-		t.Fatalf("node %s log file: %v", id, err)
+		return nil, fmt.Errorf("node %s log file: %w", id, err)
 	}
 	p.cmd = exec.Command(bin, full...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	p.cmd.Dir = dir
 	if err := p.cmd.Start(); err != nil {
 		logf.Close()
-		t.Fatalf("starting %s as node %s: %v", bin, id, err)
+		return nil, fmt.Errorf("starting %s as node %s: %w", bin, id, err)
 	}
 	t.Logf("node %s: pid %d: %s %s", id, p.cmd.Process.Pid, filepath.Base(bin), strings.Join(full, " "))
 	// The waiter is owned by this procNode; Stop (in Cleanup) ends it.
@@ -138,8 +185,10 @@ func startProc(t *testing.T, bin, id string, args ...string) *procNode {
 			t.Logf("---- log of node %s (%s), tail ----\n%s", id, filepath.Base(bin), p.LogTail())
 		}
 	})
-	p.waitReady()
-	return p
+	if err := p.waitReady(); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // Stop kills the process (if running) and waits for it.
@@ -178,12 +227,11 @@ func (p *procNode) LogTail() string {
 	return s
 }
 
-func (p *procNode) waitReady() {
-	p.t.Helper()
+func (p *procNode) waitReady() error {
 	deadline := time.Now().Add(startTimeout)
 	for {
 		if p.Exited() {
-			p.t.Fatalf("node %s exited during startup (%v); log:\n%s", p.ID, p.err, p.LogTail())
+			return fmt.Errorf("node %s exited during startup (%v); log:\n%s", p.ID, p.err, p.LogTail())
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		c, err := client.Dial(ctx, "unix:"+p.Sock, nil)
@@ -192,16 +240,16 @@ func (p *procNode) waitReady() {
 			id := c.NodeID()
 			c.Close()
 			if id != p.ID {
-				p.t.Fatalf("node %s greets as %q", p.ID, id)
+				return fmt.Errorf("node %s greets as %q", p.ID, id)
 			}
 			// Upstream starts backends after the control service; dialing
 			// before that costs a 5 s redial.
 			if p.readyLog == "" || strings.Contains(p.Log(), p.readyLog) {
-				return
+				return nil
 			}
 		}
 		if time.Now().After(deadline) {
-			p.t.Fatalf("node %s control socket not ready within %v: %v; log:\n%s", p.ID, startTimeout, err, p.LogTail())
+			return fmt.Errorf("node %s control socket not ready within %v: %v; log:\n%s", p.ID, startTimeout, err, p.LogTail())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

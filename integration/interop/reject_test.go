@@ -109,8 +109,11 @@ func TestSessionRejections(t *testing.T) {
 	bin := requireUpstream(t)
 	t.Parallel()
 	listen := func(t *testing.T, extra ...string) (*procNode, *tcpRelay) {
-		port := freeTCPPort(t)
-		up := startProc(t, bin, "up1", append([]string{"--tcp-listener", "bindaddr=127.0.0.1", "port=" + strconv.Itoa(port)}, extra...)...)
+		var port int
+		up := startListening(t, bin, "up1", func() []string {
+			port = freeTCPPort(t)
+			return append([]string{"--tcp-listener", "bindaddr=127.0.0.1", "port=" + strconv.Itoa(port)}, extra...)
+		})
 		return up, newTCPRelay(t, fmt.Sprintf("127.0.0.1:%d", port))
 	}
 

@@ -136,8 +136,11 @@ func TestRoutingUpstreamOursUpstream(t *testing.T) {
 func TestRoutingOursUpstreamOurs(t *testing.T) {
 	bin := requireUpstream(t)
 	t.Parallel()
-	port := freeTCPPort(t)
-	up1 := startProc(t, bin, "up1", "--tcp-listener", "bindaddr=127.0.0.1", fmt.Sprintf("port=%d", port))
+	var port int
+	up1 := startListening(t, bin, "up1", func() []string {
+		port = freeTCPPort(t)
+		return []string{"--tcp-listener", "bindaddr=127.0.0.1", fmt.Sprintf("port=%d", port)}
+	})
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	ours := newOurNode(t, "ours")
 	ours.DialTCP(addr, nil, mesh.BackendOptions{})

@@ -110,8 +110,11 @@ func TestSessionEstablishes(t *testing.T) {
 		opts := mesh.BackendOptions{Cost: tr.cost}
 		t.Run(tr.name+"/ours-dials-upstream", func(t *testing.T) {
 			t.Parallel()
-			port := tr.freePort(t)
-			up := startProc(t, bin, "up1", tr.upListen(t, port, cost)...)
+			var port int
+			up := startListening(t, bin, "up1", func() []string {
+				port = tr.freePort(t)
+				return tr.upListen(t, port, cost)
+			})
 			ours := newOurNode(t, "ours")
 			tr.ourDial(t, ours, port, opts)
 			ours.waitConnected("up1", tr.cost)
@@ -181,8 +184,11 @@ func TestFirstFrameIsRoute(t *testing.T) {
 	}
 	t.Run("ours-dials-upstream", func(t *testing.T) {
 		t.Parallel()
-		port := freeTCPPort(t)
-		startProc(t, bin, "up1", "--tcp-listener", "bindaddr=127.0.0.1", "port="+strconv.Itoa(port))
+		var port int
+		startListening(t, bin, "up1", func() []string {
+			port = freeTCPPort(t)
+			return []string{"--tcp-listener", "bindaddr=127.0.0.1", "port=" + strconv.Itoa(port)}
+		})
 		r := newTCPRelay(t, fmt.Sprintf("127.0.0.1:%d", port))
 		ours := newOurNode(t, "ours")
 		ours.DialTCP(r.Addr(), nil, mesh.BackendOptions{})

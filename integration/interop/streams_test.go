@@ -104,10 +104,12 @@ func TestStreams(t *testing.T) {
 	}
 	echoServer(t, tcpEcho)
 
-	port := freeTCPPort(t)
-	up1 := startProc(t, bin, "up1",
-		"--tcp-listener", "bindaddr=127.0.0.1", fmt.Sprintf("port=%d", port),
-		"--tcp-client", "service=echo", "address="+tcpEcho.Addr().String())
+	var port int
+	up1 := startListening(t, bin, "up1", func() []string {
+		port = freeTCPPort(t)
+		return []string{"--tcp-listener", "bindaddr=127.0.0.1", fmt.Sprintf("port=%d", port),
+			"--tcp-client", "service=echo", "address=" + tcpEcho.Addr().String()}
+	})
 	relay := newTCPRelay(t, fmt.Sprintf("127.0.0.1:%d", port))
 	ours := newOurNode(t, "ours")
 	ours.DialTCP(relay.Addr(), nil, mesh.BackendOptions{})

@@ -70,9 +70,12 @@ func TestBinaryRemoteWork(t *testing.T) {
 	upBin := requireUpstream(t)
 	bin := ourBin(t)
 	t.Parallel()
-	port := freeTCPPort(t)
+	var port int
 	work := []string{"--work-command", "worktype=cat", "command=cat"}
-	up1 := startProc(t, upBin, "up1", append(work, "--tcp-listener", "bindaddr=127.0.0.1", "port="+strconv.Itoa(port))...)
+	up1 := startListening(t, upBin, "up1", func() []string {
+		port = freeTCPPort(t)
+		return append(work[:len(work):len(work)], "--tcp-listener", "bindaddr=127.0.0.1", "port="+strconv.Itoa(port))
+	})
 	peer := fmt.Sprintf("address=127.0.0.1:%d", port)
 	obin1 := startProc(t, bin, "obin1", append(work, "--tcp-peer", peer)...)
 	obin2 := startProc(t, bin, "obin2", append(work, "--tcp-peer", peer)...)
