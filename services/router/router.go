@@ -23,6 +23,7 @@ import (
 	"github.com/receptor-mesh/receptor/services/mesh/firewall"
 	"github.com/receptor-mesh/receptor/services/mesh/stream"
 	"github.com/receptor-mesh/receptor/services/meshapi"
+	"github.com/receptor-mesh/receptor/services/proxy"
 	"github.com/receptor-mesh/receptor/services/tlsconf"
 	"github.com/receptor-mesh/receptor/services/tlsstore"
 )
@@ -170,7 +171,33 @@ func (r *Router) start(ctx context.Context, g *errgroup.Group) error {
 			return err
 		}
 	}
+	if err := r.startProxies(ctx, g); err != nil {
+		return err
+	}
 	return r.startAPIs(ctx, g)
+}
+
+// startProxies binds every proxy entity (tcp-server, unix-socket-client,
+// ...) synchronously, so a busy port is a startup error as upstream, and
+// waits for them in g once ctx ends.
+func (r *Router) startProxies(ctx context.Context, g *errgroup.Group) error {
+	proxies, err := proxy.FromConfig(r.node, r.tls, r.cfg, proxy.Options{Logger: r.log})
+	if err != nil {
+		return err
+	}
+	if len(proxies) == 0 {
+		return nil
+	}
+	wait, err := proxy.StartAll(ctx, proxies)
+	if err != nil {
+		return err
+	}
+	g.Go(func() error {
+		<-ctx.Done()
+		wait()
+		return nil
+	})
+	return nil
 }
 
 // startControlService opens the listeners of one control-service entity
