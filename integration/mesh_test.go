@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -39,8 +40,12 @@ func checkPing(t *testing.T, from *Node, target string) {
 	if m == nil {
 		t.Fatalf("ping %s from %s: reply %q does not have the shape %s", target, from.ID, line, pingRE)
 	}
-	if m[1] != target {
-		t.Errorf("ping %s: From %q", target, m[1])
+	want := target
+	if strings.EqualFold(target, "localhost") {
+		want = from.ID
+	}
+	if m[1] != want {
+		t.Errorf("ping %s: From %q, want %q", target, m[1], want)
 	}
 	checkDuration(t, "ping "+target, m[2], m[3])
 }

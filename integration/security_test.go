@@ -1,0 +1,125 @@
+package integration
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"testing"
+)
+
+// TestControlSocketPermissions checks the socket's file mode (0600 by
+// default, `permissions` when given, as the string AWX writes), the lock
+// file, and that a second node cannot take a socket in use.
+func TestControlSocketPermissions(t *testing.T) {
+	t.Parallel()
+	def, shared := NewNode(t, "nodea"), NewNode(t, "nodeb")
+	def.Start(Spec{Args: func(n *Node) []string { return nodeArgs(n, "--local-only") }})
+	shared.Start(Spec{Config: func(n *Node) string {
+		return "---\n" + entity("node", "id", n.ID, "datadir", n.Dir+"/data") +
+			entity("control-service", "filename", n.Socket, "permissions", "'0660'") + "- local-only\n"
+	}})
+	for _, tc := range []struct {
+		n    *Node
+		want fs.FileMode
+	}{{def, 0o600}, {shared, 0o660}} {
+		st, err := os.Stat(tc.n.Socket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Type() != fs.ModeSocket || st.Mode().Perm() != tc.want {
+			t.Errorf("%s: socket mode %v, want socket %v", tc.n.ID, st.Mode(), tc.want)
+		}
+		if _, err := os.Stat(tc.n.Socket + ".lock"); err != nil {
+			t.Errorf("%s: lock file: %v", tc.n.ID, err)
+		}
+	}
+
+	// A second process on nodea's socket fails to start and leaves the
+	// first one serving.
+	res := runCommand(t, def.Dir, routerBin, "", "--node", "id=nodez", "--local-only",
+		"--control-service", "filename="+def.Socket)
+	if res.Code != 1 || !strings.Contains(res.Out, "Error: ") || !strings.Contains(res.Out, "lock") {
+		t.Errorf("second node on a socket in use: exit %d, want 1 with an Error about the lock\n%s", res.Code, res.Out)
+	}
+	stillServes(t, def)
+}
+
+// TestTLSRequireClientCert: a TLS listener with requireclientcert accepts
+// a peer with a CA-signed node certificate and refuses one without any.
+func TestTLSRequireClientCert(t *testing.T) {
+	t.Parallel()
+	ca := newCA(t)
+	l, good, bad := NewNode(t, "nodel"), NewNode(t, "nodeg"), NewNode(t, "noden")
+	lc, gc := ca.issue(t, "nodel"), ca.issue(t, "nodeg")
+	l.Start(Spec{Config: func(n *Node) string {
+		return nodeYAML(n, nil, append(ca.tlsItems(lc), asYAML(tlsTransport.listener(n)))...)
+	}})
+	// noden trusts the CA but presents no certificate.
+	bad.Start(Spec{Config: func(n *Node) string {
+		return nodeYAML(n, nil,
+			entity("tls-client", "name", "cli", "cert", `""`, "key", `""`, "rootcas", ca.Cert),
+			asYAML(tlsTransport.peer(l)))
+	}})
+	good.Start(Spec{Args: func(n *Node) []string {
+		return append(nodeArgs(n, ca.tlsArgs(gc)...), asArgs(tlsTransport.peer(l))...)
+	}})
+	l.WaitRoutes(map[string]string{"nodeg": "nodeg"})
+	// noden dialed first; its refusal shows in nodel's log and it never
+	// joins.
+	eventually(t, convergeTimeout, "nodel's log shows the refused TLS handshake", func() bool {
+		return l.LogContains("tls handshake failed") && l.LogContains("certificate")
+	})
+	if st := l.Status(); st.ConnectedTo("noden") {
+		t.Errorf("nodel accepted noden without a client certificate: %v", st)
+	}
+	if st := bad.Status(); len(st.Connections) != 0 {
+		t.Errorf("noden has connections: %v", st)
+	}
+}
+
+// TestAllowedPeers: a listener with allowedpeers refuses other nodes.
+func TestAllowedPeers(t *testing.T) {
+	t.Parallel()
+	l, ok, other := NewNode(t, "nodel"), NewNode(t, "nodeok"), NewNode(t, "nodex")
+	l.Start(Spec{Config: func(n *Node) string {
+		return nodeYAML(n, nil, entity("tcp-listener", "port", fmt.Sprint(n.Port("mesh")),
+			"bindaddr", "127.0.0.1", "allowedpeers", "[nodeok]"))
+	}})
+	other.Start(Spec{Args: func(n *Node) []string { return append(nodeArgs(n), asArgs(tcpTransport.peer(l))...) }})
+	ok.Start(Spec{Args: func(n *Node) []string { return append(nodeArgs(n), asArgs(tcpTransport.peer(l))...) }})
+	l.WaitRoutes(map[string]string{"nodeok": "nodeok"})
+	eventually(t, convergeTimeout, "nodel's log shows nodex refused", func() bool {
+		return l.LogContains(`nodex\" is not in allowedpeers`)
+	})
+	if st := l.Status(); st.ConnectedTo("nodex") {
+		t.Errorf("nodel accepted nodex, which is not in allowedpeers: %v", st)
+	}
+	if st := other.Status(); len(st.Connections) != 0 || len(st.RoutingTable) != 0 {
+		t.Errorf("nodex joined the mesh: %v", st)
+	}
+}
+
+// TestFirewallReject: nodeb rejects data from nodea (a regex rule), so
+// pings from nodea to nodeb, and through nodeb to nodec, report "blocked
+// by firewall", while nodec still reaches nodeb.
+func TestFirewallReject(t *testing.T) {
+	t.Parallel()
+	a, b, c := NewNode(t, "nodea"), NewNode(t, "nodeb"), NewNode(t, "nodec")
+	a.Start(Spec{Config: func(n *Node) string { return nodeYAML(n, nil, asYAML(tcpTransport.listener(n))) }})
+	b.Start(Spec{Config: func(n *Node) string {
+		return nodeYAML(n, []string{"firewallrules", "[{action: reject, fromnode: '/node[a]/'}]"},
+			asYAML(tcpTransport.peer(a)), asYAML(tcpTransport.listener(n)))
+	}})
+	c.Start(Spec{Args: func(n *Node) []string { return append(nodeArgs(n), asArgs(tcpTransport.peer(b))...) }})
+	a.WaitRoutes(map[string]string{"nodeb": "nodeb", "nodec": "nodeb"})
+	c.WaitRoutes(map[string]string{"nodea": "nodeb", "nodeb": "nodeb"})
+
+	want := `{"Error":"blocked by firewall","Success":false}`
+	for _, target := range []string{"nodeb", "nodec"} {
+		if got := a.Command("ping " + target); got != want {
+			t.Errorf("ping %s from nodea: got %s, want %s", target, got, want)
+		}
+	}
+	checkPing(t, c, "nodeb")
+}
