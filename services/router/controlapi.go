@@ -122,18 +122,21 @@ func (c *controlAPI) SubmitWork(gs grpc.BidiStreamingServer[controlv1.SubmitWork
 	}
 	origin := requestOrigin(gs.Context())
 	// Client → agent: relay every message; the first carries the origin.
-	sendErr := make(chan error, 1)
+	// The relay is not waited for: it can only be blocked in gs.Recv, which
+	// returns once this handler has returned, or in up.Send, which returns
+	// once ctx is cancelled (deferred above). Waiting for it would hang a
+	// call the agent ended early (a rejected submission) until the client
+	// sent its next message.
 	go func() {
 		first := true
 		for {
 			m, err := gs.Recv()
 			if err == io.EOF {
-				sendErr <- up.CloseSend()
+				_ = up.CloseSend()
 				return
 			}
 			if err != nil {
 				cancel()
-				sendErr <- err
 				return
 			}
 			req := &workv1.SubmitRequest{}
@@ -148,7 +151,6 @@ func (c *controlAPI) SubmitWork(gs grpc.BidiStreamingServer[controlv1.SubmitWork
 			}
 			if err := up.Send(req); err != nil {
 				// The agent ended the call; its status arrives on Recv.
-				sendErr <- nil
 				return
 			}
 		}
@@ -157,11 +159,9 @@ func (c *controlAPI) SubmitWork(gs grpc.BidiStreamingServer[controlv1.SubmitWork
 	for {
 		m, err := up.Recv()
 		if err == io.EOF {
-			break
+			return nil
 		}
 		if err != nil {
-			cancel()
-			<-sendErr
 			return err
 		}
 		out := &controlv1.SubmitWorkResponse{}
@@ -172,14 +172,9 @@ func (c *controlAPI) SubmitWork(gs grpc.BidiStreamingServer[controlv1.SubmitWork
 			out.Msg = &controlv1.SubmitWorkResponse_Result{Result: msg.Result}
 		}
 		if err := gs.Send(out); err != nil {
-			cancel()
-			<-sendErr
 			return err
 		}
 	}
-	cancel()
-	<-sendErr
-	return nil
 }
 
 func (c *controlAPI) CreateWork(ctx context.Context, req *controlv1.CreateWorkRequest) (*controlv1.CreateWorkResponse, error) {
