@@ -141,19 +141,25 @@ func startNode(t testing.TB, spec nodeSpec) *node {
 		t.Fatalf("New(%s): %v", spec.id, err)
 	}
 	n.stop = runRouter(t, n.r)
-	n.conn, err = grpcserve.Dial("unix://"+n.apiSock, nil)
+	connect(t, n)
+	return n
+}
+
+// connect dials n's grpc-server unix socket and waits until it answers.
+func connect(t testing.TB, n *node) {
+	t.Helper()
+	conn, err := grpcserve.Dial("unix://"+n.apiSock, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { n.conn.Close() })
-	n.mesh = meshv1.NewMeshServiceClient(n.conn)
-	n.control = controlv1.NewControlServiceClient(n.conn)
-	// The sockets are open once the node answers on its API.
+	t.Cleanup(func() { conn.Close() })
+	n.conn = conn
+	n.mesh = meshv1.NewMeshServiceClient(conn)
+	n.control = controlv1.NewControlServiceClient(conn)
 	ctx := testCtx(t)
 	if _, err := n.mesh.GetVersion(ctx, &meshv1.GetVersionRequest{}, grpc.WaitForReady(true)); err != nil {
-		t.Fatalf("node %s does not answer on %s: %v", spec.id, n.apiSock, err)
+		t.Fatalf("node %s does not answer on %s: %v", n.id, n.apiSock, err)
 	}
-	return n
 }
 
 // runRouter runs r until the returned stop is called (or the test ends)

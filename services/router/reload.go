@@ -44,6 +44,8 @@ func (r *Router) reload(ctx context.Context) error {
 	if r.opt.Reload == nil {
 		return fmt.Errorf("no configuration file was provided, reload function not set ERRORCODE 4")
 	}
+	r.reloadMu.Lock()
+	defer r.reloadMu.Unlock()
 	cfg, err := r.opt.Reload()
 	if err != nil {
 		return fmt.Errorf("%v ERRORCODE 4", err)

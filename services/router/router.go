@@ -52,6 +52,7 @@ type Router struct {
 	work workv1.WorkServiceClient
 	opt  Options
 
+	reloadMu      sync.Mutex // one reload at a time: each stops and restarts all backends
 	backendMu     sync.Mutex
 	backendCancel context.CancelFunc
 	backendWaits  []func()
