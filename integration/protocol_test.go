@@ -90,6 +90,16 @@ func TestControlProtocol(t *testing.T) {
 	})
 
 	t.Run("status keys", func(t *testing.T) {
+		// The socket may answer a moment before the mesh control
+		// service is advertised.
+		a.WaitStatus("own control service advertised", func(s Status) bool {
+			for _, ad := range s.Advertisements {
+				if ad.NodeID == "nodea" && ad.Service == "control" {
+					return true
+				}
+			}
+			return false
+		})
 		line := a.Command("status")
 		var m map[string]json.RawMessage
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
