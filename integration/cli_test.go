@@ -10,12 +10,23 @@ import (
 // TestVersionAndHelp checks the one-shot informational commands.
 func TestVersionAndHelp(t *testing.T) {
 	t.Parallel()
+	for _, bin := range []string{routerBin, "receptor", "receptor-worker"} {
+		t.Run(bin, func(t *testing.T) {
+			if _, err := os.Stat(binPath(bin)); err != nil {
+				t.Skipf("%s is not built: %v", bin, err)
+			}
+			checkVersionAndHelp(t, bin)
+		})
+	}
+}
+
+func checkVersionAndHelp(t *testing.T, bin string) {
 	dir := shortTempDir(t)
-	v := runCommand(t, dir, routerBin, "", "--version")
+	v := runCommand(t, dir, bin, "", "--version")
 	if v.Code != 0 || strings.TrimSpace(v.Out) == "" || strings.Count(v.Out, "\n") != 1 {
 		t.Errorf("--version: exit %d, output %q; want exit 0 and one line", v.Code, v.Out)
 	}
-	h := runCommand(t, dir, routerBin, "", "--help")
+	h := runCommand(t, dir, bin, "", "--help")
 	if h.Code != 0 {
 		t.Fatalf("--help: exit %d\n%s", h.Code, h.Out)
 	}

@@ -3,6 +3,7 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"regexp"
 	"sort"
 	"strconv"
@@ -87,9 +88,10 @@ func checkTraceroute(t *testing.T, from *Node, target string, want ...string) {
 }
 
 // startLine starts a - b - c over tr: a listens (YAML), b dials a and
-// listens (YAML), c dials b (command-line entities). extraA/B/C are more
-// YAML items (or args for c).
-func startLine(t *testing.T, tr transport, extra func(n *Node) ([]string, []string)) (a, b, c *Node) {
+// listens (YAML), c dials b (command-line entities). extra returns more
+// YAML items and command-line args for a node; bins names the binary of
+// each node ("" = receptor-router).
+func startLine(t *testing.T, tr transport, extra func(n *Node) ([]string, []string), bins [3]string) (a, b, c *Node) {
 	t.Helper()
 	a, b, c = NewNode(t, "nodea"), NewNode(t, "nodeb"), NewNode(t, "nodec")
 	more := func(n *Node) ([]string, []string) {
@@ -98,15 +100,15 @@ func startLine(t *testing.T, tr transport, extra func(n *Node) ([]string, []stri
 		}
 		return extra(n)
 	}
-	a.Start(Spec{Config: func(n *Node) string {
+	a.Start(Spec{Bin: bins[0], Config: func(n *Node) string {
 		items, _ := more(n)
 		return nodeYAML(n, nil, append(items, asYAML(tr.listener(n)))...)
 	}})
-	b.Start(Spec{Config: func(n *Node) string {
+	b.Start(Spec{Bin: bins[1], Config: func(n *Node) string {
 		items, _ := more(n)
 		return nodeYAML(n, nil, append(items, asYAML(tr.peer(a)), asYAML(tr.listener(n)))...)
 	}})
-	c.Start(Spec{Args: func(n *Node) []string {
+	c.Start(Spec{Bin: bins[2], Args: func(n *Node) []string {
 		_, args := more(n)
 		return append(nodeArgs(n, args...), asArgs(tr.peer(b))...)
 	}})
@@ -122,16 +124,33 @@ func TestMeshLine(t *testing.T) {
 	for _, id := range []string{"nodea", "nodeb", "nodec"} {
 		certs[id] = ca.issue(t, id)
 	}
-	for _, tr := range []transport{tcpTransport, udpTransport, wsTransport, tlsTransport} {
-		t.Run(tr.name, func(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		tr   transport
+		bins [3]string
+	}{
+		{"tcp", tcpTransport, [3]string{}},
+		{"udp", udpTransport, [3]string{}},
+		{"ws", wsTransport, [3]string{}},
+		{"tls", tlsTransport, [3]string{}},
+		// The all-in-one binary is a drop-in mesh node too.
+		{"tcp mixed binaries", tcpTransport, [3]string{"receptor", "", "receptor"}},
+	} {
+		tr := tc.tr
+		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
+			for _, bin := range tc.bins {
+				if _, err := os.Stat(binPath(bin)); bin != "" && err != nil {
+					t.Skipf("%s is not built: %v", bin, err)
+				}
+			}
 			var extra func(n *Node) ([]string, []string)
 			if tr.name == "tls" {
 				extra = func(n *Node) ([]string, []string) {
 					return ca.tlsItems(certs[n.ID]), ca.tlsArgs(certs[n.ID])
 				}
 			}
-			a, b, c := startLine(t, tr, extra)
+			a, b, c := startLine(t, tr, extra, tc.bins)
 			st := a.WaitRoutes(map[string]string{"nodeb": "nodeb", "nodec": "nodeb"})
 			c.WaitRoutes(map[string]string{"nodea": "nodeb", "nodeb": "nodeb"})
 			b.WaitRoutes(map[string]string{"nodea": "nodea", "nodec": "nodec"})
