@@ -1,11 +1,19 @@
 package integration
 
 import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
 	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/receptor-mesh/receptor/services/control/client"
 )
 
 // TestControlSocketPermissions checks the socket's file mode (0600 by
@@ -122,4 +130,62 @@ func TestFirewallReject(t *testing.T) {
 		}
 	}
 	checkPing(t, c, "nodeb")
+}
+
+// TestControlTCPWithTLS: a control service on TCP with tcptls and
+// requireclientcert serves a client holding a CA-signed certificate and
+// refuses one without (spec control §1.1, checklist 25).
+func TestControlTCPWithTLS(t *testing.T) {
+	t.Parallel()
+	ca := newCA(t)
+	nc, cc := ca.issue(t, "nodea"), ca.issue(t, "ctlclient")
+	n := NewNode(t, "nodea")
+	n.Start(Spec{Config: func(n *Node) string {
+		return nodeYAML(n, nil, append(ca.tlsItems(nc),
+			entity("control-service", "service", "ctltls", "tcplisten", n.Addr("ctl"), "tcptls", "srv"),
+			"- local-only\n")...)
+	}})
+	pool := x509.NewCertPool()
+	pem, err := os.ReadFile(ca.Cert)
+	if err != nil || !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("reading CA %s: %v", ca.Cert, err)
+	}
+	pair, err := tls.LoadX509KeyPair(cc.Cert, cc.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	addr := "tls://" + n.Addr("ctl")
+
+	c, err := client.Dial(ctx, addr, &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}})
+	if err != nil {
+		t.Fatalf("control over TLS with a client certificate: %v", err)
+	}
+	var st struct{ NodeID string }
+	err = c.CommandJSON(ctx, map[string]any{"command": "status", "requested_fields": []string{"NodeID"}}, &st)
+	_ = c.Close()
+	if err != nil || st.NodeID != "nodea" {
+		t.Errorf("status over TLS: %+v, %v", st, err)
+	}
+
+	// Without a certificate the server ends the handshake: no greeting.
+	c, err = client.Dial(ctx, addr, &tls.Config{RootCAs: pool})
+	if err == nil {
+		_ = c.Close()
+		t.Fatalf("control over TLS without a client certificate got a session")
+	}
+	// Plain TCP gets no greeting either.
+	raw, err := net.DialTimeout("tcp", n.Addr("ctl"), commandTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	_, _ = raw.Write([]byte("status\n"))
+	_ = raw.SetReadDeadline(time.Now().Add(commandTimeout))
+	b, _ := io.ReadAll(raw)
+	if strings.Contains(string(b), "Receptor Control") {
+		t.Errorf("plain TCP client on a TLS control port got %q", b)
+	}
+	stillServes(t, n)
 }
