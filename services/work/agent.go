@@ -76,6 +76,12 @@ type entry struct {
 	changed chan struct{} // closed and replaced on every change
 	gone    chan struct{} // closed when the unit is released
 	isGone  bool
+	// frozen, while a local cancel runs, is the status reported instead of
+	// the file: the dying runner writes a transient Failed "Killed" that
+	// cancel then overwrites with Canceled. Upstream stops watching the file
+	// before it signals, so status replies never show that transient, and
+	// remote monitors (ours and upstream's) stop at the first complete state.
+	frozen *unit.Status
 }
 
 func newEntry(id string, dir unit.Dir, workType string) *entry {
@@ -106,6 +112,45 @@ func (e *entry) execution() Execution {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.exec
+}
+
+// freeze reports the unit's current status until thaw.
+func (e *entry) freeze() {
+	st, err := e.dir.ReadStatus()
+	if err != nil {
+		return
+	}
+	e.mu.Lock()
+	e.frozen = &st
+	e.mu.Unlock()
+}
+
+func (e *entry) thaw() {
+	e.mu.Lock()
+	e.frozen = nil
+	e.mu.Unlock()
+}
+
+// status is the unit's status as reported: the frozen one during a cancel,
+// else the status file.
+func (e *entry) status() (unit.Status, error) {
+	e.mu.Lock()
+	frozen := e.frozen
+	e.mu.Unlock()
+	if frozen != nil {
+		return *frozen, nil
+	}
+	return e.dir.ReadStatus()
+}
+
+// cancelExec cancels a local execution with the reported status frozen.
+func (e *entry) cancelExec(ctx context.Context, x Execution) error {
+	e.freeze()
+	defer func() {
+		e.thaw()
+		e.notify()
+	}()
+	return x.Cancel(ctx)
 }
 
 func (e *entry) markGone() {
@@ -502,7 +547,7 @@ func (a *Agent) Status(id string) (unit.Report, error) {
 }
 
 func (a *Agent) report(e *entry) (unit.Report, error) {
-	st, err := e.dir.ReadStatus()
+	st, err := e.status()
 	if err != nil {
 		if !e.dir.Exists() {
 			return unit.Report{}, unknownUnit(e.id)
@@ -621,7 +666,7 @@ func (a *Agent) Cancel(ctx context.Context, id string, auth Auth) (CancelResult,
 		return a.cancelRemote(ctx, e, false, false)
 	}
 	if x := e.execution(); x != nil {
-		if err := x.Cancel(ctx); err != nil {
+		if err := e.cancelExec(ctx, x); err != nil {
 			return CancelResult{}, fmt.Errorf("canceling unit %s: %w", id, err)
 		}
 	}
@@ -647,7 +692,7 @@ func (a *Agent) Release(ctx context.Context, id string, force bool, auth Auth) (
 			return res, err
 		}
 	} else if x := e.execution(); x != nil {
-		if err := x.Cancel(ctx); err != nil && !force {
+		if err := e.cancelExec(ctx, x); err != nil && !force {
 			return CancelResult{}, fmt.Errorf("releasing unit %s: %w", id, err)
 		}
 		x.Detach()
