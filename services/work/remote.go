@@ -426,15 +426,20 @@ func (r *remoteUnit) retryStart(ctx context.Context) {
 func (r *remoteUnit) monitor(ctx context.Context) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// pollNow asks the status loop for an early poll: when a results
+	// stream ends, the remote unit has most likely finished, and waiting
+	// for the next periodic poll would add up to statusInterval to every
+	// remote unit's completion.
+	pollNow := make(chan struct{}, 1)
 	statusDone := make(chan struct{})
 	go func() {
 		defer close(statusDone)
-		r.statusLoop(ctx)
+		r.statusLoop(ctx, pollNow)
 		// The remote unit is gone or monitoring failed for good; results
 		// cannot progress either.
 		cancel()
 	}()
-	r.resultsLoop(ctx)
+	r.resultsLoop(ctx, pollNow)
 	cancel()
 	<-statusDone
 }
@@ -450,7 +455,7 @@ func (r *remoteUnit) localFinished() bool {
 	return (st.State.Complete() || st.State == unit.Canceled) && size >= st.StdoutSize
 }
 
-func (r *remoteUnit) statusLoop(ctx context.Context) {
+func (r *remoteUnit) statusLoop(ctx context.Context, pollNow <-chan struct{}) {
 	delay := backoffFirst
 	for ctx.Err() == nil {
 		ex, _, err := r.extra()
@@ -466,7 +471,7 @@ func (r *remoteUnit) statusLoop(ctx context.Context) {
 			continue
 		}
 		delay = backoffFirst
-		final := r.pollStatus(ctx, c, ex)
+		final := r.pollStatus(ctx, c, ex, pollNow)
 		c.Close()
 		if final {
 			return
@@ -474,9 +479,9 @@ func (r *remoteUnit) statusLoop(ctx context.Context) {
 	}
 }
 
-// pollStatus asks for the remote status once a second on one connection;
-// true means monitoring is over.
-func (r *remoteUnit) pollStatus(ctx context.Context, c *controlConn, ex remoteExtra) bool {
+// pollStatus asks for the remote status once a second, or sooner when
+// pollNow fires, on one connection; true means monitoring is over.
+func (r *remoteUnit) pollStatus(ctx context.Context, c *controlConn, ex remoteExtra, pollNow <-chan struct{}) bool {
 	failures := 0
 	for {
 		if _, err := c.Write([]byte("work status " + ex.RemoteUnitID + "\n")); err != nil {
@@ -519,16 +524,21 @@ func (r *remoteUnit) pollStatus(ctx context.Context, c *controlConn, ex remoteEx
 		if r.localFinished() {
 			return true
 		}
-		if !sleepCtx(ctx, statusInterval) {
+		t := time.NewTimer(statusInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
 			return true
+		case <-pollNow:
+			t.Stop()
+		case <-t.C:
 		}
 	}
 }
 
-func (r *remoteUnit) resultsLoop(ctx context.Context) {
+func (r *remoteUnit) resultsLoop(ctx context.Context, pollNow chan<- struct{}) {
 	delay := backoffFirst
 	for ctx.Err() == nil {
-		changed := r.e.changes()
 		if r.localFinished() {
 			return
 		}
@@ -538,11 +548,8 @@ func (r *remoteUnit) resultsLoop(ctx context.Context) {
 		}
 		if st.State == unit.Canceled || (st.State.Complete() && r.e.dir.StdoutSize() >= st.StdoutSize) {
 			// Nothing more to fetch now; wait for the status to move.
-			select {
-			case <-ctx.Done():
+			if !r.waitStatusMove(ctx, st) {
 				return
-			case <-changed:
-			case <-safetyPoll():
 			}
 			continue
 		}
@@ -555,15 +562,41 @@ func (r *remoteUnit) resultsLoop(ctx context.Context) {
 			continue
 		}
 		delay = backoffFirst
+		select {
+		case pollNow <- struct{}{}:
+		default: // a poll is already pending
+		}
 		if n == 0 {
-			// The remote ended a stream without new bytes; wait for its
+			// The remote ended a stream without new bytes (it is complete
+			// but our copy of its status is behind, e.g. while the status
+			// connection recovers from a path change); wait for the
 			// status to move rather than asking again at once.
-			select {
-			case <-ctx.Done():
+			if !r.waitStatusMove(ctx, st) {
 				return
-			case <-changed:
-			case <-safetyPoll():
 			}
+		}
+	}
+}
+
+// waitStatusMove waits until the unit's State or StdoutSize differs from
+// before, or the safety interval passes; false when ctx ended. Change
+// notifications alone are not enough: they also fire for our own file
+// activity (closing stdout after an empty fetch is an inotify
+// IN_CLOSE_WRITE), which would otherwise re-ask the remote in a tight loop.
+func (r *remoteUnit) waitStatusMove(ctx context.Context, before unit.Status) bool {
+	deadline := safetyPoll()
+	for {
+		changed := r.e.changes()
+		st, err := r.e.dir.ReadStatus()
+		if err != nil || st.State != before.State || st.StdoutSize != before.StdoutSize {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-deadline:
+			return true
+		case <-changed:
 		}
 	}
 }

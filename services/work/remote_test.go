@@ -32,6 +32,11 @@ type fakeMesh struct {
 	self  string
 	peers map[string]*Agent
 	down  atomic.Bool
+	// stallStatus, when set, holds every `work status` request until it
+	// is closed (a status connection stuck on a broken path).
+	stallStatus chan struct{}
+	// resultsAsked counts `work results` requests.
+	resultsAsked atomic.Int64
 
 	mu    sync.Mutex
 	conns []net.Conn
@@ -62,7 +67,7 @@ func (m *fakeMesh) Dial(ctx context.Context, node, service, tls string) (net.Con
 	m.mu.Lock()
 	m.conns = append(m.conns, pair...)
 	m.mu.Unlock()
-	m.wg.Go(func() { serveControl(peer, node, pair[1]) })
+	m.wg.Go(func() { m.serveControl(peer, node, pair[1]) })
 	return pair[0], nil
 }
 
@@ -76,7 +81,7 @@ func (m *fakeMesh) Close() {
 }
 
 // serveControl answers the work commands of one control session.
-func serveControl(a *Agent, node string, c net.Conn) {
+func (m *fakeMesh) serveControl(a *Agent, node string, c net.Conn) {
 	defer c.Close()
 	fmt.Fprintf(c, "Receptor Control, node %s\n", node)
 	r := bufio.NewReader(c)
@@ -95,6 +100,9 @@ func serveControl(a *Agent, node string, c net.Conn) {
 			c.Write(append(b, '\n'))
 		}
 		if id, ok := strings.CutPrefix(strings.TrimSpace(line), "work status "); ok {
+			if m.stallStatus != nil {
+				<-m.stallStatus
+			}
 			reply(a.Status(id))
 			continue
 		}
@@ -122,6 +130,7 @@ func serveControl(a *Agent, node string, c net.Conn) {
 				}}, r)
 			reply(res, err)
 		case "results":
+			m.resultsAsked.Add(1)
 			pos, _ := req["startpos"].(float64)
 			rc, err := a.Results(ctx, id, int64(pos), auth)
 			if err != nil {
@@ -404,5 +413,43 @@ func TestRemoteRestartAndAdopt(t *testing.T) {
 	}
 	if _, err := a2.AdoptRemote("nodeb", "../x", "gated", "", false); err == nil {
 		t.Fatal("AdoptRemote accepted an invalid unit ID")
+	}
+}
+
+// TestRemoteResultsWaitForStatus: when the remote's stream has ended (its
+// unit is complete) but the local copy of its status is behind, results
+// are asked again at most once per safety interval, not in a loop woken by
+// our own writes to stdout.
+func TestRemoteResultsWaitForStatus(t *testing.T) {
+	m := newMeshEnv(t, nil, nil)
+	m.mesh.stallStatus = make(chan struct{})
+	t.Cleanup(func() { close(m.mesh.stallStatus) }) // runs before the env's cleanup
+	res, err := m.a.Submit(context.Background(), SubmitRequest{Node: "nodeb", WorkType: "cat"}, strings.NewReader("all of it\n"))
+	if err != nil || res.Result != ResultStarted {
+		t.Fatalf("remote Submit = %+v, %v", res, err)
+	}
+	stdout := filepath.Join(m.a.store.Root(), res.UnitID, "stdout")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if b, _ := os.ReadFile(stdout); string(b) == "all of it\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("results never arrived")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Everything is here, but A's status still says the unit runs. Watch
+	// how often A asks again over a few safety intervals.
+	start, asked := time.Now(), m.mesh.resultsAsked.Load()
+	time.Sleep(3 * safetyInterval)
+	again := m.mesh.resultsAsked.Load() - asked
+	if limit := int64(time.Since(start)/safetyInterval) + 2; again > limit {
+		t.Fatalf("asked for results %d more times in %v; at most %d expected (once per safety interval)",
+			again, time.Since(start).Round(time.Millisecond), limit)
+	}
+	r, _ := m.a.Status(res.UnitID)
+	if r.State.Complete() {
+		t.Fatalf("A's status moved although status requests were stalled: %+v", r)
 	}
 }
