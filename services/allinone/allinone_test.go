@@ -1,0 +1,195 @@
+package allinone
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/receptor-mesh/receptor/services/config"
+	"github.com/receptor-mesh/receptor/services/control/client"
+	"github.com/receptor-mesh/receptor/services/work/command"
+)
+
+func TestMain(m *testing.M) {
+	// Command work units re-execute this test binary as their runner.
+	if command.IsRunnerInvocation(os.Args[1:]) {
+		os.Exit(command.RunnerMain(os.Args[1:]))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+const bound = 20 * time.Second
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func shortDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "aio")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+func eventually(t *testing.T, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still failing after %v: %v", what, bound, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestRunLocalOnly runs router and work agent in one process from a
+// local-only configuration and uses work through the control socket.
+func TestRunLocalOnly(t *testing.T) {
+	dir := shortDir(t)
+	sock := filepath.Join(dir, "ctl.sock")
+	cfg, err := config.ParseArgs([]string{
+		"--node", "id=solo", "datadir=" + filepath.Join(dir, "data"), "--local-only",
+		"--control-service", "filename=" + sock,
+		"--work-command", "worktype=cat", "command=cat",
+		"--work-command", "worktype=echo", "command=echo", "allowruntimeparams=true",
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Check(cfg, quiet()); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, quiet(), nil) }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(bound):
+			t.Error("Run did not return after cancel")
+		}
+	}()
+
+	tctx, tcancel := context.WithTimeout(context.Background(), 3*bound)
+	defer tcancel()
+	dial := func() *client.Conn {
+		t.Helper()
+		var c *client.Conn
+		eventually(t, "control socket", func() (err error) {
+			c, err = client.Dial(tctx, sock, nil)
+			return err
+		})
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	// The work agent's types reach the control advertisement.
+	c := dial()
+	eventually(t, "work commands advertised", func() error {
+		var st struct {
+			NodeID         string
+			Advertisements []struct {
+				Service      string
+				WorkCommands []struct{ WorkType string }
+			}
+		}
+		if err := c.CommandJSON(tctx, map[string]string{"command": "status"}, &st); err != nil {
+			return err
+		}
+		if st.NodeID != "solo" {
+			return fmt.Errorf("node %q", st.NodeID)
+		}
+		for _, ad := range st.Advertisements {
+			if ad.Service == "control" && len(ad.WorkCommands) == 2 && ad.WorkCommands[0].WorkType == "cat" {
+				return nil
+			}
+		}
+		return fmt.Errorf("advertisements %+v", st.Advertisements)
+	})
+
+	res, err := dial().SubmitWork(tctx, map[string]string{"node": "localhost", "worktype": "cat"}, strings.NewReader("all in one\n"))
+	if err != nil || res.Result != "Job Started" {
+		t.Fatalf("work submit = %+v, %v", res, err)
+	}
+	c = dial()
+	eventually(t, "unit succeeds", func() error {
+		var ws struct{ StateName string }
+		if err := c.CommandJSON(tctx, map[string]string{"command": "work", "subcommand": "status", "unitid": res.UnitID}, &ws); err != nil {
+			return err
+		}
+		if ws.StateName != "Succeeded" {
+			return fmt.Errorf("state %s", ws.StateName)
+		}
+		return nil
+	})
+	r, err := dial().Results(tctx, res.UnitID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := io.ReadAll(r); err != nil || string(out) != "all in one\n" {
+		t.Errorf("results = %q, %v", out, err)
+	}
+
+	res, err = dial().SubmitWork(tctx, map[string]string{"node": "solo", "worktype": "echo", "params": "a b"}, nil)
+	if err != nil {
+		t.Fatalf("echo submit: %v", err)
+	}
+	r, err = dial().Results(tctx, res.UnitID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := io.ReadAll(r); err != nil || string(out) != "a b\n" {
+		t.Errorf("echo results = %q, %v", out, err)
+	}
+	var list map[string]any
+	if err := dial().CommandJSON(tctx, map[string]string{"command": "work", "subcommand": "list"}, &list); err != nil || len(list) != 2 {
+		t.Errorf("work list = %v, %v", list, err)
+	}
+}
+
+// TestRunErrors checks start-up failures.
+func TestRunErrors(t *testing.T) {
+	dir := shortDir(t)
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no backends", []string{"--node", "id=x", "datadir=" + dir}, "no backends configured"},
+		{"ip-router", []string{"--node", "id=x", "datadir=" + dir, "--local-only", "--ip-router", "networkname=n", "localnet=10.0.0.0/30"}, "ip-router"},
+		{"busy socket", []string{"--node", "id=x", "datadir=" + dir, "--local-only",
+			"--control-service", "filename=" + filepath.Join(dir, "busy.sock"),
+			"--control-service", "service=c2", "filename=" + filepath.Join(dir, "busy.sock")}, "control-service"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := config.ParseArgs(tt.args, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), bound)
+			defer cancel()
+			err = Run(ctx, cfg, quiet(), nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Run = %v, want an error about %q", err, tt.want)
+			}
+		})
+	}
+}
