@@ -122,22 +122,21 @@ func TestPingAndTraceroute(t *testing.T) {
 			t.Fatalf("hop %d: %+v", i, h)
 		}
 	}
-	// Unknown node: no route, no unreachable → timeout (short here).
+	// Unknown node: no route fails at once with upstream's text, attributed
+	// to the local node (no 10 s timeout).
 	m2 := newTestMesh(t)
-	m2.mod = func(o *Options) { o.PingTimeout = 100 * time.Millisecond }
 	lone := m2.add("lone")
-	if _, err := lone.Ping(ctx, "nobody"); !errors.Is(err, ErrPingTimeout) || err.Error() != "timeout" {
-		t.Fatalf("ping nobody: %v", err)
+	if res, err := lone.Ping(ctx, "nobody"); !errors.Is(err, ErrNoRoute) || err.Error() != "no route to node" || res.From != "lone" {
+		t.Fatalf("ping nobody: %+v %v", res, err)
 	}
 	var trace []TracerouteHop
 	for h := range lone.Traceroute(ctx, "nobody") {
 		trace = append(trace, h)
 	}
-	if len(trace) != 1 || trace[0].Hop != 0 || trace[0].From != "lone" || trace[0].Err != nil {
-		// Hop 0 expires at the origin itself; hop 1 has no route → timeout.
-		if len(trace) != 2 || !errors.Is(trace[1].Err, ErrPingTimeout) {
-			t.Fatalf("traceroute nobody: %+v", trace)
-		}
+	// Hop 0 expires at the origin itself; hop 1 has no route.
+	if len(trace) != 2 || trace[0].From != "lone" || trace[0].Err != nil ||
+		trace[1].Hop != 1 || trace[1].From != "lone" || !errors.Is(trace[1].Err, ErrNoRoute) {
+		t.Fatalf("traceroute nobody: %+v", trace)
 	}
 }
 

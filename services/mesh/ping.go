@@ -40,8 +40,13 @@ func (n *Node) PingHops(ctx context.Context, node string, hops byte) (PingResult
 	timer := time.NewTimer(n.opts.PingTimeout)
 	defer timer.Stop()
 	start := time.Now()
-	if _, err := sock.WriteTo(nil, Addr{Node: node, Service: servicePing}); err != nil {
-		return PingResult{}, fmt.Errorf("ping %q: %w", node, err)
+	if err := sock.send(nil, Addr{Node: node, Service: servicePing}); err != nil {
+		if errors.Is(err, ErrNoRoute) {
+			// Upstream fails at once, attributed to the local node, with
+			// exactly this text (receptorctl prints it).
+			return PingResult{From: n.id, RTT: time.Since(start)}, ErrNoRoute
+		}
+		n.log.Debug("mesh: ping not sent", "to", node, "err", err)
 	}
 	select {
 	case d := <-sock.recv:

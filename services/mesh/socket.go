@@ -193,16 +193,21 @@ func (s *Socket) WriteTo(p []byte, addr net.Addr) (int, error) {
 	if len(p) > wire.MaxDataPayload {
 		return 0, fmt.Errorf("write %d bytes to %s: %w (max %d)", len(p), to, ErrPayloadTooLarge, wire.MaxDataPayload)
 	}
+	if err := s.send(p, to); err != nil {
+		s.n.log.Debug("mesh: datagram not sent", "from", s.service, "to", to, "err", err)
+	}
+	return len(p), nil
+}
+
+// send runs p through the pipeline and returns its local error (no route,
+// full queue), which WriteTo only logs but ping reports as upstream does.
+func (s *Socket) send(p []byte, to Addr) error {
 	node := to.Node
 	if strings.EqualFold(node, "localhost") {
 		node = s.n.id
 	}
-	err := s.n.pipeline(packet{fromNode: s.n.id, toNode: node, fromService: s.service, toService: to.Service,
+	return s.n.pipeline(packet{fromNode: s.n.id, toNode: node, fromService: s.service, toService: to.Service,
 		hops: byte(s.hops.Load()), payload: p})
-	if err != nil {
-		s.n.log.Debug("mesh: datagram not sent", "from", s.service, "to", to, "err", err)
-	}
-	return len(p), nil
 }
 
 // Close unbinds the socket; an advertised one floods a Cancel.
