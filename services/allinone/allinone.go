@@ -29,6 +29,9 @@ func Check(cfg *config.Config, log *slog.Logger) error {
 
 // Run runs router and work agent until ctx is cancelled.
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reload func() (*config.Config, error)) error {
+	if log == nil {
+		log = slog.Default()
+	}
 	if !cfg.HasBackends() {
 		log.Warn("Nothing to do - no backends are running.")
 		return errors.New("no backends configured: add a listener, a peer or local-only (see --help)")

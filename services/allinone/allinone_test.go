@@ -190,6 +190,10 @@ func TestRunErrors(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.want) || errors.Is(err, context.DeadlineExceeded) {
 				t.Errorf("Run = %v, want an error about %q", err, tt.want)
 			}
+			// A nil logger means slog.Default().
+			if err := Run(ctx, cfg, nil, nil); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Run with a nil logger = %v, want an error about %q", err, tt.want)
+			}
 		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -188,5 +189,18 @@ func TestReloadWithoutFile(t *testing.T) {
 	want := "no configuration file was provided, reload function not set ERRORCODE 4"
 	if status.Code(err) != codes.FailedPrecondition || status.Convert(err).Message() != want || reloadCode(err) != "4" {
 		t.Errorf("Reload = %v, want FailedPrecondition %q", err, want)
+	}
+}
+
+// TestRunFromConfigNilLogger checks that a nil logger means slog.Default()
+// (it used to panic on the first log line).
+func TestRunFromConfigNilLogger(t *testing.T) {
+	cfg, err := config.ParseArgs([]string{"--node", "id=a"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = RunFromConfig(testCtx(t), cfg, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "no backends configured") {
+		t.Errorf("RunFromConfig without backends = %v", err)
 	}
 }

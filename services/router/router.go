@@ -289,6 +289,9 @@ func (r *Router) stopBackends() {
 // RunFromConfig runs a router (receptor-router) until ctx is cancelled. A
 // work-agent entity attaches the work agent's WorkService over gRPC.
 func RunFromConfig(ctx context.Context, cfg *config.Config, log *slog.Logger, reload func() (*config.Config, error)) error {
+	if log == nil {
+		log = slog.Default()
+	}
 	if !cfg.HasBackends() {
 		log.Warn("Nothing to do - no backends are running.")
 		return errors.New("no backends configured: add a listener, a peer or local-only (see --help)")

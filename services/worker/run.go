@@ -37,6 +37,7 @@ func (d meshDialer) NodeID() string { return d.nodeID }
 // its grpc-server entities, reaching the mesh through the router entity.
 // Either side may restart: gRPC reconnects with backoff.
 func RunFromConfig(ctx context.Context, cfg *config.Config, log *slog.Logger, _ func() (*config.Config, error)) error {
+	log = orDefault(log)
 	if cfg.Router == nil {
 		return errors.New("receptor-worker needs a router entity: the address of the router's gRPC API")
 	}

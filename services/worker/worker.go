@@ -78,8 +78,17 @@ func keys(cfg *config.Config) (*signing.Signer, *signing.Verifier, error) {
 	return signer, verifier, nil
 }
 
+// orDefault is log, or slog.Default() for nil.
+func orDefault(log *slog.Logger) *slog.Logger {
+	if log == nil {
+		return slog.Default()
+	}
+	return log
+}
+
 // Check validates the work side of cfg without starting anything.
 func Check(cfg *config.Config, log *slog.Logger) error {
+	log = orDefault(log)
 	if _, err := workTypes(cfg, log); err != nil {
 		return err
 	}
@@ -90,6 +99,7 @@ func Check(cfg *config.Config, log *slog.Logger) error {
 // NewAgent builds the work agent of cfg. mesh reaches other nodes (nil
 // disables remote work).
 func NewAgent(cfg *config.Config, mesh work.MeshDialer, log *slog.Logger) (*work.Agent, error) {
+	log = orDefault(log)
 	types, err := workTypes(cfg, log)
 	if err != nil {
 		return nil, err
@@ -118,6 +128,7 @@ func Register(srv *grpcserve.Server, agent *work.Agent) {
 // ServeConfigured serves agent's WorkService on every grpc-server entity of
 // cfg until ctx is cancelled.
 func ServeConfigured(ctx context.Context, cfg *config.Config, agent *work.Agent, log *slog.Logger) error {
+	log = orDefault(log)
 	if len(cfg.GRPCServers) == 0 {
 		return errors.New("receptor-worker needs a grpc-server entity: the router reaches the WorkService there")
 	}

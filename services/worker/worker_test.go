@@ -325,6 +325,11 @@ func TestRunFromConfigErrors(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("RunFromConfig = %v, want an error containing %q", err, tt.want)
 			}
+			// A nil logger means slog.Default().
+			err = RunFromConfig(ctx, parse(t, tt.args...), nil, nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("RunFromConfig = %v, want an error containing %q", err, tt.want)
+			}
 		})
 	}
 }
