@@ -351,3 +351,17 @@ func workTestdata(t *testing.T, name string) string {
 	}
 	return p
 }
+
+// workResultsCallLog is how a node's debug log records one results stream
+// served by its work agent.
+const workResultsCallLog = "method=/receptor.work.v1.WorkService/GetResults "
+
+// workLogCount counts the occurrences of s in the node's log.
+func workLogCount(t *testing.T, n *Node, s string) int {
+	t.Helper()
+	b, err := os.ReadFile(n.Log)
+	if err != nil {
+		t.Fatalf("log of %s: %v", n.ID, err)
+	}
+	return strings.Count(string(b), s)
+}

@@ -256,3 +256,70 @@ func TestWorkConcurrentUnits(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestWorkRemoteResultsMiddleNodeRestart kills the middle node of a line
+// while a pulls results from c, and restarts it: after a short outage
+// (QUIC may ride it out), and after an outage long enough that a's mesh
+// connections to c ended, so a must ask again from its offset. Either way
+// nothing is lost or duplicated.
+func TestWorkRemoteResultsMiddleNodeRestart(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name        string
+		waitForDrop bool
+	}{
+		{"short outage", false},
+		{"connections dropped", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			workMiddleNodeRestart(t, tc.waitForDrop)
+		})
+	}
+}
+
+// workMeshDialLog is how a node's debug log records the end of one mesh
+// connection its work agent made.
+const workMeshDialLog = "method=/receptor.mesh.v1.MeshService/Dial "
+
+func workMiddleNodeRestart(t *testing.T, waitForDrop bool) {
+	a, b, c := workLine(t, func(*Node) string { return workSlowcat(t, "0.1") })
+	const size = 64 << 16 // 64 pieces: about 7 s of output
+	want, _ := workDigest(t, workPayload(17, size))
+	id, final := workSubmit(t, a.Socket, a.ID, map[string]string{"node": c.ID, "worktype": "slowcat"}, workPayload(17, size))
+	if !strings.Contains(final, "Job Started") {
+		t.Fatalf("remote submit: %q", final)
+	}
+	local := filepath.Join(workUnitDir(workDatadir(a), a.ID, id), "stdout")
+	eventually(t, workUnitTimeout, "first remote output on a", func() bool { return workFileSize(local) > 0 })
+
+	dials := workLogCount(t, a, workMeshDialLog)
+	b.Kill()
+	if got := workFileSize(local); got >= size {
+		t.Fatalf("all %d bytes arrived before b was killed; the test needs a slower unit", got)
+	}
+	a.WaitRoutes(map[string]string{})
+	if waitForDrop {
+		// Both of a's connections to c (status and results) end while b
+		// is down: QUIC's idle timeout, about 30 s. Only then is a forced
+		// to ask again from its offset.
+		eventually(t, 2*workUnitTimeout, "a's connections to c ended", func() bool {
+			return workLogCount(t, a, workMeshDialLog) >= dials+2
+		})
+	}
+	b.Restart()
+	a.WaitRoutes(map[string]string{"b": "b", "c": "b"})
+
+	st := workWaitState(t, a.Socket, a.ID, id, workSucceeded)
+	if st.StdoutSize != size {
+		t.Errorf("StdoutSize %d, want %d", st.StdoutSize, size)
+	}
+	if got, n := workResults(t, a.Socket, a.ID, id); got != want || n != size {
+		t.Errorf("results on a: %d bytes %s, want %d bytes %s", n, got, size, want)
+	}
+	served := workLogCount(t, c, workResultsCallLog)
+	if waitForDrop && served < 2 {
+		t.Errorf("c served %d results streams; a should have asked again after its connection dropped", served)
+	}
+	t.Logf("results streams served by c: %d", served)
+}
