@@ -385,3 +385,6 @@ func TestAcceptUnknownID(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+// The node applies SetWorkCommands itself when no setter is configured.
+var _ meshapi.WorkCommandSetter = (*mesh.Node)(nil)
