@@ -62,7 +62,7 @@ func startFacesNode(t *testing.T) *facesNode {
 	wa := startWorkAgent(t, "a", pub)
 	port := freePort(t)
 	n := startNode(t, nodeSpec{
-		id: "a", opts: Options{Work: wa.client},
+		id: "a", listen: true, opts: Options{Work: wa.client},
 		extra: []string{"--http-gateway", "tcplisten=127.0.0.1:" + strconv.Itoa(port)},
 	})
 	f := &facesNode{node: n, base: "http://127.0.0.1:" + strconv.Itoa(port), signer: signer}
@@ -176,6 +176,54 @@ func TestReceptorctlSocket(t *testing.T) {
 	_, err = c.Command(ctx, "work status nosuch")
 	if err == nil || err.Error() != "unknown work unit nosuch" {
 		t.Errorf("work status of unknown unit: %v", err)
+	}
+
+	// A payload larger than the router's stdin chunks arrives whole.
+	big := bytes.Repeat([]byte("receptorctl payload\n"), 100000)
+	res, err = dial().SubmitWork(ctx, map[string]string{"node": "a", "worktype": "cat"}, bytes.NewReader(big))
+	if err != nil {
+		t.Fatalf("big work submit: %v", err)
+	}
+	r, err = dial().Results(ctx, res.UnitID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := io.ReadAll(r); err != nil || !bytes.Equal(out, big) {
+		t.Errorf("big work results: %d bytes (want %d), %v", len(out), len(big), err)
+	}
+
+	// Cancel and release through the control protocol.
+	res, err = dial().SubmitWork(ctx, map[string]string{"node": "a", "worktype": "sleep", "params": "60"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c = dial()
+	raw, err = c.Command(ctx, "work cancel "+res.UnitID)
+	if err != nil || string(raw) != `{"cancelled":"`+res.UnitID+`"}` {
+		t.Errorf("work cancel = %s, %v", raw, err)
+	}
+	raw, err = c.Command(ctx, "work release "+res.UnitID)
+	if err != nil || string(raw) != `{"released":"`+res.UnitID+`"}` {
+		t.Errorf("work release = %s, %v", raw, err)
+	}
+	var list map[string]json.RawMessage
+	if err := c.CommandJSON(ctx, map[string]string{"command": "work", "subcommand": "list"}, &list); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := list[res.UnitID]; ok || len(list) != 2 {
+		t.Errorf("work list after release has %d units: %v", len(list), list)
+	}
+
+	// connect: to b's control service, and with an unknown TLS name.
+	bridged, err := dial().Connect(ctx, "b", "control", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bc, err := client.NewConn(ctx, bridged); err != nil || bc.NodeID() != "b" {
+		t.Errorf("connect b control: %v", err)
+	}
+	if _, err := dial().Connect(ctx, "b", "control", "nosuch"); err == nil || err.Error() != "unknown TLS config nosuch" {
+		t.Errorf("connect with an unknown TLS config: %v", err)
 	}
 }
 
@@ -302,6 +350,39 @@ func TestREST(t *testing.T) {
 func TestOrigin(t *testing.T) {
 	f := startFacesNode(t)
 	ctx := testCtx(t)
+	b := startNode(t, nodeSpec{id: "b", peers: []int{f.port}})
+	waitRoutes(t, b, "a")
+
+	// receptorctl protocol: the unix socket is trusted, a's control
+	// service reached over the mesh (connect a control, from b) is not.
+	local, err := client.Dial(ctx, f.ctlSock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer local.Close()
+	if res, err := local.SubmitWork(ctx, map[string]string{"node": "a", "worktype": "secure"}, strings.NewReader("x")); err != nil {
+		t.Errorf("unsigned secure submit on the unix control socket: %+v, %v", res, err)
+	}
+	viaB, err := client.Dial(ctx, b.ctlSock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer viaB.Close()
+	bridged, err := viaB.Connect(ctx, "a", "control", "")
+	if err != nil {
+		t.Fatalf("connect a control from b: %v", err)
+	}
+	remote, err := client.NewConn(ctx, bridged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if remote.NodeID() != "a" {
+		t.Errorf("greeting over the mesh names %q", remote.NodeID())
+	}
+	_, err = remote.SubmitWork(ctx, map[string]string{"node": "a", "worktype": "secure"}, strings.NewReader("x"))
+	if err == nil || !strings.Contains(err.Error(), "signature") {
+		t.Errorf("unsigned secure submit over the mesh control service: %v, want a signature error", err)
+	}
 
 	// Unix socket: no signature needed.
 	id, res, err := submitWork(ctx, f.control, &workv1.SubmitParams{WorkType: "secure", Node: "a"}, []byte("trusted\n"))
