@@ -21,6 +21,13 @@ type workStatus struct {
 // and checks that its results are the payload (control spec §5.1, §5.2).
 func remoteWork(t *testing.T, from *procNode, node string) {
 	t.Helper()
+	remoteWorkWith(t, from, node, map[string]string{"worktype": "cat"})
+}
+
+// remoteWorkWith is remoteWork with extra submit members (worktype,
+// signwork, ...).
+func remoteWorkWith(t *testing.T, from *procNode, node string, members map[string]string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	payload := fmt.Sprintf("hello from %s to %s\n%s\n", from.ID, node, strings.Repeat("x", 100000))
@@ -28,7 +35,11 @@ func remoteWork(t *testing.T, from *procNode, node string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := cc.SubmitWork(ctx, map[string]string{"node": node, "worktype": "cat"}, strings.NewReader(payload))
+	req := map[string]string{"node": node}
+	for k, v := range members {
+		req[k] = v
+	}
+	res, err := cc.SubmitWork(ctx, req, strings.NewReader(payload))
 	cc.Close()
 	if err != nil {
 		t.Fatalf("%s: work submit to %s: %v", from.ID, node, err)
