@@ -121,7 +121,8 @@ type Node struct {
 	cmd     *exec.Cmd
 	done    chan struct{}
 	waitErr error
-	stopped bool // Stop or Kill has been called for the current run
+	stopped bool      // Stop or Kill has been called for the current run
+	readyAt time.Time // when the last run answered its first status
 }
 
 // NewNode prepares a node; nothing runs until Start.
@@ -187,6 +188,17 @@ func (n *Node) Start(spec Spec) {
 // Restart starts the node again with the same configuration and ports.
 func (n *Node) Restart() {
 	n.t.Helper()
+	// A node's routing epoch is its start time in whole seconds plus a
+	// random part (mesh spec §4.3), and peers ignore updates from a smaller
+	// epoch (§8.2). A restart in the same second has a smaller epoch half
+	// of the time, so start the new process in a later second, as a real
+	// restart would be.
+	n.mu.Lock()
+	prev := n.readyAt
+	n.mu.Unlock()
+	if wait := time.Until(prev.Truncate(time.Second).Add(time.Second)); wait > 0 {
+		time.Sleep(wait)
+	}
 	if err := n.startOnce(); err != nil {
 		n.t.Fatalf("node %s did not restart: %v\n---- log ----\n%s", n.ID, err, n.logTail())
 	}
@@ -232,7 +244,13 @@ func (n *Node) startOnce() error {
 	if n.spec.NoReadyCheck {
 		return nil
 	}
-	return n.waitReady(done)
+	if err := n.waitReady(done); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.readyAt = time.Now()
+	n.mu.Unlock()
+	return nil
 }
 
 // waitReady polls the control socket until status answers, failing early

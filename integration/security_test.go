@@ -158,10 +158,16 @@ func TestControlTCPWithTLS(t *testing.T) {
 	defer cancel()
 	addr := "tls://" + n.Addr("ctl")
 
-	c, err := client.Dial(ctx, addr, &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}})
-	if err != nil {
-		t.Fatalf("control over TLS with a client certificate: %v", err)
-	}
+	// The Unix socket may answer a moment before the second control
+	// service listens.
+	var c *client.Conn
+	eventually(t, startTimeout, "control over TLS with a client certificate", func() bool {
+		c, err = client.Dial(ctx, addr, &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}})
+		if err != nil {
+			t.Logf("dial %s: %v", addr, err)
+		}
+		return err == nil
+	})
 	var st struct{ NodeID string }
 	err = c.CommandJSON(ctx, map[string]any{"command": "status", "requested_fields": []string{"NodeID"}}, &st)
 	_ = c.Close()
