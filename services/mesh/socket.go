@@ -167,6 +167,21 @@ func (s *Socket) ReadFrom(p []byte) (int, net.Addr, error) {
 // net.Addr whose String is "node:service". Routing failures are not
 // errors (datagrams are unreliable); they are logged.
 func (s *Socket) WriteTo(p []byte, addr net.Addr) (int, error) {
+	n, err := s.SendTo(p, addr)
+	if errors.Is(err, errNotSent) {
+		s.n.log.Debug("mesh: datagram not sent", "from", s.service, "to", addr, "err", err)
+		return n, nil
+	}
+	return n, err
+}
+
+// errNotSent marks SendTo's local routing failures, which WriteTo hides.
+var errNotSent = errors.New("datagram not sent")
+
+// SendTo is WriteTo that also reports local routing failures (errors.Is
+// ErrNoRoute), as upstream's packet conns do: the stream dialer uses it so
+// that dialing an unknown node fails at once instead of timing out.
+func (s *Socket) SendTo(p []byte, addr net.Addr) (int, error) {
 	var to Addr
 	switch a := addr.(type) {
 	case Addr:
@@ -194,7 +209,7 @@ func (s *Socket) WriteTo(p []byte, addr net.Addr) (int, error) {
 		return 0, fmt.Errorf("write %d bytes to %s: %w (max %d)", len(p), to, ErrPayloadTooLarge, wire.MaxDataPayload)
 	}
 	if err := s.send(p, to); err != nil {
-		s.n.log.Debug("mesh: datagram not sent", "from", s.service, "to", to, "err", err)
+		return len(p), fmt.Errorf("%w: %w", errNotSent, err)
 	}
 	return len(p), nil
 }

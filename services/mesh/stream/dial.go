@@ -108,6 +108,7 @@ func DialConn(ctx context.Context, network mesh.PacketNetwork, node, service str
 		return err
 	}
 
+	pc.strict.Store(true)
 	qc, err := tr.Dial(dctx, target, tlsConf, quicConfig(true))
 	if err != nil {
 		release()
@@ -127,6 +128,7 @@ func DialConn(ctx context.Context, network mesh.PacketNetwork, node, service str
 		release()
 		return fail(err)
 	}
+	pc.strict.Store(false)
 	conn := newConn(qc, qs, toMeshAddr(mpc.LocalAddr()), target, log, release)
 	mu.Lock()
 	onGone = func() {

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -18,6 +19,16 @@ import (
 type packetConn struct {
 	mesh.PacketConn
 	closed atomic.Bool
+	// strict, while dialing, turns "no route to node" into a write error,
+	// which makes quic-go fail the dial at once as upstream does (instead
+	// of a handshake timeout). Established connections stay lenient so
+	// that a short route flap does not end them.
+	strict atomic.Bool
+}
+
+// routeReporter is a mesh socket that can report local routing failures.
+type routeReporter interface {
+	SendTo(p []byte, addr net.Addr) (int, error)
 }
 
 func newPacketConn(pc mesh.PacketConn) *packetConn { return &packetConn{PacketConn: pc} }
@@ -37,6 +48,16 @@ func (p *packetConn) ReadFrom(b []byte) (int, net.Addr, error) {
 func (p *packetConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	if len(b) > maxReadDatagram {
 		return 0, fmt.Errorf("stream: QUIC datagram of %d bytes to %s exceeds %d", len(b), addr, maxReadDatagram)
+	}
+	if rr, ok := p.PacketConn.(routeReporter); ok && p.strict.Load() {
+		n, err := rr.SendTo(b, addr)
+		if errors.Is(err, mesh.ErrNoRoute) {
+			return 0, mesh.ErrNoRoute
+		}
+		if err != nil && !errors.Is(err, net.ErrClosed) && n > 0 {
+			return n, nil // other local drops stay silent, as in WriteTo
+		}
+		return n, err
 	}
 	return p.PacketConn.WriteTo(b, addr)
 }
