@@ -30,6 +30,7 @@ type options struct {
 	bigBytes    int64
 	pprofEnv    string
 	cpuProfile  string
+	streamProf  string
 	logger      *slog.Logger
 }
 
@@ -51,6 +52,7 @@ func main() {
 	flag.Int64Var(&o.bigBytes, "results-bytes", 100<<20, "output size of the results-streaming unit")
 	flag.StringVar(&o.pprofEnv, "pprof-env", "", "passed to the nodes as RECEPTOR_PPROF (e.g. 127.0.0.1:0); empty: off")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the driver (the client side) here")
+	flag.StringVar(&o.streamProf, "stream-profile", "", "write a CPU profile of the in-process 2-hop stream transfer here")
 	flag.BoolVar(&verbose, "v", false, "log progress")
 	flag.Parse()
 	lvl := slog.LevelWarn
@@ -310,6 +312,13 @@ func streamSection(ctx context.Context, o options, m *mesh3, s *sink, rep *repor
 	}
 	rep.add(row{Group: "stream", Name: name, Value: mibps(n, el), Baseline: base, Ratio: ratio,
 		Target: "≥ 70 % of the in-process stream", Verdict: verdict(ok)})
+	name = "one process: 3 mesh nodes, TCP backends, tcp-server → 2 hops → tcp-client"
+	n, el, err = inprocStream(tctx, o, s, o.streamProf)
+	if err != nil {
+		rep.failed("stream", name, err)
+		return
+	}
+	rep.add(row{Group: "stream", Name: name, Value: mibps(n, el), Baseline: mibps(rawN, rawT), Ratio: pct(rate(n, el) / raw)})
 }
 
 func latencySection(ctx context.Context, o options, m *mesh3, rep *report) {
