@@ -195,3 +195,63 @@ func TestControlTCPWithTLS(t *testing.T) {
 	}
 	stillServes(t, n)
 }
+
+// TestMeshControlServiceTLS: a control service on the mesh with tls is
+// advertised with ConnType 2; `connect <node> <service> <tlsclient>`
+// reaches it when the server certificate carries the target's node ID,
+// and is refused when it carries another node's ID.
+func TestMeshControlServiceTLS(t *testing.T) {
+	t.Parallel()
+	ca := newCA(t)
+	certs := map[string]nodeCert{}
+	for _, id := range []string{"nodea", "nodeb", "nodec", "nodez"} {
+		certs[id] = ca.issue(t, id)
+	}
+	a, b, c := NewNode(t, "nodea"), NewNode(t, "nodeb"), NewNode(t, "nodec")
+	a.Start(Spec{Config: func(n *Node) string {
+		return nodeYAML(n, nil, append(ca.tlsItems(certs[n.ID]), asYAML(tcpTransport.listener(n)))...)
+	}})
+	b.Start(Spec{Config: func(n *Node) string {
+		return nodeYAML(n, nil, append(ca.tlsItems(certs[n.ID]), asYAML(tcpTransport.peer(a)),
+			entity("control-service", "service", "ctltls", "tls", "srv"))...)
+	}})
+	// nodec serves with nodez's certificate: dialers verifying nodec's
+	// node ID must refuse it.
+	c.Start(Spec{Config: func(n *Node) string {
+		z := certs["nodez"]
+		return nodeYAML(n, nil, asYAML(tcpTransport.peer(a)),
+			entity("tls-server", "name", "wrong", "cert", z.Cert, "key", z.Key, "skipreceptornamescheck", "true"),
+			entity("control-service", "service", "ctltls", "tls", "wrong"))
+	}})
+	adType := func(s Status, node, service string) int {
+		for _, ad := range s.Advertisements {
+			if ad.NodeID == node && ad.Service == service {
+				return ad.ConnType
+			}
+		}
+		return -1
+	}
+	a.WaitStatus("advertisements of nodeb and nodec", func(s Status) bool {
+		return adType(s, "nodeb", "ctltls") == 2 && adType(s, "nodeb", "control") == 1 && adType(s, "nodec", "ctltls") == 2
+	})
+
+	rc := a.Raw()
+	defer rc.Close()
+	rc.Send("connect nodeb ctltls cli\n")
+	if got := rc.Line(); got != "Connecting" {
+		t.Fatalf("connect nodeb ctltls cli: got %q, want Connecting", got)
+	}
+	if got := rc.Line(); got != "Receptor Control, node nodeb" {
+		t.Fatalf("after Connecting: got %q, want nodeb's greeting", got)
+	}
+	rc.Send(`{"command":"status","requested_fields":["NodeID"]}` + "\n")
+	if got := rc.Line(); got != `{"NodeID":"nodeb"}` {
+		t.Errorf("status through the TLS bridge: got %q", got)
+	}
+
+	got := a.Command("connect nodec ctltls cli")
+	if !strings.HasPrefix(got, "ERROR: ") {
+		t.Errorf("connect to nodec, whose certificate names nodez: got %q, want an ERROR line", got)
+	}
+	stillServes(t, a)
+}
