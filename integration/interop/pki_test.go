@@ -28,6 +28,20 @@ func (p *testPKI) Node(t *testing.T, nodeID string) (cert, key string) {
 	t.Helper()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.ensureCA(t)
+	base := filepath.Join(p.dir, nodeID)
+	cert, key = base+".crt", base+".key"
+	if p.nodes[nodeID] {
+		return cert, key
+	}
+	p.makeCert(t, base, nodeID, []string{"localhost"}, []string{"127.0.0.1"})
+	p.nodes[nodeID] = true
+	return cert, key
+}
+
+// ensureCA creates the CA on first use; p.mu is held.
+func (p *testPKI) ensureCA(t *testing.T) {
+	t.Helper()
 	if !p.ca {
 		err := tlsconf.CertInit(tlsconf.CertInitOptions{
 			CommonName: "Interop Test CA", Bits: 2048,
@@ -39,14 +53,16 @@ func (p *testPKI) Node(t *testing.T, nodeID string) (cert, key string) {
 		p.ca = true
 		p.nodes = map[string]bool{}
 	}
-	base := filepath.Join(p.dir, nodeID)
-	cert, key = base+".crt", base+".key"
-	if p.nodes[nodeID] {
-		return cert, key
-	}
+}
+
+// makeCert writes base.crt and base.key for nodeID with the given DNS and
+// IP SANs, signed by the CA; p.mu is held.
+func (p *testPKI) makeCert(t *testing.T, base, nodeID string, dns, ips []string) {
+	t.Helper()
+	cert, key := base+".crt", base+".key"
 	err := tlsconf.CertMakeReq(tlsconf.CertMakeReqOptions{
 		CommonName: nodeID, Bits: 2048,
-		DNSName: []string{"localhost"}, IPAddress: []string{"127.0.0.1"}, NodeID: []string{nodeID},
+		DNSName: dns, IPAddress: ips, NodeID: []string{nodeID},
 		OutReq: base + ".csr", OutKey: key,
 	})
 	if err != nil {
@@ -59,8 +75,6 @@ func (p *testPKI) Node(t *testing.T, nodeID string) (cert, key string) {
 	if err != nil {
 		t.Fatalf("cert-signreq %s: %v", nodeID, err)
 	}
-	p.nodes[nodeID] = true
-	return cert, key
 }
 
 // UpstreamTLSArgs are upstream command-line entities defining tls-server
