@@ -114,8 +114,8 @@ func TestMeshService(t *testing.T) {
 			}
 		}
 		_, err := a.mesh.Ping(ctx, &meshv1.PingRequest{Node: "nosuchnode", Timeout: durationpb.New(bound / 4)})
-		if err == nil {
-			t.Error("ping of an unknown node succeeded")
+		if status.Code(err) != codes.Unavailable || status.Convert(err).Message() != "no route to node" {
+			t.Errorf("ping unknown node: %v, want Unavailable \"no route to node\"", err)
 		}
 		// One hop is not enough to reach c (two hops away).
 		one := uint32(1)
@@ -443,12 +443,7 @@ func acceptEcho(ctx context.Context, n *node, ls meshv1.MeshService_ListenClient
 // TestPingUnknownNode checks upstream's verified answer to a ping of a node
 // without a route (spec control-and-work §9.2 item 5): at once, "no route
 // to node", which the API reports as Unavailable.
-//
-// Known bug outside this package: mesh.Socket.WriteTo drops the "no route"
-// error, so the ping waits for its timeout instead. Reported to the lead;
-// remove the skip once services/mesh returns the error to PingHops.
 func TestPingUnknownNode(t *testing.T) {
-	t.Skip("services/mesh: PingHops times out instead of failing with \"no route to node\" (reported)")
 	a := startNode(t, nodeSpec{id: "a"})
 	ctx := testCtx(t)
 	_, err := a.mesh.Ping(ctx, &meshv1.PingRequest{Node: "nosuchnode", Timeout: durationpb.New(bound / 4)})
