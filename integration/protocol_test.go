@@ -1,8 +1,10 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"regexp"
@@ -273,6 +275,38 @@ func TestControlProtocol(t *testing.T) {
 		stillServes(t, a)
 	})
 
+	t.Run("concurrent sessions", func(t *testing.T) {
+		const sessions, commands = 32, 10
+		errs := make(chan error, sessions)
+		var wg sync.WaitGroup
+		for range sessions {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+				defer cancel()
+				c, err := a.Dial(ctx)
+				if err != nil {
+					errs <- err
+					return
+				}
+				defer c.Close()
+				for range commands {
+					var st struct{ NodeID string }
+					if err := c.CommandJSON(ctx, map[string]any{"command": "status", "requested_fields": []string{"NodeID"}}, &st); err != nil || st.NodeID != "nodea" {
+						errs <- fmt.Errorf("status: %+v, %v", st, err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+	})
+
 	t.Run("client vanishes", func(t *testing.T) {
 		for _, send := range []string{
 			"stat",                                  // half a line
@@ -331,6 +365,26 @@ func TestReload(t *testing.T) {
 		t.Errorf("reload with an added control-service:\n got %s\nwant %s", got, want)
 	}
 	// The refused reload changed nothing.
+	checkPing(t, r, "nodes")
+
+	// Remove the control service r started with: not reloadable either.
+	cfg = strings.Replace(r.spec.Config(r), entity("control-service", "service", "control", "filename", r.Socket), "", 1)
+	if err := os.WriteFile(r.ConfigPath(), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want = `{"Error":"a non-reloadable config action 'control-service' was removed. Must restart receptor for changes to take effect ERRORCODE 3","Success":false}`
+	if got := r.Command("reload"); got != want {
+		t.Errorf("reload with the control-service removed:\n got %s\nwant %s", got, want)
+	}
+
+	// A file that no longer parses: code 4, nothing changed.
+	if err := os.WriteFile(r.ConfigPath(), []byte("- node: [unclosed\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := r.Command("reload")
+	if !regexp.MustCompile(`^\{"Error":".+ ERRORCODE 4","Success":false\}$`).MatchString(got) {
+		t.Errorf("reload of a broken file: got %s, want an ERRORCODE 4 failure", got)
+	}
 	checkPing(t, r, "nodes")
 
 	want = `{"Error":"no configuration file was provided, reload function not set ERRORCODE 4","Success":false}`
