@@ -210,3 +210,24 @@ func TestMeshRingCostsAndRecovery(t *testing.T) {
 	checkPing(t, b, "noded")
 	checkTraceroute(t, a, "nodec", "nodea", "nodeb", "nodec")
 }
+
+// TestMeshDuplicateNodeID: a second node with an ID already connected to
+// the hub is refused, and the first keeps its session.
+func TestMeshDuplicateNodeID(t *testing.T) {
+	t.Parallel()
+	a, b1, b2 := NewNode(t, "nodea"), NewNode(t, "nodeb"), NewNode(t, "nodeb")
+	a.Start(Spec{Config: func(n *Node) string { return nodeYAML(n, nil, asYAML(tcpTransport.listener(n))) }})
+	b1.Start(Spec{Args: func(n *Node) []string { return append(nodeArgs(n), asArgs(tcpTransport.peer(a))...) }})
+	a.WaitRoutes(map[string]string{"nodeb": "nodeb"})
+	b2.Start(Spec{Args: func(n *Node) []string { return append(nodeArgs(n), asArgs(tcpTransport.peer(a))...) }})
+	eventually(t, convergeTimeout, "nodea refuses the second nodeb", func() bool {
+		return b2.LogContains("rejected by peer") && a.LogContains(`already connected to node \"nodeb\"`)
+	})
+	if st := b2.Status(); len(st.Connections) != 0 {
+		t.Errorf("the second nodeb has connections: %v", st)
+	}
+	if st := b1.Status(); !st.ConnectedTo("nodea") {
+		t.Errorf("the first nodeb lost its session: %v", st)
+	}
+	checkPing(t, a, "nodeb")
+}
