@@ -451,3 +451,65 @@ func TestPingUnknownNode(t *testing.T) {
 		t.Errorf("ping unknown node: %v, want Unavailable \"no route to node\"", err)
 	}
 }
+
+// TestDialHalfCloseEcho sends 1 MiB and half-closes at once, as a net.Conn
+// client of a TCP-like echo service would; the echo must come back whole.
+//
+// Known bug in services/meshapi (reported to the lead): the Accept call ends
+// as soon as the dialer half-closes, so the accepting client cannot write
+// afterwards and the dialer gets a truncated echo with status OK (seen:
+// 910504 of 1048576 bytes). Remove the skip once the bridge keeps the
+// accepting side's direction open until it half-closes too.
+func TestDialHalfCloseEcho(t *testing.T) {
+	t.Skip("services/meshapi: Accept call ends at the dialer's half-close; echo truncated (reported)")
+	a := startNode(t, nodeSpec{id: "a", listen: true})
+	c := startNode(t, nodeSpec{id: "c", peers: []int{a.port}})
+	waitRoutes(t, a, "c")
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	ls, err := c.mesh.Listen(ctx, &meshv1.ListenRequest{Service: "echo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ls.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	echoed := make(chan error, 1)
+	go func() { echoed <- acceptEcho(ctx, c, ls) }()
+	d, err := a.mesh.Dial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Send(&meshv1.DialRequest{Msg: &meshv1.DialRequest_Open{Open: &meshv1.DialOpen{Node: "c", Service: "echo"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	payload := bytes.Repeat([]byte("half-close echo\n"), 1<<16)
+	for off := 0; off < len(payload); off += 64 << 10 {
+		if err := d.Send(&meshv1.DialRequest{Msg: &meshv1.DialRequest_Data{Data: payload[off : off+64<<10]}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	for {
+		resp, err := d.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("after %d bytes: %v", got.Len(), err)
+		}
+		got.Write(resp.GetData())
+	}
+	if err := <-echoed; err != nil {
+		t.Errorf("echo side: %v", err)
+	}
+	if !bytes.Equal(got.Bytes(), payload) {
+		t.Errorf("echoed %d bytes of %d", got.Len(), len(payload))
+	}
+}
