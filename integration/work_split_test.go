@@ -11,7 +11,9 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -206,6 +208,42 @@ func TestWorkSplitDeploy(t *testing.T) {
 		}
 		if got := workHTTPResults(t, base+"/v1/work/"+id+"/results"); !bytes.Equal(got, input) {
 			t.Errorf("REST results %q, want %q", got, input)
+		}
+	})
+
+	t.Run("receptorctl", func(t *testing.T) {
+		bin, err := exec.LookPath("receptorctl")
+		if err != nil {
+			t.Skip("receptorctl is not installed")
+		}
+		var input strings.Builder
+		for i := range 5000 {
+			fmt.Fprintf(&input, "line %d of the receptorctl payload\n", i)
+		}
+		payload := filepath.Join(s.router.Dir, "payload.txt")
+		if err := os.WriteFile(payload, []byte(input.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), workUnitTimeout)
+		defer cancel()
+		// --follow prints the results; --rm releases the unit afterwards.
+		cmd := exec.CommandContext(ctx, bin, "--socket", sock, "work", "submit", "--node", s.id,
+			"--payload", payload, "--follow", "--rm", "cat")
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("receptorctl work submit: %v\n%s", err, stderr.String())
+		}
+		// The results, then receptorctl's own "(<unit id>, released)" line.
+		out := stdout.String()
+		rest, ok := strings.CutPrefix(out, input.String())
+		m := regexp.MustCompile(`^\(([a-zA-Z0-9]{8}), released\)\n$`).FindStringSubmatch(rest)
+		if !ok || m == nil {
+			t.Fatalf("receptorctl output (%d bytes) is not the payload (%d bytes) and the release line; tail %q",
+				len(out), input.Len(), out[max(0, len(out)-120):])
+		}
+		if got, want := workCommand(t, sock, s.id, "work status "+m[1]), "ERROR: unknown work unit "+m[1]; got != want {
+			t.Errorf("status after --rm: %q, want %q", got, want)
 		}
 	})
 
