@@ -343,6 +343,51 @@ func TestREST(t *testing.T) {
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("GET unknown unit = %s, want 404", resp.Status)
 	}
+
+	// List, then release with DELETE: the unit is gone.
+	resp, err = http.Get(f.base + "/v1/work")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list struct {
+		Units []struct {
+			UnitID string `json:"unitId"`
+		} `json:"units"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&list)
+	resp.Body.Close()
+	if err != nil || len(list.Units) != 1 || list.Units[0].UnitID != id {
+		t.Errorf("GET /v1/work = %+v, %v", list, err)
+	}
+	req, err := http.NewRequest(http.MethodDelete, f.base+"/v1/work/"+id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("DELETE /v1/work/%s = %s", id, resp.Status)
+	}
+	resp, err = http.Get(f.base + "/v1/work/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET released unit = %s, want 404", resp.Status)
+	}
+	// Reload without a configuration file is FailedPrecondition: 400.
+	resp, err = http.Post(f.base+"/v1/reload", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("POST /v1/reload without a file = %s, want 400 (FailedPrecondition)", resp.Status)
+	}
 }
 
 // TestOrigin checks who must sign work of a verifysignature type: a client
