@@ -149,12 +149,24 @@ func TestControlProtocol(t *testing.T) {
 		}
 	})
 
+	// Slow failures run in parallel, after the other subtests.
 	t.Run("ping unknown node", func(t *testing.T) {
+		t.Parallel()
 		got := a.Command(`{"command":"ping","target":"nodex"}`)
 		knownBug(t, got == `{"Error":"timeout","Success":false}`,
 			"ping to a node without a route waits 10 s and reports timeout instead of failing at once with no route to node")
 		if want := `{"Error":"no route to node","Success":false}`; got != want {
 			t.Errorf("ping nodex: got %s, want %s", got, want)
+		}
+	})
+
+	t.Run("connect unknown node", func(t *testing.T) {
+		t.Parallel()
+		got := a.Command("connect nodex control ")
+		knownBug(t, strings.Contains(got, "timeout: no recent network activity"),
+			"connect to a node without a route times out after 15 s instead of failing with no route to node")
+		if !strings.HasPrefix(got, "ERROR: ") || !strings.Contains(got, "no route to node") {
+			t.Errorf("connect nodex control: got %q, want an ERROR line with no route to node", got)
 		}
 	})
 
