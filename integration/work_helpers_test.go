@@ -133,7 +133,7 @@ var workCreatedRE = regexp.MustCompile(`^Work unit created with ID ([a-zA-Z0-9]+
 // the unit ID and the final reply line. It fails the test on any ERROR.
 func workSubmit(t *testing.T, sock, nodeID string, members map[string]string, payload io.Reader) (id, final string) {
 	t.Helper()
-	id, final, err := workTrySubmit(t, sock, nodeID, members, payload)
+	id, final, err := workTrySubmit(sock, nodeID, members, payload)
 	if err != nil {
 		t.Fatalf("work submit %v on %s: %v", members, nodeID, err)
 	}
@@ -142,7 +142,7 @@ func workSubmit(t *testing.T, sock, nodeID string, members map[string]string, pa
 
 // workTrySubmit is workSubmit returning errors instead of failing, for use
 // from many goroutines.
-func workTrySubmit(t *testing.T, sock, nodeID string, members map[string]string, payload io.Reader) (id, final string, err error) {
+func workTrySubmit(sock, nodeID string, members map[string]string, payload io.Reader) (id, final string, err error) {
 	c, err := net.DialTimeout("unix", sock, commandTimeout)
 	if err != nil {
 		return "", "", fmt.Errorf("dial %s: %w", sock, err)

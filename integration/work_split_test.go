@@ -338,6 +338,10 @@ func workGRPCResults(ctx context.Context, t *testing.T, cc controlv1.ControlServ
 	return hex.EncodeToString(h.Sum(nil)), n
 }
 
+// workHTTPClient keeps no idle connections, so no client goroutine
+// outlives a test.
+var workHTTPClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+
 // workHTTP does one REST call and decodes its JSON reply into out.
 func workHTTP(t *testing.T, method, url string, body []byte, out any) {
 	t.Helper()
@@ -348,7 +352,7 @@ func workHTTP(t *testing.T, method, url string, body []byte, out any) {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := workHTTPClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
@@ -372,7 +376,7 @@ func workHTTPResults(t *testing.T, url string) []byte {
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := workHTTPClient.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}

@@ -212,7 +212,7 @@ func TestWorkConcurrentUnits(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range units {
 		wg.Go(func() {
-			ids[i], _, errs[i] = workTrySubmit(t, n.Socket, n.ID,
+			ids[i], _, errs[i] = workTrySubmit(n.Socket, n.ID,
 				map[string]string{"node": "many", "worktype": "cat"}, strings.NewReader(payload(i)))
 		})
 	}
