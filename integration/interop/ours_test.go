@@ -25,9 +25,17 @@ type ourNode struct {
 // printed when the test fails.
 func newOurNode(t *testing.T, id string) *ourNode {
 	t.Helper()
+	return newOurNodeWith(t, mesh.Options{NodeID: id})
+}
+
+// newOurNodeWith is newOurNode with more options (the logger is set here).
+func newOurNodeWith(t *testing.T, opts mesh.Options) *ourNode {
+	t.Helper()
+	id := opts.NodeID
 	buf := &logBuffer{max: 256 << 10}
 	logger := slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	n, err := mesh.New(mesh.Options{NodeID: id, Logger: logger})
+	opts.Logger = logger
+	n, err := mesh.New(opts)
 	if err != nil {
 		t.Fatalf("mesh.New(%s): %v", id, err)
 	}
