@@ -68,7 +68,7 @@ func workLine(t *testing.T, items ...func(*Node) string) (a, b, c *Node) {
 // byte-identical to the payload.
 func TestWorkLocalAndRemote(t *testing.T) {
 	t.Parallel()
-	a, _, c := workLine(t, workCatEntity)
+	a, _, c := workLine(t, workCatEntity, workStatic(workCommandEntity("sleep", "sleep", "", true)))
 	const size = 1 << 20
 	want, _ := workDigest(t, workPayload(1, size))
 
@@ -104,6 +104,28 @@ func TestWorkLocalAndRemote(t *testing.T) {
 	if got, n := workResults(t, c.Socket, c.ID, extra.RemoteUnitID); got != want || n != size {
 		t.Errorf("results of %s on c: %d bytes %s, want %d bytes %s", extra.RemoteUnitID, n, got, size, want)
 	}
+
+	// Release on a releases on c too.
+	if got, want := workCommand(t, a.Socket, a.ID, "work release "+remote), fmt.Sprintf(`{"released":%q}`, remote); got != want {
+		t.Fatalf("remote release: got %q, want %q", got, want)
+	}
+	eventually(t, workUnitTimeout, "remote unit released on a and c", func() bool {
+		_, onA := workList(t, a.Socket, a.ID)[remote]
+		_, onC := workList(t, c.Socket, c.ID)[extra.RemoteUnitID]
+		return !onA && !onC
+	})
+
+	// Cancel on a cancels the running unit on c; a copies the final state.
+	sleeper, _ := workSubmit(t, a.Socket, a.ID, map[string]string{"node": "c", "worktype": "sleep", "params": "1000"}, nil)
+	workWaitState(t, a.Socket, a.ID, sleeper, workRunning)
+	if got, want := workCommand(t, a.Socket, a.ID, "work cancel "+sleeper), fmt.Sprintf(`{"cancelled":%q}`, sleeper); got != want {
+		t.Fatalf("remote cancel: got %q, want %q", got, want)
+	}
+	st = workWaitState(t, a.Socket, a.ID, sleeper, workCanceled)
+	if err := json.Unmarshal(st.ExtraData, &extra); err != nil {
+		t.Fatalf("ExtraData %s: %v", st.ExtraData, err)
+	}
+	workWaitState(t, c.Socket, c.ID, extra.RemoteUnitID, workCanceled)
 }
 
 // TestWorkStdinSizes sends 0 B, 1 MiB and 100 MiB through a cat unit.
