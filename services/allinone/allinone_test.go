@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -195,5 +197,102 @@ func TestRunErrors(t *testing.T) {
 				t.Errorf("Run with a nil logger = %v, want an error about %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// runNode runs an all-in-one node from args until the test ends.
+func runNode(t *testing.T, args ...string) {
+	t.Helper()
+	cfg, err := config.ParseArgs(args, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, quiet(), nil) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run %v: %v", args, err)
+			}
+		case <-time.After(bound):
+			t.Error("Run did not return after cancel")
+		}
+	})
+}
+
+// TestRemoteWork submits work on node a for node b: a's work agent reaches
+// b's control service through a's router over the in-process gRPC wiring.
+func TestRemoteWork(t *testing.T) {
+	dir := shortDir(t)
+	sockA := filepath.Join(dir, "a.sock")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	runNode(t, "--node", "id=a", "datadir="+filepath.Join(dir, "a"),
+		"--tcp-listener", "port="+port, "bindaddr=127.0.0.1",
+		"--control-service", "filename="+sockA)
+	runNode(t, "--node", "id=b", "datadir="+filepath.Join(dir, "b"),
+		"--tcp-peer", "address=127.0.0.1:"+port, "redial=true",
+		"--control-service", "service=control",
+		"--work-command", "worktype=cat", "command=cat")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*bound)
+	defer cancel()
+	dial := func() *client.Conn {
+		t.Helper()
+		var c *client.Conn
+		eventually(t, "control socket of a", func() (err error) {
+			c, err = client.Dial(ctx, sockA, nil)
+			return err
+		})
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	// Wait until b's control service (with its work type) is known at a.
+	c := dial()
+	eventually(t, "b's control ad at a", func() error {
+		var st struct {
+			Advertisements []struct {
+				NodeID, Service string
+				WorkCommands    []struct{ WorkType string }
+			}
+		}
+		if err := c.CommandJSON(ctx, map[string]string{"command": "status"}, &st); err != nil {
+			return err
+		}
+		for _, ad := range st.Advertisements {
+			if ad.NodeID == "b" && ad.Service == "control" && len(ad.WorkCommands) == 1 {
+				return nil
+			}
+		}
+		return fmt.Errorf("advertisements %+v", st.Advertisements)
+	})
+	res, err := dial().SubmitWork(ctx, map[string]string{"node": "b", "worktype": "cat"}, strings.NewReader("remote via a\n"))
+	if err != nil {
+		t.Fatalf("remote work submit: %v", err)
+	}
+	c = dial()
+	eventually(t, "remote unit succeeds", func() error {
+		var ws struct{ StateName, Detail string }
+		if err := c.CommandJSON(ctx, map[string]string{"command": "work", "subcommand": "status", "unitid": res.UnitID}, &ws); err != nil {
+			return err
+		}
+		if ws.StateName != "Succeeded" {
+			return fmt.Errorf("state %s (%s)", ws.StateName, ws.Detail)
+		}
+		return nil
+	})
+	r, err := dial().Results(ctx, res.UnitID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := io.ReadAll(r); err != nil || string(out) != "remote via a\n" {
+		t.Errorf("remote results = %q, %v", out, err)
 	}
 }

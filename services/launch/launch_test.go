@@ -90,6 +90,7 @@ func TestMainOneShots(t *testing.T) {
 	}{
 		{name: "help", args: []string{"--help"}, code: 0, prefix: "Usage: receptor-test ", contains: []string{"--tcp-listener", "--grpc-server"}},
 		{name: "empty command line", args: nil, code: 0, prefix: "Usage: receptor-test "},
+		{name: "bash completion", args: []string{"--bash-completion"}, code: 0, contains: []string{"receptor-test", "--tcp-listener"}},
 		{name: "version", args: []string{"--version"}, code: 0, exact: buildinfo.Get().Version + "\n"},
 		{name: "validate good", args: []string{"validate", "-c", good}, code: 0, prefix: "configuration is valid\n", contains: []string{good}},
 		{name: "validate bad", args: []string{"validate", "-c", bad}, code: 1, prefix: "Error: ", contains: []string{"no-such-entity"}},
