@@ -2,7 +2,6 @@ package router
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	workv1 "github.com/receptor-mesh/receptor/gen/go/receptor/work/v1"
 	"github.com/receptor-mesh/receptor/services/apierr"
@@ -260,8 +258,8 @@ func workStatus(u *workv1.UnitStatus) control.WorkStatus {
 		StdoutSize: u.GetStdoutSize(), WorkType: u.GetWorkType(),
 	}
 	if v := u.GetExtraData(); v != nil {
-		if b, err := protojson.Marshal(v); err == nil {
-			ws.ExtraData = json.RawMessage(b)
+		if b, err := extraDataJSON(v); err == nil {
+			ws.ExtraData = b
 		}
 	}
 	return ws
