@@ -49,6 +49,7 @@ func writeKeyPair(t *testing.T, dir string) (private, public string) {
 type facesNode struct {
 	*node
 	base   string // REST base URL
+	ctlTCP string // control service on TCP, receptorctl address
 	signer *signing.Signer
 }
 
@@ -60,12 +61,15 @@ func startFacesNode(t *testing.T) *facesNode {
 		t.Fatal(err)
 	}
 	wa := startWorkAgent(t, "a", pub)
-	port := freePort(t)
+	port, ctlPort := freePort(t), freePort(t)
 	n := startNode(t, nodeSpec{
 		id: "a", listen: true, opts: Options{Work: wa.client},
-		extra: []string{"--http-gateway", "tcplisten=127.0.0.1:" + strconv.Itoa(port)},
+		extra: []string{
+			"--http-gateway", "tcplisten=127.0.0.1:" + strconv.Itoa(port),
+			"--control-service", "service=", "tcplisten=127.0.0.1:" + strconv.Itoa(ctlPort),
+		},
 	})
-	f := &facesNode{node: n, base: "http://127.0.0.1:" + strconv.Itoa(port), signer: signer}
+	f := &facesNode{node: n, base: "http://127.0.0.1:" + strconv.Itoa(port), signer: signer, ctlTCP: "tcp:127.0.0.1:" + strconv.Itoa(ctlPort)}
 	eventually(t, "REST gateway up", func() error {
 		resp, err := http.Get(f.base + "/v1/version")
 		if err != nil {
@@ -427,6 +431,17 @@ func TestOrigin(t *testing.T) {
 	_, err = remote.SubmitWork(ctx, map[string]string{"node": "a", "worktype": "secure"}, strings.NewReader("x"))
 	if err == nil || !strings.Contains(err.Error(), "signature") {
 		t.Errorf("unsigned secure submit over the mesh control service: %v, want a signature error", err)
+	}
+
+	// The TCP control service is not trusted either.
+	tcpConn, err := client.Dial(ctx, f.ctlTCP, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcpConn.Close()
+	_, err = tcpConn.SubmitWork(ctx, map[string]string{"node": "a", "worktype": "secure"}, strings.NewReader("x"))
+	if err == nil || !strings.Contains(err.Error(), "signature") {
+		t.Errorf("unsigned secure submit over the TCP control service: %v, want a signature error", err)
 	}
 
 	// Unix socket: no signature needed.
