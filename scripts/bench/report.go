@@ -37,8 +37,8 @@ func (r *report) failed(group, name string, err error) {
 
 func oneLine(s string) string {
 	s = strings.ReplaceAll(s, "\n", " ")
-	if len(s) > 120 {
-		s = s[:120] + "…"
+	if len(s) > 400 {
+		s = s[:400] + "…"
 	}
 	return s
 }
