@@ -124,6 +124,14 @@ func (p Program) Main(ctx context.Context, env Env) int {
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if addr := envValue(env.Environ, "RECEPTOR_PPROF"); addr != "" {
+		stopPprof, err := servePprof(ctx, addr, log)
+		if err != nil {
+			fmt.Fprintf(env.Stdout, "Error: RECEPTOR_PPROF: %v\n", err)
+			return 1
+		}
+		defer stopPprof()
+	}
 	if err := p.Run(ctx, cfg, log, reload); err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintf(env.Stdout, "Error: %v\n", err)
 		return 1
