@@ -196,17 +196,23 @@ func TestMeshRingCostsAndRecovery(t *testing.T) {
 		t.Errorf("cost nodea->noded = %v, want 5 (status %v)", got, st)
 	}
 	d.WaitRoutes(map[string]string{"nodea": "nodec", "nodeb": "nodec", "nodec": "nodec"})
+	// Replies of intermediate hops need their routes back to nodea too.
+	b.WaitRoutes(map[string]string{"nodea": "nodea", "nodec": "nodec", "noded": "nodec"})
+	c.WaitRoutes(map[string]string{"nodea": "nodeb", "nodeb": "nodeb", "noded": "noded"})
 	checkTraceroute(t, a, "noded", "nodea", "nodeb", "nodec", "noded")
 
 	b.Kill()
 	a.WaitRoutes(map[string]string{"nodec": "noded", "noded": "noded"})
 	c.WaitRoutes(map[string]string{"nodea": "noded", "noded": "noded"})
+	d.WaitRoutes(map[string]string{"nodea": "nodea", "nodec": "nodec"})
 	checkPing(t, a, "nodec")
 	checkTraceroute(t, a, "nodec", "nodea", "noded", "nodec")
 
 	b.Restart()
 	a.WaitRoutes(map[string]string{"nodeb": "nodeb", "nodec": "nodeb", "noded": "nodeb"})
 	b.WaitRoutes(map[string]string{"nodea": "nodea", "nodec": "nodec", "noded": "nodec"})
+	c.WaitRoutes(map[string]string{"nodea": "nodeb", "nodeb": "nodeb", "noded": "noded"})
+	d.WaitRoutes(map[string]string{"nodea": "nodec", "nodeb": "nodec", "nodec": "nodec"})
 	checkPing(t, b, "noded")
 	checkTraceroute(t, a, "nodec", "nodea", "nodeb", "nodec")
 }
@@ -219,6 +225,7 @@ func TestMeshDuplicateNodeID(t *testing.T) {
 	a.Start(Spec{Config: func(n *Node) string { return nodeYAML(n, nil, asYAML(tcpTransport.listener(n))) }})
 	b1.Start(Spec{Args: func(n *Node) []string { return append(nodeArgs(n), asArgs(tcpTransport.peer(a))...) }})
 	a.WaitRoutes(map[string]string{"nodeb": "nodeb"})
+	b1.WaitRoutes(map[string]string{"nodea": "nodea"})
 	b2.Start(Spec{Args: func(n *Node) []string { return append(nodeArgs(n), asArgs(tcpTransport.peer(a))...) }})
 	eventually(t, convergeTimeout, "nodea refuses the second nodeb", func() bool {
 		return b2.LogContains("rejected by peer") && a.LogContains(`already connected to node \"nodeb\"`)

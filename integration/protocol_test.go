@@ -25,7 +25,24 @@ func startPair(t *testing.T) (a, b *Node) {
 	a.WaitKnownNodes("nodea", "nodeb")
 	a.WaitRoutes(map[string]string{"nodeb": "nodeb"})
 	b.WaitRoutes(map[string]string{"nodea": "nodea"})
+	a.WaitOwnService("control")
+	b.WaitOwnService("control")
 	return a, b
+}
+
+// WaitOwnService waits until the node lists its own advertisement of
+// service: the control socket may answer a moment before the mesh
+// listeners of the control services are up.
+func (n *Node) WaitOwnService(service string) {
+	n.t.Helper()
+	n.WaitStatus("own service "+service+" advertised", func(s Status) bool {
+		for _, ad := range s.Advertisements {
+			if ad.NodeID == n.ID && ad.Service == service {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 // binVersion is what `--version` prints.
@@ -92,16 +109,6 @@ func TestControlProtocol(t *testing.T) {
 	})
 
 	t.Run("status keys", func(t *testing.T) {
-		// The socket may answer a moment before the mesh control
-		// service is advertised.
-		a.WaitStatus("own control service advertised", func(s Status) bool {
-			for _, ad := range s.Advertisements {
-				if ad.NodeID == "nodea" && ad.Service == "control" {
-					return true
-				}
-			}
-			return false
-		})
 		line := a.Command("status")
 		var m map[string]json.RawMessage
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
@@ -365,6 +372,7 @@ func TestReload(t *testing.T) {
 		t.Fatalf("reload: got %q", got)
 	}
 	r.WaitRoutes(map[string]string{"nodes": "nodes"})
+	s.WaitRoutes(map[string]string{"noder": "noder"})
 	checkPing(t, r, "nodes")
 
 	// Add a control service: not reloadable.
