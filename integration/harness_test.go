@@ -138,6 +138,8 @@ func NewNode(t *testing.T, id string) *Node {
 	t.Cleanup(func() {
 		if n.running() {
 			n.Stop()
+		} else if crashed, err := n.exitedByItself(); crashed {
+			t.Errorf("node %s exited without being stopped: %v", n.ID, err)
 		}
 		if t.Failed() {
 			t.Logf("---- log of node %s (%s) ----\n%s", n.ID, n.Log, n.logTail())
@@ -331,6 +333,22 @@ func (n *Node) Kill() {
 	}
 	_ = cmd.Process.Kill()
 	<-done
+}
+
+// exitedByItself reports whether the last run ended without Stop, Kill
+// or a signal from the test (a crash, or an unexpected clean exit).
+func (n *Node) exitedByItself() (bool, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.done == nil || n.stopped {
+		return false, nil
+	}
+	select {
+	case <-n.done:
+		return true, n.waitErr
+	default:
+		return false, nil
+	}
 }
 
 // Exited reports whether the process has ended, and its Wait error.
