@@ -365,3 +365,20 @@ func workLogCount(t *testing.T, n *Node, s string) int {
 	}
 	return strings.Count(string(b), s)
 }
+
+// workWaitControl waits until n knows a route to node and node's "control"
+// service advertisement: remote work dials that service.
+func workWaitControl(t *testing.T, n *Node, node string) {
+	t.Helper()
+	n.WaitStatus(fmt.Sprintf("route to %s and its control service", node), func(s Status) bool {
+		if _, ok := s.RoutingTable[node]; !ok {
+			return false
+		}
+		for _, ad := range s.Advertisements {
+			if ad.NodeID == node && ad.Service == "control" {
+				return true
+			}
+		}
+		return false
+	})
+}
