@@ -255,3 +255,40 @@ func TestMeshControlServiceTLS(t *testing.T) {
 	}
 	stillServes(t, a)
 }
+
+// TestFirewallDropAndService: drop rules discard silently (ping times
+// out) and rules on a service leave other traffic alone.
+func TestFirewallDropAndService(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, rules, check string
+	}{
+		{"drop", "[{action: drop, fromnode: nodea, tonode: nodeb}]", "drop"},
+		{"reject service", "[{Action: Reject, ToService: control}]", "service"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a, b := NewNode(t, "nodea"), NewNode(t, "nodeb")
+			a.Start(Spec{Config: func(n *Node) string { return nodeYAML(n, nil, asYAML(tcpTransport.listener(n))) }})
+			b.Start(Spec{Config: func(n *Node) string {
+				return nodeYAML(n, []string{"firewallrules", tc.rules}, asYAML(tcpTransport.peer(a)))
+			}})
+			a.WaitRoutes(map[string]string{"nodeb": "nodeb"})
+			b.WaitRoutes(map[string]string{"nodea": "nodea"})
+			switch tc.check {
+			case "drop":
+				if got, want := a.Command("ping nodeb"), `{"Error":"timeout","Success":false}`; got != want {
+					t.Errorf("ping through a drop rule: got %s, want %s", got, want)
+				}
+			case "service":
+				checkPing(t, a, "nodeb")
+				// Only "service unknown" aborts a dial early (mesh spec
+				// §16.6); a rejected one fails at the handshake timeout.
+				got := a.Command("connect nodeb control ")
+				if !strings.HasPrefix(got, "ERROR: ") {
+					t.Errorf("connect to a rejected service: got %q, want an ERROR line", got)
+				}
+			}
+		})
+	}
+}
