@@ -56,9 +56,9 @@ func workDeployConfig(t *testing.T, file string, repl ...string) string {
 }
 
 // workStartSplit starts the router and then the worker of node id from
-// deploy/router.yaml and deploy/worker.yaml. routerItems and workerItems
-// are appended to the configurations (peers, work types).
-func workStartSplit(t *testing.T, id string, routerItems []func(*Node) string, workerItems ...string) *workSplit {
+// deploy/router.yaml and deploy/worker.yaml; workerItems (work types) are
+// appended to the worker's configuration.
+func workStartSplit(t *testing.T, id string, workerItems ...string) *workSplit {
 	t.Helper()
 	s := &workSplit{id: id, router: NewNode(t, id), worker: NewNode(t, id)}
 	s.datadir = filepath.Join(s.router.Dir, "data")
@@ -70,16 +70,12 @@ func workStartSplit(t *testing.T, id string, routerItems []func(*Node) string, w
 		}
 	}
 	s.router.Start(Spec{Bin: routerBin, Config: func(n *Node) string {
-		cfg := workDeployConfig(t, "router.yaml", append(common(),
+		return workDeployConfig(t, "router.yaml", append(common(),
 			"port: 2222", fmt.Sprintf("port: %d", n.Port("mesh")),
 			"filename: /run/receptor/receptor.sock", "filename: "+n.Socket,
 			"/run/receptor/", n.Dir+"/",
 			"127.0.0.1:8080", n.Addr("http"),
 		)...)
-		for _, it := range routerItems {
-			cfg += it(n)
-		}
-		return cfg
 	}})
 	s.waitRouterInit(0)
 	s.worker.Start(Spec{Bin: "receptor-worker", NoReadyCheck: true, Config: func(*Node) string {
@@ -135,7 +131,7 @@ func (s *workSplit) waitWorker() {
 // without its worker, and recovers when the worker comes back.
 func TestWorkSplitDeploy(t *testing.T) {
 	t.Parallel()
-	s := workStartSplit(t, "sa", nil)
+	s := workStartSplit(t, "sa")
 	sock := s.router.Socket
 	const size = 1 << 20
 	want, _ := workDigest(t, workPayload(7, size))
@@ -417,7 +413,7 @@ func workSlowcat(t *testing.T, pause string) string {
 // finishes with byte-identical results.
 func TestWorkSplitWorkerKilled(t *testing.T) {
 	t.Parallel()
-	s := workStartSplit(t, "sk", nil, workSlowcat(t, "0.1"))
+	s := workStartSplit(t, "sk", workSlowcat(t, "0.1"))
 	sock := s.router.Socket
 	const size = 48 << 16 // 48 pieces: about 5 s of output
 	want, _ := workDigest(t, workPayload(11, size))
@@ -454,7 +450,7 @@ func TestWorkSplitWorkerKilled(t *testing.T) {
 // results complete, byte-identical.
 func TestWorkSplitRouterKilledDuringRemoteResults(t *testing.T) {
 	t.Parallel()
-	s := workStartSplit(t, "sr", nil)
+	s := workStartSplit(t, "sr")
 	b := NewNode(t, "rb")
 	b.Start(workAllInOneSpec(workPeerOf(s.router), workStatic(workSlowcat(t, "0.1"))))
 	s.router.WaitRoutes(map[string]string{"rb": "rb"})
