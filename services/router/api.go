@@ -100,16 +100,32 @@ func (r *Router) startAPIs(ctx context.Context, g *errgroup.Group) error {
 	return nil
 }
 
+// workInfoMaxAge is how long GetStatus reuses the work agent's last
+// answer, so a burst of status calls costs one call to the agent.
+const workInfoMaxAge = time.Second
+
+// cachedWorkInfo is the work agent's last GetWorkerInfo answer.
+type cachedWorkInfo struct {
+	info *workv1.GetWorkerInfoResponse
+	at   time.Time
+}
+
 // workStatus describes the attached work agent for GetStatus.
 func (r *Router) workStatus(ctx context.Context) (*meshv1.WorkAgentStatus, error) {
 	if r.work == nil {
 		return &meshv1.WorkAgentStatus{Attached: false}, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, workInfoTimeout)
-	defer cancel()
-	info, err := r.work.GetWorkerInfo(ctx, &workv1.GetWorkerInfoRequest{})
-	if err != nil {
-		return nil, err
+	var info *workv1.GetWorkerInfoResponse
+	if c := r.workInfo.Load(); c != nil && time.Since(c.at) < workInfoMaxAge {
+		info = c.info
+	} else {
+		ctx, cancel := context.WithTimeout(ctx, workInfoTimeout)
+		defer cancel()
+		var err error
+		if info, err = r.work.GetWorkerInfo(ctx, &workv1.GetWorkerInfoRequest{}); err != nil {
+			return nil, err
+		}
+		r.workInfo.Store(&cachedWorkInfo{info: info, at: time.Now()})
 	}
 	return &meshv1.WorkAgentStatus{
 		Attached: true, Version: info.GetVersion(), WorkCommands: info.GetWorkCommands(), Capacity: info.GetCapacity(),

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
 
@@ -62,6 +63,7 @@ type Router struct {
 	inproc     *grpcserve.InProcess // the APIs without a socket (gateway, all-in-one work agent)
 	meshAPI    *meshapi.Server
 	controlAPI *controlAPI
+	workInfo   atomic.Pointer[cachedWorkInfo] // GetStatus's view of the work agent
 }
 
 // Check validates what only the router can: TLS files and certificates,
