@@ -103,3 +103,15 @@ func asArgs(name string, kv []string) []string {
 	}
 	return args
 }
+
+// wssTransport is websockets over TLS, with the same TLS entities as
+// tlsTransport.
+var wssTransport = transport{
+	name: "wss",
+	listener: func(n *Node) (string, []string) {
+		return "ws-listener", []string{"port", fmt.Sprint(n.Port("mesh")), "bindaddr", "127.0.0.1", "path", "/mesh", "tls", "srv"}
+	},
+	peer: func(n *Node) (string, []string) {
+		return "ws-peer", []string{"address", "wss://" + n.Addr("mesh") + "/mesh", "tls", "cli"}
+	},
+}

@@ -133,6 +133,7 @@ func TestMeshLine(t *testing.T) {
 		{"udp", udpTransport, [3]string{}},
 		{"ws", wsTransport, [3]string{}},
 		{"tls", tlsTransport, [3]string{}},
+		{"wss", wssTransport, [3]string{}},
 		// The all-in-one binary is a drop-in mesh node too.
 		{"tcp mixed binaries", tcpTransport, [3]string{"receptor", "", "receptor"}},
 	} {
@@ -145,7 +146,7 @@ func TestMeshLine(t *testing.T) {
 				}
 			}
 			var extra func(n *Node) ([]string, []string)
-			if tr.name == "tls" {
+			if tr.name == "tls" || tr.name == "wss" {
 				extra = func(n *Node) ([]string, []string) {
 					return ca.tlsItems(certs[n.ID]), ca.tlsArgs(certs[n.ID])
 				}
