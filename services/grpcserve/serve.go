@@ -152,7 +152,7 @@ func ListenTCP(ctx context.Context, addr string, tlsConf *tls.Config, logger *sl
 		if !isLoopback(host) {
 			return nil, fmt.Errorf("grpc-server tcplisten %q: refusing to serve the API without TLS on a non-loopback address; set tls to a tls-server name (client certificates are required)", addr)
 		}
-		logger.Warn("serving gRPC on TCP without TLS; any local user can call the API", "address", hostPort)
+		logger.Warn("listening on TCP without TLS; any local user can call this API", "address", hostPort)
 	}
 	var lc net.ListenConfig
 	lis, err := lc.Listen(ctx, "tcp", hostPort)

@@ -169,15 +169,20 @@ func (r *Router) start(ctx context.Context, g *errgroup.Group) error {
 	if err := r.startBackends(ctx, r.cfg); err != nil {
 		return err
 	}
+	if err := r.startProxies(ctx, g); err != nil {
+		return err
+	}
+	if err := r.startAPIs(ctx, g); err != nil {
+		return err
+	}
+	// Control services last: a client that reaches the socket finds every
+	// other face of the node already up.
 	for _, cs := range r.cfg.ControlServices {
 		if err := r.startControlService(ctx, g, cs); err != nil {
 			return err
 		}
 	}
-	if err := r.startProxies(ctx, g); err != nil {
-		return err
-	}
-	return r.startAPIs(ctx, g)
+	return nil
 }
 
 // startProxies binds every proxy entity (tcp-server, unix-socket-client,
