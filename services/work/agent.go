@@ -56,9 +56,10 @@ type Agent struct {
 	cancel context.CancelFunc
 	bg     sync.WaitGroup
 
-	mu     sync.Mutex
-	units  map[string]*entry
-	closed bool
+	mu      sync.Mutex
+	units   map[string]*entry
+	dialing map[string]chan struct{} // per remote node, see maxDialsPerNode
+	closed  bool
 }
 
 // entry is the in-memory side of one unit.

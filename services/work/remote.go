@@ -38,6 +38,13 @@ const (
 	statusInterval = time.Second
 	backoffFirst   = time.Second
 	backoffMax     = 60 * time.Second
+	// maxDialsPerNode bounds the connections to one remote node that are
+	// being set up (dial and greeting) at once. A burst of remote submits
+	// otherwise starts hundreds of QUIC handshakes toward one listener,
+	// whose accept queue (quic-go: 32) then refuses connections with
+	// CONNECTION_REFUSED and whose greetings miss greetingTimeout under
+	// the CPU load. Established connections do not hold a slot.
+	maxDialsPerNode = 16
 )
 
 var unitIDPattern = regexp.MustCompile(`with ID ([a-zA-Z0-9]+)\.`)
@@ -251,7 +258,29 @@ func (c *controlConn) Close() error {
 	return c.Conn.Close()
 }
 
+// dialSlots is the set-up limiter of one remote node (maxDialsPerNode).
+func (a *Agent) dialSlots(node string) chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.dialing == nil {
+		a.dialing = make(map[string]chan struct{})
+	}
+	ch := a.dialing[node]
+	if ch == nil {
+		ch = make(chan struct{}, maxDialsPerNode)
+		a.dialing[node] = ch
+	}
+	return ch
+}
+
 func (r *remoteUnit) dial(ctx context.Context, ex remoteExtra) (*controlConn, error) {
+	slots := r.a.dialSlots(ex.RemoteNode)
+	select {
+	case slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, &connError{fmt.Errorf("connecting to %s: %w", ex.RemoteNode, ctx.Err())}
+	}
+	defer func() { <-slots }()
 	conn, err := r.a.opts.Mesh.Dial(ctx, ex.RemoteNode, controlService, ex.TLSClient)
 	if err != nil {
 		return nil, &connError{err}
@@ -360,12 +389,41 @@ func (r *remoteUnit) start(ctx context.Context) error {
 	}
 	line, err = c.readLine()
 	if err != nil && line == "" {
-		return fmt.Errorf("read error reading from %s: %w", ex.RemoteNode, err)
+		err = fmt.Errorf("read error reading from %s: %w", ex.RemoteNode, err)
+		// The remote has our stdin and most likely started the unit; only
+		// the reply was lost (e.g. the peer tore the connection down
+		// before our side had read it). Submitting again would run the
+		// work twice, so ask whether the unit exists instead.
+		if !r.remoteUnitExists(ctx, ex, m[1]) {
+			return err
+		}
+		r.a.log.Warn("remote submit reply lost; the remote unit exists, following it", "unit", r.e.id, "node", ex.RemoteNode, "remote_unit", m[1], "error", err)
+		line = ""
 	}
 	if _, msg, ok := strings.Cut(line, "ERROR: "); ok {
 		return fmt.Errorf("error from remote: %s", strings.TrimRight(msg, "\n"))
 	}
 	return r.updateExtra(func(x *remoteExtra) { x.RemoteStarted = true })
+}
+
+// remoteUnitExists asks the remote node, on a new connection, for the
+// status of unit id; false when it does not know the unit or cannot be
+// asked.
+func (r *remoteUnit) remoteUnitExists(ctx context.Context, ex remoteExtra, id string) bool {
+	c, err := r.dial(ctx, ex)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("work status " + id + "\n")); err != nil {
+		return false
+	}
+	line, err := c.readLine()
+	if err != nil {
+		return false
+	}
+	var st struct{ State *unit.State }
+	return json.Unmarshal([]byte(line), &st) == nil && st.State != nil
 }
 
 func closeWrite(c net.Conn) error {

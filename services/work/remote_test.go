@@ -37,6 +37,14 @@ type fakeMesh struct {
 	stallStatus chan struct{}
 	// resultsAsked counts `work results` requests.
 	resultsAsked atomic.Int64
+	// dropSubmitReply makes the remote close a submit session without
+	// its final reply, after the unit was started; releaseDropped also
+	// deletes that unit first.
+	dropSubmitReply, releaseDropped atomic.Bool
+	// dialGate, when set, holds every Dial until it is closed; inDial
+	// and maxInDial count the Dial calls waiting at once.
+	dialGate          chan struct{}
+	inDial, maxInDial atomic.Int64
 
 	mu    sync.Mutex
 	conns []net.Conn
@@ -46,6 +54,13 @@ type fakeMesh struct {
 func (m *fakeMesh) NodeID() string { return m.self }
 
 func (m *fakeMesh) Dial(ctx context.Context, node, service, tls string) (net.Conn, error) {
+	if m.dialGate != nil {
+		n := m.inDial.Add(1)
+		for cur := m.maxInDial.Load(); n > cur && !m.maxInDial.CompareAndSwap(cur, n); cur = m.maxInDial.Load() {
+		}
+		<-m.dialGate
+		m.inDial.Add(-1)
+	}
 	peer := m.peers[node]
 	if peer == nil || m.down.Load() || service != "control" {
 		return nil, errors.New("INTERNAL_ERROR (local): no route to node")
@@ -128,6 +143,12 @@ func (m *fakeMesh) serveControl(a *Agent, node string, c net.Conn) {
 					_, err := fmt.Fprintf(c, "Work unit created with ID %s. Send stdin data and EOF.\n", id)
 					return err
 				}}, r)
+			if err == nil && m.dropSubmitReply.Load() {
+				if m.releaseDropped.Load() {
+					_, _ = a.Release(ctx, res.UnitID, true, Auth{})
+				}
+				return
+			}
 			reply(res, err)
 		case "results":
 			m.resultsAsked.Add(1)
@@ -451,5 +472,60 @@ func TestRemoteResultsWaitForStatus(t *testing.T) {
 	r, _ := m.a.Status(res.UnitID)
 	if r.State.Complete() {
 		t.Fatalf("A's status moved although status requests were stalled: %+v", r)
+	}
+}
+
+func TestRemoteSubmitReplyLost(t *testing.T) {
+	m := newMeshEnv(t, nil, nil)
+	m.mesh.dropSubmitReply.Store(true)
+	res, err := m.a.Submit(context.Background(), SubmitRequest{Node: "nodeb", WorkType: "cat"}, strings.NewReader("payload\n"))
+	if err != nil || res.Result != ResultStarted {
+		t.Fatalf("Submit with the final reply lost = %+v, %v", res, err)
+	}
+	if got := string(results(t, m.a, res.UnitID, 0)); got != "payload\n" {
+		t.Fatalf("results = %q", got)
+	}
+	r := waitState(t, m.a, res.UnitID, func(r unit.Report) bool { return r.State == unit.Succeeded })
+	if ex := remoteExtraOf(t, r); !ex.RemoteStarted || ex.RemoteUnitID == "" {
+		t.Fatalf("remote unit = %+v", ex)
+	}
+	// Exactly one unit ran on B: the lost reply was not answered by a
+	// second submission.
+	if l, err := m.b.List(""); err != nil || len(l) != 1 {
+		t.Fatalf("units on B = %v, %v", l, err)
+	}
+}
+
+func TestRemoteSubmitReplyLostUnitUnknown(t *testing.T) {
+	m := newMeshEnv(t, nil, nil)
+	m.mesh.dropSubmitReply.Store(true)
+	m.mesh.releaseDropped.Store(true)
+	res, err := m.a.Submit(context.Background(), SubmitRequest{Node: "nodeb", WorkType: "cat"}, strings.NewReader("x"))
+	if err == nil || !strings.Contains(err.Error(), "read error reading from nodeb") {
+		t.Fatalf("Submit = %+v, %v; want the read error", res, err)
+	}
+}
+
+func TestRemoteDialsPerNodeBounded(t *testing.T) {
+	m := newMeshEnv(t, nil, nil)
+	m.mesh.dialGate = make(chan struct{})
+	const n = 3 * maxDialsPerNode
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			res, err := m.a.Submit(context.Background(), SubmitRequest{Node: "nodeb", WorkType: "cat"}, strings.NewReader("x"))
+			if err != nil || res.Result != ResultStarted {
+				t.Errorf("Submit = %+v, %v", res, err)
+			}
+		})
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for m.mesh.inDial.Load() < maxDialsPerNode && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(m.mesh.dialGate)
+	wg.Wait()
+	if got := m.mesh.maxInDial.Load(); got != maxDialsPerNode {
+		t.Fatalf("at most %d dials were in flight at once, want exactly the limit %d", got, maxDialsPerNode)
 	}
 }
