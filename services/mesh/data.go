@@ -1,8 +1,10 @@
 package mesh
 
 import (
+	"errors"
 	"fmt"
 
+	"github.com/receptor-mesh/receptor/services/mesh/backends"
 	"github.com/receptor-mesh/receptor/services/mesh/firewall"
 	"github.com/receptor-mesh/receptor/services/mesh/wire"
 )
@@ -18,7 +20,15 @@ type packet struct {
 	fromNode, toNode, fromService, toService string
 	hops                                     byte
 	payload                                  []byte
+	// raw is the whole received message when it belongs to the node
+	// (payload aliases it): it is forwarded with its header patched in
+	// place and delivered without a copy. Nil for locally made packets,
+	// whose payload is the caller's buffer.
+	raw []byte
 }
+
+// errQueueFull marks a data message dropped at a full session queue.
+var errQueueFull = errors.New("send queue full")
 
 // handleData decodes a received data message and runs the pipeline.
 func (n *Node) handleData(msg []byte) {
@@ -37,7 +47,7 @@ func (n *Node) handleData(msg []byte) {
 		return
 	}
 	err = n.pipeline(packet{fromNode: from, toNode: to, fromService: h.FromService, toService: h.ToService,
-		hops: h.HopsToLive, payload: payload})
+		hops: h.HopsToLive, payload: payload, raw: msg})
 	if err != nil {
 		n.log.Debug("mesh: data message not delivered", "from", from, "to", to, "err", err)
 	}
@@ -75,15 +85,48 @@ func (n *Node) pipeline(p packet) error {
 	if s == nil {
 		return fmt.Errorf("forward to %q: next hop %q has no session: %w", p.toNode, hop, ErrNoRoute)
 	}
-	msg, err := wire.AppendData(nil, wire.DataHeader{
-		HopsToLive: p.hops - 1, FromNode: fromHash, ToNode: toHash,
-		FromService: p.fromService, ToService: p.toService,
-	}, p.payload)
-	if err != nil {
-		return fmt.Errorf("forward to %q: %w", p.toNode, err)
+	var msg []byte
+	if p.raw != nil {
+		// The bytes a re-encode would produce: the hashes map back to the
+		// same names, service fields are NUL-padded both ways, and the
+		// reserved bytes are written as zero.
+		msg = p.raw
+		msg[1] = p.hops - 1
+		msg[2], msg[3] = 0, 0
+	} else {
+		var err error
+		msg, err = wire.AppendData(nil, wire.DataHeader{
+			HopsToLive: p.hops - 1, FromNode: fromHash, ToNode: toHash,
+			FromService: p.fromService, ToService: p.toService,
+		}, p.payload)
+		if err != nil {
+			return fmt.Errorf("forward to %q: %w", p.toNode, err)
+		}
+	}
+	if err := s.sendData(msg); err != nil {
+		return fmt.Errorf("forward to %q via %q: %w", p.toNode, hop, err)
+	}
+	return nil
+}
+
+// sendData hands a data message (which the session then owns) to the
+// backend's own queue when it has one, else to the session writer.
+func (s *session) sendData(msg []byte) error {
+	if q, ok := s.tr.(backends.Enqueuer); ok {
+		queued, err := q.Enqueue(msg)
+		switch {
+		case errors.Is(err, backends.ErrNotQueued):
+		case err != nil:
+			return err // the session is ending; its reader tears it down
+		case !queued:
+			s.countDrop()
+			return errQueueFull
+		default:
+			return nil
+		}
 	}
 	if !s.enqueueData(msg) {
-		return fmt.Errorf("forward to %q via %q: send queue full", p.toNode, hop)
+		return errQueueFull
 	}
 	return nil
 }
@@ -107,7 +150,7 @@ func (n *Node) deliverLocal(p packet) error {
 	n.mu.Lock()
 	sock := n.sockets[p.toService]
 	n.mu.Unlock()
-	if sock != nil && sock.deliver(Addr{Node: p.fromNode, Service: p.fromService}, p.payload) {
+	if sock != nil && sock.deliver(Addr{Node: p.fromNode, Service: p.fromService}, p.payload, p.raw != nil) {
 		return nil
 	}
 	if p.fromNode == n.id {
@@ -142,5 +185,13 @@ func (n *Node) notifyUnreachable(u Unreachable) {
 	n.mu.Unlock()
 	if sock != nil {
 		sock.notify(u)
+	}
+}
+
+// countDrop counts a data message dropped at a full backend queue and
+// logs every thousandth, like enqueueData.
+func (s *session) countDrop() {
+	if d := s.dropped.Add(1); d%1000 == 1 {
+		s.n.log.Warn("mesh session data queue full; dropping messages", "peer", s.remote, "dropped", d)
 	}
 }

@@ -116,15 +116,19 @@ func (s *Socket) SetHopsToLive(h byte) { s.hops.Store(uint32(h)) }
 
 // deliver queues a datagram; false means the socket is closed (so the
 // service counts as unbound). A full queue drops the datagram: a slow
-// reader must never stall the session that carried it.
-func (s *Socket) deliver(from Addr, payload []byte) bool {
+// reader must never stall the session that carried it. owned says payload
+// belongs to the node (a received message), so it is queued without a copy.
+func (s *Socket) deliver(from Addr, payload []byte, owned bool) bool {
+	if !owned {
+		payload = append([]byte(nil), payload...)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return false
 	}
 	select {
-	case s.recv <- datagram{from: from, payload: append([]byte(nil), payload...)}:
+	case s.recv <- datagram{from: from, payload: payload}:
 	default:
 		s.n.log.Debug("mesh socket queue full; dropping datagram", "service", s.service, "from", from)
 	}

@@ -34,7 +34,8 @@ var ErrTimeout = errors.New("receive timeout")
 type Session interface {
 	// Send writes one message. It must not retain msg after returning.
 	Send(msg []byte) error
-	// Recv returns the next message, or ErrTimeout after timeout with
+	// Recv returns the next message, which then belongs to the caller (the
+	// mesh forwards it in place), or ErrTimeout after timeout with
 	// nothing received (the session stays usable), or another error when the
 	// session is finished.
 	Recv(timeout time.Duration) ([]byte, error)
@@ -59,6 +60,23 @@ type Backend interface {
 	// Kind names the backend in logs and status, e.g. "tcp-listener".
 	Kind() string
 }
+
+// Enqueuer is implemented by sessions with a send queue of their own. The
+// mesh hands data messages straight to it instead of to a writer goroutine
+// of its own that would call Send: that saves a goroutine hand-off and a
+// copy per message on the forwarding path.
+type Enqueuer interface {
+	// Enqueue queues msg without blocking and takes ownership of it: the
+	// caller must not modify msg afterwards (the session only reads it).
+	// It reports false when the queue is full and msg was dropped, an error
+	// once the session has ended, and ErrNotQueued when the session has no
+	// queue (the caller then uses Send).
+	Enqueue(msg []byte) (queued bool, err error)
+}
+
+// ErrNotQueued is returned by Enqueue of a session that sends directly
+// (UDP): use Send.
+var ErrNotQueued = errors.New("backend session has no send queue")
 
 // ErrSessionClosed is returned by Send and Recv after the session was closed
 // locally.

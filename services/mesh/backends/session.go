@@ -16,7 +16,10 @@ import (
 // MaxMessageSize bytes each, except websocket receive, see wsReadLimit).
 const (
 	recvQueueLen = 32
-	sendQueueLen = 64
+	// sendQueueLen is the mesh's only data queue toward a stream peer
+	// (Enqueue bypasses the mesh's own), so it matches the mesh's default
+	// SendQueueLen: a shorter one drops QUIC packets in bursts.
+	sendQueueLen = 256
 	// maxWriteBatch caps how many queued messages one flush coalesces.
 	maxWriteBatch = 64
 	// closeFlushTimeout bounds the best-effort write of messages queued
@@ -105,6 +108,27 @@ func (s *session) Send(msg []byte) error {
 		return nil
 	case <-s.closing:
 		return s.cause()
+	}
+}
+
+// Enqueue implements Enqueuer.
+func (s *session) Enqueue(msg []byte) (bool, error) {
+	if s.out == nil {
+		return false, ErrNotQueued
+	}
+	if err := checkFrameLen(len(msg)); err != nil {
+		return false, fmt.Errorf("send to %s: %w", s.remote, err)
+	}
+	select {
+	case <-s.closing:
+		return false, s.cause()
+	default:
+	}
+	select {
+	case s.out <- msg:
+		return true, nil
+	default:
+		return false, nil
 	}
 }
 
