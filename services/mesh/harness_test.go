@@ -35,6 +35,9 @@ func fastOptions(id string) Options {
 		RouteUpdateInterval: 500 * time.Millisecond, RouteRequestDelay: 2 * time.Millisecond,
 		AdInterval: time.Second, AdRequestDelay: 5 * time.Millisecond,
 		InitialConnectPeriod: 50 * time.Millisecond, PingTimeout: 5 * time.Second,
+		// 12 messages keep a 550 ms handshake window (give-up comes right
+		// after the last one); loaded -race runs of 50 nodes need it.
+		InitialConnectAttempts: 12,
 	}
 }
 

@@ -574,6 +574,38 @@ func TestInitialConnectGivesUpAndIdleTimeout(t *testing.T) {
 	}
 }
 
+// TestInitialConnectGivesUpAfterLastMessage: the session closes right after
+// the last initial message (upstream: the 11th at t ≈ 10 s), not one period
+// later, and that last message is still written.
+func TestInitialConnectGivesUpAfterLastMessage(t *testing.T) {
+	m := newTestMesh(t)
+	m.mod = func(o *Options) {
+		o.InitialConnectAttempts = 1
+		o.InitialConnectPeriod = time.Hour // waiting a period would hang the test
+		o.MaxIdleTimeout = time.Hour
+		o.RouteUpdateInterval = time.Hour
+	}
+	a := m.add("a")
+	if err := a.AddBackend(m.net.Listener("a"), BackendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p := m.rawDial("a", "x")
+	var types []wire.Type
+	for {
+		msg, err := p.s.Recv(10 * time.Second)
+		if errors.Is(err, backends.ErrTimeout) {
+			t.Fatalf("session still open 10 s after %d message(s) %v", len(types), types)
+		}
+		if err != nil {
+			break
+		}
+		types = append(types, wire.Type(msg[0]))
+	}
+	if len(types) != 1 || types[0] != wire.TypeRoute {
+		t.Fatalf("got messages %v before close, want one Route", types)
+	}
+}
+
 func TestGarbageDropsOnlyThatSession(t *testing.T) {
 	m := newTestMesh(t)
 	for _, id := range []string{"a", "b"} {

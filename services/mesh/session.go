@@ -23,7 +23,10 @@ type session struct {
 	stop chan struct{} // closed at teardown; ends the writer
 	// rejectOnStop makes the writer send a Reject before it exits.
 	rejectOnStop atomic.Bool
-	dropped      atomic.Uint64
+	// flushOnStop makes the writer send the queued control messages (the
+	// last initial connect message) before it exits.
+	flushOnStop atomic.Bool
+	dropped     atomic.Uint64
 
 	// Written by the reader goroutine under n.mu; read under n.mu (or by
 	// the reader itself).
@@ -108,6 +111,16 @@ func (s *session) writeLoop(done chan<- struct{}) {
 			if s.rejectOnStop.Load() {
 				_ = s.tr.Send(wire.Reject)
 			}
+			for s.flushOnStop.Load() {
+				select {
+				case m := <-s.ctrl:
+					if s.tr.Send(m) != nil {
+						return
+					}
+				default:
+					return
+				}
+			}
 			return
 		case m = <-s.ctrl:
 		default:
@@ -158,6 +171,12 @@ func (s *session) readLoop(initialSent bool) error {
 	}
 	nextInitial := lastRecv.Add(n.opts.InitialConnectPeriod)
 	for {
+		// Upstream gives up right after its 11th initial message (t ≈ 10 s,
+		// spec §7.2), not one period later.
+		if !s.established && attempts >= n.opts.InitialConnectAttempts {
+			s.flushOnStop.Store(true)
+			return errors.New("giving up on connection initialization")
+		}
 		now := time.Now()
 		timeout := idle - now.Sub(lastRecv)
 		if !s.established {
@@ -184,9 +203,6 @@ func (s *session) readLoop(initialSent bool) error {
 			return fmt.Errorf("no message for %v: idle timeout", idle)
 		}
 		if !s.established && !now.Before(nextInitial) {
-			if attempts >= n.opts.InitialConnectAttempts {
-				return errors.New("giving up on connection initialization")
-			}
 			n.mu.Lock()
 			m, err := n.ownUpdateLocked(0)
 			n.mu.Unlock()
