@@ -3,6 +3,7 @@ package meshapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	meshv1 "github.com/receptor-mesh/receptor/gen/go/receptor/mesh/v1"
 	"github.com/receptor-mesh/receptor/services/apierr"
 	"github.com/receptor-mesh/receptor/services/mesh"
+	"google.golang.org/grpc/status"
 )
 
 // byteStream is the data phase of a Dial or Accept call.
@@ -21,17 +23,26 @@ type byteStream interface {
 	// sendData sends one chunk; p may be reused once it returns (gRPC
 	// serializes the message before Send returns).
 	sendData(p []byte) error
+	// sendEOF tells the client that the mesh peer closed its direction.
+	sendEOF() error
 }
 
 // chunkPool holds the read buffers of the mesh-to-client direction.
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, MaxChunkOut); return &b }}
 
-// bridge copies bytes between a client call and a mesh connection until
-// the mesh peer has closed its direction (status OK) or either side fails.
+// bridge copies bytes between a client call and a mesh connection.
+//
+// With halfClose (the client set `half_close` in its open), the mesh peer's
+// EOF becomes an `eof` message and the call ends with OK only when the
+// client has half-closed too, so a client can keep sending after the peer
+// finished (TCP semantics). Without it, the original contract: the call
+// ends with OK at the peer's EOF. Either way an error or cancel on one
+// side ends the call at once.
+//
 // The mesh-to-client direction runs in the caller: it reads the next chunk
 // only after the previous one was handed to gRPC, so a slow client slows
 // the mesh stream through QUIC flow control instead of filling a buffer.
-func (s *Server) bridge(gs byteStream, conn StreamConn, peer string) error {
+func (s *Server) bridge(gs byteStream, conn StreamConn, peer string, halfClose bool) error {
 	ctx := gs.Context()
 	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	defer stop()
@@ -39,17 +50,78 @@ func (s *Server) bridge(gs byteStream, conn StreamConn, peer string) error {
 
 	// The client-to-mesh direction. Its goroutine can only be blocked in
 	// recvData, which returns once the call ends, i.e. right after this
-	// handler returns; it touches nothing but conn (closed by then) and
-	// its buffered channel.
+	// handler returns, or in conn.Write, which the deferred Close ends; it
+	// touches nothing but conn and its buffered channels.
 	upErr := make(chan error, 1)
+	writeFailed := make(chan error, 1)
 	go func() {
-		err := s.upload(gs, conn, peer)
+		err := s.upload(gs, conn, peer, writeFailed)
 		upErr <- err
 		if err != nil {
 			_ = conn.Close() // ends the Read below
 		}
 	}()
 
+	rerr := s.download(gs, conn)
+	var sendErr sendError
+	if errors.As(rerr, &sendErr) {
+		return sendErr.err
+	}
+	upDone := false
+	select {
+	case err := <-upErr:
+		if err != nil {
+			return err // the client's failure closed conn: report it, not the Read error
+		}
+		upDone = true
+	default:
+	}
+	if !errors.Is(rerr, io.EOF) {
+		return streamEnd(ctx, peer, rerr)
+	}
+	if !halfClose {
+		return nil
+	}
+	if err := gs.sendEOF(); err != nil {
+		return err
+	}
+	// The peer is done; the call now lives for the client's direction.
+	// Once the client has seen eof, a lost write cannot be hidden behind
+	// data still to come, so it fails the call.
+	select {
+	case err := <-writeFailed:
+		return apierr.Unavailable(peer, err)
+	default:
+	}
+	if upDone {
+		return nil
+	}
+	select {
+	case err := <-upErr:
+		if err == nil {
+			select {
+			case werr := <-writeFailed:
+				return apierr.Unavailable(peer, werr)
+			default:
+			}
+		}
+		return err
+	case err := <-writeFailed:
+		return apierr.Unavailable(peer, err)
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	}
+}
+
+// sendError marks a failure to send to the client, which already carries
+// the call's status.
+type sendError struct{ err error }
+
+func (e sendError) Error() string { return e.err.Error() }
+
+// download copies mesh data to the client until the peer's EOF (returned
+// as io.EOF), a read error, or a sendError.
+func (s *Server) download(gs byteStream, conn StreamConn) error {
 	bp := chunkPool.Get().(*[]byte)
 	defer chunkPool.Put(bp)
 	buf := *bp
@@ -57,30 +129,20 @@ func (s *Server) bridge(gs byteStream, conn StreamConn, peer string) error {
 		n, rerr := conn.Read(buf)
 		if n > 0 {
 			if err := gs.sendData(buf[:n]); err != nil {
-				return err
+				return sendError{err}
 			}
 		}
-		if rerr == nil {
-			continue
+		if rerr != nil {
+			return rerr
 		}
-		select {
-		case err := <-upErr:
-			if err != nil {
-				return err
-			}
-		default:
-		}
-		if errors.Is(rerr, io.EOF) {
-			return nil
-		}
-		return streamEnd(ctx, peer, rerr)
 	}
 }
 
 // upload copies client chunks to conn and turns CloseSend into CloseWrite.
 // After the mesh peer stopped reading, further chunks are discarded so the
-// client never blocks; the call still ends only with the peer's direction.
-func (s *Server) upload(gs byteStream, conn StreamConn, peer string) error {
+// client never blocks; the first write error goes to writeFailed, and the
+// bridge decides whether it ends the call.
+func (s *Server) upload(gs byteStream, conn StreamConn, peer string, writeFailed chan<- error) error {
 	var writeErr error
 	for {
 		data, err := gs.recvData()
@@ -100,6 +162,7 @@ func (s *Server) upload(gs byteStream, conn StreamConn, peer string) error {
 		}
 		if _, err := conn.Write(data); err != nil {
 			writeErr = err
+			writeFailed <- fmt.Errorf("write to the mesh peer: %w", err)
 			s.log.Debug("meshapi: mesh peer stopped reading; discarding client data", "peer", peer, "err", err)
 		}
 	}
@@ -136,6 +199,10 @@ func (d *dialBytes) sendData(p []byte) error {
 	return d.Send(d.resp)
 }
 
+func (d *dialBytes) sendEOF() error {
+	return d.Send(&meshv1.DialResponse{Msg: &meshv1.DialResponse_Eof{Eof: &meshv1.StreamEOF{}}})
+}
+
 type acceptBytes struct {
 	meshv1.MeshService_AcceptServer
 	resp *meshv1.AcceptResponse
@@ -165,6 +232,10 @@ func (a *acceptBytes) recvData() ([]byte, error) {
 func (a *acceptBytes) sendData(p []byte) error {
 	a.data.Data = p
 	return a.Send(a.resp)
+}
+
+func (a *acceptBytes) sendEOF() error {
+	return a.Send(&meshv1.AcceptResponse{Msg: &meshv1.AcceptResponse_Eof{Eof: &meshv1.StreamEOF{}}})
 }
 
 // meshAddr converts a connection address to a mesh address.

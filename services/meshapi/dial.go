@@ -49,7 +49,7 @@ func (s *Server) Dial(gs meshv1.MeshService_DialServer) error {
 		_ = conn.Close()
 		return err
 	}
-	return s.bridge(newDialBytes(gs), conn, node)
+	return s.bridge(newDialBytes(gs), conn, node, open.GetHalfClose())
 }
 
 // Accept implements MeshService.
@@ -74,7 +74,7 @@ func (s *Server) Accept(gs meshv1.MeshService_AcceptServer) error {
 		_ = pc.conn.Close()
 		return err
 	}
-	return s.bridge(newAcceptBytes(gs), pc.conn, remote.Node)
+	return s.bridge(newAcceptBytes(gs), pc.conn, remote.Node, open.GetHalfClose())
 }
 
 // lookupTLS resolves a named TLS configuration; every failure is NOT_FOUND

@@ -86,6 +86,8 @@ func FuzzDialRequests(f *testing.F) {
 	f.Add(frame(&meshv1.DialRequest{Msg: &meshv1.DialRequest_Open{Open: &meshv1.DialOpen{Node: "b", Service: "s"}}},
 		&meshv1.DialRequest{Msg: &meshv1.DialRequest_Data{Data: []byte("x")}}))
 	f.Add(frame(&meshv1.DialRequest{Msg: &meshv1.DialRequest_Open{Open: &meshv1.DialOpen{Node: "localhost", Service: "123456789", TlsClient: "t"}}}))
+	f.Add(frame(&meshv1.DialRequest{Msg: &meshv1.DialRequest_Open{Open: &meshv1.DialOpen{Node: "localhost", Service: "s", HalfClose: true}}},
+		&meshv1.DialRequest{Msg: &meshv1.DialRequest_Open{Open: &meshv1.DialOpen{}}}))
 	f.Add([]byte{0, 1, 0x0a})
 	e := newEnv(f, meshapi.Options{})
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -21,16 +21,17 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type env struct {
-	mesh *apitest.Mesh
-	srv  *meshapi.Server
-	mc   meshv1.MeshServiceClient
+	mesh  *apitest.Mesh
+	srv   *meshapi.Server
+	mc    meshv1.MeshServiceClient
+	calls *apitest.Calls
 }
 
 func newEnv(t testing.TB, opts meshapi.Options) *env {
 	m := apitest.NewMesh(t, "a", "b")
 	opts.Node = m.Nodes["a"]
-	srv, cc := apitest.Serve(t, opts)
-	return &env{mesh: m, srv: srv, mc: meshv1.NewMeshServiceClient(cc)}
+	srv, cc, calls := apitest.ServeCalls(t, opts)
+	return &env{mesh: m, srv: srv, mc: meshv1.NewMeshServiceClient(cc), calls: calls}
 }
 
 func testCtx(t testing.TB) context.Context {

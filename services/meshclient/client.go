@@ -57,7 +57,7 @@ func (c *Client) DialConn(ctx context.Context, node, service string, opts DialOp
 		return fail(setupErr(ctx, err))
 	}
 	if err := s.Send(&meshv1.DialRequest{Msg: &meshv1.DialRequest_Open{Open: &meshv1.DialOpen{
-		Node: node, Service: service, TlsClient: opts.TLSClient,
+		Node: node, Service: service, TlsClient: opts.TLSClient, HalfClose: true,
 	}}}); err != nil {
 		_, rerr := s.Recv() // the status behind the failed send
 		cancel()

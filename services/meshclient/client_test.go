@@ -26,6 +26,7 @@ type env struct {
 	mesh   *apitest.Mesh
 	srv    *meshapi.Server
 	client *meshclient.Client
+	calls  *apitest.Calls
 }
 
 func newEnv(t testing.TB, ids ...string) *env {
@@ -33,8 +34,8 @@ func newEnv(t testing.TB, ids ...string) *env {
 		ids = []string{"a", "b"}
 	}
 	m := apitest.NewMesh(t, ids...)
-	srv, cc := apitest.Serve(t, meshapi.Options{Node: m.Nodes["a"]})
-	return &env{mesh: m, srv: srv, client: meshclient.New(cc)}
+	srv, cc, calls := apitest.ServeCalls(t, meshapi.Options{Node: m.Nodes["a"]})
+	return &env{mesh: m, srv: srv, client: meshclient.New(cc), calls: calls}
 }
 
 func testCtx(t testing.TB) context.Context {
@@ -242,16 +243,17 @@ func TestListenAcceptSlowConnDoesNotBlockOther(t *testing.T) {
 		_, _ = io.Copy(fastAcc, fastAcc)
 		_ = fastAcc.(*meshclient.Conn).CloseWrite()
 	})
-	// The mesh peer must not half-close before it has its echo back: the
-	// router ends a call when the mesh peer closes its direction.
+	// The mesh peer half-closes at once; the accepted side still echoes.
 	payload := randomBytes(t, 256<<10)
-	wg.Go(func() { _, _ = fast.Write(payload) })
-	got := make([]byte, len(payload))
-	_, err = io.ReadFull(fast, got)
+	wg.Go(func() {
+		if _, err := fast.Write(payload); err == nil {
+			_ = fast.CloseWrite()
+		}
+	})
+	got, err := io.ReadAll(fast)
 	if err != nil || !bytes.Equal(got, payload) {
 		t.Errorf("fast connection: %d bytes, %v", len(got), err)
 	}
-	_ = fast.Close() // ends the accepted side's copy
 	wg.Wait()
 	_ = fastAcc.Close()
 	_ = slowAcc.Close()
@@ -431,4 +433,145 @@ func TestCloseMidStream(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("mesh peer still connected after the client closed")
 	}
+}
+
+// connectPeer connects a Conn to a mesh peer on node b running handler:
+// by Dial, or by Accept of the peer's dial. The channel gets what the peer
+// read.
+func connectPeer(t *testing.T, e *env, kind string, handler func(*stream.Conn) []byte) (*meshclient.Conn, <-chan []byte) {
+	t.Helper()
+	ctx := testCtx(t)
+	got := make(chan []byte, 1)
+	switch kind {
+	case "dial":
+		serveMesh(t, e.mesh.Nodes["b"], "peer", func(c *stream.Conn) { got <- handler(c) })
+		c, err := e.client.DialConn(ctx, "b", "peer", meshclient.DialOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, got
+	case "accept":
+		l, err := e.client.Listen(ctx, "peer", meshclient.ListenOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = l.Close() })
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			d, err := stream.DialConn(ctx, e.mesh.Nodes["b"], "a", "peer", stream.DialOptions{Logger: apitest.QuietLogger})
+			if err != nil {
+				got <- nil
+				return
+			}
+			defer d.Close()
+			got <- handler(d)
+		})
+		t.Cleanup(wg.Wait)
+		c, err := l.AcceptContext(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, got
+	}
+	t.Fatalf("unknown kind %q", kind)
+	return nil, nil
+}
+
+// TestPeerHalfClosesFirst: a service that greets, half-closes and then
+// reads the request (TCP semantics across the router).
+func TestPeerHalfClosesFirst(t *testing.T) {
+	greetThenRead := func(c *stream.Conn) []byte {
+		_, _ = c.Write([]byte("hello"))
+		_ = c.CloseWrite()
+		b, _ := io.ReadAll(c)
+		return b
+	}
+	tests := []struct {
+		name       string
+		closeWrite bool // CloseWrite before Close; otherwise Close alone is orderly after EOF
+	}{
+		{"CloseWrite then Close", true},
+		{"Close after EOF", false},
+	}
+	for _, kind := range []string{"dial", "accept"} {
+		for _, tt := range tests {
+			t.Run(kind+"/"+tt.name, func(t *testing.T) {
+				e := newEnv(t)
+				c, peerGot := connectPeer(t, e, kind, greetThenRead)
+				greeting, err := io.ReadAll(c)
+				if err != nil || string(greeting) != "hello" {
+					t.Fatalf("read %q, %v; want hello and EOF", greeting, err)
+				}
+				if n, err := c.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
+					t.Errorf("read after EOF: %d, %v", n, err)
+				}
+				payload := randomBytes(t, 1<<20)
+				if _, err := c.Write(payload); err != nil {
+					t.Fatalf("write after the peer's EOF: %v", err)
+				}
+				if tt.closeWrite {
+					if err := c.CloseWrite(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := c.Close(); err != nil {
+					t.Errorf("close: %v", err)
+				}
+				select {
+				case got := <-peerGot:
+					if !bytes.Equal(got, payload) {
+						t.Errorf("peer read %d bytes, want %d byte-exact", len(got), len(payload))
+					}
+				case <-time.After(20 * time.Second):
+					t.Fatal("peer did not get EOF")
+				}
+			})
+		}
+	}
+}
+
+// TestPeerStopsReadingAfterEOF: writes the peer refuses after its EOF fail
+// Write or Close instead of vanishing.
+func TestPeerStopsReadingAfterEOF(t *testing.T) {
+	e := newEnv(t)
+	c, peerDone := connectPeer(t, e, "dial", func(c *stream.Conn) []byte {
+		_ = c.CloseWrite()
+		_ = c.Close() // stops reading
+		return nil
+	})
+	if _, err := io.ReadAll(c); err != nil {
+		t.Fatal(err)
+	}
+	<-peerDone
+	chunk := make([]byte, 16<<10)
+	var err error
+	apitest.Eventually(t, 20*time.Second, func() bool {
+		_, err = c.Write(chunk)
+		return err != nil
+	}, "a write fails")
+	if status.Code(err) != codes.Unavailable {
+		t.Errorf("write error %v, want Unavailable", err)
+	}
+	if err := c.Close(); err == nil {
+		t.Error("close: nil, want the delivery failure")
+	}
+}
+
+func TestCloseMidStreamEndsAccept(t *testing.T) {
+	e := newEnv(t)
+	c, peerDone := connectPeer(t, e, "accept", func(c *stream.Conn) []byte {
+		b, _ := io.ReadAll(c)
+		return b
+	})
+	if _, err := c.Write(randomBytes(t, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Close()
+	select {
+	case <-peerDone:
+	case <-time.After(20 * time.Second):
+		t.Fatal("mesh peer still connected after the client closed")
+	}
+	// Only the Listen call is left on the router.
+	apitest.Eventually(t, 20*time.Second, func() bool { return e.calls.Running() == 1 }, "Accept handler returns")
 }

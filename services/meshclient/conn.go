@@ -30,9 +30,15 @@ const (
 // errCallEnded is the write error after the router ended the call.
 var errCallEnded = fmt.Errorf("the router ended the connection: %w", io.ErrClosedPipe)
 
+// errPeerEOF is what byteCall.recv returns for the router's eof message:
+// the mesh peer closed its direction, the call goes on.
+var errPeerEOF = errors.New("mesh peer closed its direction")
+
 // byteCall is the data phase of a Dial or Accept call.
 type byteCall interface {
 	send(p []byte) error // one data message; p is not kept after return
+	// recv returns the next data message, errPeerEOF for eof, or the end
+	// of the call (io.EOF for OK).
 	recv() ([]byte, error)
 	closeSend() error
 }
@@ -48,13 +54,19 @@ type writeItem struct {
 }
 
 // Conn is a mesh stream connection carried by a Dial or Accept call. It
-// implements net.Conn; CloseWrite half-closes (the mesh peer reads EOF).
+// implements net.Conn with TCP's half-close rules: CloseWrite half-closes
+// (the mesh peer reads EOF), and once the peer has closed its direction
+// Read returns io.EOF while Write keeps working.
 //
 // Writes are copied into one of two 64 KiB buffers and sent by a writer
 // goroutine, so Write returns once its bytes are queued (like a socket send
 // buffer) and write deadlines work even while gRPC flow control blocks.
-// Close ends the call at once, like closing a socket with unread data:
-// for an orderly end, CloseWrite and Read until io.EOF first.
+//
+// Close after the peer's EOF is orderly, like closing a socket that has
+// read everything: queued data goes out, the call is half-closed, and Close
+// waits (at most closeLinger) for the router to confirm delivery. Before
+// the peer's EOF, Close ends the call at once, like closing a socket with
+// unread data.
 type Conn struct {
 	call          byteCall
 	cancel        context.CancelFunc
@@ -62,6 +74,7 @@ type Conn struct {
 
 	closing   chan struct{} // closed by Close
 	closeOnce sync.Once
+	closeErr  error
 	wg        sync.WaitGroup // reader and writer
 
 	rmu     sync.Mutex // serializes Read; guards pending, readErr
@@ -69,6 +82,9 @@ type Conn struct {
 	chunks  chan chunk
 	pending []byte
 	readErr error
+
+	peerEOF   chan struct{} // closed by the reader at the router's eof message
+	callEnded chan struct{} // closed by the reader once it saw the call's end (or gave up at Close)
 
 	wmu         sync.Mutex // serializes Write and CloseWrite; guards writeClosed
 	wdl         *deadline
@@ -78,6 +94,7 @@ type Conn struct {
 	writerDone  chan struct{}
 	errMu       sync.Mutex
 	writeErr    error // set by the writer
+	endErr      error // a non-OK end of the call after eof; set by the reader
 }
 
 var _ net.Conn = (*Conn)(nil)
@@ -88,6 +105,8 @@ func newConn(call byteCall, cancel context.CancelFunc, local, remote mesh.Addr) 
 		closing:    make(chan struct{}),
 		rdl:        newDeadline(),
 		chunks:     make(chan chunk),
+		peerEOF:    make(chan struct{}),
+		callEnded:  make(chan struct{}),
 		wdl:        newDeadline(),
 		free:       make(chan []byte, writeBuffers),
 		queue:      make(chan writeItem, writeBuffers+1),
@@ -104,8 +123,16 @@ func newConn(call byteCall, cancel context.CancelFunc, local, remote mesh.Addr) 
 // readLoop receives chunks one at a time: gRPC flow control holds the
 // rest, and through the router the mesh stream.
 func (c *Conn) readLoop() {
+	defer close(c.callEnded)
 	for {
 		data, err := c.call.recv()
+		if errors.Is(err, errPeerEOF) {
+			// Read has taken every earlier chunk (the channel is
+			// unbuffered), so it may report io.EOF once this is closed.
+			close(c.peerEOF)
+			c.awaitEnd()
+			return
+		}
 		if err == nil && len(data) == 0 {
 			continue
 		}
@@ -120,6 +147,23 @@ func (c *Conn) readLoop() {
 	}
 }
 
+// awaitEnd receives the end of the call after eof: OK once the router has
+// our half-close, or the status of a failed delivery, which Write and
+// Close then report.
+func (c *Conn) awaitEnd() {
+	_, err := c.call.recv()
+	if errors.Is(err, io.EOF) {
+		return
+	}
+	if err == nil || errors.Is(err, errPeerEOF) {
+		err = errors.New("the router sent more after eof")
+		c.cancel() // a broken contract: give up on the call
+	}
+	c.errMu.Lock()
+	c.endErr = err
+	c.errMu.Unlock()
+}
+
 func (c *Conn) writeLoop() {
 	defer close(c.writerDone)
 	for {
@@ -127,10 +171,14 @@ func (c *Conn) writeLoop() {
 		select {
 		case it = <-c.queue:
 		case <-c.closing:
-			// Close lets queued chunks go out first; see Close.
+			// Close lets queued chunks go out first; see Close. After the
+			// peer's EOF it also half-closes, for an orderly end.
 			select {
 			case it = <-c.queue:
 			default:
+				if isClosed(c.peerEOF) && c.getWriteErr() == nil {
+					_ = c.call.closeSend()
+				}
 				return
 			}
 		}
@@ -143,7 +191,15 @@ func (c *Conn) writeLoop() {
 		if c.getWriteErr() == nil {
 			if err := c.call.send(it.buf); err != nil {
 				if errors.Is(err, io.EOF) {
-					err = errCallEnded
+					// The real reason is the call's status. After eof the
+					// reader is only waiting for it, so it comes at once.
+					if isClosed(c.peerEOF) {
+						select {
+						case <-c.callEnded:
+						case <-c.closing:
+						}
+					}
+					err = firstErr(c.getEndErr(), errCallEnded)
 				}
 				c.errMu.Lock()
 				c.writeErr = fmt.Errorf("meshclient: write to %s: %w", c.remote, err)
@@ -160,9 +216,15 @@ func (c *Conn) getWriteErr() error {
 	return c.writeErr
 }
 
+func (c *Conn) getEndErr() error {
+	c.errMu.Lock()
+	defer c.errMu.Unlock()
+	return c.endErr
+}
+
 // Read reads data from the mesh peer; io.EOF once the peer closed its
-// direction and the call ended with OK. Other call failures are returned as
-// gRPC status errors.
+// direction (Write keeps working). Call failures are returned as gRPC
+// status errors.
 func (c *Conn) Read(p []byte) (int, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
@@ -190,6 +252,9 @@ func (c *Conn) Read(p []byte) (int, error) {
 				return 0, c.readErr
 			}
 			c.pending = ch.data
+		case <-c.peerEOF:
+			c.readErr = io.EOF
+			return 0, io.EOF
 		case <-c.rdl.wait():
 			return 0, c.opError("read", os.ErrDeadlineExceeded)
 		case <-c.closing:
@@ -235,6 +300,9 @@ func (c *Conn) writeState() error {
 	case c.wdl.passed():
 		return c.opError("write", os.ErrDeadlineExceeded)
 	}
+	if err := c.getEndErr(); err != nil {
+		return c.opError("write", err)
+	}
 	return c.getWriteErr()
 }
 
@@ -255,22 +323,37 @@ func (c *Conn) CloseWrite() error {
 }
 
 // Close ends the connection. Chunks already queued by Write are handed to
-// gRPC first (for at most closeLinger); then the call is cancelled.
+// gRPC first; after the peer's EOF the call is half-closed and Close waits
+// for its end, returning an error if the router could not deliver
+// everything to the peer. Both waits together take at most closeLinger;
+// then the call is cancelled.
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.closing) // wakes blocked Read and Write calls
 		linger := time.NewTimer(closeLinger)
+		defer linger.Stop()
+		lingered := false
 		select {
 		case <-c.writerDone:
 		case <-linger.C:
+			lingered = true
 		}
-		linger.Stop()
+		if !lingered && isClosed(c.peerEOF) {
+			select {
+			case <-c.callEnded:
+				if err := firstErr(c.getEndErr(), c.getWriteErr()); err != nil {
+					c.closeErr = c.opError("close", err)
+				}
+			case <-linger.C:
+				c.closeErr = c.opError("close", errors.New("the router did not confirm delivery in time"))
+			}
+		}
 		c.cancel()
 		c.wg.Wait()
 		c.rdl.stop()
 		c.wdl.stop()
 	})
-	return nil
+	return c.closeErr
 }
 
 // LocalAddr is the local end as a mesh.Addr (for a dialed connection the
@@ -329,11 +412,15 @@ func (d *dialCall) recv() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, ok := resp.GetMsg().(*meshv1.DialResponse_Data)
-	if !ok {
-		return nil, errors.New("meshclient: router sent a second connected message")
+	switch m := resp.GetMsg().(type) {
+	case *meshv1.DialResponse_Data:
+		return m.Data, nil
+	case *meshv1.DialResponse_Eof:
+		return nil, errPeerEOF
+	case nil:
+		return nil, nil // a member newer than this client: skipped
 	}
-	return m.Data, nil
+	return nil, errors.New("meshclient: router sent a second connected message")
 }
 
 func (d *dialCall) closeSend() error { return d.s.CloseSend() }
@@ -361,11 +448,15 @@ func (a *acceptCall) recv() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, ok := resp.GetMsg().(*meshv1.AcceptResponse_Data)
-	if !ok {
-		return nil, errors.New("meshclient: router sent a second accepted message")
+	switch m := resp.GetMsg().(type) {
+	case *meshv1.AcceptResponse_Data:
+		return m.Data, nil
+	case *meshv1.AcceptResponse_Eof:
+		return nil, errPeerEOF
+	case nil:
+		return nil, nil // a member newer than this client: skipped
 	}
-	return m.Data, nil
+	return nil, errors.New("meshclient: router sent a second accepted message")
 }
 
 func (a *acceptCall) closeSend() error { return a.s.CloseSend() }

@@ -128,6 +128,10 @@ func (l *Listener) AcceptContext(ctx context.Context) (*Conn, error) {
 		case <-l.closing:
 			return nil, l.opError(net.ErrClosed)
 		case <-l.done:
+			if isClosed(l.closing) {
+				// Close ends the call too; report the Close, not its effect.
+				return nil, l.opError(net.ErrClosed)
+			}
 			return nil, l.opError(l.err)
 		case <-ctx.Done():
 			return nil, l.opError(context.Cause(ctx))
@@ -171,7 +175,7 @@ func (c *Client) accept(ctx context.Context, inc *meshv1.IncomingConnection, loc
 		return nil, setupErr(ctx, err)
 	}
 	if err := s.Send(&meshv1.AcceptRequest{Msg: &meshv1.AcceptRequest_Open{Open: &meshv1.AcceptOpen{
-		ConnectionId: inc.GetConnectionId(),
+		ConnectionId: inc.GetConnectionId(), HalfClose: true,
 	}}}); err != nil {
 		_, rerr := s.Recv()
 		cancel()

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,6 +83,21 @@ func NewMesh(tb testing.TB, ids ...string) *Mesh {
 // the connection and stops the server.
 func Serve(tb testing.TB, opts meshapi.Options) (*meshapi.Server, *grpc.ClientConn) {
 	tb.Helper()
+	srv, cc, _ := ServeCalls(tb, opts)
+	return srv, cc
+}
+
+// Calls counts the streaming handlers running on a server of ServeCalls,
+// so a test can see that a call ended on the server side too (stopping the
+// server at cleanup would hide a handler that never returns).
+type Calls struct{ n atomic.Int64 }
+
+// Running is the number of streaming handlers that have not returned.
+func (c *Calls) Running() int64 { return c.n.Load() }
+
+// ServeCalls is Serve that also counts running streaming handlers.
+func ServeCalls(tb testing.TB, opts meshapi.Options) (*meshapi.Server, *grpc.ClientConn, *Calls) {
+	tb.Helper()
 	if opts.Logger == nil {
 		opts.Logger = QuietLogger
 	}
@@ -90,7 +106,12 @@ func Serve(tb testing.TB, opts meshapi.Options) (*meshapi.Server, *grpc.ClientCo
 		tb.Fatal(err)
 	}
 	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer()
+	calls := &Calls{}
+	gs := grpc.NewServer(grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		calls.n.Add(1)
+		defer calls.n.Add(-1)
+		return h(srv, ss)
+	}))
 	meshv1.RegisterMeshServiceServer(gs, srv)
 	done := make(chan struct{})
 	go func() {
@@ -108,7 +129,7 @@ func Serve(tb testing.TB, opts meshapi.Options) (*meshapi.Server, *grpc.ClientCo
 		gs.Stop()
 		<-done
 	})
-	return srv, cc
+	return srv, cc, calls
 }
 
 // Eventually polls cond until it holds; bound is a failure bound only.

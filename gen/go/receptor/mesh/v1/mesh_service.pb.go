@@ -930,7 +930,12 @@ type DialOpen struct {
 	// carry `node` as a Receptor node-ID name. Empty means the mesh's built-in
 	// TLS, which does not verify the peer (connection type STREAM). Unknown
 	// names fail with NOT_FOUND "unknown TLS config <name>".
-	TlsClient     string `protobuf:"bytes,3,opt,name=tls_client,json=tlsClient,proto3" json:"tls_client,omitempty"`
+	TlsClient string `protobuf:"bytes,3,opt,name=tls_client,json=tlsClient,proto3" json:"tls_client,omitempty"`
+	// The client understands `DialResponse.eof`: the call stays open after the
+	// remote end's half-close until the client half-closes too (see Dial).
+	// Unset keeps the original contract, in which the call ends at the remote
+	// end's half-close.
+	HalfClose     bool `protobuf:"varint,4,opt,name=half_close,json=halfClose,proto3" json:"half_close,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -986,6 +991,13 @@ func (x *DialOpen) GetTlsClient() string {
 	return ""
 }
 
+func (x *DialOpen) GetHalfClose() bool {
+	if x != nil {
+		return x.HalfClose
+	}
+	return false
+}
+
 // DialResponse is one server message on a Dial call.
 type DialResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -995,6 +1007,7 @@ type DialResponse struct {
 	//
 	//	*DialResponse_Connected
 	//	*DialResponse_Data
+	//	*DialResponse_Eof
 	Msg           isDialResponse_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1055,6 +1068,15 @@ func (x *DialResponse) GetData() []byte {
 	return nil
 }
 
+func (x *DialResponse) GetEof() *StreamEOF {
+	if x != nil {
+		if x, ok := x.Msg.(*DialResponse_Eof); ok {
+			return x.Eof
+		}
+	}
+	return nil
+}
+
 type isDialResponse_Msg interface {
 	isDialResponse_Msg()
 }
@@ -1069,9 +1091,57 @@ type DialResponse_Data struct {
 	Data []byte `protobuf:"bytes,2,opt,name=data,proto3,oneof"`
 }
 
+type DialResponse_Eof struct {
+	// The remote service will send no more data (it half-closed its
+	// direction); the client may still send. Sent once, only when
+	// `DialOpen.half_close` is set; nothing but the end of the call follows.
+	Eof *StreamEOF `protobuf:"bytes,3,opt,name=eof,proto3,oneof"`
+}
+
 func (*DialResponse_Connected) isDialResponse_Msg() {}
 
 func (*DialResponse_Data) isDialResponse_Msg() {}
+
+func (*DialResponse_Eof) isDialResponse_Msg() {}
+
+// StreamEOF reports that the mesh peer of a Dial or Accept call closed its
+// direction: no data follows, while the client's direction stays open until
+// the client half-closes.
+type StreamEOF struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamEOF) Reset() {
+	*x = StreamEOF{}
+	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamEOF) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamEOF) ProtoMessage() {}
+
+func (x *StreamEOF) ProtoReflect() protoreflect.Message {
+	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamEOF.ProtoReflect.Descriptor instead.
+func (*StreamEOF) Descriptor() ([]byte, []int) {
+	return file_receptor_mesh_v1_mesh_service_proto_rawDescGZIP(), []int{17}
+}
 
 // DialConnected reports the local end of a new connection.
 type DialConnected struct {
@@ -1086,7 +1156,7 @@ type DialConnected struct {
 
 func (x *DialConnected) Reset() {
 	*x = DialConnected{}
-	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[17]
+	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1098,7 +1168,7 @@ func (x *DialConnected) String() string {
 func (*DialConnected) ProtoMessage() {}
 
 func (x *DialConnected) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[17]
+	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1111,7 +1181,7 @@ func (x *DialConnected) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DialConnected.ProtoReflect.Descriptor instead.
 func (*DialConnected) Descriptor() ([]byte, []int) {
-	return file_receptor_mesh_v1_mesh_service_proto_rawDescGZIP(), []int{17}
+	return file_receptor_mesh_v1_mesh_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DialConnected) GetLocalNode() string {
@@ -1148,7 +1218,7 @@ type ListenRequest struct {
 
 func (x *ListenRequest) Reset() {
 	*x = ListenRequest{}
-	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[18]
+	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1160,7 +1230,7 @@ func (x *ListenRequest) String() string {
 func (*ListenRequest) ProtoMessage() {}
 
 func (x *ListenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[18]
+	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1173,7 +1243,7 @@ func (x *ListenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListenRequest.ProtoReflect.Descriptor instead.
 func (*ListenRequest) Descriptor() ([]byte, []int) {
-	return file_receptor_mesh_v1_mesh_service_proto_rawDescGZIP(), []int{18}
+	return file_receptor_mesh_v1_mesh_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListenRequest) GetService() string {
@@ -1220,7 +1290,7 @@ type ListenResponse struct {
 
 func (x *ListenResponse) Reset() {
 	*x = ListenResponse{}
-	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[19]
+	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1232,7 +1302,7 @@ func (x *ListenResponse) String() string {
 func (*ListenResponse) ProtoMessage() {}
 
 func (x *ListenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[19]
+	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1245,7 +1315,7 @@ func (x *ListenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListenResponse.ProtoReflect.Descriptor instead.
 func (*ListenResponse) Descriptor() ([]byte, []int) {
-	return file_receptor_mesh_v1_mesh_service_proto_rawDescGZIP(), []int{19}
+	return file_receptor_mesh_v1_mesh_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListenResponse) GetEvent() isListenResponse_Event {
@@ -1304,7 +1374,7 @@ type Listening struct {
 
 func (x *Listening) Reset() {
 	*x = Listening{}
-	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[20]
+	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1316,7 +1386,7 @@ func (x *Listening) String() string {
 func (*Listening) ProtoMessage() {}
 
 func (x *Listening) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[20]
+	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1329,7 +1399,7 @@ func (x *Listening) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Listening.ProtoReflect.Descriptor instead.
 func (*Listening) Descriptor() ([]byte, []int) {
-	return file_receptor_mesh_v1_mesh_service_proto_rawDescGZIP(), []int{20}
+	return file_receptor_mesh_v1_mesh_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Listening) GetNode() string {
@@ -1361,7 +1431,7 @@ type IncomingConnection struct {
 
 func (x *IncomingConnection) Reset() {
 	*x = IncomingConnection{}
-	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[21]
+	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1373,7 +1443,7 @@ func (x *IncomingConnection) String() string {
 func (*IncomingConnection) ProtoMessage() {}
 
 func (x *IncomingConnection) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[21]
+	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1386,7 +1456,7 @@ func (x *IncomingConnection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IncomingConnection.ProtoReflect.Descriptor instead.
 func (*IncomingConnection) Descriptor() ([]byte, []int) {
-	return file_receptor_mesh_v1_mesh_service_proto_rawDescGZIP(), []int{21}
+	return file_receptor_mesh_v1_mesh_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *IncomingConnection) GetConnectionId() string {
@@ -1426,7 +1496,7 @@ type AcceptRequest struct {
 
 func (x *AcceptRequest) Reset() {
 	*x = AcceptRequest{}
-	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[22]
+	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1438,7 +1508,7 @@ func (x *AcceptRequest) String() string {
 func (*AcceptRequest) ProtoMessage() {}
 
 func (x *AcceptRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[22]
+	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1451,7 +1521,7 @@ func (x *AcceptRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptRequest.ProtoReflect.Descriptor instead.
 func (*AcceptRequest) Descriptor() ([]byte, []int) {
-	return file_receptor_mesh_v1_mesh_service_proto_rawDescGZIP(), []int{22}
+	return file_receptor_mesh_v1_mesh_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AcceptRequest) GetMsg() isAcceptRequest_Msg {
@@ -1502,14 +1572,17 @@ type AcceptOpen struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The ID from IncomingConnection. Unknown, expired or already accepted IDs
 	// fail with NOT_FOUND.
-	ConnectionId  string `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	ConnectionId string `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	// The client understands `AcceptResponse.eof`; the same rules as
+	// `DialOpen.half_close`.
+	HalfClose     bool `protobuf:"varint,2,opt,name=half_close,json=halfClose,proto3" json:"half_close,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AcceptOpen) Reset() {
 	*x = AcceptOpen{}
-	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[23]
+	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1521,7 +1594,7 @@ func (x *AcceptOpen) String() string {
 func (*AcceptOpen) ProtoMessage() {}
 
 func (x *AcceptOpen) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[23]
+	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1534,7 +1607,7 @@ func (x *AcceptOpen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptOpen.ProtoReflect.Descriptor instead.
 func (*AcceptOpen) Descriptor() ([]byte, []int) {
-	return file_receptor_mesh_v1_mesh_service_proto_rawDescGZIP(), []int{23}
+	return file_receptor_mesh_v1_mesh_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *AcceptOpen) GetConnectionId() string {
@@ -1542,6 +1615,13 @@ func (x *AcceptOpen) GetConnectionId() string {
 		return x.ConnectionId
 	}
 	return ""
+}
+
+func (x *AcceptOpen) GetHalfClose() bool {
+	if x != nil {
+		return x.HalfClose
+	}
+	return false
 }
 
 // AcceptResponse is one server message on an Accept call.
@@ -1553,6 +1633,7 @@ type AcceptResponse struct {
 	//
 	//	*AcceptResponse_Accepted
 	//	*AcceptResponse_Data
+	//	*AcceptResponse_Eof
 	Msg           isAcceptResponse_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1560,7 +1641,7 @@ type AcceptResponse struct {
 
 func (x *AcceptResponse) Reset() {
 	*x = AcceptResponse{}
-	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[24]
+	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1572,7 +1653,7 @@ func (x *AcceptResponse) String() string {
 func (*AcceptResponse) ProtoMessage() {}
 
 func (x *AcceptResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[24]
+	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1585,7 +1666,7 @@ func (x *AcceptResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptResponse.ProtoReflect.Descriptor instead.
 func (*AcceptResponse) Descriptor() ([]byte, []int) {
-	return file_receptor_mesh_v1_mesh_service_proto_rawDescGZIP(), []int{24}
+	return file_receptor_mesh_v1_mesh_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *AcceptResponse) GetMsg() isAcceptResponse_Msg {
@@ -1613,6 +1694,15 @@ func (x *AcceptResponse) GetData() []byte {
 	return nil
 }
 
+func (x *AcceptResponse) GetEof() *StreamEOF {
+	if x != nil {
+		if x, ok := x.Msg.(*AcceptResponse_Eof); ok {
+			return x.Eof
+		}
+	}
+	return nil
+}
+
 type isAcceptResponse_Msg interface {
 	isAcceptResponse_Msg()
 }
@@ -1627,9 +1717,17 @@ type AcceptResponse_Data struct {
 	Data []byte `protobuf:"bytes,2,opt,name=data,proto3,oneof"`
 }
 
+type AcceptResponse_Eof struct {
+	// The remote end will send no more data; the same rules as
+	// `DialResponse.eof`.
+	Eof *StreamEOF `protobuf:"bytes,3,opt,name=eof,proto3,oneof"`
+}
+
 func (*AcceptResponse_Accepted) isAcceptResponse_Msg() {}
 
 func (*AcceptResponse_Data) isAcceptResponse_Msg() {}
+
+func (*AcceptResponse_Eof) isAcceptResponse_Msg() {}
 
 // Accepted describes the connection taken over.
 type Accepted struct {
@@ -1644,7 +1742,7 @@ type Accepted struct {
 
 func (x *Accepted) Reset() {
 	*x = Accepted{}
-	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[25]
+	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1656,7 +1754,7 @@ func (x *Accepted) String() string {
 func (*Accepted) ProtoMessage() {}
 
 func (x *Accepted) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[25]
+	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1669,7 +1767,7 @@ func (x *Accepted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Accepted.ProtoReflect.Descriptor instead.
 func (*Accepted) Descriptor() ([]byte, []int) {
-	return file_receptor_mesh_v1_mesh_service_proto_rawDescGZIP(), []int{25}
+	return file_receptor_mesh_v1_mesh_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Accepted) GetRemoteNode() string {
@@ -1697,7 +1795,7 @@ type SetWorkCommandsRequest struct {
 
 func (x *SetWorkCommandsRequest) Reset() {
 	*x = SetWorkCommandsRequest{}
-	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[26]
+	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1709,7 +1807,7 @@ func (x *SetWorkCommandsRequest) String() string {
 func (*SetWorkCommandsRequest) ProtoMessage() {}
 
 func (x *SetWorkCommandsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[26]
+	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1722,7 +1820,7 @@ func (x *SetWorkCommandsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetWorkCommandsRequest.ProtoReflect.Descriptor instead.
 func (*SetWorkCommandsRequest) Descriptor() ([]byte, []int) {
-	return file_receptor_mesh_v1_mesh_service_proto_rawDescGZIP(), []int{26}
+	return file_receptor_mesh_v1_mesh_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SetWorkCommandsRequest) GetWorkCommands() []*WorkCommand {
@@ -1741,7 +1839,7 @@ type SetWorkCommandsResponse struct {
 
 func (x *SetWorkCommandsResponse) Reset() {
 	*x = SetWorkCommandsResponse{}
-	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[27]
+	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1753,7 +1851,7 @@ func (x *SetWorkCommandsResponse) String() string {
 func (*SetWorkCommandsResponse) ProtoMessage() {}
 
 func (x *SetWorkCommandsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[27]
+	mi := &file_receptor_mesh_v1_mesh_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1766,7 +1864,7 @@ func (x *SetWorkCommandsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetWorkCommandsResponse.ProtoReflect.Descriptor instead.
 func (*SetWorkCommandsResponse) Descriptor() ([]byte, []int) {
-	return file_receptor_mesh_v1_mesh_service_proto_rawDescGZIP(), []int{27}
+	return file_receptor_mesh_v1_mesh_service_proto_rawDescGZIP(), []int{28}
 }
 
 var File_receptor_mesh_v1_mesh_service_proto protoreflect.FileDescriptor
@@ -1824,16 +1922,20 @@ const file_receptor_mesh_v1_mesh_service_proto_rawDesc = "" +
 	"\vDialRequest\x120\n" +
 	"\x04open\x18\x01 \x01(\v2\x1a.receptor.mesh.v1.DialOpenH\x00R\x04open\x12\x14\n" +
 	"\x04data\x18\x02 \x01(\fH\x00R\x04dataB\x05\n" +
-	"\x03msg\"W\n" +
+	"\x03msg\"v\n" +
 	"\bDialOpen\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x18\n" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x12\x1d\n" +
 	"\n" +
-	"tls_client\x18\x03 \x01(\tR\ttlsClient\"l\n" +
+	"tls_client\x18\x03 \x01(\tR\ttlsClient\x12\x1d\n" +
+	"\n" +
+	"half_close\x18\x04 \x01(\bR\thalfClose\"\x9d\x01\n" +
 	"\fDialResponse\x12?\n" +
 	"\tconnected\x18\x01 \x01(\v2\x1f.receptor.mesh.v1.DialConnectedH\x00R\tconnected\x12\x14\n" +
-	"\x04data\x18\x02 \x01(\fH\x00R\x04dataB\x05\n" +
-	"\x03msg\"S\n" +
+	"\x04data\x18\x02 \x01(\fH\x00R\x04data\x12/\n" +
+	"\x03eof\x18\x03 \x01(\v2\x1b.receptor.mesh.v1.StreamEOFH\x00R\x03eofB\x05\n" +
+	"\x03msg\"\v\n" +
+	"\tStreamEOF\"S\n" +
 	"\rDialConnected\x12\x1d\n" +
 	"\n" +
 	"local_node\x18\x01 \x01(\tR\tlocalNode\x12#\n" +
@@ -1862,13 +1964,16 @@ const file_receptor_mesh_v1_mesh_service_proto_rawDesc = "" +
 	"\rAcceptRequest\x122\n" +
 	"\x04open\x18\x01 \x01(\v2\x1c.receptor.mesh.v1.AcceptOpenH\x00R\x04open\x12\x14\n" +
 	"\x04data\x18\x02 \x01(\fH\x00R\x04dataB\x05\n" +
-	"\x03msg\"1\n" +
+	"\x03msg\"P\n" +
 	"\n" +
 	"AcceptOpen\x12#\n" +
-	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\"g\n" +
+	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x1d\n" +
+	"\n" +
+	"half_close\x18\x02 \x01(\bR\thalfClose\"\x98\x01\n" +
 	"\x0eAcceptResponse\x128\n" +
 	"\baccepted\x18\x01 \x01(\v2\x1a.receptor.mesh.v1.AcceptedH\x00R\baccepted\x12\x14\n" +
-	"\x04data\x18\x02 \x01(\fH\x00R\x04dataB\x05\n" +
+	"\x04data\x18\x02 \x01(\fH\x00R\x04data\x12/\n" +
+	"\x03eof\x18\x03 \x01(\v2\x1b.receptor.mesh.v1.StreamEOFH\x00R\x03eofB\x05\n" +
 	"\x03msg\"R\n" +
 	"\bAccepted\x12\x1f\n" +
 	"\vremote_node\x18\x01 \x01(\tR\n" +
@@ -1902,7 +2007,7 @@ func file_receptor_mesh_v1_mesh_service_proto_rawDescGZIP() []byte {
 	return file_receptor_mesh_v1_mesh_service_proto_rawDescData
 }
 
-var file_receptor_mesh_v1_mesh_service_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_receptor_mesh_v1_mesh_service_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_receptor_mesh_v1_mesh_service_proto_goTypes = []any{
 	(*GetStatusRequest)(nil),        // 0: receptor.mesh.v1.GetStatusRequest
 	(*GetStatusResponse)(nil),       // 1: receptor.mesh.v1.GetStatusResponse
@@ -1921,70 +2026,73 @@ var file_receptor_mesh_v1_mesh_service_proto_goTypes = []any{
 	(*DialRequest)(nil),             // 14: receptor.mesh.v1.DialRequest
 	(*DialOpen)(nil),                // 15: receptor.mesh.v1.DialOpen
 	(*DialResponse)(nil),            // 16: receptor.mesh.v1.DialResponse
-	(*DialConnected)(nil),           // 17: receptor.mesh.v1.DialConnected
-	(*ListenRequest)(nil),           // 18: receptor.mesh.v1.ListenRequest
-	(*ListenResponse)(nil),          // 19: receptor.mesh.v1.ListenResponse
-	(*Listening)(nil),               // 20: receptor.mesh.v1.Listening
-	(*IncomingConnection)(nil),      // 21: receptor.mesh.v1.IncomingConnection
-	(*AcceptRequest)(nil),           // 22: receptor.mesh.v1.AcceptRequest
-	(*AcceptOpen)(nil),              // 23: receptor.mesh.v1.AcceptOpen
-	(*AcceptResponse)(nil),          // 24: receptor.mesh.v1.AcceptResponse
-	(*Accepted)(nil),                // 25: receptor.mesh.v1.Accepted
-	(*SetWorkCommandsRequest)(nil),  // 26: receptor.mesh.v1.SetWorkCommandsRequest
-	(*SetWorkCommandsResponse)(nil), // 27: receptor.mesh.v1.SetWorkCommandsResponse
-	nil,                             // 28: receptor.mesh.v1.PacketBind.TagsEntry
-	nil,                             // 29: receptor.mesh.v1.ListenRequest.TagsEntry
-	(*NodeStatus)(nil),              // 30: receptor.mesh.v1.NodeStatus
-	(*VersionInfo)(nil),             // 31: receptor.mesh.v1.VersionInfo
-	(*durationpb.Duration)(nil),     // 32: google.protobuf.Duration
-	(*PingResult)(nil),              // 33: receptor.mesh.v1.PingResult
-	(*TracerouteHop)(nil),           // 34: receptor.mesh.v1.TracerouteHop
-	(*UnreachableNotice)(nil),       // 35: receptor.mesh.v1.UnreachableNotice
-	(*WorkCommand)(nil),             // 36: receptor.mesh.v1.WorkCommand
+	(*StreamEOF)(nil),               // 17: receptor.mesh.v1.StreamEOF
+	(*DialConnected)(nil),           // 18: receptor.mesh.v1.DialConnected
+	(*ListenRequest)(nil),           // 19: receptor.mesh.v1.ListenRequest
+	(*ListenResponse)(nil),          // 20: receptor.mesh.v1.ListenResponse
+	(*Listening)(nil),               // 21: receptor.mesh.v1.Listening
+	(*IncomingConnection)(nil),      // 22: receptor.mesh.v1.IncomingConnection
+	(*AcceptRequest)(nil),           // 23: receptor.mesh.v1.AcceptRequest
+	(*AcceptOpen)(nil),              // 24: receptor.mesh.v1.AcceptOpen
+	(*AcceptResponse)(nil),          // 25: receptor.mesh.v1.AcceptResponse
+	(*Accepted)(nil),                // 26: receptor.mesh.v1.Accepted
+	(*SetWorkCommandsRequest)(nil),  // 27: receptor.mesh.v1.SetWorkCommandsRequest
+	(*SetWorkCommandsResponse)(nil), // 28: receptor.mesh.v1.SetWorkCommandsResponse
+	nil,                             // 29: receptor.mesh.v1.PacketBind.TagsEntry
+	nil,                             // 30: receptor.mesh.v1.ListenRequest.TagsEntry
+	(*NodeStatus)(nil),              // 31: receptor.mesh.v1.NodeStatus
+	(*VersionInfo)(nil),             // 32: receptor.mesh.v1.VersionInfo
+	(*durationpb.Duration)(nil),     // 33: google.protobuf.Duration
+	(*PingResult)(nil),              // 34: receptor.mesh.v1.PingResult
+	(*TracerouteHop)(nil),           // 35: receptor.mesh.v1.TracerouteHop
+	(*UnreachableNotice)(nil),       // 36: receptor.mesh.v1.UnreachableNotice
+	(*WorkCommand)(nil),             // 37: receptor.mesh.v1.WorkCommand
 }
 var file_receptor_mesh_v1_mesh_service_proto_depIdxs = []int32{
-	30, // 0: receptor.mesh.v1.GetStatusResponse.status:type_name -> receptor.mesh.v1.NodeStatus
-	31, // 1: receptor.mesh.v1.GetVersionResponse.version:type_name -> receptor.mesh.v1.VersionInfo
-	32, // 2: receptor.mesh.v1.PingRequest.timeout:type_name -> google.protobuf.Duration
-	33, // 3: receptor.mesh.v1.PingResponse.result:type_name -> receptor.mesh.v1.PingResult
-	34, // 4: receptor.mesh.v1.TracerouteResponse.hop:type_name -> receptor.mesh.v1.TracerouteHop
+	31, // 0: receptor.mesh.v1.GetStatusResponse.status:type_name -> receptor.mesh.v1.NodeStatus
+	32, // 1: receptor.mesh.v1.GetVersionResponse.version:type_name -> receptor.mesh.v1.VersionInfo
+	33, // 2: receptor.mesh.v1.PingRequest.timeout:type_name -> google.protobuf.Duration
+	34, // 3: receptor.mesh.v1.PingResponse.result:type_name -> receptor.mesh.v1.PingResult
+	35, // 4: receptor.mesh.v1.TracerouteResponse.hop:type_name -> receptor.mesh.v1.TracerouteHop
 	9,  // 5: receptor.mesh.v1.PacketSocketRequest.bind:type_name -> receptor.mesh.v1.PacketBind
 	10, // 6: receptor.mesh.v1.PacketSocketRequest.send:type_name -> receptor.mesh.v1.PacketSend
-	28, // 7: receptor.mesh.v1.PacketBind.tags:type_name -> receptor.mesh.v1.PacketBind.TagsEntry
+	29, // 7: receptor.mesh.v1.PacketBind.tags:type_name -> receptor.mesh.v1.PacketBind.TagsEntry
 	12, // 8: receptor.mesh.v1.PacketSocketResponse.bound:type_name -> receptor.mesh.v1.PacketBound
 	13, // 9: receptor.mesh.v1.PacketSocketResponse.packet:type_name -> receptor.mesh.v1.Packet
-	35, // 10: receptor.mesh.v1.PacketSocketResponse.unreachable:type_name -> receptor.mesh.v1.UnreachableNotice
+	36, // 10: receptor.mesh.v1.PacketSocketResponse.unreachable:type_name -> receptor.mesh.v1.UnreachableNotice
 	15, // 11: receptor.mesh.v1.DialRequest.open:type_name -> receptor.mesh.v1.DialOpen
-	17, // 12: receptor.mesh.v1.DialResponse.connected:type_name -> receptor.mesh.v1.DialConnected
-	29, // 13: receptor.mesh.v1.ListenRequest.tags:type_name -> receptor.mesh.v1.ListenRequest.TagsEntry
-	20, // 14: receptor.mesh.v1.ListenResponse.listening:type_name -> receptor.mesh.v1.Listening
-	21, // 15: receptor.mesh.v1.ListenResponse.incoming:type_name -> receptor.mesh.v1.IncomingConnection
-	23, // 16: receptor.mesh.v1.AcceptRequest.open:type_name -> receptor.mesh.v1.AcceptOpen
-	25, // 17: receptor.mesh.v1.AcceptResponse.accepted:type_name -> receptor.mesh.v1.Accepted
-	36, // 18: receptor.mesh.v1.SetWorkCommandsRequest.work_commands:type_name -> receptor.mesh.v1.WorkCommand
-	0,  // 19: receptor.mesh.v1.MeshService.GetStatus:input_type -> receptor.mesh.v1.GetStatusRequest
-	2,  // 20: receptor.mesh.v1.MeshService.GetVersion:input_type -> receptor.mesh.v1.GetVersionRequest
-	4,  // 21: receptor.mesh.v1.MeshService.Ping:input_type -> receptor.mesh.v1.PingRequest
-	6,  // 22: receptor.mesh.v1.MeshService.Traceroute:input_type -> receptor.mesh.v1.TracerouteRequest
-	8,  // 23: receptor.mesh.v1.MeshService.PacketSocket:input_type -> receptor.mesh.v1.PacketSocketRequest
-	14, // 24: receptor.mesh.v1.MeshService.Dial:input_type -> receptor.mesh.v1.DialRequest
-	18, // 25: receptor.mesh.v1.MeshService.Listen:input_type -> receptor.mesh.v1.ListenRequest
-	22, // 26: receptor.mesh.v1.MeshService.Accept:input_type -> receptor.mesh.v1.AcceptRequest
-	26, // 27: receptor.mesh.v1.MeshService.SetWorkCommands:input_type -> receptor.mesh.v1.SetWorkCommandsRequest
-	1,  // 28: receptor.mesh.v1.MeshService.GetStatus:output_type -> receptor.mesh.v1.GetStatusResponse
-	3,  // 29: receptor.mesh.v1.MeshService.GetVersion:output_type -> receptor.mesh.v1.GetVersionResponse
-	5,  // 30: receptor.mesh.v1.MeshService.Ping:output_type -> receptor.mesh.v1.PingResponse
-	7,  // 31: receptor.mesh.v1.MeshService.Traceroute:output_type -> receptor.mesh.v1.TracerouteResponse
-	11, // 32: receptor.mesh.v1.MeshService.PacketSocket:output_type -> receptor.mesh.v1.PacketSocketResponse
-	16, // 33: receptor.mesh.v1.MeshService.Dial:output_type -> receptor.mesh.v1.DialResponse
-	19, // 34: receptor.mesh.v1.MeshService.Listen:output_type -> receptor.mesh.v1.ListenResponse
-	24, // 35: receptor.mesh.v1.MeshService.Accept:output_type -> receptor.mesh.v1.AcceptResponse
-	27, // 36: receptor.mesh.v1.MeshService.SetWorkCommands:output_type -> receptor.mesh.v1.SetWorkCommandsResponse
-	28, // [28:37] is the sub-list for method output_type
-	19, // [19:28] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	18, // 12: receptor.mesh.v1.DialResponse.connected:type_name -> receptor.mesh.v1.DialConnected
+	17, // 13: receptor.mesh.v1.DialResponse.eof:type_name -> receptor.mesh.v1.StreamEOF
+	30, // 14: receptor.mesh.v1.ListenRequest.tags:type_name -> receptor.mesh.v1.ListenRequest.TagsEntry
+	21, // 15: receptor.mesh.v1.ListenResponse.listening:type_name -> receptor.mesh.v1.Listening
+	22, // 16: receptor.mesh.v1.ListenResponse.incoming:type_name -> receptor.mesh.v1.IncomingConnection
+	24, // 17: receptor.mesh.v1.AcceptRequest.open:type_name -> receptor.mesh.v1.AcceptOpen
+	26, // 18: receptor.mesh.v1.AcceptResponse.accepted:type_name -> receptor.mesh.v1.Accepted
+	17, // 19: receptor.mesh.v1.AcceptResponse.eof:type_name -> receptor.mesh.v1.StreamEOF
+	37, // 20: receptor.mesh.v1.SetWorkCommandsRequest.work_commands:type_name -> receptor.mesh.v1.WorkCommand
+	0,  // 21: receptor.mesh.v1.MeshService.GetStatus:input_type -> receptor.mesh.v1.GetStatusRequest
+	2,  // 22: receptor.mesh.v1.MeshService.GetVersion:input_type -> receptor.mesh.v1.GetVersionRequest
+	4,  // 23: receptor.mesh.v1.MeshService.Ping:input_type -> receptor.mesh.v1.PingRequest
+	6,  // 24: receptor.mesh.v1.MeshService.Traceroute:input_type -> receptor.mesh.v1.TracerouteRequest
+	8,  // 25: receptor.mesh.v1.MeshService.PacketSocket:input_type -> receptor.mesh.v1.PacketSocketRequest
+	14, // 26: receptor.mesh.v1.MeshService.Dial:input_type -> receptor.mesh.v1.DialRequest
+	19, // 27: receptor.mesh.v1.MeshService.Listen:input_type -> receptor.mesh.v1.ListenRequest
+	23, // 28: receptor.mesh.v1.MeshService.Accept:input_type -> receptor.mesh.v1.AcceptRequest
+	27, // 29: receptor.mesh.v1.MeshService.SetWorkCommands:input_type -> receptor.mesh.v1.SetWorkCommandsRequest
+	1,  // 30: receptor.mesh.v1.MeshService.GetStatus:output_type -> receptor.mesh.v1.GetStatusResponse
+	3,  // 31: receptor.mesh.v1.MeshService.GetVersion:output_type -> receptor.mesh.v1.GetVersionResponse
+	5,  // 32: receptor.mesh.v1.MeshService.Ping:output_type -> receptor.mesh.v1.PingResponse
+	7,  // 33: receptor.mesh.v1.MeshService.Traceroute:output_type -> receptor.mesh.v1.TracerouteResponse
+	11, // 34: receptor.mesh.v1.MeshService.PacketSocket:output_type -> receptor.mesh.v1.PacketSocketResponse
+	16, // 35: receptor.mesh.v1.MeshService.Dial:output_type -> receptor.mesh.v1.DialResponse
+	20, // 36: receptor.mesh.v1.MeshService.Listen:output_type -> receptor.mesh.v1.ListenResponse
+	25, // 37: receptor.mesh.v1.MeshService.Accept:output_type -> receptor.mesh.v1.AcceptResponse
+	28, // 38: receptor.mesh.v1.MeshService.SetWorkCommands:output_type -> receptor.mesh.v1.SetWorkCommandsResponse
+	30, // [30:39] is the sub-list for method output_type
+	21, // [21:30] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_receptor_mesh_v1_mesh_service_proto_init() }
@@ -2010,18 +2118,20 @@ func file_receptor_mesh_v1_mesh_service_proto_init() {
 	file_receptor_mesh_v1_mesh_service_proto_msgTypes[16].OneofWrappers = []any{
 		(*DialResponse_Connected)(nil),
 		(*DialResponse_Data)(nil),
+		(*DialResponse_Eof)(nil),
 	}
-	file_receptor_mesh_v1_mesh_service_proto_msgTypes[19].OneofWrappers = []any{
+	file_receptor_mesh_v1_mesh_service_proto_msgTypes[20].OneofWrappers = []any{
 		(*ListenResponse_Listening)(nil),
 		(*ListenResponse_Incoming)(nil),
 	}
-	file_receptor_mesh_v1_mesh_service_proto_msgTypes[22].OneofWrappers = []any{
+	file_receptor_mesh_v1_mesh_service_proto_msgTypes[23].OneofWrappers = []any{
 		(*AcceptRequest_Open)(nil),
 		(*AcceptRequest_Data)(nil),
 	}
-	file_receptor_mesh_v1_mesh_service_proto_msgTypes[24].OneofWrappers = []any{
+	file_receptor_mesh_v1_mesh_service_proto_msgTypes[25].OneofWrappers = []any{
 		(*AcceptResponse_Accepted)(nil),
 		(*AcceptResponse_Data)(nil),
+		(*AcceptResponse_Eof)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2029,7 +2139,7 @@ func file_receptor_mesh_v1_mesh_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_receptor_mesh_v1_mesh_service_proto_rawDesc), len(file_receptor_mesh_v1_mesh_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   30,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

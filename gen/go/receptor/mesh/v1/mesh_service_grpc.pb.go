@@ -69,9 +69,25 @@ type MeshServiceClient interface {
 	PacketSocket(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PacketSocketRequest, PacketSocketResponse], error)
 	// Dial opens a stream connection to a service on a node. The first request
 	// must be `open`; the first response is `connected`. Then `data` flows both
-	// ways. The client half-closes its direction with CloseSend; the call ends
-	// (status OK) when the remote end has closed its direction and all its data
-	// was delivered.
+	// ways. The client half-closes its direction with CloseSend (the remote end
+	// reads EOF).
+	//
+	// How the call ends depends on `DialOpen.half_close`:
+	//   - true (TCP semantics; every new client should set it): when the remote
+	//     end has closed its direction and all its data was delivered, the
+	//     server sends `eof`, and the client may go on sending. The call ends
+	//     with OK once both directions are done: `eof` was sent and the client
+	//     has half-closed with CloseSend. A call that ends with OK always
+	//     delivered `eof` first. If writing client data to the remote end fails
+	//     after `eof` (the remote end stopped reading), the call ends with
+	//     UNAVAILABLE at once.
+	//   - false (the original contract, kept for existing clients): the call
+	//     ends with OK as soon as the remote end has closed its direction and
+	//     all its data was delivered; client data sent after that is dropped.
+	//
+	// In both modes, once the remote end stops reading, client data is
+	// discarded until the call ends, so the client never blocks; errors and
+	// cancellation end the call at once in either direction.
 	Dial(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[DialRequest, DialResponse], error)
 	// Listen opens a stream listener on a service for the life of the call. The
 	// first response is `listening`; then one `incoming` response announces
@@ -83,8 +99,9 @@ type MeshServiceClient interface {
 	// Accept carries one incoming connection announced by Listen, each on its own
 	// call so a slow connection never blocks another. The first request must be
 	// `open` with the connection ID; the first response is `accepted`. Then
-	// `data` flows both ways, with the same close rules as Dial. An Accept
-	// outlives the Listen call that announced it.
+	// `data` flows both ways, with the same close rules as Dial
+	// (`AcceptOpen.half_close` selects them, `eof` reports the remote end's
+	// half-close). An Accept outlives the Listen call that announced it.
 	Accept(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[AcceptRequest, AcceptResponse], error)
 	// SetWorkCommands sets the work types this node advertises in the
 	// WorkCommands member of its control-service advertisements (the services
@@ -259,9 +276,25 @@ type MeshServiceServer interface {
 	PacketSocket(grpc.BidiStreamingServer[PacketSocketRequest, PacketSocketResponse]) error
 	// Dial opens a stream connection to a service on a node. The first request
 	// must be `open`; the first response is `connected`. Then `data` flows both
-	// ways. The client half-closes its direction with CloseSend; the call ends
-	// (status OK) when the remote end has closed its direction and all its data
-	// was delivered.
+	// ways. The client half-closes its direction with CloseSend (the remote end
+	// reads EOF).
+	//
+	// How the call ends depends on `DialOpen.half_close`:
+	//   - true (TCP semantics; every new client should set it): when the remote
+	//     end has closed its direction and all its data was delivered, the
+	//     server sends `eof`, and the client may go on sending. The call ends
+	//     with OK once both directions are done: `eof` was sent and the client
+	//     has half-closed with CloseSend. A call that ends with OK always
+	//     delivered `eof` first. If writing client data to the remote end fails
+	//     after `eof` (the remote end stopped reading), the call ends with
+	//     UNAVAILABLE at once.
+	//   - false (the original contract, kept for existing clients): the call
+	//     ends with OK as soon as the remote end has closed its direction and
+	//     all its data was delivered; client data sent after that is dropped.
+	//
+	// In both modes, once the remote end stops reading, client data is
+	// discarded until the call ends, so the client never blocks; errors and
+	// cancellation end the call at once in either direction.
 	Dial(grpc.BidiStreamingServer[DialRequest, DialResponse]) error
 	// Listen opens a stream listener on a service for the life of the call. The
 	// first response is `listening`; then one `incoming` response announces
@@ -273,8 +306,9 @@ type MeshServiceServer interface {
 	// Accept carries one incoming connection announced by Listen, each on its own
 	// call so a slow connection never blocks another. The first request must be
 	// `open` with the connection ID; the first response is `accepted`. Then
-	// `data` flows both ways, with the same close rules as Dial. An Accept
-	// outlives the Listen call that announced it.
+	// `data` flows both ways, with the same close rules as Dial
+	// (`AcceptOpen.half_close` selects them, `eof` reports the remote end's
+	// half-close). An Accept outlives the Listen call that announced it.
 	Accept(grpc.BidiStreamingServer[AcceptRequest, AcceptResponse]) error
 	// SetWorkCommands sets the work types this node advertises in the
 	// WorkCommands member of its control-service advertisements (the services
