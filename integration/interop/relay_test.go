@@ -31,11 +31,17 @@ type tcpRelay struct {
 	ln     net.Listener
 	target string
 
-	mu     sync.Mutex
-	frames []relayFrame
-	conns  []net.Conn
-	closed bool
-	wg     sync.WaitGroup
+	// hold, when set, delays connecting accepted clients to target until
+	// it is closed (done ends the wait on close).
+	hold chan struct{}
+	done chan struct{}
+
+	mu       sync.Mutex
+	frames   []relayFrame
+	accepted int // client connections accepted
+	conns    []net.Conn
+	closed   bool
+	wg       sync.WaitGroup
 }
 
 // newTCPRelay listens on 127.0.0.1 and forwards every connection to target.
@@ -46,7 +52,25 @@ func newTCPRelay(t *testing.T, target string) *tcpRelay {
 	if err != nil {
 		t.Fatalf("relay listen: %v", err)
 	}
-	r := &tcpRelay{t: t, ln: ln, target: target}
+	return startRelay(t, &tcpRelay{t: t, ln: ln, target: target, done: make(chan struct{})})
+}
+
+// newHeldRelay is newTCPRelay whose clients reach target only after
+// release is called; until then they are accepted and their bytes wait in
+// the socket buffers.
+func newHeldRelay(t *testing.T, target string) (r *tcpRelay, release func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("relay listen: %v", err)
+	}
+	hold := make(chan struct{})
+	var once sync.Once
+	r = startRelay(t, &tcpRelay{t: t, ln: ln, target: target, hold: hold, done: make(chan struct{})})
+	return r, func() { once.Do(func() { close(hold) }) }
+}
+
+func startRelay(t *testing.T, r *tcpRelay) *tcpRelay {
 	r.wg.Add(1)
 	go r.acceptLoop()
 	t.Cleanup(r.close)
@@ -55,6 +79,13 @@ func newTCPRelay(t *testing.T, target string) *tcpRelay {
 
 // Addr is the relay's listening address.
 func (r *tcpRelay) Addr() string { return r.ln.Addr().String() }
+
+// Accepted is the number of client connections accepted so far.
+func (r *tcpRelay) Accepted() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.accepted
+}
 
 // Frames returns a copy of the frames recorded so far.
 func (r *tcpRelay) Frames() []relayFrame {
@@ -70,6 +101,7 @@ func (r *tcpRelay) close() {
 		c.Close()
 	}
 	r.mu.Unlock()
+	close(r.done)
 	r.ln.Close()
 	r.wg.Wait()
 }
@@ -94,6 +126,16 @@ func (r *tcpRelay) acceptLoop() {
 		}
 		if !r.track(in) {
 			return
+		}
+		r.mu.Lock()
+		r.accepted++
+		r.mu.Unlock()
+		if r.hold != nil {
+			select {
+			case <-r.hold:
+			case <-r.done:
+				return
+			}
 		}
 		out, err := net.DialTimeout("tcp", r.target, 5*time.Second)
 		if err != nil {
