@@ -186,7 +186,7 @@ func TestUnknownNameHash(t *testing.T) {
 			if _, others := p.pingRound(b.id, "fk1", 0); len(others) != 0 {
 				t.Fatalf("unexpected data before the test: %+v", others)
 			}
-			p.sendData("ghost", "gh1", b.id, "ping", nil)        // unknown sender → ping
+			p.sendData("ghost", "gh1", b.id, "ping", nil)          // unknown sender → ping
 			p.sendData("ghost", "gh2", b.id, "nosvc", []byte("x")) // unknown sender → unbound service
 			p.sendData("fake", "fk2", "nowhere", "ping", nil)      // unknown destination
 			reply, others := p.pingRound(b.id, "fk3", time.Second)
