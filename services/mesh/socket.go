@@ -183,8 +183,9 @@ func (s *Socket) WriteTo(p []byte, addr net.Addr) (int, error) {
 var errNotSent = errors.New("datagram not sent")
 
 // SendTo is WriteTo that also reports local routing failures (errors.Is
-// ErrNoRoute), as upstream's packet conns do: the stream dialer uses it so
-// that dialing an unknown node fails at once instead of timing out.
+// ErrNoRoute) for nodes absent from the topology, as upstream's packet
+// conns do: the stream dialer uses it so that dialing an unknown node fails
+// at once instead of timing out.
 func (s *Socket) SendTo(p []byte, addr net.Addr) (int, error) {
 	var to Addr
 	switch a := addr.(type) {
@@ -213,9 +214,30 @@ func (s *Socket) SendTo(p []byte, addr net.Addr) (int, error) {
 		return 0, fmt.Errorf("write %d bytes to %s: %w (max %d)", len(p), to, ErrPayloadTooLarge, wire.MaxDataPayload)
 	}
 	if err := s.send(p, to); err != nil {
+		if errors.Is(err, ErrNoRoute) && s.n.inTopology(to.Node) {
+			// A node we know of whose route is not computed yet (routes
+			// follow topology changes after a short coalescing delay):
+			// lost like any datagram, so a dial retransmits instead of
+			// failing in that window.
+			return len(p), fmt.Errorf("%w: %s: route pending", errNotSent, to.Node)
+		}
 		return len(p), fmt.Errorf("%w: %w", errNotSent, err)
 	}
 	return len(p), nil
+}
+
+// inTopology reports whether another node lists node as a neighbour in the
+// known connection costs. A node's own stale entry does not count, so a node
+// that went down (its neighbours dropped it) fails fast again.
+func (n *Node) inTopology(node string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for from, conns := range n.topo {
+		if _, ok := conns[node]; ok && from != node {
+			return true
+		}
+	}
+	return false
 }
 
 // send runs p through the pipeline and returns its local error (no route,
