@@ -344,3 +344,78 @@ func TestHalfCloseCancelMidStream(t *testing.T) {
 		}
 	}
 }
+
+// After its Listen call ends, a listener that still carries an accepted
+// connection refuses new ones at once instead of leaving them unserved;
+// the accepted connection keeps working.
+func TestEndedListenRefusesNewConnections(t *testing.T) {
+	e := newEnv(t, meshapi.Options{})
+	ctx := testCtx(t)
+	lctx, endListen := context.WithCancel(ctx)
+	defer endListen()
+	ls, err := e.mc.Listen(lctx, &meshv1.ListenRequest{Service: "svc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := ls.Recv(); err != nil || r.GetListening() == nil {
+		t.Fatalf("listening: %v, %v", r, err)
+	}
+	first, err := stream.DialConn(ctx, e.mesh.Nodes["b"], "a", "svc", stream.DialOptions{Logger: apitest.QuietLogger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	r, err := ls.Recv()
+	if err != nil || r.GetIncoming() == nil {
+		t.Fatalf("incoming: %v, %v", r, err)
+	}
+	s, err := e.mc.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(&meshv1.AcceptRequest{Msg: &meshv1.AcceptRequest_Open{Open: &meshv1.AcceptOpen{
+		ConnectionId: r.GetIncoming().GetConnectionId(), HalfClose: true,
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.Recv(); err != nil || r.GetAccepted() == nil {
+		t.Fatalf("accepted: %v, %v", r, err)
+	}
+	endListen()
+	apitest.Eventually(t, 20*time.Second, func() bool { return e.calls.Running() == 1 }, "Listen handler returns")
+
+	late, err := stream.DialConn(ctx, e.mesh.Nodes["b"], "a", "svc", stream.DialOptions{Logger: apitest.QuietLogger})
+	if err == nil {
+		defer late.Close()
+		_ = late.SetReadDeadline(time.Now().Add(20 * time.Second))
+		var ne interface{ Timeout() bool }
+		if _, err := late.Read(make([]byte, 1)); err == nil || (errors.As(err, &ne) && ne.Timeout()) {
+			t.Errorf("late connection: read %v, want it closed by the router", err)
+		}
+	}
+
+	// The accepted connection still carries data both ways.
+	if _, err := first.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Recv(); err != nil || string(got.GetData()) != "ping" {
+		t.Fatalf("accepted side got %v, %v", got, err)
+	}
+	if err := s.Send(&meshv1.AcceptRequest{Msg: &meshv1.AcceptRequest_Data{Data: []byte("pong")}}); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(first, buf); err != nil || string(buf) != "pong" {
+		t.Errorf("dialer got %q, %v", buf, err)
+	}
+	_ = s.CloseSend()
+	_ = first.CloseWrite()
+	for {
+		if _, err := s.Recv(); err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Errorf("accept call ended with %v", err)
+			}
+			break
+		}
+	}
+}

@@ -93,14 +93,36 @@ func (s *Server) Listen(req *meshv1.ListenRequest, gs meshv1.MeshService_ListenS
 
 // listenState tracks one stream listener. Closing it would end every
 // connection it accepted (they share its QUIC transport), so after its
-// Listen call ends it stays open until the last accepted connection is done.
-// Fields are guarded by parking.mu.
+// Listen call ends it stays open until the last accepted connection is done;
+// meanwhile a refuser closes every new connection at once, so a dialer does
+// not wait on a listener nobody serves. Fields are guarded by parking.mu.
 type listenState struct {
-	l      StreamListener
-	refs   int // parked + accepted connections still open
-	parked int
-	ended  bool // the Listen call is over
-	closed bool
+	l       StreamListener
+	refs    int // parked + accepted connections still open
+	parked  int
+	ended   bool          // the Listen call is over
+	closed  bool          // l.Close was called (or is about to be)
+	refuser chan struct{} // closed when the refuser has stopped; nil if none
+}
+
+// refuse closes every connection ls.l accepts until it is closed.
+func (ls *listenState) refuse() {
+	defer close(ls.refuser)
+	for {
+		c, err := ls.l.Accept(context.Background()) // ends with l.Close
+		if err != nil {
+			return
+		}
+		_ = c.Close()
+	}
+}
+
+// close closes the listener and waits for its refuser.
+func (ls *listenState) close() {
+	_ = ls.l.Close()
+	if ls.refuser != nil {
+		<-ls.refuser
+	}
 }
 
 // parkedConn is an incoming connection waiting for its Accept call.
@@ -168,7 +190,7 @@ func (p *parking) release(ls *listenState) {
 	}
 	p.mu.Unlock()
 	if closeNow {
-		_ = ls.l.Close()
+		ls.close()
 	}
 }
 
@@ -190,12 +212,17 @@ func (p *parking) endListen(ls *listenState) {
 	closeNow := ls.refs == 0 && !ls.closed
 	if closeNow {
 		ls.closed = true
+	} else if !ls.closed {
+		// Started under the lock, so the release that closes the
+		// listener always finds the refuser to wait for.
+		ls.refuser = make(chan struct{})
+		go ls.refuse()
 	}
 	p.mu.Unlock()
 	for _, pc := range drop {
 		_ = pc.conn.Close()
 	}
 	if closeNow {
-		_ = ls.l.Close()
+		ls.close()
 	}
 }

@@ -436,8 +436,9 @@ func TestCloseMidStream(t *testing.T) {
 }
 
 // connectPeer connects a Conn to a mesh peer on node b running handler:
-// by Dial, or by Accept of the peer's dial. The channel gets what the peer
-// read.
+// by Dial, or by Accept of the peer's dial ("accept"; "accept, no listener"
+// closes the Listener right after the Accept). The channel gets what the
+// peer read.
 func connectPeer(t *testing.T, e *env, kind string, handler func(*stream.Conn) []byte) (*meshclient.Conn, <-chan []byte) {
 	t.Helper()
 	ctx := testCtx(t)
@@ -450,7 +451,7 @@ func connectPeer(t *testing.T, e *env, kind string, handler func(*stream.Conn) [
 			t.Fatal(err)
 		}
 		return c, got
-	case "accept":
+	case "accept", "accept, no listener":
 		l, err := e.client.Listen(ctx, "peer", meshclient.ListenOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -470,6 +471,9 @@ func connectPeer(t *testing.T, e *env, kind string, handler func(*stream.Conn) [
 		c, err := l.AcceptContext(ctx)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if kind == "accept, no listener" {
+			_ = l.Close()
 		}
 		return c, got
 	}
@@ -493,7 +497,7 @@ func TestPeerHalfClosesFirst(t *testing.T) {
 		{"CloseWrite then Close", true},
 		{"Close after EOF", false},
 	}
-	for _, kind := range []string{"dial", "accept"} {
+	for _, kind := range []string{"dial", "accept", "accept, no listener"} {
 		for _, tt := range tests {
 			t.Run(kind+"/"+tt.name, func(t *testing.T) {
 				e := newEnv(t)

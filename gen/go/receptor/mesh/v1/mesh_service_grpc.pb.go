@@ -78,23 +78,26 @@ type MeshServiceClient interface {
 	//     server sends `eof`, and the client may go on sending. The call ends
 	//     with OK once both directions are done: `eof` was sent and the client
 	//     has half-closed with CloseSend. A call that ends with OK always
-	//     delivered `eof` first. If writing client data to the remote end fails
-	//     after `eof` (the remote end stopped reading), the call ends with
-	//     UNAVAILABLE at once.
+	//     delivered `eof` first. Once `eof` was sent, a failed write of client
+	//     data to the remote end (it stopped reading), earlier or later, ends
+	//     the call with UNAVAILABLE.
 	//   - false (the original contract, kept for existing clients): the call
 	//     ends with OK as soon as the remote end has closed its direction and
 	//     all its data was delivered; client data sent after that is dropped.
 	//
 	// In both modes, once the remote end stops reading, client data is
-	// discarded until the call ends, so the client never blocks; errors and
-	// cancellation end the call at once in either direction.
+	// discarded (until `eof`, see above), so the client never blocks; errors
+	// and cancellation end the call at once in either direction.
 	Dial(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[DialRequest, DialResponse], error)
 	// Listen opens a stream listener on a service for the life of the call. The
 	// first response is `listening`; then one `incoming` response announces
 	// each accepted mesh connection, which the client takes over with Accept.
 	// At most 64 connections wait un-accepted; a connection not accepted within
-	// 30 s is closed. Ending the call closes the listener, withdraws its
-	// advertisement and closes connections not yet accepted.
+	// 30 s is closed. Ending the call closes the connections not yet accepted
+	// and stops accepting. Connections already taken by Accept calls share
+	// the listener's transport, so the listener itself (with its bound name
+	// and advertisement) stays until the last of them ends; until then new
+	// connections to it are closed at once.
 	Listen(ctx context.Context, in *ListenRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ListenResponse], error)
 	// Accept carries one incoming connection announced by Listen, each on its own
 	// call so a slow connection never blocks another. The first request must be
@@ -285,23 +288,26 @@ type MeshServiceServer interface {
 	//     server sends `eof`, and the client may go on sending. The call ends
 	//     with OK once both directions are done: `eof` was sent and the client
 	//     has half-closed with CloseSend. A call that ends with OK always
-	//     delivered `eof` first. If writing client data to the remote end fails
-	//     after `eof` (the remote end stopped reading), the call ends with
-	//     UNAVAILABLE at once.
+	//     delivered `eof` first. Once `eof` was sent, a failed write of client
+	//     data to the remote end (it stopped reading), earlier or later, ends
+	//     the call with UNAVAILABLE.
 	//   - false (the original contract, kept for existing clients): the call
 	//     ends with OK as soon as the remote end has closed its direction and
 	//     all its data was delivered; client data sent after that is dropped.
 	//
 	// In both modes, once the remote end stops reading, client data is
-	// discarded until the call ends, so the client never blocks; errors and
-	// cancellation end the call at once in either direction.
+	// discarded (until `eof`, see above), so the client never blocks; errors
+	// and cancellation end the call at once in either direction.
 	Dial(grpc.BidiStreamingServer[DialRequest, DialResponse]) error
 	// Listen opens a stream listener on a service for the life of the call. The
 	// first response is `listening`; then one `incoming` response announces
 	// each accepted mesh connection, which the client takes over with Accept.
 	// At most 64 connections wait un-accepted; a connection not accepted within
-	// 30 s is closed. Ending the call closes the listener, withdraws its
-	// advertisement and closes connections not yet accepted.
+	// 30 s is closed. Ending the call closes the connections not yet accepted
+	// and stops accepting. Connections already taken by Accept calls share
+	// the listener's transport, so the listener itself (with its bound name
+	// and advertisement) stays until the last of them ends; until then new
+	// connections to it are closed at once.
 	Listen(*ListenRequest, grpc.ServerStreamingServer[ListenResponse]) error
 	// Accept carries one incoming connection announced by Listen, each on its own
 	// call so a slow connection never blocks another. The first request must be
