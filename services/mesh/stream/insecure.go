@@ -3,6 +3,8 @@ package stream
 import (
 	"crypto/tls"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/receptor-mesh/receptor/services/tlsconf"
 )
@@ -11,18 +13,48 @@ import (
 // in tlsconf; this file only fixes what the stream layer owns: ALPN,
 // TLS 1.3 (QUIC needs it) and upstream's SNI quirk.
 
-// insecureServerTLS is the listener side of the insecure scheme (ConnType 1):
-// a fresh self-signed certificate per listener.
-func insecureServerTLS() (*tls.Config, error) {
-	cert, err := tlsconf.InsecureListenerCert()
+// insecureServerTLS is the listener side of the insecure scheme (ConnType 1).
+// Upstream generates an RSA-2048 certificate per listener when it starts;
+// that costs 50-500 ms of CPU per listener at start-up and stays in memory
+// even if nobody ever connects. We generate one per process on the first
+// handshake that needs it and share it: dialers accept any certificate
+// with the insecure CN, so nothing a peer checks changes.
+func insecureServerTLS() *tls.Config {
+	return &tls.Config{
+		GetCertificate: sharedInsecureCert.get,
+		NextProtos:     []string{ALPN},
+		MinVersion:     tls.VersionTLS13,
+	}
+}
+
+// insecureCertRenewBefore is how long before its NotAfter the shared
+// certificate is replaced, so no handshake presents an expired one.
+const insecureCertRenewBefore = time.Hour
+
+var sharedInsecureCert = &insecureCertCache{now: time.Now, generate: tlsconf.InsecureListenerCert}
+
+// insecureCertCache makes the insecure certificate on first use and
+// renews it before it expires.
+type insecureCertCache struct {
+	now      func() time.Time
+	generate func() (tls.Certificate, error)
+
+	mu   sync.Mutex // held while generating: concurrent handshakes wait for the one certificate
+	cert *tls.Certificate
+}
+
+func (c *insecureCertCache) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cert != nil && c.cert.Leaf != nil && c.now().Before(c.cert.Leaf.NotAfter.Add(-insecureCertRenewBefore)) {
+		return c.cert, nil
+	}
+	cert, err := c.generate()
 	if err != nil {
 		return nil, fmt.Errorf("insecure-scheme certificate: %w", err)
 	}
-	return &tls.Config{
-		Certificates: []tls.Certificate{cert},
-		NextProtos:   []string{ALPN},
-		MinVersion:   tls.VersionTLS13,
-	}, nil
+	c.cert = &cert
+	return c.cert, nil
 }
 
 // insecureClientTLS is the dialer side of the insecure scheme: any server

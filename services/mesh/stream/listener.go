@@ -28,7 +28,8 @@ type ListenOptions struct {
 	// netceptor, and with tls.RequireAndVerifyClientCert each client's
 	// certificate must also carry the node ID its packets come from
 	// (tlsconf.WithClientNodeCheck, as upstream). Nil selects the insecure scheme (ConnType 1) with a
-	// per-listener self-signed certificate.
+	// self-signed certificate made on the first handshake and shared by the
+	// process's listeners.
 	TLS *tls.Config
 	// Advertise floods a service advertisement while the listener is open.
 	Advertise bool
@@ -72,10 +73,7 @@ func Listen(ctx context.Context, network mesh.PacketNetwork, service string, opt
 	var tlsConf *tls.Config
 	connType := mesh.ConnTypeStream
 	if opts.TLS == nil {
-		var err error
-		if tlsConf, err = insecureServerTLS(); err != nil {
-			return nil, fmt.Errorf("stream: listen on %q: %w", service, err)
-		}
+		tlsConf = insecureServerTLS()
 	} else {
 		connType = mesh.ConnTypeStreamTLS
 		tlsConf = userServerTLS(opts.TLS)

@@ -181,14 +181,15 @@ func TestTLSDialerRejectsInsecureListener(t *testing.T) {
 }
 
 func TestInsecureSchemeConfigs(t *testing.T) {
-	srv, err := insecureServerTLS()
+	srv := insecureServerTLS()
+	cert, err := srv.GetCertificate(&tls.ClientHelloInfo{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(srv.Certificates) != 1 {
-		t.Fatalf("%d certificates", len(srv.Certificates))
+	if len(cert.Certificate) != 1 {
+		t.Fatalf("%d certificates in the chain", len(cert.Certificate))
 	}
-	leaf, err := x509.ParseCertificate(srv.Certificates[0].Certificate[0])
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
 	if err != nil {
 		t.Fatal(err)
 	}
