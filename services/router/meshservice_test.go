@@ -251,7 +251,7 @@ func TestMeshService(t *testing.T) {
 			t.Fatalf("first listen response = %v", first)
 		}
 		echoed := make(chan error, 1)
-		go func() { echoed <- acceptEcho(lctx, c, ls) }()
+		go func() { echoed <- acceptEcho(lctx, c, ls, false) }()
 
 		const size = 1 << 20
 		payload := make([]byte, size)
@@ -401,7 +401,10 @@ func checkControlAd(ctx context.Context, n *node, owner string, want []*meshv1.W
 
 // acceptEcho takes the next connection announced on ls over an Accept
 // call of n and echoes it until the remote end half-closes, then closes.
-func acceptEcho(ctx context.Context, n *node, ls meshv1.MeshService_ListenClient) error {
+// With halfClose, the Accept call uses the half-close contract: the router
+// reports the dialer's EOF with an eof message and the call stays open for
+// the rest of the echo until we close our side too.
+func acceptEcho(ctx context.Context, n *node, ls meshv1.MeshService_ListenClient, halfClose bool) error {
 	ev, err := ls.Recv()
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -414,7 +417,7 @@ func acceptEcho(ctx context.Context, n *node, ls meshv1.MeshService_ListenClient
 	if err != nil {
 		return err
 	}
-	if err := acc.Send(&meshv1.AcceptRequest{Msg: &meshv1.AcceptRequest_Open{Open: &meshv1.AcceptOpen{ConnectionId: inc.GetConnectionId()}}}); err != nil {
+	if err := acc.Send(&meshv1.AcceptRequest{Msg: &meshv1.AcceptRequest_Open{Open: &meshv1.AcceptOpen{ConnectionId: inc.GetConnectionId(), HalfClose: halfClose}}}); err != nil {
 		return err
 	}
 	resp, err := acc.Recv()
@@ -431,6 +434,16 @@ func acceptEcho(ctx context.Context, n *node, ls meshv1.MeshService_ListenClient
 		}
 		if err != nil {
 			return fmt.Errorf("accept recv: %w", err)
+		}
+		if resp.GetEof() != nil {
+			// Everything is echoed: close our direction, then the call ends.
+			if err := acc.CloseSend(); err != nil {
+				return err
+			}
+			if _, err := acc.Recv(); err != io.EOF {
+				return fmt.Errorf("after eof: %v, want the call to end", err)
+			}
+			return nil
 		}
 		if err := acc.Send(&meshv1.AcceptRequest{Msg: &meshv1.AcceptRequest_Data{Data: resp.GetData()}}); err != nil {
 			return fmt.Errorf("accept send: %w", err)
@@ -455,13 +468,9 @@ func TestPingUnknownNode(t *testing.T) {
 // TestDialHalfCloseEcho sends 1 MiB and half-closes at once, as a net.Conn
 // client of a TCP-like echo service would; the echo must come back whole.
 //
-// Known bug in services/meshapi (reported to the lead): the Accept call ends
-// as soon as the dialer half-closes, so the accepting client cannot write
-// afterwards and the dialer gets a truncated echo with status OK (seen:
-// 910504 of 1048576 bytes). Remove the skip once the bridge keeps the
-// accepting side's direction open until it half-closes too.
+// Both calls use the half-close contract (half_close in the open
+// messages): without it an Accept call ends at the dialer's EOF.
 func TestDialHalfCloseEcho(t *testing.T) {
-	t.Skip("services/meshapi: Accept call ends at the dialer's half-close; echo truncated (reported)")
 	a := startNode(t, nodeSpec{id: "a", listen: true})
 	c := startNode(t, nodeSpec{id: "c", peers: []int{a.port}})
 	waitRoutes(t, a, "c")
@@ -475,12 +484,12 @@ func TestDialHalfCloseEcho(t *testing.T) {
 		t.Fatal(err)
 	}
 	echoed := make(chan error, 1)
-	go func() { echoed <- acceptEcho(ctx, c, ls) }()
+	go func() { echoed <- acceptEcho(ctx, c, ls, true) }()
 	d, err := a.mesh.Dial(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Send(&meshv1.DialRequest{Msg: &meshv1.DialRequest_Open{Open: &meshv1.DialOpen{Node: "c", Service: "echo"}}}); err != nil {
+	if err := d.Send(&meshv1.DialRequest{Msg: &meshv1.DialRequest_Open{Open: &meshv1.DialOpen{Node: "c", Service: "echo", HalfClose: true}}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := d.Recv(); err != nil {
