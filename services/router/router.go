@@ -219,6 +219,7 @@ func (r *Router) startControlService(ctx context.Context, g *errgroup.Group, cs 
 		if err != nil {
 			return fmt.Errorf("control-service: %w", err)
 		}
+		r.log.Info("control service listening", "socket", cs.Filename)
 		g.Go(func() error { return r.ctl.Serve(ctx, ln, control.OriginUnix) })
 	}
 	if cs.TCPListen != "" {
@@ -234,6 +235,7 @@ func (r *Router) startControlService(ctx context.Context, g *errgroup.Group, cs 
 		if err != nil {
 			return fmt.Errorf("control-service: %w", err)
 		}
+		r.log.Info("control service listening", "address", ln.Addr().String(), "tls", tlsCfg != nil)
 		g.Go(func() error { return r.ctl.Serve(ctx, ln, control.OriginTCP) })
 	} else if cs.TLS != "" {
 		r.log.Warn("control-service: tls is set but tcptls is not; the TCP listener (if any) does not use TLS")
@@ -249,6 +251,7 @@ func (r *Router) startControlService(ctx context.Context, g *errgroup.Group, cs 
 		if err != nil {
 			return fmt.Errorf("control-service: %w", err)
 		}
+		r.log.Info("control service listening", "service", cs.Service, "tls", tlsCfg != nil)
 		g.Go(func() error { return r.ctl.Serve(ctx, ln, control.OriginMesh) })
 	}
 	return nil
