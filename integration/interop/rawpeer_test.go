@@ -170,6 +170,7 @@ func (p *rawPeer) pingRound(target, svc string, settle time.Duration) (reply wir
 func TestUnknownNameHash(t *testing.T) {
 	upBin := requireUpstream(t)
 	bin := ourBin(t)
+	t.Parallel()
 	for _, b := range []struct{ name, bin, id string }{{"upstream", upBin, "up1"}, {"ours", bin, "obin"}} {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()

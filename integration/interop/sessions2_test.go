@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -59,6 +60,7 @@ func firstSessionIntact(t *testing.T, first *tcpRelay, ours *ourNode, up *procNo
 // untouched, with ours and upstream in each role.
 func TestSecondSessionRejected(t *testing.T) {
 	bin := requireUpstream(t)
+	t.Parallel()
 	t.Run("ours-dials-upstream-twice", func(t *testing.T) {
 		t.Parallel()
 		var port int
@@ -96,25 +98,24 @@ func TestSecondSessionRejected(t *testing.T) {
 
 // silentPeerFrames reads the frames c receives, sending nothing, until the
 // other side closes it (bounded), and returns the decoded Route messages.
-func silentPeerFrames(t *testing.T, c net.Conn) []routeMsg {
-	t.Helper()
+func silentPeerFrames(c net.Conn) ([]routeMsg, error) {
 	_ = c.SetReadDeadline(time.Now().Add(45 * time.Second))
 	var routes []routeMsg
 	var hdr [2]byte
 	for {
 		if _, err := io.ReadFull(c, hdr[:]); err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "reset") {
-				return routes
+				return routes, nil
 			}
-			t.Fatalf("silent peer: no close after %d routes: %v", len(routes), err)
+			return routes, fmt.Errorf("no close after %d routes: %w", len(routes), err)
 		}
 		body := make([]byte, binary.LittleEndian.Uint16(hdr[:]))
 		if _, err := io.ReadFull(c, body); err != nil {
-			t.Fatalf("silent peer: reading a frame: %v", err)
+			return routes, fmt.Errorf("reading a frame: %w", err)
 		}
 		var m routeMsg
 		if len(body) == 0 || body[0] != 1 || json.Unmarshal(body[1:], &m) != nil {
-			t.Fatalf("silent peer: frame %d is not a Route: %q", len(routes), body)
+			return routes, fmt.Errorf("frame %d is not a Route: %q", len(routes), body)
 		}
 		routes = append(routes, m)
 	}
@@ -124,58 +125,80 @@ func silentPeerFrames(t *testing.T, c net.Conn) []routeMsg {
 // from node: 11 Routes of node (ForwardingNode node, rising sequence), then
 // the close (spec §7.2). Upstream closes right after queueing its 11th, which
 // usually loses that race, so from upstream 10 count as well.
-func checkGiveUp(t *testing.T, node string, routes []routeMsg, took time.Duration, upstream bool) {
+func checkGiveUp(t *testing.T, what, node string, routes []routeMsg, took time.Duration, upstream bool) {
 	t.Helper()
 	if len(routes) != 11 && (!upstream || len(routes) != 10) {
-		t.Fatalf("%s sent %d initial Routes before closing, want 11", node, len(routes))
+		t.Fatalf("%s: %s sent %d initial Routes before closing, want 11", what, node, len(routes))
 	}
 	for i, m := range routes {
 		if m.NodeID != node || m.ForwardingNode != node || (i > 0 && m.UpdateSequence <= routes[i-1].UpdateSequence) {
-			t.Fatalf("%s: initial Route %d: %+v", node, i, m)
+			t.Fatalf("%s: %s: initial Route %d: %+v", what, node, i, m)
 		}
 	}
-	t.Logf("PASS %s sent %d initial Routes to a silent peer and closed after %v (spec: ≈10 s)", node, len(routes), took.Round(100*time.Millisecond))
+	t.Logf("PASS %s: %s sent %d initial Routes to a silent peer and closed after %v (spec: ≈10 s)",
+		what, node, len(routes), took.Round(100*time.Millisecond))
 }
 
 // TestInitialHandshakeGiveUp is spec §19 item 16 (§7.2): against a peer
 // that sends nothing, both implementations, as listener and as dialer, send
-// 11 initial Routes and then close the session.
+// the initial Routes and close the session at ≈10 s. The four sessions are
+// observed at the same time.
 func TestInitialHandshakeGiveUp(t *testing.T) {
 	upBin := requireUpstream(t)
 	bin := ourBin(t)
+	t.Parallel()
+	type watch struct {
+		what, id string
+		up       bool
+		conn     func() (net.Conn, error) // the silent side's session
+		routes   []routeMsg
+		took     time.Duration
+		err      error
+	}
+	var watches []*watch
 	for _, b := range []struct{ name, bin, id string }{{"upstream", upBin, "up1"}, {"ours", bin, "obin"}} {
-		t.Run(b.name+"-listener", func(t *testing.T) {
-			t.Parallel()
-			var port int
-			startListening(t, b.bin, b.id, func() []string {
-				port = freeTCPPort(t)
-				return []string{"--tcp-listener", "bindaddr=127.0.0.1", "port=" + strconv.Itoa(port)}
-			})
-			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 10*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			start := time.Now()
-			checkGiveUp(t, b.id, silentPeerFrames(t, c), time.Since(start), b.bin == upBin)
+		var port int
+		startListening(t, b.bin, b.id, func() []string {
+			port = freeTCPPort(t)
+			return []string{"--tcp-listener", "bindaddr=127.0.0.1", "port=" + strconv.Itoa(port)}
 		})
-		t.Run(b.name+"-dialer", func(t *testing.T) {
-			t.Parallel()
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
-			startProc(t, b.bin, b.id, "--tcp-peer", "address="+ln.Addr().String())
+		watches = append(watches, &watch{what: b.name + " listener", id: b.id, up: b.bin == upBin, conn: func() (net.Conn, error) {
+			return net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 10*time.Second)
+		}})
+
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		startProc(t, b.bin, b.id+"d", "--tcp-peer", "address="+ln.Addr().String())
+		watches = append(watches, &watch{what: b.name + " dialer", id: b.id + "d", up: b.bin == upBin, conn: func() (net.Conn, error) {
 			_ = ln.(*net.TCPListener).SetDeadline(time.Now().Add(20 * time.Second))
-			c, err := ln.Accept()
+			return ln.Accept()
+		}})
+	}
+	var wg sync.WaitGroup
+	for _, w := range watches {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := w.conn()
 			if err != nil {
-				t.Fatalf("%s did not dial: %v", b.id, err)
+				w.err = err
+				return
 			}
 			defer c.Close()
 			start := time.Now()
-			checkGiveUp(t, b.id, silentPeerFrames(t, c), time.Since(start), b.bin == upBin)
-		})
+			w.routes, w.err = silentPeerFrames(c)
+			w.took = time.Since(start)
+		}()
+	}
+	wg.Wait()
+	for _, w := range watches {
+		if w.err != nil {
+			t.Fatalf("%s: %v", w.what, w.err)
+		}
+		checkGiveUp(t, w.what, w.id, w.routes, w.took, w.up)
 	}
 }
 
@@ -184,6 +207,7 @@ func TestInitialHandshakeGiveUp(t *testing.T) {
 // a later node of either implementation.
 func TestDuplicateTwoHops(t *testing.T) {
 	bin := requireUpstream(t)
+	t.Parallel()
 	t.Run("later-is-ours", func(t *testing.T) {
 		t.Parallel()
 		b := newOurNode(t, "b")
