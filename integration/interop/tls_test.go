@@ -3,6 +3,7 @@ package interop
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -14,6 +15,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/receptor-mesh/receptor/services/mesh"
+	"github.com/receptor-mesh/receptor/services/tlsconf"
 )
 
 // certWithoutAddress makes a certificate for nodeID, signed by p's CA, whose
@@ -232,4 +236,50 @@ func errorLine(out string) string {
 		return ""
 	}
 	return lines[i]
+}
+
+// TestTLSOurClientVariants is the rest of spec §19 item 9 that upstream's
+// command line cannot express on its side: our tcp+tls dialer without a
+// client certificate against upstream's requireclientcert never establishes,
+// and our client limited to TLS 1.2 connects within upstream's restricted
+// suite and curve list (§15.1).
+func TestTLSOurClientVariants(t *testing.T) {
+	bin := requireUpstream(t)
+	t.Parallel()
+	listen := func(t *testing.T) (*procNode, string) {
+		var port int
+		up := startListening(t, bin, "up1", func() []string {
+			port = freeTCPPort(t)
+			return append(pki.UpstreamTLSArgs(t, "up1"),
+				"--tcp-listener", "bindaddr=127.0.0.1", "port="+strconv.Itoa(port), "tls=srv")
+		})
+		return up, fmt.Sprintf("127.0.0.1:%d", port)
+	}
+	t.Run("no-client-cert", func(t *testing.T) {
+		t.Parallel()
+		up, addr := listen(t)
+		conf, err := tlsconf.NewClientConfig(tlsconf.ClientOptions{Name: "cli", RootCAs: pki.CACert()}, "ours")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ours := newOurNode(t, "ours")
+		ours.DialTCP(addr, conf, mesh.BackendOptions{})
+		eventually(t, convergeTimeout, "upstream logs the failed handshake", func() (bool, string) {
+			return tlsFailureLogged(up.Log()), "no TLS error logged yet"
+		})
+		neverConnected(t, "up1", upConns(t, up), "ours")
+		neverConnected(t, "ours", ourConns(ours), "up1")
+		t.Logf("PASS no client certificate against requireclientcert: never established (%s)", firstTLSFailure(up.Log()))
+	})
+	t.Run("tls12-only-client", func(t *testing.T) {
+		t.Parallel()
+		up, addr := listen(t)
+		conf := pki.OurClientTLS(t, "ours")
+		conf.MaxVersion = tls.VersionTLS12
+		ours := newOurNode(t, "ours")
+		ours.DialTCP(addr, conf, mesh.BackendOptions{})
+		ours.waitConnected("up1", 1)
+		up.waitConnected("ours", 1)
+		t.Log("PASS our TLS 1.2-only client connects to upstream's restricted TLS 1.2 configuration")
+	})
 }
