@@ -21,6 +21,7 @@ import (
 	meshv1 "github.com/receptor-mesh/receptor/gen/go/receptor/mesh/v1"
 	workv1 "github.com/receptor-mesh/receptor/gen/go/receptor/work/v1"
 	"github.com/receptor-mesh/receptor/services/config"
+	"github.com/receptor-mesh/receptor/services/control/client"
 	"github.com/receptor-mesh/receptor/services/grpcserve"
 	"github.com/receptor-mesh/receptor/services/work"
 	"github.com/receptor-mesh/receptor/services/work/command"
@@ -142,7 +143,27 @@ func startNode(t testing.TB, spec nodeSpec) *node {
 	}
 	n.stop = runRouter(t, n.r)
 	connect(t, n)
+	waitControlSocket(t, n)
 	return n
+}
+
+// waitControlSocket waits until n's control socket greets: the router opens
+// its control services after every other face.
+func waitControlSocket(t testing.TB, n *node) {
+	t.Helper()
+	ctx := testCtx(t)
+	for {
+		c, err := client.Dial(ctx, n.ctlSock, nil)
+		if err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("node %s: control socket %s never answered: %v", n.id, n.ctlSock, err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // connect dials n's grpc-server unix socket and waits until it answers.
