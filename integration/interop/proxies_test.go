@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/receptor-mesh/receptor/services/mesh/wire"
 )
 
 // udpEchoServer echoes every datagram on c back to its sender until the
@@ -92,6 +95,37 @@ func tcpExchange(t *testing.T, addr string) {
 	echoRoundTrip(t, c, bulkSize)
 }
 
+// checkUDPSources checks on the wire that the udp-server on the given side
+// (fromDialer: ours) sent the datagrams of its two local clients from two
+// distinct 8-character ephemeral services to udpecho, and that the
+// udp-client answered each of them (spec §20.3, §20.5 item 34).
+func checkUDPSources(t *testing.T, r *tcpRelay, fromDialer bool) {
+	t.Helper()
+	sent, answered := map[string]bool{}, map[string]bool{}
+	for _, f := range r.Frames() {
+		if f.Len < wire.DataHeaderLen || f.Data[0] != 0 || len(f.Data) < wire.DataHeaderLen {
+			continue
+		}
+		from := strings.TrimRight(string(f.Data[20:28]), "\x00")
+		to := strings.TrimRight(string(f.Data[28:36]), "\x00")
+		switch {
+		case f.FromDialer == fromDialer && to == "udpecho":
+			sent[from] = true
+		case f.FromDialer != fromDialer && from == "udpecho":
+			answered[to] = true
+		}
+	}
+	if len(sent) != 2 {
+		t.Fatalf("udp-server source services on the wire: %v, want 2 (one per local client)", sent)
+	}
+	for svc := range sent {
+		if len(svc) != 8 || !answered[svc] {
+			t.Fatalf("udp-server source service %q: 8 characters and answered? answered %v", svc, answered)
+		}
+	}
+	t.Logf("PASS on the wire: one ephemeral source service per local client %v, each answered", sent)
+}
+
 // TestBinaryProxies is spec §20.5 (items 34, 36 in part): tcp-server and
 // udp-server on one implementation reaching tcp-client and udp-client on
 // the other, both ways, byte-exact, with our binary and upstream's.
@@ -120,10 +154,13 @@ func TestBinaryProxies(t *testing.T) {
 			"--udp-server", "bindaddr=127.0.0.1", "port=" + strconv.Itoa(upUDP), "remotenode=obin", "remoteservice=udpecho",
 		}
 	})
+	// The mesh session runs through a relay so the wire can be checked.
+	var relay *tcpRelay
 	obin := startListening(t, bin, "obin", func() []string {
 		oTCP, oUDP = freeTCPPort(t), freeUDPPort(t)
+		relay = newTCPRelay(t, fmt.Sprintf("127.0.0.1:%d", meshPort))
 		return []string{
-			"--tcp-peer", fmt.Sprintf("address=127.0.0.1:%d", meshPort),
+			"--tcp-peer", "address=" + relay.Addr(),
 			"--tcp-client", "service=tcpecho", "address=" + tcpEcho.Addr().String(),
 			"--udp-client", "service=udpecho", "address=" + udpEcho,
 			"--tcp-server", "bindaddr=127.0.0.1", "port=" + strconv.Itoa(oTCP), "remotenode=up1", "remoteservice=tcpecho",
@@ -147,11 +184,13 @@ func TestBinaryProxies(t *testing.T) {
 	t.Run("udp/upstream-server-to-our-client", func(t *testing.T) {
 		udpExchange(t, local(upUDP), 1, 60000)
 		udpExchange(t, local(upUDP), 60000, 1)
+		checkUDPSources(t, relay, false)
 		t.Log("PASS upstream udp-server → our udp-client: 1 B and 60000 B from two local clients")
 	})
 	t.Run("udp/our-server-to-upstream-client", func(t *testing.T) {
 		udpExchange(t, local(oUDP), 1, 60000)
 		udpExchange(t, local(oUDP), 60000, 1)
+		checkUDPSources(t, relay, true)
 		t.Log("PASS our udp-server → upstream udp-client: 1 B and 60000 B from two local clients")
 	})
 	t.Run("ads", func(t *testing.T) {
