@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -21,6 +22,9 @@ func TestMain(m *testing.M) {
 	// The runner re-executes this test binary; serve those invocations.
 	if IsRunnerInvocation(os.Args[1:]) {
 		os.Exit(RunnerMain(os.Args[1:]))
+	}
+	if dir := os.Getenv(launchAndExitEnv); dir != "" {
+		os.Exit(launchAndExit(unit.Dir(dir)))
 	}
 	goleak.VerifyTestMain(m)
 }
@@ -117,7 +121,7 @@ func TestParseRunnerArgs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ra.command != "cat" || ra.params != "a=b c" || ra.unitDir != "/x" || !ra.detached {
+	if ra.command != "cat" || ra.params != "a=b c" || ra.unitDir != "/x" {
 		t.Fatalf("parsed %+v", ra)
 	}
 	for _, bad := range [][]string{
@@ -236,6 +240,10 @@ func TestCommandUnits(t *testing.T) {
 			}
 			if st.ExtraData != nil {
 				t.Fatalf("ExtraData = %s after the runner exited, want null", st.ExtraData)
+			}
+			// The runner was our child: reaped, not left as a zombie.
+			if _, err := os.Stat("/proc/" + strconv.Itoa(e.id.Pid)); !os.IsNotExist(err) {
+				t.Fatalf("runner %d still has a process entry after it exited: %v", e.id.Pid, err)
 			}
 			if tt.wantOut != nil {
 				out, err := os.ReadFile(dir.Path(unit.StdoutFile))
@@ -381,5 +389,70 @@ func TestRestartWithoutLiveRunner(t *testing.T) {
 				t.Fatalf("status = %d %q, want %d %q", got.State, got.Detail, tt.wantState, tt.wantDetail)
 			}
 		})
+	}
+}
+
+// launchAndExitEnv makes the test binary act as a worker that starts the
+// unit in the named directory and exits at once.
+const launchAndExitEnv = "RECEPTOR_TEST_LAUNCH_AND_EXIT"
+
+func launchAndExit(dir unit.Dir) int {
+	typ, err := New(Config{WorkType: "sh", Command: "sh", Params: os.Getenv("RECEPTOR_TEST_PARAMS")}, Options{})
+	if err == nil {
+		_, err = typ.Start(context.Background(), dir)
+	}
+	if err != nil {
+		os.Stderr.WriteString(err.Error() + "\n")
+		return 1
+	}
+	return 0
+}
+
+func TestRunnerOutlivesWorker(t *testing.T) {
+	f := newFixture(t)
+	gate := filepath.Join(t.TempDir(), "go")
+	params := `-c "while [ ! -e ` + gate + ` ]; do sleep 0.02; done; echo finished"`
+	// Whatever happens, the orphaned runner must end with the test.
+	t.Cleanup(func() { _ = os.WriteFile(gate, nil, 0o600) })
+	typ := f.typ(Config{WorkType: "sh", Command: "sh", Params: params})
+	extra, err := typ.Prepare(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, dir, err := f.store.Create("sh", extra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A worker process starts the unit and exits while the unit runs.
+	worker := exec.Command(os.Args[0], "-test.run=^$")
+	worker.Env = append(os.Environ(), launchAndExitEnv+"="+string(dir), "RECEPTOR_TEST_PARAMS="+params)
+	// A file, not a pipe: the runner inherits the worker's output and
+	// would keep a pipe open until it ends.
+	logPath := filepath.Join(t.TempDir(), "worker.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	worker.Stdout, worker.Stderr = logFile, logFile
+	if err := worker.Run(); err != nil {
+		out, _ := os.ReadFile(logPath)
+		t.Fatalf("worker: %v: %s", err, out)
+	}
+	waitFor(t, "Running status", func() bool { return status(t, dir).State == unit.Running })
+	e, err := typ.Restart(dir, status(t, dir))
+	if err != nil || e == nil {
+		t.Fatalf("Restart = %v, %v; want the orphaned runner adopted", e, err)
+	}
+	if err := os.WriteFile(gate, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, e)
+	st := status(t, dir)
+	if st.State != unit.Succeeded || st.Detail != "exit status 0" || st.ExtraData != nil {
+		t.Fatalf("status = %+v", st)
+	}
+	if out, _ := os.ReadFile(dir.Path(unit.StdoutFile)); string(out) != "finished\n" {
+		t.Fatalf("stdout = %q", out)
 	}
 }

@@ -128,6 +128,20 @@ func (w *exitWatch) wait() error {
 
 func (w *exitWatch) close() { _ = w.f.Close() }
 
+// reap collects the exit status of pid if it is our child (a runner this
+// process started), so it does not linger as a zombie. Runners started by
+// an earlier worker process are not our children (ECHILD): init reaps
+// them. The caller knows the process has exited, so this never blocks.
+func reap(pid int) {
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+		if err != unix.EINTR {
+			return
+		}
+	}
+}
+
 // signalGroup sends sig to the process group led by pid; a group that is
 // already gone is not an error.
 func signalGroup(pid int, sig unix.Signal) error {

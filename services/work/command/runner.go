@@ -21,7 +21,9 @@ import (
 const RunnerEntity = "--command-runner"
 
 const (
-	// stageKey marks the second, detached stage of the runner.
+	// stageKey was the marker of the second stage of the former two-stage
+	// runner; it is accepted and ignored, so runners launched by an older
+	// worker keep working across an upgrade.
 	stageKey = "stage"
 	// runnerTick is how often the runner publishes the stdout size while
 	// the command runs (upstream: 0.25 s).
@@ -47,7 +49,6 @@ func IsRunnerInvocation(args []string) bool {
 
 type runnerArgs struct {
 	command, params, unitDir string
-	detached                 bool
 }
 
 func parseRunnerArgs(args []string) (runnerArgs, error) {
@@ -75,7 +76,6 @@ func parseRunnerArgs(args []string) (runnerArgs, error) {
 		case "unitdir":
 			ra.unitDir = v
 		case stageKey:
-			ra.detached = v == "2"
 		default:
 			return ra, fmt.Errorf("command runner: unknown parameter %q", k)
 		}
@@ -92,11 +92,11 @@ func parseRunnerArgs(args []string) (runnerArgs, error) {
 // RunnerMain is the entry point of the command runner. Binaries call it
 // with os.Args[1:] when IsRunnerInvocation is true and exit with its result.
 //
-// The first stage, started by the worker, re-executes the binary as a
-// second stage in a new session (its own process group), records the
-// second stage's identity in the unit directory and exits, so the runner is
-// nobody's child and survives worker restarts. The second stage runs the
-// command and writes the unit's status until the end.
+// The worker starts the runner in a session of its own (setsid: its own
+// process group, no controlling terminal), so signals aimed at the
+// worker's group do not reach it and it outlives the worker; when the
+// worker dies the runner is re-parented. The runner runs the command and
+// writes the unit's status until the end.
 func RunnerMain(args []string) int {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ra, err := parseRunnerArgs(args)
@@ -104,38 +104,7 @@ func RunnerMain(args []string) int {
 		log.Error("command runner", "error", err)
 		return 1
 	}
-	if !ra.detached {
-		if err := detach(ra); err != nil {
-			log.Error("command runner", "error", err)
-			return 1
-		}
-		return 0
-	}
 	return runCommand(log, ra)
-}
-
-func detach(ra runnerArgs) error {
-	exe, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("finding own executable: %w", err)
-	}
-	cmd := exec.Command(exe, runnerArgv(ra.command, ra.params, ra.unitDir, stageKey+"=2")...)
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting detached runner: %w", err)
-	}
-	start, _, err := processStart(cmd.Process.Pid)
-	if err == nil {
-		err = writeIdentity(unit.Dir(ra.unitDir).Path(pidFile), identity{Pid: cmd.Process.Pid, Start: start})
-	}
-	if err != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		return fmt.Errorf("recording detached runner: %w", err)
-	}
-	// Not waiting: the second stage is re-parented when we exit.
-	return cmd.Process.Release()
 }
 
 // runnerArgv is the argument list that selects the runner.

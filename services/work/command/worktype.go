@@ -9,8 +9,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -140,15 +140,36 @@ func (t *Type) Start(ctx context.Context, dir unit.Dir) (*Execution, error) {
 	return t.watch(dir, id), nil
 }
 
+// launch starts the runner in a new session and records its identity. The
+// runner stays our child while we live (we reap it when it exits, see
+// reap); it needs no second stage to outlive us.
 func (t *Type) launch(ctx context.Context, dir unit.Dir, params string) (identity, error) {
-	_ = os.Remove(dir.Path(pidFile))
-	cmd := exec.CommandContext(ctx, t.opts.Executable, runnerArgv(t.cfg.Command, params, string(dir))...)
-	cmd.Stdout, cmd.Stderr = t.opts.RunnerOutput, t.opts.RunnerOutput
-	// The first stage only starts the detached second stage and exits.
-	if err := cmd.Run(); err != nil {
+	if err := ctx.Err(); err != nil {
+		return identity{}, err
+	}
+	argv := append([]string{t.opts.Executable}, runnerArgv(t.cfg.Command, params, string(dir))...)
+	p, err := os.StartProcess(t.opts.Executable, argv, &os.ProcAttr{
+		Files: []*os.File{nil, t.opts.RunnerOutput, t.opts.RunnerOutput},
+		Sys:   &syscall.SysProcAttr{Setsid: true},
+	})
+	if err != nil {
 		return identity{}, fmt.Errorf("running %s: %w", t.opts.Executable, err)
 	}
-	return readIdentity(dir.Path(pidFile))
+	id := identity{Pid: p.Pid}
+	start, _, err := processStart(p.Pid)
+	if err == nil {
+		id.Start = start
+		err = writeIdentity(dir.Path(pidFile), id)
+	}
+	if err != nil {
+		_ = p.Kill()
+		_, _ = p.Wait()
+		return identity{}, fmt.Errorf("recording command runner: %w", err)
+	}
+	// The pidfd watch (watchExit) follows the runner from here; the
+	// process handle is not needed.
+	_ = p.Release()
+	return id, nil
 }
 
 // watch follows the runner until it exits; a runner already gone is
@@ -159,6 +180,8 @@ func (t *Type) watch(dir unit.Dir, id identity) *Execution {
 	if err != nil {
 		if !errors.Is(err, errGone) {
 			t.log.Error("watching command runner", "unit", dir, "pid", id.Pid, "error", err)
+		} else {
+			reap(id.Pid)
 		}
 		e.finalize()
 		close(e.done)
@@ -203,6 +226,9 @@ func (e *Execution) Done() <-chan struct{} { return e.done }
 func (e *Execution) run() {
 	err := e.w.wait()
 	e.w.close()
+	if err == nil {
+		reap(e.id.Pid)
+	}
 	e.mu.Lock()
 	skip := e.canceling || e.detached
 	e.mu.Unlock()
