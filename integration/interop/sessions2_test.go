@@ -219,7 +219,9 @@ func TestDuplicateTwoHops(t *testing.T) {
 				"--tcp-peer", fmt.Sprintf("address=127.0.0.1:%d", pb)}
 		})
 		a1 := startProc(t, bin, "dup", "--tcp-peer", fmt.Sprintf("address=127.0.0.1:%d", pb))
+		a1Ready := time.Now() // its epoch was taken before this
 		c.waitRoute("dup", "b")
+		laterSecond(a1Ready.Unix())
 		a2 := newOurNode(t, "dup")
 		a2.DialTCP(fmt.Sprintf("127.0.0.1:%d", pc), nil, mesh.BackendOptions{})
 		select {
@@ -250,6 +252,7 @@ func TestDuplicateTwoHops(t *testing.T) {
 		a1 := newOurNode(t, "dup")
 		a1.DialTCP(fmt.Sprintf("127.0.0.1:%d", pb), nil, mesh.BackendOptions{})
 		c.waitRoute("dup", "b")
+		laterSecond(int64(a1.Epoch() >> 24))
 		a2 := startProc(t, bin, "dup", "--tcp-peer", fmt.Sprintf("address=127.0.0.1:%d", pc))
 		eventually(t, convergeTimeout, "upstream's later duplicate shuts down", func() (bool, string) {
 			return a2.Exited() || strings.Contains(strings.ToLower(a2.Log()), "duplicate"), "still running"
@@ -263,6 +266,15 @@ func TestDuplicateTwoHops(t *testing.T) {
 		t.Logf("PASS upstream's later duplicate shut down (exited %v; %s); ours stays reachable via b", a2.Exited(),
 			lastLineWith(a2.Log(), "uplicate"))
 	})
+}
+
+// laterSecond waits until the Unix second is at least two past sec. An
+// epoch is seconds × 2^24 plus a random 24-bit part (spec §4.3), so only a
+// node started in a later second is sure to have the larger epoch.
+func laterSecond(sec int64) {
+	for time.Now().Unix() < sec+2 {
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // lastLineWith returns the last log line containing s.
