@@ -25,6 +25,10 @@ type packet struct {
 	// place and delivered without a copy. Nil for locally made packets,
 	// whose payload is the caller's buffer.
 	raw []byte
+	// wait, when set, makes a full first-hop queue wait for room until it
+	// is closed, instead of dropping: set for datagrams a local socket
+	// sends (never on a session's reader, which must not block).
+	wait <-chan struct{}
 }
 
 // errQueueFull marks a data message dropped at a full session queue.
@@ -94,8 +98,14 @@ func (n *Node) pipeline(p packet) error {
 		msg[1] = p.hops - 1
 		msg[2], msg[3] = 0, 0
 	} else {
-		var err error
-		msg, err = wire.AppendData(nil, wire.DataHeader{
+		var (
+			buf []byte // nil: AppendData allocates
+			err error
+		)
+		if wire.DataHeaderLen+len(p.payload) <= backends.PooledMessageCap {
+			buf = backends.MessageBuffer()
+		}
+		msg, err = wire.AppendData(buf, wire.DataHeader{
 			HopsToLive: p.hops - 1, FromNode: fromHash, ToNode: toHash,
 			FromService: p.fromService, ToService: p.toService,
 		}, p.payload)
@@ -103,26 +113,47 @@ func (n *Node) pipeline(p packet) error {
 			return fmt.Errorf("forward to %q: %w", p.toNode, err)
 		}
 	}
-	if err := s.sendData(msg); err != nil {
+	if err := s.sendData(msg, p.wait); err != nil {
 		return fmt.Errorf("forward to %q via %q: %w", p.toNode, hop, err)
 	}
 	return nil
 }
 
 // sendData hands a data message (which the session then owns) to the
-// backend's own queue when it has one, else to the session writer.
-func (s *session) sendData(msg []byte) error {
+// backend's own queue when it has one, else to the session writer. With a
+// wait channel it waits for room (see packet.wait).
+func (s *session) sendData(msg []byte, wait <-chan struct{}) error {
 	if q, ok := s.tr.(backends.Enqueuer); ok {
-		queued, err := q.Enqueue(msg)
+		var (
+			queued bool
+			err    error
+		)
+		if wait != nil {
+			queued, err = q.EnqueueWait(msg, wait)
+		} else {
+			queued, err = q.Enqueue(msg)
+		}
 		switch {
 		case errors.Is(err, backends.ErrNotQueued):
 		case err != nil:
 			return err // the session is ending; its reader tears it down
 		case !queued:
-			s.countDrop()
+			if wait == nil { // a closed wait is the socket's own end, not a drop
+				s.countDrop()
+			}
 			return errQueueFull
 		default:
 			return nil
+		}
+	}
+	if wait != nil {
+		select {
+		case s.data <- msg:
+			return nil
+		case <-wait:
+			return errQueueFull
+		case <-s.stop:
+			return errQueueFull
 		}
 	}
 	if !s.enqueueData(msg) {
@@ -150,7 +181,7 @@ func (n *Node) deliverLocal(p packet) error {
 	n.mu.Lock()
 	sock := n.sockets[p.toService]
 	n.mu.Unlock()
-	if sock != nil && sock.deliver(Addr{Node: p.fromNode, Service: p.fromService}, p.payload, p.raw != nil) {
+	if sock != nil && sock.deliver(Addr{Node: p.fromNode, Service: p.fromService}, p.payload, p.raw) {
 		return nil
 	}
 	if p.fromNode == n.id {

@@ -27,7 +27,7 @@ const (
 	DefaultInitialConnectAttempts = 11
 	DefaultPingTimeout            = 10 * time.Second
 	DefaultSendQueueLen           = 256
-	DefaultSocketQueueLen         = 128
+	DefaultSocketQueueLen         = 512
 	DefaultHopsToLive             = wire.DefaultHops
 
 	seenUpdateExpiry = time.Hour
@@ -68,7 +68,7 @@ type Options struct {
 	InitialConnectAttempts int           // initial messages before giving up (11)
 	PingTimeout            time.Duration // 10 s
 	SendQueueLen           int           // data messages queued per session (256)
-	SocketQueueLen         int           // datagrams queued per socket (128)
+	SocketQueueLen         int           // datagrams queued per socket (512: a QUIC window of 1200-byte packets)
 }
 
 func (o *Options) setDefaults() {

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/receptor-mesh/receptor/services/mesh/backends"
 	"github.com/receptor-mesh/receptor/services/mesh/wire"
 )
 
@@ -25,6 +26,7 @@ var (
 type datagram struct {
 	from    Addr
 	payload []byte
+	raw     []byte // the received message payload aliases, if the node owns it; released once read
 }
 
 // Socket is a datagram socket bound to a service on the local node. It
@@ -116,10 +118,11 @@ func (s *Socket) SetHopsToLive(h byte) { s.hops.Store(uint32(h)) }
 
 // deliver queues a datagram; false means the socket is closed (so the
 // service counts as unbound). A full queue drops the datagram: a slow
-// reader must never stall the session that carried it. owned says payload
-// belongs to the node (a received message), so it is queued without a copy.
-func (s *Socket) deliver(from Addr, payload []byte, owned bool) bool {
-	if !owned {
+// reader must never stall the session that carried it. raw, when not nil,
+// is the received message that payload aliases and the node owns: it is
+// queued without a copy and its buffer released once read.
+func (s *Socket) deliver(from Addr, payload, raw []byte) bool {
+	if raw == nil {
 		payload = append([]byte(nil), payload...)
 	}
 	s.mu.Lock()
@@ -128,11 +131,19 @@ func (s *Socket) deliver(from Addr, payload []byte, owned bool) bool {
 		return false
 	}
 	select {
-	case s.recv <- datagram{from: from, payload: payload}:
+	case s.recv <- datagram{from: from, payload: payload, raw: raw}:
 	default:
 		s.n.log.Debug("mesh socket queue full; dropping datagram", "service", s.service, "from", from)
+		backends.ReleaseMessage(raw)
 	}
 	return true
+}
+
+// take copies d into p and releases d's buffer.
+func (d datagram) take(p []byte) int {
+	n := copy(p, d.payload)
+	backends.ReleaseMessage(d.raw)
+	return n
 }
 
 func (s *Socket) notify(u Unreachable) {
@@ -154,12 +165,12 @@ func (s *Socket) Unreachable() <-chan Unreachable { return s.unreach }
 func (s *Socket) ReadFrom(p []byte) (int, net.Addr, error) {
 	select {
 	case d := <-s.recv:
-		return copy(p, d.payload), d.from, nil
+		return d.take(p), d.from, nil
 	default:
 	}
 	select {
 	case d := <-s.recv:
-		return copy(p, d.payload), d.from, nil
+		return d.take(p), d.from, nil
 	case <-s.done:
 		return 0, nil, ErrSocketClosed
 	case <-s.deadline.wait():
@@ -169,7 +180,8 @@ func (s *Socket) ReadFrom(p []byte) (int, net.Addr, error) {
 
 // WriteTo implements net.PacketConn. addr is an Addr, *Addr, or any
 // net.Addr whose String is "node:service". Routing failures are not
-// errors (datagrams are unreliable); they are logged.
+// errors (datagrams are unreliable); they are logged. A write waits while
+// the first hop's send queue is full, as sendto on a full UDP buffer.
 func (s *Socket) WriteTo(p []byte, addr net.Addr) (int, error) {
 	n, err := s.SendTo(p, addr)
 	if errors.Is(err, errNotSent) {
@@ -248,7 +260,7 @@ func (s *Socket) send(p []byte, to Addr) error {
 		node = s.n.id
 	}
 	return s.n.pipeline(packet{fromNode: s.n.id, toNode: node, fromService: s.service, toService: to.Service,
-		hops: byte(s.hops.Load()), payload: p})
+		hops: byte(s.hops.Load()), payload: p, wait: s.done})
 }
 
 // Close unbinds the socket; an advertised one floods a Cancel.
@@ -286,7 +298,8 @@ func (s *Socket) closeLocal(cancelAd bool) {
 // LocalAddr implements net.PacketConn.
 func (s *Socket) LocalAddr() net.Addr { return Addr{Node: s.n.id, Service: s.service} }
 
-// SetDeadline implements net.PacketConn; writes never block, so only the
+// SetDeadline implements net.PacketConn; writes only wait for room in
+// the first hop's send queue (until Close), so only the
 // read deadline matters.
 func (s *Socket) SetDeadline(t time.Time) error { return s.SetReadDeadline(t) }
 
@@ -296,7 +309,8 @@ func (s *Socket) SetReadDeadline(t time.Time) error {
 	return nil
 }
 
-// SetWriteDeadline implements net.PacketConn; writes never block.
+// SetWriteDeadline implements net.PacketConn; it is ignored: a write
+// waits only while the first hop's send queue is full, until Close.
 func (s *Socket) SetWriteDeadline(time.Time) error { return nil }
 
 // deadline is a resettable read deadline: wait returns a channel closed

@@ -72,6 +72,11 @@ type Enqueuer interface {
 	// once the session has ended, and ErrNotQueued when the session has no
 	// queue (the caller then uses Send).
 	Enqueue(msg []byte) (queued bool, err error)
+	// EnqueueWait is Enqueue that waits for room in a full queue until
+	// cancel is closed (then it reports false). A locally originated
+	// datagram waits like a UDP socket's sendto on a full send buffer,
+	// instead of being lost to its own sender.
+	EnqueueWait(msg []byte, cancel <-chan struct{}) (queued bool, err error)
 }
 
 // ErrNotQueued is returned by Enqueue of a session that sends directly

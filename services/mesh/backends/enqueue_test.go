@@ -40,6 +40,44 @@ func TestEnqueue(t *testing.T) {
 	}
 }
 
+// TestEnqueueWait: a full queue makes EnqueueWait wait until there is room,
+// cancel is closed, or the session ends.
+func TestEnqueueWait(t *testing.T) {
+	cases := []struct {
+		name    string
+		then    func(s *session, cancel chan struct{}) // run while the caller waits
+		want    bool
+		wantErr error
+	}{
+		{"room made", func(s *session, _ chan struct{}) { <-s.out }, true, nil},
+		{"cancelled", func(_ *session, cancel chan struct{}) { close(cancel) }, false, nil},
+		{"session closed", func(s *session, _ chan struct{}) { _ = s.Close() }, false, ErrSessionClosed},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSession("test", true)
+			for range sendQueueLen {
+				s.out <- []byte("x")
+			}
+			cancel := make(chan struct{})
+			type result struct {
+				ok  bool
+				err error
+			}
+			done := make(chan result, 1)
+			go func() {
+				ok, err := s.EnqueueWait([]byte("m"), cancel)
+				done <- result{ok, err}
+			}()
+			tc.then(s, cancel)
+			r := <-done
+			if r.ok != tc.want || !errors.Is(r.err, tc.wantErr) {
+				t.Fatalf("EnqueueWait = %v, %v; want %v, %v", r.ok, r.err, tc.want, tc.wantErr)
+			}
+		})
+	}
+}
+
 // TestTCPEnqueueDelivers: enqueued messages cross a TCP session intact and
 // in order, interleaved with Send.
 func TestTCPEnqueueDelivers(t *testing.T) {

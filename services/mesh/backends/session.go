@@ -112,7 +112,14 @@ func (s *session) Send(msg []byte) error {
 }
 
 // Enqueue implements Enqueuer.
-func (s *session) Enqueue(msg []byte) (bool, error) {
+func (s *session) Enqueue(msg []byte) (bool, error) { return s.enqueue(msg, nil, false) }
+
+// EnqueueWait implements Enqueuer.
+func (s *session) EnqueueWait(msg []byte, cancel <-chan struct{}) (bool, error) {
+	return s.enqueue(msg, cancel, true)
+}
+
+func (s *session) enqueue(msg []byte, cancel <-chan struct{}, wait bool) (bool, error) {
 	if s.out == nil {
 		return false, ErrNotQueued
 	}
@@ -128,7 +135,17 @@ func (s *session) Enqueue(msg []byte) (bool, error) {
 	case s.out <- msg:
 		return true, nil
 	default:
+		if !wait {
+			return false, nil
+		}
+	}
+	select {
+	case s.out <- msg:
+		return true, nil
+	case <-cancel:
 		return false, nil
+	case <-s.closing:
+		return false, s.cause()
 	}
 }
 
@@ -211,6 +228,11 @@ func (s *session) writeLoop(write func(batch [][]byte) error, closeConn func()) 
 		if err := write(batch); err != nil {
 			s.fail(fmt.Errorf("send to %s: %w", s.remote, err))
 			return
+		}
+		// Queued messages belong to the session (Send copies, Enqueue
+		// takes ownership) and are written out now.
+		for _, m := range batch {
+			ReleaseMessage(m)
 		}
 		clear(batch)
 		batch = batch[:0]

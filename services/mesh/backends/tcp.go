@@ -201,7 +201,7 @@ func newTCPSession(g *group, remote string, conn net.Conn, isTLS bool, ids []str
 		_ = conn.Close()
 		return nil, errStopping
 	}
-	if !g.spawn(func() { s.readLoop(func() ([]byte, error) { return ReadFrame(br) }) }) {
+	if !g.spawn(func() { s.readLoop(func() ([]byte, error) { return readFramePooled(br) }) }) {
 		s.fail(errStopping) // the writer closes conn
 		return nil, errStopping
 	}

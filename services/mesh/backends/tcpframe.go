@@ -39,6 +39,11 @@ func checkFrameLen(n int) error {
 // frame boundary, io.ErrUnexpectedEOF (wrapped) for a truncated frame and
 // ErrEmptyMessage (wrapped) for a zero-length frame.
 func ReadFrame(r io.Reader) ([]byte, error) {
+	return readFrameInto(r, func(n int) []byte { return make([]byte, n) })
+}
+
+// readFrameInto is ReadFrame with the body in alloc(n).
+func readFrameInto(r io.Reader, alloc func(n int) []byte) ([]byte, error) {
 	var hdr [frameHeaderLen]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		if errors.Is(err, io.EOF) {
@@ -50,7 +55,7 @@ func ReadFrame(r io.Reader) ([]byte, error) {
 	if n == 0 {
 		return nil, fmt.Errorf("read frame: zero length: %w", ErrEmptyMessage)
 	}
-	msg := make([]byte, n)
+	msg := alloc(n)
 	if _, err := io.ReadFull(r, msg); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
