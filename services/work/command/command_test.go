@@ -331,6 +331,13 @@ func TestDetachAndRestartAdoptsRunner(t *testing.T) {
 	typ := f.typ(Config{WorkType: "sh", Command: "sh", Params: `-c "while [ ! -e ` + gate + ` ]; do sleep 0.02; done; echo finished"`})
 	dir, e := f.start(typ, nil, nil)
 	waitFor(t, "Running status", func() bool { return status(t, dir).State == unit.Running })
+	if !isRunnerOf(e.id.Pid, dir) || isRunnerOf(e.id.Pid, unit.Dir(string(dir)+"x")) || isRunnerOf(os.Getpid(), dir) || isRunnerOf(0, dir) {
+		t.Fatal("isRunnerOf does not single out the unit's runner")
+	}
+	var ex extraData
+	if err := json.Unmarshal(status(t, dir).ExtraData, &ex); err != nil || ex.Pid != e.id.Pid || ex.Params == "" {
+		t.Fatalf("ExtraData = %+v, %v; want the runner's PID %d and the params", ex, err, e.id.Pid)
+	}
 	e.Detach() // the worker goes away; the runner must not
 
 	typ2 := f.typ(Config{WorkType: "sh", Command: "sh"})
@@ -355,15 +362,16 @@ func TestRestartWithoutLiveRunner(t *testing.T) {
 	tests := []struct {
 		name       string
 		state      unit.State
-		identity   *identity
+		pid        int // ExtraData Pid
 		wantState  unit.State
 		wantDetail string
 	}{
-		{"pending", unit.Pending, nil, unit.Failed, "Pending at restart"},
-		// Our own PID with a wrong start time: a reused PID must not count.
-		{"running, pid reused", unit.Running, &identity{Pid: os.Getpid(), Start: 1}, unit.Failed,
+		{"pending", unit.Pending, 0, unit.Failed, "Pending at restart"},
+		// A live process that is not this unit's runner: a reused PID
+		// must not count.
+		{"running, pid reused", unit.Running, os.Getpid(), unit.Failed,
 			"Failed to restart: command runner (PID " + strconv.Itoa(os.Getpid()) + ") is no longer running"},
-		{"succeeded", unit.Succeeded, nil, unit.Succeeded, "exit status 0"},
+		{"succeeded", unit.Succeeded, 0, unit.Succeeded, "exit status 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -374,12 +382,10 @@ func TestRestartWithoutLiveRunner(t *testing.T) {
 				t.Fatal(err)
 			}
 			detail := "exit status 0"
-			st, _ := dir.Update(func(st *unit.Status) { st.State, st.Detail = tt.state, detail })
-			if tt.identity != nil {
-				if err := writeIdentity(dir.Path(pidFile), *tt.identity); err != nil {
-					t.Fatal(err)
-				}
-			}
+			st, _ := dir.Update(func(st *unit.Status) {
+				st.State, st.Detail = tt.state, detail
+				st.ExtraData = json.RawMessage(`{"Pid":` + strconv.Itoa(tt.pid) + `,"Params":""}`)
+			})
 			e, err := typ.Restart(dir, st)
 			if err != nil || e != nil {
 				t.Fatalf("Restart = %v, %v", e, err)

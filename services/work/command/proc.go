@@ -2,24 +2,22 @@ package command
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
-)
 
-// pidFile records which process is a unit's runner, so that a restarted
-// worker can tell the runner from an unrelated process that reused its PID
-// (quirk Q8).
-const pidFile = "runner.pid"
+	"github.com/receptor-mesh/receptor/services/work/unit"
+)
 
 // identity names one process for its lifetime: PID plus kernel start time.
 type identity struct {
-	Pid   int    `json:"Pid"`
-	Start uint64 `json:"Start"`
+	Pid   int
+	Start uint64
 }
 
 // processStart reads the start time (clock ticks since boot) of pid and
@@ -57,34 +55,33 @@ func (id identity) alive() bool {
 	return err == nil && running && start == id.Start
 }
 
-func writeIdentity(path string, id identity) error {
-	b, err := json.Marshal(id)
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("writing runner identity: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("writing runner identity: %w", err)
-	}
-	return nil
-}
+// maxCmdline bounds what we read of /proc/<pid>/cmdline: the runner's
+// arguments are a command, its params and a unit directory.
+const maxCmdline = 1 << 20
 
-func readIdentity(path string) (identity, error) {
-	b, err := os.ReadFile(path)
+// isRunnerOf reports whether pid is the command runner of the unit in dir:
+// its arguments select the runner for exactly that unit directory. Only one
+// runner ever works on a unit, so a PID reused by any other process, or by
+// the runner of another unit, does not match (quirk Q8).
+func isRunnerOf(pid int, dir unit.Dir) bool {
+	if pid <= 0 {
+		return false
+	}
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/cmdline")
 	if err != nil {
-		return identity{}, fmt.Errorf("reading runner identity: %w", err)
+		return false
 	}
-	var id identity
-	if len(b) > 4096 {
-		return identity{}, fmt.Errorf("reading runner identity %s: file too large", path)
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxCmdline))
+	if err != nil {
+		return false
 	}
-	if err := json.Unmarshal(b, &id); err != nil {
-		return identity{}, fmt.Errorf("reading runner identity %s: %w", path, err)
+	runner, unitDir := false, false
+	for _, arg := range bytes.Split(b, []byte{0}) {
+		runner = runner || strings.EqualFold(string(arg), RunnerEntity)
+		unitDir = unitDir || string(arg) == "unitdir="+string(dir)
 	}
-	return id, nil
+	return runner && unitDir
 }
 
 // exitWatch waits for a process that need not be our child, via a pidfd

@@ -1,6 +1,7 @@
 package command
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -112,6 +113,21 @@ func runnerArgv(command, params, unitDir string, extra ...string) []string {
 	return append([]string{RunnerEntity, "command=" + command, "params=" + params, "unitdir=" + unitDir}, extra...)
 }
 
+// withPid sets Pid in a command unit's ExtraData, keeping its Params
+// (params when ExtraData is not a command unit's).
+func withPid(raw json.RawMessage, pid int, params string) json.RawMessage {
+	var ex extraData
+	if err := json.Unmarshal(raw, &ex); err != nil || len(raw) == 0 {
+		ex = extraData{Params: params}
+	}
+	ex.Pid = pid
+	b, err := json.Marshal(ex)
+	if err != nil {
+		return raw
+	}
+	return b
+}
+
 // statusWriter counts consecutive failed writes (the runner gives up after
 // maxWriteFailures).
 type statusWriter struct {
@@ -136,7 +152,17 @@ func (w *statusWriter) set(state unit.State, detail string, size int64) bool {
 func runCommand(log *slog.Logger, ra runnerArgs) int {
 	dir := unit.Dir(ra.unitDir)
 	w := &statusWriter{dir: dir, log: log}
-	w.set(unit.Pending, "Not started yet", 0)
+	// The first write also records our PID (ExtraData Pid), by which a
+	// restarted worker finds us.
+	pid := os.Getpid()
+	_, err := dir.Update(func(st *unit.Status) {
+		st.State, st.Detail, st.StdoutSize = unit.Pending, "Not started yet", 0
+		st.ExtraData = withPid(st.ExtraData, pid, ra.params)
+	})
+	if err != nil {
+		w.failures++
+		log.Error("command runner: writing status", "error", err, "failures", w.failures)
+	}
 	fail := func(err error) int {
 		w.set(unit.Failed, err.Error(), dir.StdoutSize())
 		return 1

@@ -125,6 +125,8 @@ func (t *Type) Start(ctx context.Context, dir unit.Dir) (*Execution, error) {
 	if err := json.Unmarshal(st.ExtraData, &ex); err != nil {
 		return nil, fmt.Errorf("command unit %s: reading params: %w", dir, err)
 	}
+	// The runner records its PID in ExtraData with its first status
+	// write, saving a status round trip here.
 	id, err := t.launch(ctx, dir, ex.Params)
 	if err != nil {
 		_, _ = dir.Update(func(st *unit.Status) {
@@ -132,17 +134,13 @@ func (t *Type) Start(ctx context.Context, dir unit.Dir) (*Execution, error) {
 		})
 		return nil, err
 	}
-	ex.Pid = id.Pid
-	raw, _ := json.Marshal(ex)
-	if _, err := dir.Update(func(st *unit.Status) { st.ExtraData = raw }); err != nil {
-		t.log.Error("recording runner PID", "unit", dir, "error", err)
-	}
 	return t.watch(dir, id), nil
 }
 
-// launch starts the runner in a new session and records its identity. The
-// runner stays our child while we live (we reap it when it exits, see
-// reap); it needs no second stage to outlive us.
+// launch starts the runner in a new session. The runner stays our child
+// while we live (we reap it when it exits, see reap); it needs no second
+// stage to outlive us. A restarted worker recognizes it by its PID in
+// ExtraData and its arguments (isRunnerOf).
 func (t *Type) launch(ctx context.Context, dir unit.Dir, params string) (identity, error) {
 	if err := ctx.Err(); err != nil {
 		return identity{}, err
@@ -155,17 +153,13 @@ func (t *Type) launch(ctx context.Context, dir unit.Dir, params string) (identit
 	if err != nil {
 		return identity{}, fmt.Errorf("running %s: %w", t.opts.Executable, err)
 	}
-	id := identity{Pid: p.Pid}
 	start, _, err := processStart(p.Pid)
-	if err == nil {
-		id.Start = start
-		err = writeIdentity(dir.Path(pidFile), id)
-	}
 	if err != nil {
 		_ = p.Kill()
 		_, _ = p.Wait()
-		return identity{}, fmt.Errorf("recording command runner: %w", err)
+		return identity{}, fmt.Errorf("identifying command runner %d: %w", p.Pid, err)
 	}
+	id := identity{Pid: p.Pid, Start: start}
 	// The pidfd watch (watchExit) follows the runner from here; the
 	// process handle is not needed.
 	_ = p.Release()
@@ -199,10 +193,12 @@ func (t *Type) Restart(dir unit.Dir, st unit.Status) (*Execution, error) {
 	if st.State.Complete() || st.State == unit.Canceled {
 		return nil, nil
 	}
-	id, err := readIdentity(dir.Path(pidFile))
-	if err == nil && id.alive() {
-		e := t.watch(dir, id)
-		return e, nil
+	var ex extraData
+	_ = json.Unmarshal(st.ExtraData, &ex) // no PID: no runner to adopt
+	if isRunnerOf(ex.Pid, dir) {
+		if start, running, err := processStart(ex.Pid); err == nil && running {
+			return t.watch(dir, identity{Pid: ex.Pid, Start: start}), nil
+		}
 	}
 	// Re-read: the runner may have finished after the caller read st.
 	st, rerr := dir.ReadStatus()
@@ -214,9 +210,9 @@ func (t *Type) Restart(dir unit.Dir, st unit.Status) (*Execution, error) {
 	}
 	detail := "Pending at restart"
 	if st.State != unit.Pending {
-		detail = fmt.Sprintf("Failed to restart: command runner (PID %d) is no longer running", id.Pid)
+		detail = fmt.Sprintf("Failed to restart: command runner (PID %d) is no longer running", ex.Pid)
 	}
-	_, err = dir.Update(func(st *unit.Status) { st.State, st.Detail = unit.Failed, detail })
+	_, err := dir.Update(func(st *unit.Status) { st.State, st.Detail = unit.Failed, detail })
 	return nil, err
 }
 

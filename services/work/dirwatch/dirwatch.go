@@ -16,9 +16,13 @@ import (
 )
 
 // Events that mean a unit directory changed: file writes by any process
-// (the command's output), renames into place (status updates), creation
-// and deletion of files, and removal of the directory itself.
-const watchMask = unix.IN_MODIFY | unix.IN_CLOSE_WRITE | unix.IN_MOVED_TO | unix.IN_CREATE |
+// (the command's output, in-place status rewrites), renames into place
+// (status updates), creation and deletion of files, and removal of the
+// directory itself. Not IN_CLOSE_WRITE: every status update opens and
+// closes the lock file for writing, and each such close would wake every
+// follower of the unit for nothing (a written file also reports
+// IN_MODIFY).
+const watchMask = unix.IN_MODIFY | unix.IN_MOVED_TO | unix.IN_CREATE |
 	unix.IN_DELETE | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF
 
 // Watcher delivers change callbacks for watched directories. One goroutine
@@ -123,6 +127,9 @@ func (w *Watcher) run() {
 
 func (w *Watcher) dispatch(b []byte) {
 	var calls []func()
+	// One call per directory and batch: a status update alone is several
+	// events (create, write, rename) that callers handle with one re-read.
+	called := make(map[int32]bool, 4)
 	overflow := false
 	w.mu.Lock()
 	for off := 0; off+unix.SizeofInotifyEvent <= len(b); {
@@ -132,7 +139,8 @@ func (w *Watcher) dispatch(b []byte) {
 			overflow = true
 			continue
 		}
-		if fn, ok := w.byWD[ev.Wd]; ok {
+		if fn, ok := w.byWD[ev.Wd]; ok && !called[ev.Wd] {
+			called[ev.Wd] = true
 			calls = append(calls, fn)
 		}
 		if ev.Mask&unix.IN_IGNORED != 0 {

@@ -3,6 +3,7 @@ package dirwatch
 import (
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -80,6 +81,54 @@ func TestReportsChanges(t *testing.T) {
 	}
 	if len(ch) != 0 {
 		t.Fatal("change reported for a removed directory")
+	}
+}
+
+func TestLockFileOpenCloseIsQuiet(t *testing.T) {
+	w, err := New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	dir := t.TempDir()
+	lock := filepath.Join(dir, "status.lock")
+	if err := os.WriteFile(lock, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stdout := filepath.Join(dir, "stdout")
+	var calls, early atomic.Int64
+	if err := w.Add(dir, func() {
+		// A call before stdout exists can only come from the lock opens.
+		if _, err := os.Stat(stdout); err != nil {
+			early.Add(1)
+		}
+		calls.Add(1)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Opening the existing lock file for writing and closing it, as every
+	// status update does, is no change.
+	for range 10 {
+		f, err := os.OpenFile(lock, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	// A write after them is reported; once it is, the opens had their
+	// chance to be reported too (events arrive in order).
+	if err := os.WriteFile(stdout, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for calls.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if calls.Load() == 0 {
+		t.Fatal("the write was not reported")
+	}
+	if n := early.Load(); n != 0 {
+		t.Fatalf("%d change calls for opening and closing the lock file", n)
 	}
 }
 
