@@ -16,9 +16,10 @@ import (
 // insecureServerTLS is the listener side of the insecure scheme (ConnType 1).
 // Upstream generates an RSA-2048 certificate per listener when it starts;
 // that costs 50-500 ms of CPU per listener at start-up and stays in memory
-// even if nobody ever connects. We generate one per process on the first
-// handshake that needs it and share it: dialers accept any certificate
-// with the insecure CN, so nothing a peer checks changes.
+// even if nobody ever connects. We make one per process, in the
+// background when the first listener starts (or at the first handshake
+// that needs it), and share it: dialers accept any certificate with the
+// insecure CN, so nothing a peer checks changes.
 func insecureServerTLS() *tls.Config {
 	return &tls.Config{
 		GetCertificate: sharedInsecureCert.get,
