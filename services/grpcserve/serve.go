@@ -11,8 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
+
+	"github.com/receptor-mesh/receptor/services/unixsock"
 )
 
 // Serve serves srv on lis until ctx is done or serving fails, then stops
@@ -68,68 +69,13 @@ func ServeUnix(ctx context.Context, srv *Server, path string, perm os.FileMode) 
 	return Serve(ctx, srv, lis)
 }
 
-// ListenUnix is the listening half of ServeUnix.
+// ListenUnix is the listening half of ServeUnix (see unixsock.Listen).
 func ListenUnix(path string, perm os.FileMode) (net.Listener, error) {
-	if path == "" {
-		return nil, errors.New("listening on Unix socket: empty path")
-	}
-	lock, err := lockFile(path + ".lock")
+	lis, err := unixsock.Listen(path, perm)
 	if err != nil {
 		return nil, fmt.Errorf("listening on Unix socket %s: %w", path, err)
-	}
-	lis, err := listenUnixUnlocked(path, perm)
-	if err != nil {
-		_ = lock.Close()
-		return nil, err
-	}
-	return &lockedListener{Listener: lis, lock: lock}, nil
-}
-
-func listenUnixUnlocked(path string, perm os.FileMode) (net.Listener, error) {
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("removing stale Unix socket %s: %w", path, err)
-	}
-	lis, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("listening on Unix socket %s: %w", path, err)
-	}
-	// Closing must not unlink: the file stays, as upstream's does, and the
-	// next start removes it under the lock.
-	lis.(*net.UnixListener).SetUnlinkOnClose(false)
-	if err := os.Chmod(path, perm); err != nil {
-		_ = lis.Close()
-		return nil, fmt.Errorf("setting mode %#o on Unix socket %s: %w", perm, path, err)
 	}
 	return lis, nil
-}
-
-func lockFile(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("opening lock file: %w", err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		_ = f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("lock %s is held by another process", path)
-		}
-		return nil, fmt.Errorf("locking %s: %w", path, err)
-	}
-	return f, nil
-}
-
-// lockedListener holds the socket's lock until it is closed.
-type lockedListener struct {
-	net.Listener
-	lock *os.File
-}
-
-func (l *lockedListener) Close() error {
-	err := l.Listener.Close()
-	if lerr := l.lock.Close(); lerr != nil && !errors.Is(lerr, os.ErrClosed) && err == nil {
-		err = lerr
-	}
-	return err
 }
 
 // ListenTCP opens the TCP listener of a grpc-server's tcplisten. addr is
