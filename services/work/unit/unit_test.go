@@ -1,10 +1,12 @@
 package unit
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -245,4 +247,98 @@ func FuzzParseStatus(f *testing.F) {
 			t.Fatalf("round trip changed status: %+v -> %+v", st, st2)
 		}
 	})
+}
+
+func inode(t *testing.T, path string) uint64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Sys().(*syscall.Stat_t).Ino
+}
+
+func TestUpdateRewritesInPlace(t *testing.T) {
+	s, err := NewStore(t.TempDir(), "n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, d, err := s.Create("cat", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ino := inode(t, d.Path(StatusFile))
+	tests := []struct{ detail, want string }{
+		{"a much longer detail than before", `{"State":1,"Detail":"a much longer detail than before","StdoutSize":0,"WorkType":"cat","ExtraData":null}` + "\n"},
+		{"short", `{"State":1,"Detail":"short","StdoutSize":0,"WorkType":"cat","ExtraData":null}` + "\n"},
+	}
+	for _, tt := range tests {
+		if _, err := d.Update(func(st *Status) { st.State, st.Detail = Running, tt.detail }); err != nil {
+			t.Fatal(err)
+		}
+		raw, err := os.ReadFile(d.Path(StatusFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(raw) != tt.want {
+			t.Fatalf("status file = %q, want %q", raw, tt.want)
+		}
+		if got := inode(t, d.Path(StatusFile)); got != ino {
+			t.Fatalf("status file replaced (inode %d -> %d), want rewritten in place", ino, got)
+		}
+	}
+	// What a writer dying between its write and the truncation leaves
+	// behind: a whole record padded with spaces. It reads as that record.
+	if err := os.WriteFile(d.Path(StatusFile), []byte(tests[1].want+"          "), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, err := d.ReadStatus()
+	if err != nil || st.Detail != "short" {
+		t.Fatalf("padded status = %+v, %v", st, err)
+	}
+	if st, err = d.Update(func(st *Status) { st.StdoutSize = 3 }); err != nil || st.Detail != "short" {
+		t.Fatalf("Update of padded status = %+v, %v", st, err)
+	}
+}
+
+func TestReadersNeverSeePartialWrites(t *testing.T) {
+	s, err := NewStore(t.TempDir(), "n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, d, err := s.Create("cat", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := string(bytes.Repeat([]byte("x"), 3000))
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			detail := "short"
+			if i%2 == 0 {
+				detail = long
+			}
+			if _, err := d.Update(func(st *Status) { st.Detail = detail }); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	for range 2000 {
+		st, err := d.ReadStatus()
+		if err != nil {
+			t.Fatalf("reader saw a partial status: %v", err)
+		}
+		if st.Detail != "short" && st.Detail != long && st.Detail != "Unit Created" {
+			t.Fatalf("reader saw Detail of %d bytes", len(st.Detail))
+		}
+	}
+	close(stop)
+	wg.Wait()
 }
