@@ -37,7 +37,7 @@ func (r *Router) newAPIs() error {
 		return err
 	}
 	r.meshAPI = m
-	r.controlAPI = &controlAPI{mesh: m, work: r.workClient, reload: r.reload}
+	r.controlAPI = &controlAPI{mesh: m, work: r.work, reload: r.reload}
 	return nil
 }
 

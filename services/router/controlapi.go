@@ -25,7 +25,7 @@ const maxCreateStdin = 4 << 20
 type controlAPI struct {
 	controlv1.UnimplementedControlServiceServer
 	mesh   *meshapi.Server
-	work   func() workv1.WorkServiceClient
+	work   workv1.WorkServiceClient // nil: no work agent attached
 	reload func(ctx context.Context) error
 }
 
@@ -39,12 +39,10 @@ func requestOrigin(ctx context.Context) workv1.RequestOrigin {
 }
 
 func (c *controlAPI) workClient() (workv1.WorkServiceClient, error) {
-	if c.work != nil {
-		if w := c.work(); w != nil {
-			return w, nil
-		}
+	if c.work == nil {
+		return nil, apierr.NoWorkAgent()
 	}
-	return nil, apierr.NoWorkAgent()
+	return c.work, nil
 }
 
 func (c *controlAPI) GetStatus(ctx context.Context, _ *controlv1.GetStatusRequest) (*controlv1.GetStatusResponse, error) {
@@ -221,7 +219,7 @@ func (c *controlAPI) CreateWork(ctx context.Context, req *controlv1.CreateWorkRe
 }
 
 // submitStatus returns the status that ended a Submit call after Send
-// failed (gRPC reports it on Recv).
+// failed: gRPC returns io.EOF from Send and the real status from Recv.
 func submitStatus(up workv1.WorkService_SubmitClient) error {
 	for {
 		if _, err := up.Recv(); err != nil {

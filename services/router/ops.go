@@ -30,7 +30,7 @@ const stdinChunk = 256 << 10
 type ops struct {
 	node   *mesh.Node
 	tls    *tlsconf.Store
-	work   func() workv1.WorkServiceClient // nil result: no work agent attached
+	work   workv1.WorkServiceClient // nil: no work agent attached
 	reload func(ctx context.Context) error
 }
 
@@ -115,21 +115,14 @@ func (o *ops) Connect(ctx context.Context, node, service, tlsClient string) (net
 	return stream.Dial(ctx, o.node, node, service, opts)
 }
 
-func (o *ops) Reload(ctx context.Context) error {
-	if o.reload == nil {
-		return errors.New("no configuration file was provided, reload function not set ERRORCODE 4")
-	}
-	return o.reload(ctx)
-}
+func (o *ops) Reload(ctx context.Context) error { return o.reload(ctx) }
 
 // workClient returns the work agent's client or the catalogue's error.
 func (o *ops) workClient() (workv1.WorkServiceClient, error) {
-	if o.work != nil {
-		if c := o.work(); c != nil {
-			return c, nil
-		}
+	if o.work == nil {
+		return nil, textError(apierr.NoWorkAgent())
 	}
-	return nil, textError(apierr.NoWorkAgent())
+	return o.work, nil
 }
 
 // textError turns a gRPC status into an error whose text is the upstream
@@ -159,13 +152,9 @@ func (o *ops) WorkSubmit(ctx context.Context, req control.WorkSubmitRequest, cre
 	if err != nil {
 		return control.WorkSubmitResult{}, textError(err)
 	}
-	node := req.Node
-	if strings.EqualFold(node, "localhost") {
-		node = o.node.NodeID()
-	}
 	err = st.Send(&workv1.SubmitRequest{
 		Msg: &workv1.SubmitRequest_Params{Params: &workv1.SubmitParams{
-			WorkType: req.WorkType, Node: node, Params: req.Params, TlsClient: req.TLSClient,
+			WorkType: req.WorkType, Node: o.target(req.Node), Params: req.Params, TlsClient: req.TLSClient,
 			Ttl: req.TTL, SignWork: req.SignWork, Signature: req.Signature.JWT,
 		}},
 		Origin: origin(req.Signature),
@@ -213,15 +202,8 @@ func (o *ops) WorkSubmit(ctx context.Context, req control.WorkSubmitRequest, cre
 	return control.WorkSubmitResult{UnitID: unitID, Pending: !res.GetStarted()}, nil
 }
 
-// recvError reports why a Send failed: gRPC returns io.EOF from Send and
-// the real status from Recv.
-func recvError(st workv1.WorkService_SubmitClient) error {
-	for {
-		if _, err := st.Recv(); err != nil {
-			return textError(err)
-		}
-	}
-}
+// recvError is submitStatus as protocol text.
+func recvError(st workv1.WorkService_SubmitClient) error { return textError(submitStatus(st)) }
 
 func (o *ops) WorkList(ctx context.Context) (map[string]control.WorkStatus, error) {
 	wc, err := o.workClient()

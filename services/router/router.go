@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -36,7 +35,7 @@ type Options struct {
 	// nil disables reload (upstream: only with -c/--config FILE).
 	Reload func() (*config.Config, error)
 	// Work is the work agent's WorkService; nil means none is attached and
-	// work requests fail with FAILED_PRECONDITION. The all-in-one binary
+	// work requests fail with UNAVAILABLE (apierr.NoWorkAgent). The all-in-one binary
 	// passes an in-process client; receptor-router dials the work-agent
 	// entity's address.
 	Work workv1.WorkServiceClient
@@ -121,7 +120,7 @@ func New(cfg *config.Config, opts Options) (*Router, error) {
 		return nil, err
 	}
 	r := &Router{cfg: cfg, log: log, node: node, tls: store, work: opts.Work, opt: opts}
-	r.ops = &ops{node: node, tls: store, work: r.workClient, reload: r.reload}
+	r.ops = &ops{node: node, tls: store, work: opts.Work, reload: r.reload}
 	r.ctl = control.NewServer(r.ops, control.Options{Logger: log})
 	r.inproc = grpcserve.NewInProcess()
 	if err := r.newAPIs(); err != nil {
@@ -133,8 +132,6 @@ func New(cfg *config.Config, opts Options) (*Router, error) {
 
 // Node is the router's mesh node.
 func (r *Router) Node() *mesh.Node { return r.node }
-
-func (r *Router) workClient() workv1.WorkServiceClient { return r.work }
 
 // Run starts every configured face and backend and serves until ctx is
 // cancelled; then it stops everything and returns. A listener that cannot
@@ -227,11 +224,7 @@ func (r *Router) startControlService(ctx context.Context, g *errgroup.Group, cs 
 		if err != nil {
 			return fmt.Errorf("control-service: %w", err)
 		}
-		addr := cs.TCPListen
-		if !strings.Contains(addr, ":") {
-			addr = "0.0.0.0:" + addr
-		}
-		ln, err := control.ListenTCP(addr, tlsCfg)
+		ln, err := control.ListenTCP(cs.TCPListen, tlsCfg)
 		if err != nil {
 			return fmt.Errorf("control-service: %w", err)
 		}
