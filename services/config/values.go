@@ -308,16 +308,9 @@ func decodeJSONObject(v any) (any, error) {
 }
 
 func toFloatMap(v any) (map[string]float64, error) {
-	v, err := decodeJSONObject(v)
+	m, err := toAnyMap(v)
 	if err != nil {
 		return nil, err
-	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("expected a map, got %s", describe(v))
-	}
-	if len(m) > maxMapLen {
-		return nil, fmt.Errorf("map has more than %d entries", maxMapLen)
 	}
 	out := make(map[string]float64, len(m))
 	for _, k := range sortedKeys(m) {
