@@ -41,6 +41,9 @@ func RunFromConfig(ctx context.Context, cfg *config.Config, log *slog.Logger, _ 
 	if cfg.Router == nil {
 		return errors.New("receptor-worker needs a router entity: the address of the router's gRPC API")
 	}
+	if len(cfg.GRPCServers) == 0 {
+		return errors.New("receptor-worker needs a grpc-server entity: the router reaches the WorkService there")
+	}
 	store, err := tlsstore.FromConfig(cfg, log)
 	if err != nil {
 		return err
@@ -67,7 +70,7 @@ func RunFromConfig(ctx context.Context, cfg *config.Config, log *slog.Logger, _ 
 	defer wg.Wait()
 	defer cancel()
 	log.Info("work agent running", "node", cfg.Node.ID, "router", cfg.Router.Address, "worktypes", len(agent.WorkTypes()))
-	return ServeConfigured(ctx, cfg, agent, log)
+	return serve(ctx, cfg, store, agent, log)
 }
 
 // checkNodeID warns when the router's node ID differs from ours: units are

@@ -6,7 +6,6 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -17,15 +16,16 @@ import (
 	"github.com/receptor-mesh/receptor/services/buildinfo"
 	"github.com/receptor-mesh/receptor/services/config"
 	"github.com/receptor-mesh/receptor/services/grpcserve"
-	"github.com/receptor-mesh/receptor/services/tlsstore"
+	"github.com/receptor-mesh/receptor/services/tlsconf"
 	"github.com/receptor-mesh/receptor/services/work"
 	"github.com/receptor-mesh/receptor/services/work/command"
 	"github.com/receptor-mesh/receptor/services/work/signing"
 	"github.com/receptor-mesh/receptor/services/work/workapi"
 )
 
-// DefaultLeeway is the clock skew tolerated when verifying signed work.
-const DefaultLeeway = 0
+// verifyLeeway is the clock skew tolerated when verifying signed work
+// (none, as upstream).
+const verifyLeeway = 0
 
 // workTypes builds the configured local work types in configuration order.
 // Types this build cannot run are skipped with a warning, so existing
@@ -71,7 +71,7 @@ func keys(cfg *config.Config) (*signing.Signer, *signing.Verifier, error) {
 		if _, statErr := os.Stat(wv.PublicKey); statErr != nil {
 			return nil, nil, fmt.Errorf("work-verification: %s does not exist", wv.PublicKey)
 		}
-		if verifier, err = signing.NewVerifier(wv.PublicKey, DefaultLeeway); err != nil {
+		if verifier, err = signing.NewVerifier(wv.PublicKey, verifyLeeway); err != nil {
 			return nil, nil, fmt.Errorf("work-verification: %w", err)
 		}
 	}
@@ -125,20 +125,17 @@ func Register(srv *grpcserve.Server, agent *work.Agent) {
 	workv1.RegisterWorkServiceServer(srv, workapi.New(agent, buildinfo.Get().Version))
 }
 
-// ServeConfigured serves agent's WorkService on every grpc-server entity of
-// cfg until ctx is cancelled.
-func ServeConfigured(ctx context.Context, cfg *config.Config, agent *work.Agent, log *slog.Logger) error {
-	log = orDefault(log)
-	if len(cfg.GRPCServers) == 0 {
-		return errors.New("receptor-worker needs a grpc-server entity: the router reaches the WorkService there")
-	}
-	store, err := tlsstore.FromConfig(cfg, log)
-	if err != nil {
-		return err
-	}
+// serve serves agent's WorkService on every grpc-server entity of cfg
+// until ctx is cancelled; store resolves their tls names.
+func serve(ctx context.Context, cfg *config.Config, store *tlsconf.Store, agent *work.Agent, log *slog.Logger) error {
 	g, ctx := errgroup.WithContext(ctx)
 	for _, gs := range cfg.GRPCServers {
-		if err := serveEntity(ctx, g, store, gs, log, func(s *grpcserve.Server) { Register(s, agent) }); err != nil {
+		tlsCfg, err := store.Server(gs.TLS)
+		if err != nil {
+			return fmt.Errorf("grpc-server: %w", err)
+		}
+		ep := grpcserve.Endpoint{Filename: gs.Filename, Permissions: os.FileMode(gs.Permissions), TCPListen: gs.TCPListen, TLS: tlsCfg}
+		if err := grpcserve.StartEndpoint(ctx, g, ep, log, func(s *grpcserve.Server) { Register(s, agent) }); err != nil {
 			return err
 		}
 	}
