@@ -81,7 +81,7 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 	if err := mux.HandlePath(http.MethodGet, "/openapi.json", serveOpenAPI); err != nil {
 		return nil, fmt.Errorf("registering /openapi.json: %w", err)
 	}
-	return &bodyLimiter{next: mux, mux: mux, limit: limit, logger: logger}, nil
+	return &bodyLimiter{mux: mux, limit: limit, logger: logger}, nil
 }
 
 func serveOpenAPI(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
@@ -94,8 +94,7 @@ func serveOpenAPI(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
 // the gateway's decode error is turned into 413 by errorHandler, which
 // finds the overflow flag in the request context.
 type bodyLimiter struct {
-	next   http.Handler
-	mux    *runtime.ServeMux
+	mux    *runtime.ServeMux // serves the request, and renders the 413 its way
 	limit  int64
 	logger *slog.Logger
 }
@@ -115,7 +114,7 @@ func (b *bodyLimiter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	o := &overflow{}
 	r = r.WithContext(context.WithValue(r.Context(), overflowKey{}, o))
 	r.Body = &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, b.limit), o: o}
-	b.next.ServeHTTP(w, r)
+	b.mux.ServeHTTP(w, r)
 }
 
 type limitedBody struct {
