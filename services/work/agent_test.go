@@ -522,3 +522,46 @@ func BenchmarkConcurrentUnits(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkResultsRead streams a finished unit's 32 MiB stdout through
+// Results with reads of several sizes, next to reading the file itself.
+func BenchmarkResultsRead(b *testing.B) {
+	a := newEnv(b).agent(b)
+	payload := bytes.Repeat([]byte("0123456789abcdef"), 2<<20)
+	id := submit(b, a, "cat", nil, string(payload))
+	if got := results(b, a, id, 0); len(got) != len(payload) {
+		b.Fatalf("results = %d bytes, want %d", len(got), len(payload))
+	}
+	path := filepath.Join(a.store.Root(), id, "stdout")
+	for _, size := range []int{64 << 10, 256 << 10, 1 << 20} {
+		buf := make([]byte, size)
+		b.Run(fmt.Sprintf("file/%dKiB", size>>10), func(b *testing.B) {
+			b.SetBytes(int64(len(payload)))
+			for b.Loop() {
+				f, err := os.Open(path)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.CopyBuffer(io.Discard, f, buf); err != nil {
+					b.Fatal(err)
+				}
+				f.Close()
+			}
+		})
+		b.Run(fmt.Sprintf("Results/%dKiB", size>>10), func(b *testing.B) {
+			b.SetBytes(int64(len(payload)))
+			b.ReportAllocs()
+			for b.Loop() {
+				rc, err := a.Results(context.Background(), id, 0, Auth{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				n, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{rc}, buf)
+				if err != nil || n != int64(len(payload)) {
+					b.Fatalf("read %d bytes, %v", n, err)
+				}
+				rc.Close()
+			}
+		})
+	}
+}

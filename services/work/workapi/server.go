@@ -26,8 +26,12 @@ import (
 const (
 	maxStdinChunk  = 1 << 20
 	maxResultChunk = 64 << 10
-	maxParams      = 64
-	maxParamSize   = 64 << 10
+	// resultRead is how much of the stdout file one read takes; it goes
+	// out as maxResultChunk messages. Large reads keep the syscalls per
+	// byte low (the file is usually in the page cache).
+	resultRead   = 4 * maxResultChunk
+	maxParams    = 64
+	maxParamSize = 64 << 10
 )
 
 // Server implements workv1.WorkServiceServer over an Agent.
@@ -255,17 +259,22 @@ func (s *Server) GetResults(req *workv1.GetResultsRequest, stream grpc.ServerStr
 	}
 	defer rc.Close()
 	off := req.GetOffset()
-	if err := stream.Send(&workv1.GetResultsResponse{Offset: off}); err != nil {
+	// One message, reused: gRPC has serialized it when Send returns.
+	msg := &workv1.GetResultsResponse{Offset: off}
+	if err := stream.Send(msg); err != nil {
 		return err
 	}
-	buf := make([]byte, maxResultChunk)
+	buf := make([]byte, resultRead)
 	for {
 		n, err := rc.Read(buf)
-		if n > 0 {
-			if serr := stream.Send(&workv1.GetResultsResponse{Data: buf[:n], Offset: off}); serr != nil {
+		for sent := 0; sent < n; {
+			k := min(n-sent, maxResultChunk)
+			msg.Data, msg.Offset = buf[sent:sent+k], off
+			if serr := stream.Send(msg); serr != nil {
 				return serr
 			}
-			off += int64(n)
+			sent += k
+			off += int64(k)
 		}
 		if errors.Is(err, io.EOF) {
 			return nil

@@ -2,6 +2,7 @@ package workapi
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"io"
 	"net"
@@ -128,10 +129,29 @@ func readResults(t *testing.T, c workv1.WorkServiceClient, id string, off int64)
 		if err != nil {
 			return "", err
 		}
+		if len(r.GetData()) > maxResultChunk {
+			t.Fatalf("results chunk of %d bytes exceeds %d", len(r.GetData()), maxResultChunk)
+		}
 		if r.GetOffset() != off+int64(len(out)) {
 			t.Fatalf("chunk offset %d, want %d", r.GetOffset(), off+int64(len(out)))
 		}
 		out = append(out, r.GetData()...)
+	}
+}
+
+func TestLargeResultsChunked(t *testing.T) {
+	c := newClient(t)
+	big := make([]byte, 3*resultRead+12345)
+	_, _ = rand.Read(big)
+	res, err := submit(t, c, &workv1.SubmitParams{WorkType: "cat"}, workv1.RequestOrigin_REQUEST_ORIGIN_LOCAL, big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, off := range []int64{0, 1, maxResultChunk + 7, resultRead} {
+		got, err := readResults(t, c, res.GetUnitId(), off)
+		if err != nil || got != string(big[off:]) {
+			t.Fatalf("results from %d: %d bytes, %v; want %d bytes", off, len(got), err, len(big)-int(off))
+		}
 	}
 }
 
