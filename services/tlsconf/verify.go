@@ -74,26 +74,17 @@ func ForNode(base *tls.Config, expectedNodeID string) *tls.Config {
 	if cfg.InsecureSkipVerify {
 		return cfg
 	}
-	prior := cfg.VerifyConnection
 	roots := cfg.RootCAs
 	clock := cfg.Time
 	// Standard verification would demand a DNS name; ours replaces it.
 	cfg.InsecureSkipVerify = true
 	cfg.ServerName = ""
-	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-		if len(cs.PeerCertificates) == 0 {
-			return errPeerCertMissing
-		}
-		if prior != nil {
-			if err := prior(cs); err != nil {
-				return err
-			}
-		}
-		if err := verifyChain(cs.PeerCertificates, roots, clock, x509.ExtKeyUsageServerAuth); err != nil {
+	addPeerCheck(cfg, func(certs []*x509.Certificate) error {
+		if err := verifyChain(certs, roots, clock, x509.ExtKeyUsageServerAuth); err != nil {
 			return err
 		}
-		return VerifyPeerNodeID(cs.PeerCertificates[0], expectedNodeID)
-	}
+		return VerifyPeerNodeID(certs[0], expectedNodeID)
+	})
 	return cfg
 }
 
@@ -103,9 +94,19 @@ func ForNode(base *tls.Config, expectedNodeID string) *tls.Config {
 // honour pinnedclientcert here where upstream ignores it (spec §18 may-fix 6).
 func ForClientNode(base *tls.Config, clientNodeID string) *tls.Config {
 	cfg := cloneOrEmpty(base)
-	prior := cfg.VerifyConnection
 	cfg.GetConfigForClient = nil
 	cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	addPeerCheck(cfg, func(certs []*x509.Certificate) error {
+		return VerifyPeerNodeID(certs[0], clientNodeID)
+	})
+	return cfg
+}
+
+// addPeerCheck extends cfg's VerifyConnection: the peer must present a
+// certificate, cfg's own check (the pins) runs first, then check on the
+// presented chain (leaf first).
+func addPeerCheck(cfg *tls.Config, check func(certs []*x509.Certificate) error) {
+	prior := cfg.VerifyConnection
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 		if len(cs.PeerCertificates) == 0 {
 			return errPeerCertMissing
@@ -115,9 +116,8 @@ func ForClientNode(base *tls.Config, clientNodeID string) *tls.Config {
 				return err
 			}
 		}
-		return VerifyPeerNodeID(cs.PeerCertificates[0], clientNodeID)
+		return check(cs.PeerCertificates)
 	}
-	return cfg
 }
 
 // WithClientNodeCheck prepares a stream-listener server config (§16.4): if
