@@ -77,8 +77,9 @@ type Conn struct {
 	closeErr  error
 	wg        sync.WaitGroup // reader and writer
 
+	deadlines
+
 	rmu     sync.Mutex // serializes Read; guards pending, readErr
-	rdl     *deadline
 	chunks  chan chunk
 	pending []byte
 	readErr error
@@ -87,7 +88,6 @@ type Conn struct {
 	callEnded chan struct{} // closed by the reader once it saw the call's end (or gave up at Close)
 
 	wmu         sync.Mutex // serializes Write and CloseWrite; guards writeClosed
-	wdl         *deadline
 	free        chan []byte
 	queue       chan writeItem
 	writeClosed bool
@@ -103,11 +103,10 @@ func newConn(call byteCall, cancel context.CancelFunc, local, remote mesh.Addr) 
 	c := &Conn{
 		call: call, cancel: cancel, local: local, remote: remote,
 		closing:    make(chan struct{}),
-		rdl:        newDeadline(),
+		deadlines:  newDeadlines(),
 		chunks:     make(chan chunk),
 		peerEOF:    make(chan struct{}),
 		callEnded:  make(chan struct{}),
-		wdl:        newDeadline(),
 		free:       make(chan []byte, writeBuffers),
 		queue:      make(chan writeItem, writeBuffers+1),
 		writerDone: make(chan struct{}),
@@ -350,8 +349,7 @@ func (c *Conn) Close() error {
 		}
 		c.cancel()
 		c.wg.Wait()
-		c.rdl.stop()
-		c.wdl.stop()
+		c.deadlines.stop()
 	})
 	return c.closeErr
 }
@@ -362,26 +360,6 @@ func (c *Conn) LocalAddr() net.Addr { return c.local }
 
 // RemoteAddr is the mesh peer as a mesh.Addr.
 func (c *Conn) RemoteAddr() net.Addr { return c.remote }
-
-// SetDeadline sets both deadlines.
-func (c *Conn) SetDeadline(t time.Time) error {
-	c.rdl.set(t)
-	c.wdl.set(t)
-	return nil
-}
-
-// SetReadDeadline sets the read deadline.
-func (c *Conn) SetReadDeadline(t time.Time) error {
-	c.rdl.set(t)
-	return nil
-}
-
-// SetWriteDeadline sets the write deadline; it bounds the wait for a free
-// send buffer.
-func (c *Conn) SetWriteDeadline(t time.Time) error {
-	c.wdl.set(t)
-	return nil
-}
 
 func (c *Conn) opError(op string, err error) error {
 	return &net.OpError{Op: op, Net: mesh.Network, Source: c.local, Addr: c.remote, Err: err}

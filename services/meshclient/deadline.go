@@ -67,3 +67,35 @@ func isClosed(ch <-chan struct{}) bool {
 		return false
 	}
 }
+
+// deadlines are a connection's read and write deadlines. Embedded in Conn
+// and PacketConn, they provide the net.Conn deadline methods.
+type deadlines struct{ rdl, wdl *deadline }
+
+func newDeadlines() deadlines { return deadlines{rdl: newDeadline(), wdl: newDeadline()} }
+
+// SetDeadline sets both deadlines.
+func (d deadlines) SetDeadline(t time.Time) error {
+	d.rdl.set(t)
+	d.wdl.set(t)
+	return nil
+}
+
+// SetReadDeadline sets the read deadline.
+func (d deadlines) SetReadDeadline(t time.Time) error {
+	d.rdl.set(t)
+	return nil
+}
+
+// SetWriteDeadline sets the write deadline; it bounds the wait for room to
+// send (a free send buffer, or gRPC flow control).
+func (d deadlines) SetWriteDeadline(t time.Time) error {
+	d.wdl.set(t)
+	return nil
+}
+
+// stop releases both deadlines' timers.
+func (d deadlines) stop() {
+	d.rdl.stop()
+	d.wdl.stop()
+}

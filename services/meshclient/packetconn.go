@@ -9,7 +9,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"time"
 
 	meshv1 "github.com/receptor-mesh/receptor/gen/go/receptor/mesh/v1"
 	"github.com/receptor-mesh/receptor/services/mesh"
@@ -43,11 +42,10 @@ type PacketConn struct {
 	closing chan struct{}
 	once    sync.Once
 	wg      sync.WaitGroup
-	rdl     *deadline
-	wdl     *deadline
-	wmu     sync.Mutex
-	req     *meshv1.PacketSocketRequest
-	send    *meshv1.PacketSend
+	deadlines
+	wmu  sync.Mutex
+	req  *meshv1.PacketSocketRequest
+	send *meshv1.PacketSend
 }
 
 var _ mesh.PacketConn = (*PacketConn)(nil)
@@ -82,15 +80,14 @@ func (c *Client) ListenPacket(ctx context.Context, service string, opts ListenPa
 	send := &meshv1.PacketSend{}
 	p := &PacketConn{
 		s: s, cancel: cancel,
-		local:   mesh.Addr{Node: resp.GetBound().GetNode(), Service: resp.GetBound().GetService()},
-		packets: make(chan *meshv1.Packet),
-		unreach: make(chan mesh.Unreachable, unreachQueue),
-		done:    make(chan struct{}),
-		closing: make(chan struct{}),
-		rdl:     newDeadline(),
-		wdl:     newDeadline(),
-		req:     &meshv1.PacketSocketRequest{Msg: &meshv1.PacketSocketRequest_Send{Send: send}},
-		send:    send,
+		local:     mesh.Addr{Node: resp.GetBound().GetNode(), Service: resp.GetBound().GetService()},
+		packets:   make(chan *meshv1.Packet),
+		unreach:   make(chan mesh.Unreachable, unreachQueue),
+		done:      make(chan struct{}),
+		closing:   make(chan struct{}),
+		deadlines: newDeadlines(),
+		req:       &meshv1.PacketSocketRequest{Msg: &meshv1.PacketSocketRequest_Send{Send: send}},
+		send:      send,
 	}
 	p.wg.Go(p.readLoop)
 	return p, nil
@@ -192,33 +189,13 @@ func (p *PacketConn) Close() error {
 		close(p.closing)
 		p.cancel()
 		p.wg.Wait()
-		p.rdl.stop()
-		p.wdl.stop()
+		p.deadlines.stop()
 	})
 	return nil
 }
 
 // LocalAddr is the bound mesh address.
 func (p *PacketConn) LocalAddr() net.Addr { return p.local }
-
-// SetDeadline sets both deadlines.
-func (p *PacketConn) SetDeadline(t time.Time) error {
-	p.rdl.set(t)
-	p.wdl.set(t)
-	return nil
-}
-
-// SetReadDeadline implements net.PacketConn.
-func (p *PacketConn) SetReadDeadline(t time.Time) error {
-	p.rdl.set(t)
-	return nil
-}
-
-// SetWriteDeadline implements net.PacketConn.
-func (p *PacketConn) SetWriteDeadline(t time.Time) error {
-	p.wdl.set(t)
-	return nil
-}
 
 func (p *PacketConn) opError(op string, addr net.Addr, err error) error {
 	return &net.OpError{Op: op, Net: mesh.Network, Source: p.local, Addr: addr, Err: err}
