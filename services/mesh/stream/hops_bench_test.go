@@ -1,0 +1,101 @@
+//go:build unix
+
+package stream
+
+import (
+	"io"
+	"log/slog"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/receptor-mesh/receptor/services/mesh"
+	"github.com/receptor-mesh/receptor/services/mesh/backends"
+)
+
+// BenchmarkStream2HopsTCP is the stream benchmark of scripts/bench in one
+// process: p1 → p2 → p3 over real TCP backends with default node options.
+// Besides MB/s it reports the CPU time of the whole process per GiB (the
+// figure that matters on a loaded machine) and QUIC's lost packets, which
+// come from drops at mesh queues.
+func BenchmarkStream2HopsTCP(b *testing.B) {
+	quiet := slog.New(slog.DiscardHandler)
+	nodes := make([]*mesh.Node, 3)
+	for i, id := range []string{"p1", "p2", "p3"} {
+		n, err := mesh.New(mesh.Options{NodeID: id, Logger: quiet})
+		if err != nil {
+			b.Fatal(err)
+		}
+		nodes[i] = n
+		b.Cleanup(func() { _ = n.Close() })
+	}
+	for i := range 2 {
+		ln, err := backends.NewTCPListener(backends.TCPListenerOptions{Address: "127.0.0.1:0", Logger: quiet})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := nodes[i].AddBackend(ln, mesh.BackendOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		d, err := backends.NewTCPDialer(backends.TCPDialerOptions{Address: ln.Addr().String(), Redial: true, Logger: quiet})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := nodes[i+1].AddBackend(d, mesh.BackendOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	eventually(b, "routes", func() bool {
+		return nodes[0].Status().RoutingTable["p3"] != "" && nodes[2].Status().RoutingTable["p1"] != ""
+	})
+	l, err := Listen(testCtx(b), nodes[2], "sink", ListenOptions{Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	sink := make(chan error, 1)
+	go func() {
+		c, err := l.AcceptContext(testCtx(b))
+		if err != nil {
+			sink <- err
+			return
+		}
+		defer c.Close()
+		_, err = io.CopyBuffer(io.Discard, c, make([]byte, 64<<10))
+		sink <- err
+	}()
+	c, err := DialConn(testCtx(b), nodes[0], "p3", "sink", DialOptions{Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, benchChunk)
+	b.SetBytes(benchChunk)
+	cpu0 := processCPU()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := c.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := c.CloseWrite(); err != nil {
+		b.Fatal(err)
+	}
+	if err := <-sink; err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	gib := float64(b.N) * benchChunk / (1 << 30)
+	b.ReportMetric((processCPU() - cpu0).Seconds()/gib, "cpu-s/GiB")
+	b.ReportMetric(float64(c.qc.ConnectionStats().PacketsLost), "lost-pkts")
+	_ = c.Close()
+	waitEnded(b, c)
+}
+
+// processCPU is the user+system time of this process so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
