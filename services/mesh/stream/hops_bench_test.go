@@ -85,7 +85,7 @@ func BenchmarkStream2HopsTCP(b *testing.B) {
 	}
 	b.StopTimer()
 	gib := float64(b.N) * benchChunk / (1 << 30)
-	b.ReportMetric((processCPU() - cpu0).Seconds()/gib, "cpu-s/GiB")
+	b.ReportMetric((processCPU()-cpu0).Seconds()/gib, "cpu-s/GiB")
 	b.ReportMetric(float64(c.qc.ConnectionStats().PacketsLost), "lost-pkts")
 	_ = c.Close()
 	waitEnded(b, c)
