@@ -5,16 +5,13 @@
 package meshapi
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,6 +19,7 @@ import (
 
 	meshv1 "github.com/receptor-mesh/receptor/gen/go/receptor/mesh/v1"
 	"github.com/receptor-mesh/receptor/services/apierr"
+	"github.com/receptor-mesh/receptor/services/hostmem"
 	"github.com/receptor-mesh/receptor/services/mesh"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -154,7 +152,7 @@ func (s *Server) GetStatus(ctx context.Context, _ *meshv1.GetStatusRequest) (*me
 	st := StatusProto(s.node.Status())
 	st.Version = s.opts.Version.GetVersion()
 	st.SystemCpuCount = int64(runtime.NumCPU())
-	st.SystemMemoryMib = memoryMiB()
+	st.SystemMemoryMib = hostmem.TotalMiB()
 	if s.opts.WorkStatus != nil {
 		w, err := s.opts.WorkStatus(ctx)
 		if err != nil {
@@ -237,29 +235,6 @@ func ConnTypeProto(t mesh.ConnType) meshv1.ConnectionType {
 		return meshv1.ConnectionType_CONNECTION_TYPE_STREAM_TLS
 	}
 	return meshv1.ConnectionType_CONNECTION_TYPE_UNSPECIFIED
-}
-
-// memoryMiB reads the total physical memory from /proc/meminfo; 0 when it
-// cannot be read (non-Linux).
-func memoryMiB() int64 {
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), "MemTotal:")
-		if !ok {
-			continue
-		}
-		kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-		if err != nil {
-			return 0
-		}
-		return kb / 1024
-	}
-	return 0
 }
 
 // localNode resolves "localhost" (any case) to the node's ID.

@@ -9,12 +9,11 @@ import (
 	"runtime"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
 	workv1 "github.com/receptor-mesh/receptor/gen/go/receptor/work/v1"
 	"github.com/receptor-mesh/receptor/services/apierr"
 	"github.com/receptor-mesh/receptor/services/buildinfo"
 	"github.com/receptor-mesh/receptor/services/control"
+	"github.com/receptor-mesh/receptor/services/hostmem"
 	"github.com/receptor-mesh/receptor/services/mesh"
 	"github.com/receptor-mesh/receptor/services/mesh/stream"
 	"github.com/receptor-mesh/receptor/services/tlsconf"
@@ -55,7 +54,7 @@ func (o *ops) Status(ctx context.Context) (control.Status, error) {
 		RoutingTable:         st.RoutingTable,
 		Advertisements:       make([]control.Advertisement, 0, len(st.Advertisements)),
 		SystemCPUCount:       runtime.NumCPU(),
-		SystemMemoryMiB:      systemMemoryMiB(),
+		SystemMemoryMiB:      int(hostmem.TotalMiB()),
 		Version:              buildinfo.Get().Version,
 	}
 	for _, c := range st.Connections {
@@ -71,15 +70,6 @@ func (o *ops) Status(ctx context.Context) (control.Status, error) {
 		out.Advertisements = append(out.Advertisements, ad)
 	}
 	return out, nil
-}
-
-// systemMemoryMiB is the total physical memory in MiB, as upstream reports it.
-func systemMemoryMiB() int {
-	var si unix.Sysinfo_t
-	if err := unix.Sysinfo(&si); err != nil {
-		return 0
-	}
-	return int(uint64(si.Totalram) * uint64(si.Unit) / (1 << 20))
 }
 
 func (o *ops) Ping(ctx context.Context, node string) control.PingResult {
