@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"strings"
 
 	"google.golang.org/grpc"
 
@@ -85,26 +84,15 @@ func (c *controlAPI) Traceroute(req *controlv1.TracerouteRequest, gs grpc.Server
 }
 
 func (c *controlAPI) Reload(ctx context.Context, _ *controlv1.ReloadRequest) (*controlv1.ReloadResponse, error) {
-	if err := c.reload(ctx); err != nil {
-		text, code := splitErrorCode(err.Error())
-		return nil, apierr.ReloadFailed(text, code)
+	err := c.reload(ctx)
+	if err == nil {
+		return &controlv1.ReloadResponse{}, nil
 	}
-	return &controlv1.ReloadResponse{}, nil
-}
-
-// splitErrorCode separates upstream's " ERRORCODE n" suffix.
-func splitErrorCode(s string) (string, int) {
-	i := strings.LastIndex(s, " ERRORCODE ")
-	if i < 0 {
-		return s, 5
+	var re *reloadError
+	if errors.As(err, &re) {
+		return nil, apierr.ReloadFailed(re.err.Error(), re.code)
 	}
-	switch s[i+len(" ERRORCODE "):] {
-	case "3":
-		return s[:i], 3
-	case "4":
-		return s[:i], 4
-	}
-	return s[:i], 5
+	return nil, apierr.ReloadFailed(err.Error(), 5) // not a reload failure receptorctl knows
 }
 
 func (c *controlAPI) SubmitWork(gs grpc.BidiStreamingServer[controlv1.SubmitWorkRequest, controlv1.SubmitWorkResponse]) error {

@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 
@@ -37,18 +38,31 @@ func nonReloadable(c *config.Config) []struct {
 	}
 }
 
+// reloadError is a failed reload. Error() is upstream's
+// "<text> ERRORCODE <n>", which the control protocol sends as is; the gRPC
+// API reports text and code apart (apierr.ReloadFailed).
+type reloadError struct {
+	err  error
+	code int // receptorctl's exit code: 3 a non-reloadable entity changed, 4 no or unusable configuration
+}
+
+func (e *reloadError) Error() string { return fmt.Sprintf("%v ERRORCODE %d", e.err, e.code) }
+func (e *reloadError) Unwrap() error { return e.err }
+
+func reloadFailed(code int, err error) error { return &reloadError{err: err, code: code} }
+
 // reload re-reads the configuration file and, when only reloadable
 // entities changed, restarts every backend from it (upstream drops all
 // sessions; peers see an ordinary teardown and a new handshake).
 func (r *Router) reload(ctx context.Context) error {
 	if r.opt.Reload == nil {
-		return fmt.Errorf("no configuration file was provided, reload function not set ERRORCODE 4")
+		return reloadFailed(4, errors.New("no configuration file was provided, reload function not set"))
 	}
 	r.reloadMu.Lock()
 	defer r.reloadMu.Unlock()
 	cfg, err := r.opt.Reload()
 	if err != nil {
-		return fmt.Errorf("%v ERRORCODE 4", err)
+		return reloadFailed(4, err)
 	}
 	old, cur := nonReloadable(r.cfg), nonReloadable(cfg)
 	for i := range old {
@@ -56,16 +70,16 @@ func (r *Router) reload(ctx context.Context) error {
 			continue
 		}
 		if cur[i].n < old[i].n {
-			return fmt.Errorf("a non-reloadable config action '%s' was removed. Must restart receptor for changes to take effect ERRORCODE 3", old[i].name)
+			return reloadFailed(3, fmt.Errorf("a non-reloadable config action '%s' was removed. Must restart receptor for changes to take effect", old[i].name))
 		}
-		return fmt.Errorf("a non-reloadable config action '%s' was modified or added. Must restart receptor for these changes to take effect ERRORCODE 3", old[i].name)
+		return reloadFailed(3, fmt.Errorf("a non-reloadable config action '%s' was modified or added. Must restart receptor for these changes to take effect", old[i].name))
 	}
 	if _, err := buildBackends(cfg, r.tls, r.log); err != nil {
-		return fmt.Errorf("%v ERRORCODE 4", err)
+		return reloadFailed(4, err)
 	}
 	r.stopBackends()
 	if err := r.startBackends(r.runCtx, cfg); err != nil {
-		return fmt.Errorf("%v ERRORCODE 4", err)
+		return reloadFailed(4, err)
 	}
 	r.log.Info("configuration reloaded: backends restarted")
 	return nil
