@@ -65,8 +65,7 @@ func RunFromConfig(ctx context.Context, cfg *config.Config, log *slog.Logger, _ 
 	defer agent.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); checkNodeID(ctx, client, cfg.Node.ID, log) }()
+	wg.Go(func() { checkNodeID(ctx, client, cfg.Node.ID, log) })
 	defer wg.Wait()
 	defer cancel()
 	log.Info("work agent running", "node", cfg.Node.ID, "router", cfg.Router.Address, "worktypes", len(agent.WorkTypes()))
