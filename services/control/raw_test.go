@@ -251,13 +251,22 @@ func TestListenUnix(t *testing.T) {
 	_ = ln2.Close()
 }
 
-func TestServeUnixAndTCPWrappers(t *testing.T) {
+// serveUnix serves srv on a Unix socket at path until ctx is done.
+func serveUnix(ctx context.Context, srv *Server, path string) error {
+	ln, err := ListenUnix(path, 0o600)
+	if err != nil {
+		return err
+	}
+	return srv.Serve(ctx, ln, OriginUnix)
+}
+
+func TestServeUnixAndTCPListeners(t *testing.T) {
 	ops := newFakeOps()
 	srv := NewServer(ops, Options{})
 	path := filepath.Join(shortDir(t), "ctl.sock")
 	ctx, cancel := context.WithCancel(context.Background())
 	unixDone := make(chan error, 1)
-	go func() { unixDone <- srv.ServeUnix(ctx, path, 0o600) }()
+	go func() { unixDone <- serveUnix(ctx, srv, path) }()
 	var c net.Conn
 	eventually(t, "unix socket accepting", func() bool {
 		var err error
@@ -274,15 +283,15 @@ func TestServeUnixAndTCPWrappers(t *testing.T) {
 	_ = c.Close()
 
 	// A second server on the same path fails with upstream's lock error.
-	err := srv.ServeUnix(ctx, path, 0o600)
+	err := serveUnix(ctx, srv, path)
 	if err == nil || !strings.Contains(err.Error(), "fslock is already locked") {
-		t.Fatalf("second ServeUnix = %v", err)
+		t.Fatalf("second serveUnix = %v", err)
 	}
-	if err := srv.ServeTCP(ctx, "127.0.0.1:notaport", nil); err == nil || !strings.HasPrefix(err.Error(), "error listening on TCP socket: ") {
-		t.Fatalf("ServeTCP bad address = %v", err)
+	if _, err := ListenTCP("127.0.0.1:notaport", nil); err == nil || !strings.HasPrefix(err.Error(), "error listening on TCP socket: ") {
+		t.Fatalf("ListenTCP bad address = %v", err)
 	}
 	cancel()
 	if err := <-unixDone; err != nil {
-		t.Fatalf("ServeUnix after cancel = %v", err)
+		t.Fatalf("Serve after cancel = %v", err)
 	}
 }

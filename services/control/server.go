@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"time"
 )
@@ -141,26 +140,6 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
-}
-
-// ServeUnix listens on a Unix socket (see ListenUnix) and serves it with
-// OriginUnix until ctx is cancelled.
-func (s *Server) ServeUnix(ctx context.Context, path string, perm os.FileMode) error {
-	ln, err := ListenUnix(path, perm)
-	if err != nil {
-		return err
-	}
-	return s.Serve(ctx, ln, OriginUnix)
-}
-
-// ServeTCP listens on addr (see ListenTCP), optionally with TLS, and serves
-// it with OriginTCP until ctx is cancelled.
-func (s *Server) ServeTCP(ctx context.Context, addr string, tlsConfig *tls.Config) error {
-	ln, err := ListenTCP(addr, tlsConfig)
-	if err != nil {
-		return err
-	}
-	return s.Serve(ctx, ln, OriginTCP)
 }
 
 // ServeConn runs one session on conn and closes it. A *tls.Conn gets its

@@ -56,20 +56,11 @@ func (s *Server) stop() {
 	}
 }
 
-// ServeUnix listens on a Unix socket at path with file mode perm and serves
-// srv on it until ctx is done (see Serve). As for the control service's
-// socket, it first takes an exclusive lock on "<path>.lock" (so a second
-// process fails instead of stealing a live socket), then removes whatever
-// is at path; the socket and lock files stay behind at exit.
-func ServeUnix(ctx context.Context, srv *Server, path string, perm os.FileMode) error {
-	lis, err := ListenUnix(path, perm)
-	if err != nil {
-		return err
-	}
-	return Serve(ctx, srv, lis)
-}
-
-// ListenUnix is the listening half of ServeUnix (see unixsock.Listen).
+// ListenUnix listens on a Unix socket at path with file mode perm for Serve.
+// As for the control service's socket, it first takes an exclusive lock on
+// "<path>.lock" (so a second process fails instead of stealing a live
+// socket), then removes whatever is at path; the socket and lock files stay
+// behind at exit (see unixsock.Listen).
 func ListenUnix(path string, perm os.FileMode) (net.Listener, error) {
 	lis, err := unixsock.Listen(path, perm)
 	if err != nil {

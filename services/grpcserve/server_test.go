@@ -207,13 +207,22 @@ func TestUnixSocket(t *testing.T) {
 	}
 }
 
+// serveUnix serves srv on a Unix socket at path until ctx is done.
+func serveUnix(ctx context.Context, srv *Server, path string) error {
+	lis, err := ListenUnix(path, 0o600)
+	if err != nil {
+		return err
+	}
+	return Serve(ctx, srv, lis)
+}
+
 func TestServeUnixUntilCancel(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "api.sock")
 	srv := New(Options{Logger: quietLogger(), ShutdownTimeout: 50 * time.Millisecond})
 	controlv1.RegisterControlServiceServer(srv, testControl{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- ServeUnix(ctx, srv, path, 0o600) }()
+	go func() { done <- serveUnix(ctx, srv, path) }()
 
 	conn, err := Dial("unix:"+path, nil)
 	if err != nil {
@@ -241,7 +250,7 @@ func TestServeUnixUntilCancel(t *testing.T) {
 	}
 	cancel()
 	if err := <-done; err != nil {
-		t.Errorf("ServeUnix after cancel: %v", err)
+		t.Errorf("Serve after cancel: %v", err)
 	}
 	if _, err := stream.Recv(); status.Code(err) != codes.Unavailable {
 		t.Errorf("long call after shutdown: %v, want Unavailable", err)
@@ -263,7 +272,7 @@ func TestReconnectAfterRestart(t *testing.T) {
 		controlv1.RegisterControlServiceServer(srv, testControl{})
 		srvCtx, stop := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		go func() { done <- ServeUnix(srvCtx, srv, path, 0o600) }()
+		go func() { done <- serveUnix(srvCtx, srv, path) }()
 		if _, err := client.GetStatus(ctx, &controlv1.GetStatusRequest{}, grpc.WaitForReady(true)); err != nil {
 			t.Fatalf("server start %d: %v", i, err)
 		}
