@@ -184,14 +184,8 @@ func (d *dialBytes) recvData() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, ok := req.GetMsg().(*meshv1.DialRequest_Data)
-	if !ok {
-		return nil, apierr.InvalidArgument("msg", "only data may follow open")
-	}
-	if len(m.Data) > MaxChunkIn {
-		return nil, apierr.TooLarge("data", len(m.Data), MaxChunkIn)
-	}
-	return m.Data, nil
+	_, isData := req.GetMsg().(*meshv1.DialRequest_Data)
+	return clientChunk(req.GetData(), isData)
 }
 
 func (d *dialBytes) sendData(p []byte) error {
@@ -219,14 +213,8 @@ func (a *acceptBytes) recvData() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, ok := req.GetMsg().(*meshv1.AcceptRequest_Data)
-	if !ok {
-		return nil, apierr.InvalidArgument("msg", "only data may follow open")
-	}
-	if len(m.Data) > MaxChunkIn {
-		return nil, apierr.TooLarge("data", len(m.Data), MaxChunkIn)
-	}
-	return m.Data, nil
+	_, isData := req.GetMsg().(*meshv1.AcceptRequest_Data)
+	return clientChunk(req.GetData(), isData)
 }
 
 func (a *acceptBytes) sendData(p []byte) error {
@@ -236,6 +224,18 @@ func (a *acceptBytes) sendData(p []byte) error {
 
 func (a *acceptBytes) sendEOF() error {
 	return a.Send(&meshv1.AcceptResponse{Msg: &meshv1.AcceptResponse_Eof{Eof: &meshv1.StreamEOF{}}})
+}
+
+// clientChunk checks a Dial or Accept request that followed open: it must
+// be data (isData), of at most MaxChunkIn bytes.
+func clientChunk(data []byte, isData bool) ([]byte, error) {
+	if !isData {
+		return nil, apierr.InvalidArgument("msg", "only data may follow open")
+	}
+	if len(data) > MaxChunkIn {
+		return nil, apierr.TooLarge("data", len(data), MaxChunkIn)
+	}
+	return data, nil
 }
 
 // meshAddr converts a connection address to a mesh address.
