@@ -39,6 +39,9 @@ type Options struct {
 	// passes an in-process client; receptor-router dials the work-agent
 	// entity's address.
 	Work workv1.WorkServiceClient
+	// TLS holds cfg's named TLS configurations; nil means New builds them
+	// from cfg (tlsstore.FromConfig).
+	TLS *tlsconf.Store
 }
 
 // Router is a running node agent.
@@ -106,9 +109,12 @@ func New(cfg *config.Config, opts Options) (*Router, error) {
 	if err := checkUnsupported(cfg); err != nil {
 		return nil, err
 	}
-	store, err := tlsstore.FromConfig(cfg, log)
-	if err != nil {
-		return nil, err
+	store := opts.TLS
+	if store == nil {
+		var err error
+		if store, err = tlsstore.FromConfig(cfg, log); err != nil {
+			return nil, err
+		}
 	}
 	node, err := mesh.New(mesh.Options{
 		NodeID:         cfg.Node.ID,
@@ -299,9 +305,13 @@ func RunFromConfig(ctx context.Context, cfg *config.Config, log *slog.Logger, re
 		log.Warn("Nothing to do - no backends are running.")
 		return errors.New("no backends configured: add a listener, a peer or local-only (see --help)")
 	}
-	opts := Options{Logger: log, Reload: reload}
+	store, err := tlsstore.FromConfig(cfg, log)
+	if err != nil {
+		return err
+	}
+	opts := Options{Logger: log, Reload: reload, TLS: store}
 	if wa := cfg.WorkAgent; wa != nil {
-		conn, err := dialWorkAgent(cfg, wa, log)
+		conn, err := dialWorkAgent(store, wa)
 		if err != nil {
 			return err
 		}

@@ -3,7 +3,6 @@ package router
 import (
 	"context"
 	"fmt"
-	"log/slog"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -12,17 +11,13 @@ import (
 
 	"github.com/receptor-mesh/receptor/services/config"
 	"github.com/receptor-mesh/receptor/services/grpcserve"
-	"github.com/receptor-mesh/receptor/services/tlsstore"
+	"github.com/receptor-mesh/receptor/services/tlsconf"
 )
 
 // dialWorkAgent connects to the work agent of a work-agent entity. The
 // connection is lazy and reconnects with backoff, so the work agent may
 // start after the router, restart, or be away for a while.
-func dialWorkAgent(cfg *config.Config, wa *config.WorkAgent, log *slog.Logger) (*grpc.ClientConn, error) {
-	store, err := tlsstore.FromConfig(cfg, log)
-	if err != nil {
-		return nil, err
-	}
+func dialWorkAgent(store *tlsconf.Store, wa *config.WorkAgent) (*grpc.ClientConn, error) {
 	tlsCfg, err := store.Client(wa.TLSClient)
 	if err != nil {
 		return nil, fmt.Errorf("work-agent: %w", err)
