@@ -59,6 +59,7 @@ type Agent struct {
 	mu      sync.Mutex
 	units   map[string]*entry
 	dialing map[string]chan struct{} // per remote node, see maxDialsPerNode
+	pools   map[string]*statusPool   // per remote node and tls-client
 	closed  bool
 }
 
@@ -225,6 +226,7 @@ func (a *Agent) Close() error {
 		}
 	}
 	a.bg.Wait()
+	a.closePools()
 	return a.watch.Close()
 }
 

@@ -513,14 +513,18 @@ func (r *remoteUnit) localFinished() bool {
 	return (st.State.Complete() || st.State == unit.Canceled) && size >= st.StdoutSize
 }
 
+// statusLoop asks for the remote status once a second, or sooner when
+// pollNow fires, on the shared status sessions of the remote node, until
+// monitoring is over.
 func (r *remoteUnit) statusLoop(ctx context.Context, pollNow <-chan struct{}) {
 	delay := backoffFirst
+	failures := 0
 	for ctx.Err() == nil {
 		ex, _, err := r.extra()
 		if err != nil {
 			return
 		}
-		c, err := r.dial(ctx, ex)
+		line, err := r.queryStatus(ctx, ex)
 		if err != nil {
 			if !sleepCtx(ctx, delay) {
 				return
@@ -529,69 +533,55 @@ func (r *remoteUnit) statusLoop(ctx context.Context, pollNow <-chan struct{}) {
 			continue
 		}
 		delay = backoffFirst
-		final := r.pollStatus(ctx, c, ex, pollNow)
-		c.Close()
-		if final {
+		if r.applyStatus(line, &failures) {
 			return
-		}
-	}
-}
-
-// pollStatus asks for the remote status once a second, or sooner when
-// pollNow fires, on one connection; true means monitoring is over.
-func (r *remoteUnit) pollStatus(ctx context.Context, c *controlConn, ex remoteExtra, pollNow <-chan struct{}) bool {
-	failures := 0
-	for {
-		if _, err := c.Write([]byte("work status " + ex.RemoteUnitID + "\n")); err != nil {
-			return false
-		}
-		line, err := c.readLine()
-		if err != nil {
-			return false
-		}
-		if strings.HasPrefix(line, "ERROR") {
-			if strings.Contains(line, "unknown work unit") {
-				cur, _, _ := r.extra()
-				if !cur.LocalReleased {
-					r.a.setStatus(r.e, unit.Failed, "Remote work unit is gone")
-				}
-			} else {
-				r.a.log.Warn("remote status", "unit", r.e.id, "reply", strings.TrimSpace(line))
-			}
-			return true
-		}
-		var rs struct {
-			State      unit.State
-			Detail     string
-			StdoutSize int64
-		}
-		if err := json.Unmarshal([]byte(line), &rs); err != nil {
-			r.a.log.Warn("remote status unparsable", "unit", r.e.id, "error", err)
-			return true
-		}
-		if _, err := r.e.dir.Update(func(st *unit.Status) {
-			st.State, st.Detail, st.StdoutSize = rs.State, rs.Detail, rs.StdoutSize
-		}); err != nil {
-			failures++
-			if failures > 3 {
-				return true
-			}
-		} else {
-			failures = 0
-		}
-		if r.localFinished() {
-			return true
 		}
 		t := time.NewTimer(statusInterval)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return true
+			return
 		case <-pollNow:
 			t.Stop()
 		case <-t.C:
 		}
 	}
+}
+
+// applyStatus copies one status reply into the local unit; true means
+// monitoring is over.
+func (r *remoteUnit) applyStatus(line string, failures *int) bool {
+	if strings.HasPrefix(line, "ERROR") {
+		if strings.Contains(line, "unknown work unit") {
+			cur, _, _ := r.extra()
+			if !cur.LocalReleased {
+				r.a.setStatus(r.e, unit.Failed, "Remote work unit is gone")
+			}
+		} else {
+			r.a.log.Warn("remote status", "unit", r.e.id, "reply", strings.TrimSpace(line))
+		}
+		return true
+	}
+	var rs struct {
+		State      unit.State
+		Detail     string
+		StdoutSize int64
+	}
+	if err := json.Unmarshal([]byte(line), &rs); err != nil {
+		r.a.log.Warn("remote status unparsable", "unit", r.e.id, "error", err)
+		return true
+	}
+	if _, err := r.e.dir.Update(func(st *unit.Status) {
+		st.State, st.Detail, st.StdoutSize = rs.State, rs.Detail, rs.StdoutSize
+	}); err != nil {
+		*failures++
+		if *failures > 3 {
+			return true
+		}
+	} else {
+		*failures = 0
+	}
+	return r.localFinished()
 }
 
 func (r *remoteUnit) resultsLoop(ctx context.Context, pollNow chan<- struct{}) {

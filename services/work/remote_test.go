@@ -35,8 +35,9 @@ type fakeMesh struct {
 	// stallStatus, when set, holds every `work status` request until it
 	// is closed (a status connection stuck on a broken path).
 	stallStatus chan struct{}
-	// resultsAsked counts `work results` requests.
-	resultsAsked atomic.Int64
+	// resultsAsked counts `work results` requests; statusSessions counts
+	// sessions whose first request is `work status`.
+	resultsAsked, statusSessions atomic.Int64
 	// dropSubmitReply makes the remote close a submit session without
 	// its final reply, after the unit was started; releaseDropped also
 	// deletes that unit first.
@@ -101,10 +102,13 @@ func (m *fakeMesh) serveControl(a *Agent, node string, c net.Conn) {
 	fmt.Fprintf(c, "Receptor Control, node %s\n", node)
 	r := bufio.NewReader(c)
 	ctx := context.Background()
-	for {
+	for first := true; ; first = false {
 		line, err := r.ReadString('\n')
 		if err != nil {
 			return
+		}
+		if first && strings.HasPrefix(line, "work status ") {
+			m.statusSessions.Add(1)
 		}
 		reply := func(v any, err error) {
 			if err != nil {
@@ -527,5 +531,29 @@ func TestRemoteDialsPerNodeBounded(t *testing.T) {
 	wg.Wait()
 	if got := m.mesh.maxInDial.Load(); got != maxDialsPerNode {
 		t.Fatalf("at most %d dials were in flight at once, want exactly the limit %d", got, maxDialsPerNode)
+	}
+}
+
+func TestRemoteStatusSessionsShared(t *testing.T) {
+	m := newMeshEnv(t, nil, nil)
+	const n = 4 * maxStatusConns
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			payload := fmt.Sprintf("unit %d\n", i)
+			res, err := m.a.Submit(context.Background(), SubmitRequest{Node: "nodeb", WorkType: "cat"}, strings.NewReader(payload))
+			if err != nil || res.Result != ResultStarted {
+				t.Errorf("Submit = %+v, %v", res, err)
+				return
+			}
+			if got := string(results(t, m.a, res.UnitID, 0)); got != payload {
+				t.Errorf("results = %q, want %q", got, payload)
+			}
+			waitState(t, m.a, res.UnitID, func(r unit.Report) bool { return r.State == unit.Succeeded })
+		})
+	}
+	wg.Wait()
+	if got := m.mesh.statusSessions.Load(); got < 1 || got > maxStatusConns {
+		t.Fatalf("%d status sessions for %d remote units, want 1..%d shared ones", got, n, maxStatusConns)
 	}
 }
