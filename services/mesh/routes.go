@@ -127,3 +127,19 @@ func (n *Node) processUpdateLocked(u *wire.RoutingUpdate, from *session) {
 		}
 	}
 }
+
+// seenRelayedUpdate reports, without decoding msg, that it is a routing
+// update the full path would drop unchanged: relayed by the session's own
+// peer about a third node (so none of the §7.4 checks applies) and already
+// seen (§8.2). Floods bring each update once per neighbour; skipping the
+// JSON decoding of the repeats roughly halves the CPU of convergence.
+func (n *Node) seenRelayedUpdate(msg []byte, s *session) bool {
+	k, ok := wire.PeekRoute(msg)
+	if !ok || k.ForwardingNode != s.remote || k.NodeID == s.remote || k.NodeID == n.id || k.NodeID == "" {
+		return false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_, seen := n.seen[k.UpdateID]
+	return seen
+}

@@ -220,6 +220,9 @@ func (s *session) handle(msg []byte) error {
 	n := s.n
 	switch wire.Type(msg[0]) {
 	case wire.TypeRoute:
+		if s.established && n.seenRelayedUpdate(msg, s) {
+			return nil
+		}
 		u, err := wire.DecodeRoute(msg)
 		if err != nil {
 			n.log.Debug("mesh session: bad routing update", "peer", s.remote, "err", err)
