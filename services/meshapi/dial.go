@@ -66,7 +66,11 @@ func (s *Server) Accept(gs meshv1.MeshService_AcceptServer) error {
 	if !ok {
 		return apierr.UnknownConnection(open.GetConnectionId())
 	}
-	defer s.parked.release(pc.ls)
+	// The listener may close once its last connection ends; closing it
+	// aborts that connection, so wait until the connection itself is gone
+	// (its dialer closed it, or it idled out), not merely until this call
+	// is done with it: data still in flight toward the dialer would be lost.
+	defer func() { go s.parked.releaseWhenEnded(pc.ls, pc.conn) }()
 	remote := meshAddr(pc.conn.RemoteAddr())
 	if err := gs.Send(&meshv1.AcceptResponse{Msg: &meshv1.AcceptResponse_Accepted{Accepted: &meshv1.Accepted{
 		RemoteNode: remote.Node, RemoteService: remote.Service,

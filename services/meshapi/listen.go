@@ -179,6 +179,24 @@ func (p *parking) take(id string) (*parkedConn, bool) {
 	return pc, true
 }
 
+// connEndBound bounds how long a finished Accept keeps its listener for a
+// connection still ending: longer than the QUIC idle timeout (30 s).
+const connEndBound = 35 * time.Second
+
+// releaseWhenEnded releases ls once conn's transport has ended (for conns
+// that report it through Done) or after connEndBound.
+func (p *parking) releaseWhenEnded(ls *listenState, conn StreamConn) {
+	if d, ok := conn.(interface{ Done() <-chan struct{} }); ok {
+		t := time.NewTimer(connEndBound)
+		select {
+		case <-d.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	p.release(ls)
+}
+
 // release drops one reference to ls and closes its listener when the
 // Listen call is over and nothing uses it any more.
 func (p *parking) release(ls *listenState) {

@@ -16,13 +16,19 @@ import (
 	"github.com/receptor-mesh/receptor/services/mesh"
 )
 
-// Teardown after both stream directions are finished: quic-go does not say
-// when our FIN has been acknowledged, so we wait until the connection has
-// sent nothing for a few probe timeouts (unacknowledged data would have been
-// retransmitted in that time) and then send CONNECTION_CLOSE 0.
+// Teardown after both stream directions are finished. A CONNECTION_CLOSE
+// makes the peer's QUIC stack drop data its application has not read yet,
+// and nothing on the wire says when the peer's application has read it. So
+// only the dialer closes (as upstream's remote-work client does), and only
+// once it has read the listener's FIN — the listener has then consumed what
+// it needed — and the connection has sent nothing for a few probe timeouts
+// (quic-go does not say when our FIN was acknowledged; unacknowledged data
+// would have been retransmitted in that time), at least lingerMinQuiet. The
+// listener side only sends its FIN, like upstream, and lets the dialer (or
+// the idle timeout, or a listener or node shutdown) end the connection.
 const (
 	lingerPoll     = 20 * time.Millisecond
-	lingerMinQuiet = 150 * time.Millisecond
+	lingerMinQuiet = time.Second
 	lingerMax      = 10 * time.Second
 	maxAckDelay    = 26 * time.Millisecond
 )
@@ -48,13 +54,15 @@ type Conn struct {
 	finished  chan struct{}
 
 	ended chan struct{} // closed when the QUIC connection is gone and cleaned up
+
+	dialer bool // we opened the connection: only the dialer closes it (see linger)
 }
 
 // newConn wraps an established stream and starts its owner goroutine, which
 // runs until the QUIC connection ends and then calls cleanup.
-func newConn(qc *quic.Conn, qs *quic.Stream, local, remote mesh.Addr, log *slog.Logger, cleanup func()) *Conn {
+func newConn(qc *quic.Conn, qs *quic.Stream, local, remote mesh.Addr, log *slog.Logger, dialer bool, cleanup func()) *Conn {
 	c := &Conn{
-		qc: qc, qs: qs, local: local, remote: remote, log: log,
+		qc: qc, qs: qs, local: local, remote: remote, log: log, dialer: dialer,
 		finished: make(chan struct{}),
 		ended:    make(chan struct{}),
 	}
@@ -69,6 +77,10 @@ func (c *Conn) run(cleanup func()) {
 	case <-c.qc.Context().Done():
 		return
 	case <-c.finished:
+	}
+	if !c.dialer {
+		<-c.qc.Context().Done()
+		return
 	}
 	c.linger()
 }

@@ -129,7 +129,7 @@ func DialConn(ctx context.Context, network mesh.PacketNetwork, node, service str
 		return fail(err)
 	}
 	pc.strict.Store(false)
-	conn := newConn(qc, qs, toMeshAddr(mpc.LocalAddr()), target, log, release)
+	conn := newConn(qc, qs, toMeshAddr(mpc.LocalAddr()), target, log, true, release)
 	mu.Lock()
 	onGone = func() {
 		log.Warn("stream: remote service is unreachable, closing connection", "remote", target.String())

@@ -217,7 +217,7 @@ func (l *Listener) initConn(qc *quic.Conn, remote string) {
 	}
 	_ = qs.SetReadDeadline(time.Time{})
 	ok = true
-	c := newConn(qc, qs, l.addr, toMeshAddr(qc.RemoteAddr()), l.log, func() {
+	c := newConn(qc, qs, l.addr, toMeshAddr(qc.RemoteAddr()), l.log, false, func() {
 		l.forget(remote, qc)
 		l.wg.Done()
 	})
