@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/receptor-mesh/receptor/services/hostmem"
 	"github.com/receptor-mesh/receptor/services/work/dirwatch"
 	"github.com/receptor-mesh/receptor/services/work/signing"
 	"github.com/receptor-mesh/receptor/services/work/unit"
@@ -344,7 +345,7 @@ type Capacity struct {
 // Capacity reports CPU count, total memory and the number of units in
 // state Running.
 func (a *Agent) Capacity() Capacity {
-	c := Capacity{CPUCount: runtime.NumCPU(), MemoryMiB: totalMemoryMiB()}
+	c := Capacity{CPUCount: runtime.NumCPU(), MemoryMiB: hostmem.TotalMiB()}
 	a.mu.Lock()
 	entries := make([]*entry, 0, len(a.units))
 	for _, e := range a.units {
@@ -357,22 +358,6 @@ func (a *Agent) Capacity() Capacity {
 		}
 	}
 	return c
-}
-
-func totalMemoryMiB() int64 {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-			var kb int64
-			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kb); err == nil {
-				return kb * 1024 / (1 << 20)
-			}
-		}
-	}
-	return 0
 }
 
 // Auth is how a request was authenticated.
