@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
-	"os"
 	"sync/atomic"
 
 	"github.com/receptor-mesh/receptor/services/config"
 	"github.com/receptor-mesh/receptor/services/mesh"
 	"github.com/receptor-mesh/receptor/services/tlsconf"
+	"github.com/receptor-mesh/receptor/services/unixsock"
 )
 
 // UnixSocketServer is a unix-socket-server proxy (spec §20.2): it listens
@@ -60,30 +60,15 @@ func (s *UnixSocketServer) Addr() net.Addr { return loadAddr(&s.bound) }
 // socket (only the 0777 bits take effect).
 func (s *UnixSocketServer) Start(ctx context.Context) (func(), error) {
 	name := s.cfg.Filename
-	unlock, err := lockFile(name + ".lock")
+	ln, err := unixsock.Listen(name, fs.FileMode(s.cfg.Permissions)&fs.ModePerm)
 	if err != nil {
 		return nil, fmt.Errorf("unix-socket-server: %w", err)
-	}
-	if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		unlock()
-		return nil, fmt.Errorf("unix-socket-server: remove old %s: %w", name, err)
-	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "unix", name)
-	if err != nil {
-		unlock()
-		return nil, fmt.Errorf("unix-socket-server: listen on %s: %w", name, err)
-	}
-	if err := os.Chmod(name, fs.FileMode(s.cfg.Permissions)&fs.ModePerm); err != nil {
-		_ = ln.Close()
-		unlock()
-		return nil, fmt.Errorf("unix-socket-server: chmod %s: %w", name, err)
 	}
 	s.bound.Store(ln.Addr())
 	log := s.opts.Logger.With("proxy", s.Kind(), "filename", name,
 		"remote", mesh.Addr{Node: s.cfg.RemoteNode, Service: s.cfg.RemoteService})
 	f := &forwarder{
-		ln: ln, opts: s.opts, log: log, onStop: unlock,
+		ln: ln, opts: s.opts, log: log,
 		dial: meshDialer(s.network, s.cfg.RemoteNode, s.cfg.RemoteService, s.mesh, s.opts),
 	}
 	return f.start(ctx), nil
