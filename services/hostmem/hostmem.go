@@ -9,21 +9,24 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // TotalMiB is the host's total physical memory in MiB (MemTotal of
 // /proc/meminfo); 0 when it cannot be read (non-Linux).
-func TotalMiB() int64 {
+func TotalMiB() int64 { return totalMiB() }
+
+// totalMiB reads /proc/meminfo once: the kernel builds that file on every
+// read, and status replies ask for the figure on every call.
+var totalMiB = sync.OnceValue(func() int64 {
 	f, err := os.Open("/proc/meminfo")
 	if err != nil {
 		return 0
 	}
 	defer f.Close()
 	return parseMemTotal(f)
-}
+})
 
-// parseMemTotal returns the "MemTotal: <n> kB" line of a meminfo file in
-// MiB, or 0 when there is none.
 func parseMemTotal(r io.Reader) int64 {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
