@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -32,8 +33,9 @@ type Config struct {
 
 // Options are the runtime dependencies of a command work type.
 type Options struct {
-	// Executable is the binary re-executed as the runner; empty means
-	// os.Executable(). It must call RunnerMain for runner invocations.
+	// Executable is the binary started as the runner; empty means
+	// RunnerExecutable(os.Executable()). It must call RunnerMain for runner
+	// invocations.
 	Executable string
 	// CancelGrace is the wait between SIGTERM and SIGKILL on cancel;
 	// 0 means DefaultCancelGrace.
@@ -41,6 +43,23 @@ type Options struct {
 	// RunnerOutput receives the runner's own log; nil means os.Stderr.
 	RunnerOutput *os.File
 	Logger       *slog.Logger
+}
+
+// RunnerBinary is the file name of the dedicated runner binary
+// (cmd/receptor-runner).
+const RunnerBinary = "receptor-runner"
+
+// RunnerExecutable returns the binary that runs a worker's units when the
+// worker itself is self: the dedicated runner binary in self's directory
+// when it is an executable regular file, else self (re-executed with the
+// runner arguments). The small runner starts far faster than a re-executed
+// worker, whose package initialisation dominates a short unit's cost.
+func RunnerExecutable(self string) string {
+	runner := filepath.Join(filepath.Dir(self), RunnerBinary)
+	if fi, err := os.Stat(runner); err == nil && fi.Mode().IsRegular() && unix.Access(runner, unix.X_OK) == nil {
+		return runner
+	}
+	return self
 }
 
 // Type is a configured command work type.
@@ -66,7 +85,7 @@ func New(cfg Config, opts Options) (*Type, error) {
 		if err != nil {
 			return nil, fmt.Errorf("work-command %s: finding own executable for the runner: %w", cfg.WorkType, err)
 		}
-		opts.Executable = exe
+		opts.Executable = RunnerExecutable(exe)
 	}
 	if opts.CancelGrace <= 0 {
 		opts.CancelGrace = DefaultCancelGrace
