@@ -54,7 +54,8 @@ func Main(p Program) int {
 // Main runs p in env and returns the exit code.
 func (p Program) Main(ctx context.Context, env Env) int {
 	args := env.Args
-	// The detached command runner of work units re-executes the binary.
+	// The detached command runner of work units re-executes the binary when
+	// no receptor-runner sits next to it.
 	if command.IsRunnerInvocation(args) {
 		return command.RunnerMain(args)
 	}
