@@ -153,6 +153,11 @@ func submitAndRead(t *testing.T, ctlSock, node, workType, input string) string {
 		return c
 	}
 	c := dial()
+	// The work agent may be starting too: wait until the router reaches it.
+	eventually(t, "work agent", func() error {
+		_, err := c.Command(ctx, "work list")
+		return err
+	})
 	res, err := c.SubmitWork(ctx, map[string]string{"node": node, "worktype": workType}, strings.NewReader(input))
 	c.Close()
 	if err != nil {
