@@ -30,6 +30,8 @@ const (
 	lingerPoll     = 20 * time.Millisecond
 	lingerMinQuiet = time.Second
 	lingerMax      = 10 * time.Second
+	drainMin       = 50 * time.Millisecond // see drain
+	drainMax       = time.Second
 	maxAckDelay    = 26 * time.Millisecond
 )
 
@@ -72,7 +74,10 @@ func newConn(qc *quic.Conn, qs *quic.Stream, local, remote mesh.Addr, log *slog.
 
 func (c *Conn) run(cleanup func()) {
 	defer close(c.ended)
-	defer cleanup()
+	defer func() {
+		c.drain()
+		cleanup()
+	}()
 	select {
 	case <-c.qc.Context().Done():
 		return
@@ -83,6 +88,24 @@ func (c *Conn) run(cleanup func()) {
 		return
 	}
 	c.linger()
+}
+
+// drain keeps a dialer's ephemeral service bound for a short draining
+// period after we closed the connection (RFC 9000 §10.2): the peer's
+// packets still in flight then reach our closed connection, which answers
+// with CONNECTION_CLOSE, instead of an unbound service, whose "service
+// unknown" would make the peer see that instead of our close reason.
+func (c *Conn) drain() {
+	if !c.dialer {
+		return
+	}
+	var appErr *quic.ApplicationError
+	if err := context.Cause(c.qc.Context()); !errors.As(err, &appErr) || appErr.Remote {
+		return
+	}
+	st := c.qc.ConnectionStats()
+	pto := st.SmoothedRTT + max(4*st.MeanDeviation, time.Millisecond) + maxAckDelay
+	time.Sleep(min(max(3*pto, drainMin), drainMax))
 }
 
 // linger waits until the connection is quiet, then closes it normally.
