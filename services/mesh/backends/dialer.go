@@ -59,6 +59,19 @@ func (b Backoff) jittered(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * f)
 }
 
+// startDialer runs redialLoop in a goroutine group of its own: the shared
+// Start of every dialer backend. dial gets the group so that the sessions
+// it creates are waited for too.
+func startDialer(ctx context.Context, log *slog.Logger, redial bool, b Backoff,
+	dial func(context.Context, *group) (Session, error), accept func(Session)) (func(), error) {
+	g := &group{}
+	g.spawn(func() {
+		defer g.stop()
+		redialLoop(ctx, log, redial, b, func(ctx context.Context) (Session, error) { return dial(ctx, g) }, accept)
+	})
+	return g.wait, nil
+}
+
 // redialLoop runs one session at a time from dial until ctx ends, or after
 // the first session or failure when redial is false.
 func redialLoop(ctx context.Context, log *slog.Logger, redial bool, b Backoff,

@@ -159,13 +159,7 @@ func (d *TCPDialer) Kind() string { return "tcp-peer" }
 
 // Start implements Backend.
 func (d *TCPDialer) Start(ctx context.Context, accept func(Session)) (func(), error) {
-	g := &group{}
-	g.spawn(func() {
-		defer g.stop()
-		redialLoop(ctx, d.log, d.opts.Redial, d.opts.Backoff,
-			func(ctx context.Context) (Session, error) { return d.dial(ctx, g) }, accept)
-	})
-	return g.wait, nil
+	return startDialer(ctx, d.log, d.opts.Redial, d.opts.Backoff, d.dial, accept)
 }
 
 func (d *TCPDialer) dial(ctx context.Context, g *group) (Session, error) {

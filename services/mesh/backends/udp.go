@@ -188,13 +188,7 @@ func (d *UDPDialer) Kind() string { return "udp-peer" }
 
 // Start implements Backend.
 func (d *UDPDialer) Start(ctx context.Context, accept func(Session)) (func(), error) {
-	g := &group{}
-	g.spawn(func() {
-		defer g.stop()
-		redialLoop(ctx, d.log, d.opts.Redial, d.opts.Backoff,
-			func(ctx context.Context) (Session, error) { return d.dial(ctx, g) }, accept)
-	})
-	return g.wait, nil
+	return startDialer(ctx, d.log, d.opts.Redial, d.opts.Backoff, d.dial, accept)
 }
 
 func (d *UDPDialer) dial(ctx context.Context, g *group) (Session, error) {

@@ -243,13 +243,7 @@ func (d *WebsocketDialer) Kind() string { return "ws-peer" }
 
 // Start implements Backend.
 func (d *WebsocketDialer) Start(ctx context.Context, accept func(Session)) (func(), error) {
-	g := &group{}
-	g.spawn(func() {
-		defer g.stop()
-		redialLoop(ctx, d.log, d.opts.Redial, d.opts.Backoff,
-			func(ctx context.Context) (Session, error) { return d.dial(ctx, g) }, accept)
-	})
-	return g.wait, nil
+	return startDialer(ctx, d.log, d.opts.Redial, d.opts.Backoff, d.dial, accept)
 }
 
 func (d *WebsocketDialer) dial(ctx context.Context, g *group) (Session, error) {
