@@ -1,7 +1,10 @@
 package mesh
 
 import (
+	"errors"
+	"fmt"
 	"net"
+	"strings"
 )
 
 // This file is the contract between the mesh node and the layers built on
@@ -22,6 +25,26 @@ func (a Addr) Network() string { return Network }
 
 // String implements net.Addr as "node:service".
 func (a Addr) String() string { return a.Node + ":" + a.Service }
+
+// ParseAddr converts a net.Addr to an Addr: an Addr as it is, anything else
+// by its "node:service" String. On an error it still returns its best
+// reading (the whole text as Node when there is no ":"), for callers that
+// only label connections with it.
+func ParseAddr(a net.Addr) (Addr, error) {
+	switch v := a.(type) {
+	case Addr:
+		return v, nil
+	case *Addr:
+		return *v, nil
+	case nil:
+		return Addr{}, errors.New("nil address")
+	}
+	node, svc, ok := strings.Cut(a.String(), ":")
+	if !ok {
+		return Addr{Node: node}, fmt.Errorf("%q is not a node:service address", a.String())
+	}
+	return Addr{Node: node, Service: svc}, nil
+}
 
 // ConnType is the advertised kind of a service (wire values, spec §9.1).
 type ConnType uint8

@@ -199,20 +199,12 @@ var errNotSent = errors.New("datagram not sent")
 // conns do: the stream dialer uses it so that dialing an unknown node fails
 // at once instead of timing out.
 func (s *Socket) SendTo(p []byte, addr net.Addr) (int, error) {
-	var to Addr
-	switch a := addr.(type) {
-	case Addr:
-		to = a
-	case *Addr:
-		to = *a
-	case nil:
+	if addr == nil {
 		return 0, errors.New("write to nil address")
-	default:
-		node, svc, ok := strings.Cut(a.String(), ":")
-		if !ok {
-			return 0, fmt.Errorf("write to %q: not a node:service address", a.String())
-		}
-		to = Addr{Node: node, Service: svc}
+	}
+	to, err := ParseAddr(addr)
+	if err != nil {
+		return 0, fmt.Errorf("write to %q: not a node:service address", addr.String())
 	}
 	select {
 	case <-s.done:

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strings"
 	"sync"
 
 	meshv1 "github.com/receptor-mesh/receptor/gen/go/receptor/mesh/v1"
@@ -240,14 +239,6 @@ func clientChunk(data []byte, isData bool) ([]byte, error) {
 
 // meshAddr converts a connection address to a mesh address.
 func meshAddr(a net.Addr) mesh.Addr {
-	switch v := a.(type) {
-	case mesh.Addr:
-		return v
-	case *mesh.Addr:
-		return *v
-	case nil:
-		return mesh.Addr{}
-	}
-	node, svc, _ := strings.Cut(a.String(), ":")
-	return mesh.Addr{Node: node, Service: svc}
+	m, _ := mesh.ParseAddr(a) // a label only: the best reading will do
+	return m
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"strings"
 	"sync"
 
 	meshv1 "github.com/receptor-mesh/receptor/gen/go/receptor/mesh/v1"
@@ -201,18 +200,4 @@ func (p *PacketConn) opError(op string, addr net.Addr, err error) error {
 	return &net.OpError{Op: op, Net: mesh.Network, Source: p.local, Addr: addr, Err: err}
 }
 
-func toMeshAddr(addr net.Addr) (mesh.Addr, error) {
-	switch a := addr.(type) {
-	case mesh.Addr:
-		return a, nil
-	case *mesh.Addr:
-		return *a, nil
-	case nil:
-		return mesh.Addr{}, errors.New("nil address")
-	}
-	node, svc, ok := strings.Cut(addr.String(), ":")
-	if !ok {
-		return mesh.Addr{}, fmt.Errorf("%q is not a node:service address", addr.String())
-	}
-	return mesh.Addr{Node: node, Service: svc}, nil
-}
+func toMeshAddr(addr net.Addr) (mesh.Addr, error) { return mesh.ParseAddr(addr) }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 	"sync/atomic"
 
 	"github.com/receptor-mesh/receptor/services/mesh"
@@ -73,14 +72,6 @@ func (p *packetConn) SetWriteBuffer(int) error { return nil }
 // toMeshAddr converts an address reported by a mesh socket or quic-go into
 // a mesh.Addr ("node:service"; node IDs contain no ':').
 func toMeshAddr(a net.Addr) mesh.Addr {
-	switch v := a.(type) {
-	case mesh.Addr:
-		return v
-	case *mesh.Addr:
-		return *v
-	case nil:
-		return mesh.Addr{}
-	}
-	node, svc, _ := strings.Cut(a.String(), ":")
-	return mesh.Addr{Node: node, Service: svc}
+	m, _ := mesh.ParseAddr(a) // a label only: the best reading will do
+	return m
 }
