@@ -176,6 +176,8 @@ var registry = []*entitySpec{
 		func(c *Config, v *GRPCServer) int { return appendTo(&c.GRPCServers, v) }),
 	define("http-gateway", secAPI, "Serve the REST/JSON gateway", attrs{singleton: true},
 		func(c *Config, v *HTTPGateway) int { c.HTTPGateway = v; return 0 }),
+	define("access", secAPI, "Grant a role to principals (who may do what on every face)", attrs{},
+		func(c *Config, v *Access) int { return appendTo(&c.Access, v) }),
 	define("work-agent", secAPI, "Where the router reaches its work agent (router side)", attrs{singleton: true},
 		func(c *Config, v *WorkAgent) int { c.WorkAgent = v; return 0 }),
 	define("router", secAPI, "Where the work agent reaches its router (worker side)", attrs{singleton: true},

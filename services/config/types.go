@@ -287,8 +287,22 @@ type GRPCServer struct {
 
 // HTTPGateway is the `http-gateway` entity: the REST/JSON gateway.
 type HTTPGateway struct {
-	TCPListen string `cfg:"tcplisten,required" help:"TCP port or host:port"`
-	TLS       string `cfg:"tls" ref:"tls-server" help:"Name of a tls-server config (HTTPS)"`
+	TCPListen    string   `cfg:"tcplisten,required" help:"TCP port or host:port"`
+	TLS          string   `cfg:"tls" ref:"tls-server" help:"Name of a tls-server config (HTTPS; with clientcas, client certificates name callers as cert:NAME)"`
+	TokenFile    string   `cfg:"tokenfile" help:"Admin bearer token file; created (mode 0600, random token) if missing. Default: http-gateway.token beside the first control socket, else in the datadir"`
+	AllowedHosts []string `cfg:"allowedhosts" help:"Host header names accepted besides localhost, loopback addresses and the listen address (* accepts any: only behind a proxy that checks Host)"`
+	AllowOrigins []string `cfg:"alloworigins" help:"Origins (scheme://host[:port]) allowed to call from a browser (CORS); none by default"`
+}
+
+// Access is an ` + "`access`" + ` entity: it grants a role to the principals it names.
+// Unix-socket peers are admin and mesh nodes operators unless a rule names
+// a principal of that kind; everyone else has no role until a rule grants one.
+type Access struct {
+	Role       string   `cfg:"role,required" help:"reader (status, ping, work list/status/results), operator (+ work submit/cancel/release) or admin (+ reload, connect, signwork, mesh sockets)"`
+	Principals []string `cfg:"principals" help:"Who gets the role: uid:N (unix socket peer), cert:NAME (TLS client certificate node ID, else DNS name, else CN), node:ID (mesh node), token:NAME, anonymous; NAME * matches any"`
+	TokenFile  string   `cfg:"tokenfile" help:"File whose first line is a bearer token (at least 16 characters) granted this role, as principal token:<file base name>"`
+	MaxUnits   int      `cfg:"maxunits" help:"Concurrent unfinished work units per principal (0: 2000)"`
+	MaxStdin   int      `cfg:"maxstdin" help:"Bytes of stdin per work submission per principal (0: 1 GiB)"`
 }
 
 // WorkAgent is the `work-agent` entity (router side): where the router
@@ -359,6 +373,7 @@ type Config struct {
 
 	GRPCServers []GRPCServer
 	HTTPGateway *HTTPGateway
+	Access      []Access
 	WorkAgent   *WorkAgent
 	Router      *RouterEndpoint
 

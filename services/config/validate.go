@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/receptor-mesh/receptor/services/authz"
 )
 
 // MinIdleConnectionTimeout is the smallest accepted
@@ -292,7 +294,39 @@ func (g *GRPCServer) validate(*Loader) error {
 	return checkListen("tcplisten", g.TCPListen)
 }
 
-func (h *HTTPGateway) validate(*Loader) error { return checkListen("tcplisten", h.TCPListen) }
+func (h *HTTPGateway) validate(*Loader) error {
+	if err := checkListen("tcplisten", h.TCPListen); err != nil {
+		return err
+	}
+	for _, o := range h.AllowOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" {
+			return perr("alloworigins", "origin %q: want scheme://host[:port]", o)
+		}
+	}
+	return nil
+}
+
+func (a *Access) validate(*Loader) error {
+	if _, err := authz.ParseRole(a.Role); err != nil {
+		return perr("role", "%v", err)
+	}
+	if len(a.Principals) == 0 && a.TokenFile == "" {
+		return errors.New("names no principals and no tokenfile")
+	}
+	for _, p := range a.Principals {
+		pr, err := authz.ParsePrincipal(p)
+		if err != nil || pr.Kind == authz.KindInternal {
+			return perr("principals", "%q: want uid:N, cert:NAME, node:ID, token:NAME or anonymous", p)
+		}
+	}
+	if a.MaxUnits < 0 {
+		return perr("maxunits", "cannot be negative")
+	}
+	if a.MaxStdin < 0 {
+		return perr("maxstdin", "cannot be negative")
+	}
+	return nil
+}
 
 func (w *WorkAgent) validate(*Loader) error      { return checkEndpoint("address", w.Address) }
 func (r *RouterEndpoint) validate(*Loader) error { return checkEndpoint("address", r.Address) }

@@ -35,6 +35,7 @@ func nonReloadable(c *config.Config) []struct {
 		{"work-python", c.WorkPython, len(c.WorkPython)}, {"work-signing", c.WorkSigning, 1},
 		{"work-verification", c.WorkVerification, 1}, {"grpc-server", c.GRPCServers, len(c.GRPCServers)},
 		{"http-gateway", c.HTTPGateway, 1}, {"work-agent", c.WorkAgent, 1},
+		{"access", c.Access, len(c.Access)},
 	}
 }
 
