@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	workv1 "github.com/receptor-mesh/receptor/gen/go/receptor/work/v1"
+	"github.com/receptor-mesh/receptor/services/accessconf"
 	"github.com/receptor-mesh/receptor/services/config"
 	"github.com/receptor-mesh/receptor/services/grpcserve"
 	"github.com/receptor-mesh/receptor/services/meshclient"
@@ -36,6 +37,10 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reload func(
 		log.Warn("Nothing to do - no backends are running.")
 		return errors.New("no backends configured: add a listener, a peer or local-only (see --help)")
 	}
+	policy, err := accessconf.Policy(cfg, log)
+	if err != nil {
+		return err
+	}
 	workPipe := grpcserve.NewInProcess()
 	workConn, err := workPipe.Dial()
 	if err != nil {
@@ -43,7 +48,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reload func(
 	}
 	defer workConn.Close()
 
-	r, err := router.New(cfg, router.Options{Logger: log, Reload: reload, Work: workv1.NewWorkServiceClient(workConn)})
+	r, err := router.New(cfg, router.Options{Logger: log, Reload: reload, Work: workv1.NewWorkServiceClient(workConn), Policy: policy})
 	if err != nil {
 		return err
 	}
@@ -58,8 +63,10 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reload func(
 	}
 	defer agent.Close()
 
-	srv := grpcserve.New(grpcserve.Options{Logger: log})
-	worker.Register(srv, agent)
+	// Only the router reaches this server (in-process): its calls are the
+	// node's own (authz.Internal).
+	srv := grpcserve.New(grpcserve.Options{Logger: log, Policy: policy, Face: grpcserve.FaceInProcess})
+	worker.Register(srv, agent, policy)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return grpcserve.Serve(ctx, srv, workPipe.Listener()) })
 	g.Go(func() error { return r.Run(ctx) })

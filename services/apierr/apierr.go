@@ -141,6 +141,25 @@ func ReloadFailed(text string, errorCode int) error {
 	})
 }
 
+// Denied is an authorization failure (an *authz.DeniedError, or any
+// error saying why): Unauthenticated when the caller presented no
+// identity (HTTP 401), PermissionDenied otherwise (HTTP 403). The text
+// names the principal and the action.
+func Denied(err error) error {
+	code := codes.PermissionDenied
+	var u interface{ IsUnauthenticated() bool }
+	if errors.As(err, &u) && u.IsUnauthenticated() {
+		code = codes.Unauthenticated
+	}
+	return status.Error(code, err.Error())
+}
+
+// LimitReached is a request over one of the caller's limits (concurrent
+// units, input size): ResourceExhausted (HTTP 429).
+func LimitReached(text string) error {
+	return status.Error(codes.ResourceExhausted, text)
+}
+
 // Internal is a failure of our own code (a bug or a broken local resource):
 // Internal, with err's text.
 func Internal(err error) error {

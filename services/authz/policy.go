@@ -259,6 +259,10 @@ func (e *DeniedError) Error() string {
 	return fmt.Sprintf("permission denied: %s (role %s) may not %s", e.Principal, e.Role, e.Action)
 }
 
+// IsUnauthenticated lets error catalogues tell 401 from 403 without
+// importing this package.
+func (e *DeniedError) IsUnauthenticated() bool { return e.Unauthenticated }
+
 // Check is Authorize with the principal given.
 func (p *Policy) Check(pr Principal, a Action, face string) error {
 	role := p.RoleOf(pr)

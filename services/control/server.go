@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/receptor-mesh/receptor/services/authz"
 )
 
 // Origin says where a connection came from. It decides two things upstream
@@ -53,6 +56,11 @@ type Options struct {
 	MaxLineBytes int
 	// HandshakeTimeout bounds the server TLS handshake.
 	HandshakeTimeout time.Duration
+	// Policy authorizes every command for the session's principal (the
+	// unix peer's uid, the TLS client certificate, the mesh node, or
+	// anonymous). Nil lets every command through: only for tests and
+	// embedders with checks of their own.
+	Policy *authz.Policy
 }
 
 // Server runs control sessions against an Ops implementation.
@@ -62,6 +70,7 @@ type Server struct {
 	maxSessions      int
 	maxLine          int
 	handshakeTimeout time.Duration
+	policy           *authz.Policy
 }
 
 // NewServer returns a Server answering with ops.
@@ -72,6 +81,7 @@ func NewServer(ops Ops, opts Options) *Server {
 		maxSessions:      opts.MaxSessions,
 		maxLine:          opts.MaxLineBytes,
 		handshakeTimeout: opts.HandshakeTimeout,
+		policy:           opts.Policy,
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -131,6 +141,27 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, origin Origin) erro
 	}
 }
 
+// identify names the caller of a control connection: the uid of a unix
+// peer, the verified client certificate of a TLS connection, the node of
+// a mesh stream (the node ID its mesh address claims), else anonymous.
+func identify(conn net.Conn, origin Origin) authz.Principal {
+	switch origin {
+	case OriginUnix:
+		if pr, err := authz.UnixPeer(conn); err == nil {
+			return pr
+		}
+	case OriginTCP:
+		if tc, ok := conn.(*tls.Conn); ok {
+			return authz.FromTLS(tc.ConnectionState())
+		}
+	case OriginMesh:
+		if node, _, ok := strings.Cut(conn.RemoteAddr().String(), ":"); ok && node != "" {
+			return authz.Principal{Kind: authz.KindNode, Name: node}
+		}
+	}
+	return authz.Anonymous
+}
+
 func sleepCtx(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -163,8 +194,11 @@ func (s *Server) ServeConn(ctx context.Context, conn net.Conn, origin Origin) {
 			return
 		}
 	}
+	pr := identify(conn, origin)
+	log = log.With("principal", pr.String())
 	log.Debug("control client connected")
 	sess := newSession(s, conn, origin, log)
-	sess.run(ctx)
+	sess.principal = pr
+	sess.run(authz.NewContext(ctx, pr))
 	log.Debug("control client disconnected")
 }

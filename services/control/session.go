@@ -10,6 +10,8 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+
+	"github.com/receptor-mesh/receptor/services/authz"
 )
 
 // errLineTooLong ends a session whose request line exceeds the bound.
@@ -26,6 +28,9 @@ type session struct {
 	br     *bufio.Reader
 	origin Origin
 	log    *slog.Logger
+	// principal is who the session's caller is; every command is
+	// authorized for it (srv.policy).
+	principal authz.Principal
 }
 
 func newSession(srv *Server, conn net.Conn, origin Origin, log *slog.Logger) *session {
@@ -110,11 +115,44 @@ func (s *session) signature(jwt string) Signature {
 	return Signature{JWT: jwt, Trusted: s.origin == OriginUnix}
 }
 
+// actionOf is the authorization action of a request.
+func actionOf(req Request) authz.Action {
+	switch r := req.(type) {
+	case PingRequest:
+		return authz.ActionPing
+	case TracerouteRequest:
+		return authz.ActionTraceroute
+	case StatusRequest:
+		return authz.ActionStatus
+	case ReloadRequest:
+		return authz.ActionReload
+	case ConnectRequest:
+		return authz.ActionConnect
+	case WorkSubmitRequest:
+		if r.SignWork {
+			return authz.ActionSignWork
+		}
+		return authz.ActionWorkSubmit
+	case WorkResultsRequest, WorkListRequest, WorkStatusRequest:
+		return authz.ActionWorkRead
+	case WorkCancelRequest:
+		return authz.ActionWorkCancel
+	case WorkReleaseRequest:
+		return authz.ActionWorkRelease
+	}
+	return 0
+}
+
 // handle runs one request line; false ends the session.
 func (s *session) handle(ctx context.Context, line string) bool {
 	req, err := ParseRequest(line)
 	if err != nil {
 		return s.write(ErrorReply(err))
+	}
+	if p := s.srv.policy; p != nil {
+		if err := p.Check(s.principal, actionOf(req), "control/"+s.origin.String()); err != nil {
+			return s.write(ErrorReply(err))
+		}
 	}
 	ops := s.srv.ops
 	switch r := req.(type) {

@@ -22,6 +22,8 @@ import (
 
 	controlv1 "github.com/receptor-mesh/receptor/gen/go/receptor/control/v1"
 	"github.com/receptor-mesh/receptor/gen/openapi"
+	"github.com/receptor-mesh/receptor/services/apierr"
+	"github.com/receptor-mesh/receptor/services/authz"
 	"github.com/receptor-mesh/receptor/services/grpcserve"
 )
 
@@ -36,6 +38,20 @@ type Options struct {
 	// MaxBodyBytes bounds request bodies; larger ones get 413. 0 means
 	// DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// Policy resolves bearer tokens to principals (required). The gRPC
+	// server behind conn authorizes each call for that principal.
+	Policy *authz.Policy
+	// TLS says the gateway serves HTTPS (same-origin checks compare the
+	// scheme).
+	TLS bool
+	// Listen is the gateway's listen address; its host is an allowed Host
+	// name.
+	Listen string
+	// AllowedHosts are further accepted Host names ("*": any); IP
+	// literals and localhost are always accepted.
+	AllowedHosts []string
+	// AllowOrigins are browser origins allowed to call cross-site (CORS).
+	AllowOrigins []string
 }
 
 // New returns the REST handler for ControlService over conn: the routes of
@@ -43,14 +59,21 @@ type Options struct {
 // /healthz (the gRPC health of the server behind conn). JSON uses the
 // lowerCamelCase field names of the OpenAPI document, emits unset fields
 // (so a status shows its zero values), and rejects unknown fields in
-// request bodies (a misspelt "force" must not be ignored). Calls carry
-// grpcserve.ProxiedMetadataKey, so the server never takes a REST client for
-// a trusted local one. Errors map to
-// HTTP codes as grpc-gateway's defaults, with a google.rpc.Status body.
+// request bodies (a misspelt "force" must not be ignored). Requests pass
+// the guard first (Host, Origin, Content-Type, authentication; guard.go);
+// calls carry the caller's principal in grpcserve.PrincipalMetadataKey, so
+// conn must be the in-process connection, the only one whose server
+// believes it. /healthz is open to all (liveness probes); /openapi.json
+// needs the reader role. Errors map to HTTP codes as grpc-gateway's
+// defaults (401 Unauthenticated, 403 PermissionDenied, 429
+// ResourceExhausted), with a google.rpc.Status body.
 // ctx is the registration context of the generated handlers.
 func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler, error) {
 	if conn == nil {
 		return nil, errors.New("creating REST gateway: nil gRPC client connection")
+	}
+	if opts.Policy == nil {
+		return nil, errors.New("creating REST gateway: no access policy")
 	}
 	logger := opts.Logger
 	if logger == nil {
@@ -69,24 +92,37 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 		}),
 		runtime.WithErrorHandler(errorHandler(limit)),
 		runtime.WithHealthzEndpoint(healthpb.NewHealthClient(conn)),
-		// Mark every call as relayed, so a server reached over its Unix
-		// socket does not trust REST clients as local ones.
-		runtime.WithMetadata(func(_ context.Context, r *http.Request) metadata.MD {
-			return metadata.Pairs(grpcserve.ProxiedMetadataKey, r.RemoteAddr)
+		// Relay the principal the guard authenticated; the in-process
+		// gRPC server authorizes it. No HTTP header becomes gRPC metadata,
+		// so a client cannot name a principal itself.
+		runtime.WithMetadata(func(ctx context.Context, _ *http.Request) metadata.MD {
+			return metadata.Pairs(grpcserve.PrincipalMetadataKey, authz.FromContext(ctx).String())
 		}),
+		runtime.WithIncomingHeaderMatcher(func(string) (string, bool) { return "", false }),
+		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
 	)
 	if err := controlv1.RegisterControlServiceHandler(ctx, mux, conn); err != nil {
 		return nil, fmt.Errorf("registering ControlService REST handlers: %w", err)
 	}
-	if err := mux.HandlePath(http.MethodGet, "/openapi.json", serveOpenAPI); err != nil {
+	if err := mux.HandlePath(http.MethodGet, "/openapi.json", serveOpenAPI(mux, opts.Policy)); err != nil {
 		return nil, fmt.Errorf("registering /openapi.json: %w", err)
 	}
-	return &bodyLimiter{mux: mux, limit: limit, logger: logger}, nil
+	opts.Logger = logger
+	return newGuard(&bodyLimiter{mux: mux, limit: limit, logger: logger}, mux, opts), nil
 }
 
-func serveOpenAPI(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(openapi.SwaggerJSON())
+// serveOpenAPI serves the API document to any caller allowed to read the
+// node's status.
+func serveOpenAPI(mux *runtime.ServeMux, policy *authz.Policy) runtime.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, _ map[string]string) {
+		if err := policy.Authorize(r.Context(), authz.ActionStatus, "rest"); err != nil {
+			_, out := runtime.MarshalerForRequest(mux, r)
+			runtime.HTTPError(r.Context(), mux, out, w, r, apierr.Denied(err))
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(openapi.SwaggerJSON())
+	}
 }
 
 // bodyLimiter bounds request bodies. A declared length over the limit is

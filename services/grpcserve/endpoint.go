@@ -8,6 +8,8 @@ import (
 	"os"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/receptor-mesh/receptor/services/authz"
 )
 
 // Endpoint is where a grpc-server entity serves: a unix socket, a TCP
@@ -17,6 +19,7 @@ type Endpoint struct {
 	Permissions os.FileMode // of the unix socket
 	TCPListen   string      // "host:port" or a bare port; "" for none
 	TLS         *tls.Config // server config for TCP (client certificates are required)
+	Policy      *authz.Policy
 }
 
 // StartEndpoint opens ep's listeners at once (so a busy socket or port is a
@@ -27,12 +30,15 @@ func StartEndpoint(ctx context.Context, g *errgroup.Group, ep Endpoint, log *slo
 	if ep.Filename == "" && ep.TCPListen == "" {
 		return fmt.Errorf("grpc-server: no listeners specified (set filename or tcplisten)")
 	}
+	if ep.TCPListen != "" && ep.TLS != nil && ep.TLS.ClientCAs == nil && ep.TLS.GetConfigForClient == nil {
+		return fmt.Errorf("grpc-server tcplisten %q: the tls-server config has no clientcas; the API identifies TCP callers by client certificates issued by those CAs (set clientcas)", ep.TCPListen)
+	}
 	if ep.Filename != "" {
 		ln, err := ListenUnix(ep.Filename, ep.Permissions)
 		if err != nil {
 			return fmt.Errorf("grpc-server: %w", err)
 		}
-		srv := New(Options{Logger: log})
+		srv := New(Options{Logger: log, Policy: ep.Policy, Face: FaceUnix})
 		register(srv)
 		g.Go(func() error { return Serve(ctx, srv, ln) })
 		log.Info("gRPC API listening", "socket", ep.Filename)
@@ -42,7 +48,7 @@ func StartEndpoint(ctx context.Context, g *errgroup.Group, ep Endpoint, log *slo
 		if err != nil {
 			return fmt.Errorf("grpc-server: %w", err)
 		}
-		srv := New(Options{Logger: log, TLS: ep.TLS})
+		srv := New(Options{Logger: log, TLS: ep.TLS, Policy: ep.Policy, Face: FaceTCP})
 		register(srv)
 		g.Go(func() error { return Serve(ctx, srv, ln) })
 		log.Info("gRPC API listening", "address", ln.Addr().String(), "tls", ep.TLS != nil)

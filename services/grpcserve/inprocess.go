@@ -26,7 +26,8 @@ func NewInProcess() *InProcess {
 }
 
 // Listener is the server side; its address network is "bufconn", so calls
-// over it are not Unix-socket calls (see IsLocalClient).
+// over it are identified as the node itself, or as the principal the REST
+// gateway relays (FaceInProcess).
 func (p *InProcess) Listener() net.Listener { return p.lis }
 
 // DialOption connects a client to the listener.

@@ -17,6 +17,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
+
+	"github.com/receptor-mesh/receptor/services/authz"
 )
 
 // Limits shared by servers and clients.
@@ -58,6 +60,14 @@ type Options struct {
 	// ShutdownTimeout bounds the graceful stop in Serve; 0 means
 	// DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
+	// Policy, when set, authorizes every call: the caller is identified as
+	// Face says, put in the call's context (authz.FromContext) and checked
+	// against the method's action. Nil authorizes nothing and lets every
+	// call through: only for tests and embedders with their own checks.
+	Policy *authz.Policy
+	// Face is the listener kind the server answers on (FaceTCP is implied
+	// by TLS). A unix-socket face identifies peers by their uid.
+	Face Face
 }
 
 // Server is a grpc.Server with its health service. Register services on it
@@ -85,11 +95,22 @@ func New(opts Options) *Server {
 		shutdown = DefaultShutdownTimeout
 	}
 	obs := &observer{logger: logger, metrics: opts.Metrics}
+	// Observation outermost so it sees the Internal status that recovery
+	// makes of a panic, and the denials of the authorizer.
+	unary := []grpc.UnaryServerInterceptor{obs.unary, recoverUnary(logger)}
+	stream := []grpc.StreamServerInterceptor{obs.stream, recoverStream(logger)}
+	face := opts.Face
+	if opts.TLS != nil {
+		face = FaceTCP
+	}
+	if opts.Policy != nil {
+		a := &authorizer{policy: opts.Policy, face: face}
+		unary = append(unary, a.unary)
+		stream = append(stream, a.stream)
+	}
 	serverOpts := []grpc.ServerOption{
-		// Observation outermost so it sees the Internal status that
-		// recovery makes of a panic.
-		grpc.ChainUnaryInterceptor(obs.unary, recoverUnary(logger)),
-		grpc.ChainStreamInterceptor(obs.stream, recoverStream(logger)),
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
 		grpc.MaxSendMsgSize(MaxSendMsgSize),
 		grpc.MaxConcurrentStreams(streams),
@@ -105,10 +126,9 @@ func New(opts Options) *Server {
 		}),
 	}
 	if opts.TLS != nil {
-		if opts.TLS.ClientCAs == nil && opts.TLS.GetConfigForClient == nil {
-			logger.Warn("gRPC server TLS has no client CAs; client certificates are checked against the system roots")
-		}
 		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(requireClientCert(opts.TLS))))
+	} else if face == FaceUnix {
+		serverOpts = append(serverOpts, grpc.Creds(unixPeerCreds{}))
 	}
 	srv := &Server{
 		Server:          grpc.NewServer(serverOpts...),

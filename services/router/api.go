@@ -37,7 +37,7 @@ func (r *Router) newAPIs() error {
 		return err
 	}
 	r.meshAPI = m
-	r.controlAPI = &controlAPI{mesh: m, work: r.work, reload: r.reload}
+	r.controlAPI = &controlAPI{mesh: m, work: r.work, reload: r.reload, policy: r.policy, quota: r.quota}
 	return nil
 }
 
@@ -55,7 +55,7 @@ func (r *Router) InProcessConn() (*grpc.ClientConn, error) { return r.inproc.Dia
 // startAPIs serves the gRPC APIs in-process and on every grpc-server
 // entity, and the REST gateway of the http-gateway entity.
 func (r *Router) startAPIs(ctx context.Context, g *errgroup.Group) error {
-	internal := grpcserve.New(grpcserve.Options{Logger: r.log})
+	internal := grpcserve.New(grpcserve.Options{Logger: r.log, Policy: r.policy, Face: grpcserve.FaceInProcess})
 	r.register(internal)
 	g.Go(func() error { return grpcserve.Serve(ctx, internal, r.inproc.Listener()) })
 
@@ -64,7 +64,7 @@ func (r *Router) startAPIs(ctx context.Context, g *errgroup.Group) error {
 		if err != nil {
 			return fmt.Errorf("grpc-server: %w", err)
 		}
-		ep := grpcserve.Endpoint{Filename: gs.Filename, Permissions: os.FileMode(gs.Permissions), TCPListen: gs.TCPListen, TLS: tlsCfg}
+		ep := grpcserve.Endpoint{Filename: gs.Filename, Permissions: os.FileMode(gs.Permissions), TCPListen: gs.TCPListen, TLS: tlsCfg, Policy: r.policy}
 		if err := grpcserve.StartEndpoint(ctx, g, ep, r.log, r.register); err != nil {
 			return err
 		}
@@ -78,7 +78,10 @@ func (r *Router) startAPIs(ctx context.Context, g *errgroup.Group) error {
 		if err != nil {
 			return fmt.Errorf("http-gateway: %w", err)
 		}
-		h, err := gateway.New(ctx, conn, gateway.Options{Logger: r.log})
+		h, err := gateway.New(ctx, conn, gateway.Options{
+			Logger: r.log, Policy: r.policy, TLS: tlsCfg != nil,
+			Listen: hg.TCPListen, AllowedHosts: hg.AllowedHosts, AllowOrigins: hg.AllowOrigins,
+		})
 		if err != nil {
 			conn.Close()
 			return fmt.Errorf("http-gateway: %w", err)

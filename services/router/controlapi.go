@@ -11,7 +11,7 @@ import (
 	meshv1 "github.com/receptor-mesh/receptor/gen/go/receptor/mesh/v1"
 	workv1 "github.com/receptor-mesh/receptor/gen/go/receptor/work/v1"
 	"github.com/receptor-mesh/receptor/services/apierr"
-	"github.com/receptor-mesh/receptor/services/grpcserve"
+	"github.com/receptor-mesh/receptor/services/authz"
 	"github.com/receptor-mesh/receptor/services/meshapi"
 )
 
@@ -26,15 +26,31 @@ type controlAPI struct {
 	mesh   *meshapi.Server
 	work   workv1.WorkServiceClient // nil: no work agent attached
 	reload func(ctx context.Context) error
+	policy *authz.Policy
+	quota  *quota
 }
 
-// requestOrigin derives trust from the transport: only direct unix-socket
-// clients are local (their work signatures are not verified).
+// requestOrigin derives trust from the caller: only unix-socket peers are
+// local clients, whose work signatures are not verified, as upstream
+// treats its unix control socket. REST callers, even relayed over the
+// in-process connection, are not.
 func requestOrigin(ctx context.Context) workv1.RequestOrigin {
-	if grpcserve.IsLocalClient(ctx) {
+	if authz.FromContext(ctx).Kind == authz.KindUnix {
 		return workv1.RequestOrigin_REQUEST_ORIGIN_LOCAL
 	}
 	return workv1.RequestOrigin_REQUEST_ORIGIN_REMOTE
+}
+
+// checkSubmit refuses signwork to principals not allowed to have work
+// signed by this node.
+func (c *controlAPI) checkSubmit(ctx context.Context, p *workv1.SubmitParams) error {
+	if !p.GetSignWork() {
+		return nil
+	}
+	if err := c.policy.Authorize(ctx, authz.ActionSignWork, "grpc/control"); err != nil {
+		return apierr.Denied(err)
+	}
+	return nil
 }
 
 func (c *controlAPI) workClient() (workv1.WorkServiceClient, error) {
@@ -100,8 +116,22 @@ func (c *controlAPI) SubmitWork(gs grpc.BidiStreamingServer[controlv1.SubmitWork
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(gs.Context())
-	defer cancel()
+	// The parameters come first; they decide whether the caller may submit
+	// at all (signwork) before anything reaches the agent.
+	head, err := gs.Recv()
+	if err != nil {
+		return err
+	}
+	if err := c.checkSubmit(gs.Context(), head.GetParams()); err != nil {
+		return err
+	}
+	adm, err := c.quota.admit(gs.Context())
+	if err != nil {
+		return err
+	}
+	defer adm.done()
+	ctx, cancel := context.WithCancelCause(gs.Context())
+	defer cancel(nil)
 	up, err := wc.Submit(ctx)
 	if err != nil {
 		return err
@@ -115,21 +145,30 @@ func (c *controlAPI) SubmitWork(gs grpc.BidiStreamingServer[controlv1.SubmitWork
 	// sent its next message.
 	go func() {
 		first := true
-		for {
-			m, err := gs.Recv()
+		for m, err := head, error(nil); ; m, err = gs.Recv() {
 			if err == io.EOF {
 				_ = up.CloseSend()
 				return
 			}
 			if err != nil {
-				cancel()
+				cancel(nil)
 				return
 			}
 			req := &workv1.SubmitRequest{}
 			switch msg := m.GetMsg().(type) {
 			case *controlv1.SubmitWorkRequest_Params:
+				if !first {
+					// Parameters come once: a second set would dodge the
+					// checks made on the first.
+					cancel(apierr.BadRequest("submit: parameters may only be sent in the first message"))
+					return
+				}
 				req.Msg = &workv1.SubmitRequest_Params{Params: msg.Params}
 			case *controlv1.SubmitWorkRequest_Stdin:
+				if err := adm.addStdin(len(msg.Stdin)); err != nil {
+					cancel(err)
+					return
+				}
 				req.Msg = &workv1.SubmitRequest_Stdin{Stdin: msg.Stdin}
 			}
 			if first {
@@ -148,11 +187,15 @@ func (c *controlAPI) SubmitWork(gs grpc.BidiStreamingServer[controlv1.SubmitWork
 			return nil
 		}
 		if err != nil {
+			if cause := context.Cause(ctx); cause != nil && cause != context.Canceled {
+				return cause
+			}
 			return err
 		}
 		out := &controlv1.SubmitWorkResponse{}
 		switch msg := m.GetMsg().(type) {
 		case *workv1.SubmitResponse_Created:
+			adm.created(msg.Created.GetUnitId())
 			out.Msg = &controlv1.SubmitWorkResponse_Created{Created: msg.Created}
 		case *workv1.SubmitResponse_Result:
 			out.Msg = &controlv1.SubmitWorkResponse_Result{Result: msg.Result}
@@ -170,6 +213,17 @@ func (c *controlAPI) CreateWork(ctx context.Context, req *controlv1.CreateWorkRe
 	}
 	if len(req.GetStdin()) > maxCreateStdin {
 		return nil, apierr.TooLarge("stdin", len(req.GetStdin()), maxCreateStdin)
+	}
+	if err := c.checkSubmit(ctx, req.GetParams()); err != nil {
+		return nil, err
+	}
+	adm, err := c.quota.admit(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer adm.done()
+	if err := adm.addStdin(len(req.GetStdin())); err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -199,6 +253,9 @@ func (c *controlAPI) CreateWork(ctx context.Context, req *controlv1.CreateWorkRe
 				err = errors.New("work agent ended the submission without a result")
 			}
 			return nil, err
+		}
+		if cr := m.GetCreated(); cr != nil {
+			adm.created(cr.GetUnitId())
 		}
 		if r := m.GetResult(); r != nil {
 			return &controlv1.CreateWorkResponse{Result: r}, nil

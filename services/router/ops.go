@@ -31,6 +31,7 @@ type ops struct {
 	tls    *tlsconf.Store
 	work   workv1.WorkServiceClient // nil: no work agent attached
 	reload func(ctx context.Context) error
+	quota  *quota
 }
 
 var _ control.Ops = (*ops)(nil)
@@ -136,6 +137,11 @@ func (o *ops) WorkSubmit(ctx context.Context, req control.WorkSubmitRequest, cre
 	if err != nil {
 		return control.WorkSubmitResult{}, err
 	}
+	adm, err := o.quota.admit(ctx)
+	if err != nil {
+		return control.WorkSubmitResult{}, textError(err)
+	}
+	defer adm.done()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	st, err := wc.Submit(ctx)
@@ -160,6 +166,7 @@ func (o *ops) WorkSubmit(ctx context.Context, req control.WorkSubmitRequest, cre
 	if unitID == "" {
 		return control.WorkSubmitResult{}, errors.New("work agent did not allocate a unit")
 	}
+	adm.created(unitID)
 	if err := created(unitID); err != nil {
 		return control.WorkSubmitResult{}, err
 	}
@@ -167,6 +174,12 @@ func (o *ops) WorkSubmit(ctx context.Context, req control.WorkSubmitRequest, cre
 	for {
 		n, rerr := stdin.Read(buf)
 		if n > 0 {
+			if err := adm.addStdin(n); err != nil {
+				// The unit exists; cancelling the stream makes the agent
+				// mark it failed rather than run it on partial input.
+				cancel()
+				return control.WorkSubmitResult{}, textError(err)
+			}
 			if err := st.Send(&workv1.SubmitRequest{Msg: &workv1.SubmitRequest_Stdin{Stdin: buf[:n]}}); err != nil {
 				return control.WorkSubmitResult{}, recvError(st)
 			}

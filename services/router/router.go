@@ -16,6 +16,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	workv1 "github.com/receptor-mesh/receptor/gen/go/receptor/work/v1"
+	"github.com/receptor-mesh/receptor/services/accessconf"
+	"github.com/receptor-mesh/receptor/services/authz"
 	"github.com/receptor-mesh/receptor/services/config"
 	"github.com/receptor-mesh/receptor/services/control"
 	"github.com/receptor-mesh/receptor/services/grpcserve"
@@ -42,6 +44,9 @@ type Options struct {
 	// TLS holds cfg's named TLS configurations; nil means New builds them
 	// from cfg (tlsstore.FromConfig).
 	TLS *tlsconf.Store
+	// Policy authorizes every face; nil means New builds it from cfg's
+	// access entities (accessconf.Policy).
+	Policy *authz.Policy
 }
 
 // Router is a running node agent.
@@ -54,6 +59,10 @@ type Router struct {
 	ctl  *control.Server
 	work workv1.WorkServiceClient
 	opt  Options
+	// policy is the one authorizer of every face; quota holds each
+	// principal's unit count and stdin limit against it.
+	policy *authz.Policy
+	quota  *quota
 
 	reloadMu      sync.Mutex // one reload at a time: each stops and restarts all backends
 	backendMu     sync.Mutex
@@ -116,6 +125,13 @@ func New(cfg *config.Config, opts Options) (*Router, error) {
 			return nil, err
 		}
 	}
+	policy := opts.Policy
+	if policy == nil {
+		var err error
+		if policy, err = accessconf.Policy(cfg, log); err != nil {
+			return nil, err
+		}
+	}
 	node, err := mesh.New(mesh.Options{
 		NodeID:         cfg.Node.ID,
 		MaxIdleTimeout: cfg.Node.MaxIdleConnectionTimeout,
@@ -125,9 +141,10 @@ func New(cfg *config.Config, opts Options) (*Router, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Router{cfg: cfg, log: log, node: node, tls: store, work: opts.Work, opt: opts}
-	r.ops = &ops{node: node, tls: store, work: opts.Work, reload: r.reload}
-	r.ctl = control.NewServer(r.ops, control.Options{Logger: log})
+	r := &Router{cfg: cfg, log: log, node: node, tls: store, work: opts.Work, opt: opts, policy: policy}
+	r.quota = newQuota(policy, opts.Work)
+	r.ops = &ops{node: node, tls: store, work: opts.Work, reload: r.reload, quota: r.quota}
+	r.ctl = control.NewServer(r.ops, control.Options{Logger: log, Policy: policy})
 	r.inproc = grpcserve.NewInProcess()
 	if err := r.newAPIs(); err != nil {
 		node.Close()

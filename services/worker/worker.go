@@ -14,6 +14,8 @@ import (
 
 	workv1 "github.com/receptor-mesh/receptor/gen/go/receptor/work/v1"
 	"github.com/receptor-mesh/receptor/services/buildinfo"
+	"github.com/receptor-mesh/receptor/services/accessconf"
+	"github.com/receptor-mesh/receptor/services/authz"
 	"github.com/receptor-mesh/receptor/services/config"
 	"github.com/receptor-mesh/receptor/services/grpcserve"
 	"github.com/receptor-mesh/receptor/services/tlsconf"
@@ -121,21 +123,25 @@ func NewAgent(cfg *config.Config, mesh work.MeshDialer, log *slog.Logger) (*work
 }
 
 // Register puts the WorkService of agent on srv.
-func Register(srv *grpcserve.Server, agent *work.Agent) {
-	workv1.RegisterWorkServiceServer(srv, workapi.New(agent, buildinfo.Get().Version))
+func Register(srv *grpcserve.Server, agent *work.Agent, policy *authz.Policy) {
+	workv1.RegisterWorkServiceServer(srv, workapi.New(agent, buildinfo.Get().Version, policy))
 }
 
 // serve serves agent's WorkService on every grpc-server entity of cfg
 // until ctx is cancelled; store resolves their tls names.
 func serve(ctx context.Context, cfg *config.Config, store *tlsconf.Store, agent *work.Agent, log *slog.Logger) error {
+	policy, err := accessconf.Policy(cfg, log)
+	if err != nil {
+		return err
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	for _, gs := range cfg.GRPCServers {
 		tlsCfg, err := store.Server(gs.TLS)
 		if err != nil {
 			return fmt.Errorf("grpc-server: %w", err)
 		}
-		ep := grpcserve.Endpoint{Filename: gs.Filename, Permissions: os.FileMode(gs.Permissions), TCPListen: gs.TCPListen, TLS: tlsCfg}
-		if err := grpcserve.StartEndpoint(ctx, g, ep, log, func(s *grpcserve.Server) { Register(s, agent) }); err != nil {
+		ep := grpcserve.Endpoint{Filename: gs.Filename, Permissions: os.FileMode(gs.Permissions), TCPListen: gs.TCPListen, TLS: tlsCfg, Policy: policy}
+		if err := grpcserve.StartEndpoint(ctx, g, ep, log, func(s *grpcserve.Server) { Register(s, agent, policy) }); err != nil {
 			return err
 		}
 	}

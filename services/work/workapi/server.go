@@ -18,6 +18,8 @@ import (
 
 	meshv1 "github.com/receptor-mesh/receptor/gen/go/receptor/mesh/v1"
 	workv1 "github.com/receptor-mesh/receptor/gen/go/receptor/work/v1"
+	"github.com/receptor-mesh/receptor/services/apierr"
+	"github.com/receptor-mesh/receptor/services/authz"
 	"github.com/receptor-mesh/receptor/services/work"
 	"github.com/receptor-mesh/receptor/services/work/unit"
 )
@@ -39,11 +41,39 @@ type Server struct {
 	workv1.UnimplementedWorkServiceServer
 	agent   *work.Agent
 	version string
+	policy  *authz.Policy
 }
 
 // New returns a server for agent; version is reported by GetWorkerInfo.
-func New(agent *work.Agent, version string) *Server {
-	return &Server{agent: agent, version: version}
+// policy decides whose claim of a local (trusted) origin is believed and
+// who may have work signed; the server's gRPC interceptor must put the
+// caller's principal in each call's context (grpcserve.Options.Policy).
+// A nil policy believes every caller: only for tests and embedders that
+// reach the server through a trusted channel alone.
+func New(agent *work.Agent, version string, policy *authz.Policy) *Server {
+	return &Server{agent: agent, version: version, policy: policy}
+}
+
+// auth is the signature rule of a request: a caller's claim that the
+// request comes from a local (trusted) client is believed only from the
+// router, which derives it from its own transport (authz.Policy.TrustsOrigin).
+func (s *Server) auth(ctx context.Context, sig string, origin workv1.RequestOrigin) work.Auth {
+	trusted := origin == workv1.RequestOrigin_REQUEST_ORIGIN_LOCAL
+	if trusted && s.policy != nil && !s.policy.TrustsOrigin(authz.FromContext(ctx)) {
+		trusted = false
+	}
+	return work.Auth{Signature: sig, Trusted: trusted}
+}
+
+// maySign refuses signwork to callers not allowed to have work signed.
+func (s *Server) maySign(ctx context.Context, signWork bool) error {
+	if !signWork || s.policy == nil {
+		return nil
+	}
+	if err := s.policy.Authorize(ctx, authz.ActionSignWork, "grpc/work"); err != nil {
+		return apierr.Denied(err)
+	}
+	return nil
 }
 
 // toStatus maps an agent error to a gRPC status carrying its exact text.
@@ -72,10 +102,6 @@ func toStatus(err error) error {
 		code = codes.DeadlineExceeded
 	}
 	return status.Error(code, err.Error())
-}
-
-func auth(sig string, origin workv1.RequestOrigin) work.Auth {
-	return work.Auth{Signature: sig, Trusted: origin == workv1.RequestOrigin_REQUEST_ORIGIN_LOCAL}
 }
 
 // UnitStatus converts an agent report.
@@ -166,13 +192,16 @@ func (s *Server) Submit(stream grpc.BidiStreamingServer[workv1.SubmitRequest, wo
 	req := work.SubmitRequest{
 		Node: p.GetNode(), WorkType: p.GetWorkType(), Params: p.GetParams(),
 		TLSClient: p.GetTlsClient(), TTL: p.GetTtl(), SignWork: p.GetSignWork(),
-		Auth: auth(p.GetSignature(), first.GetOrigin()),
+		Auth: s.auth(stream.Context(), p.GetSignature(), first.GetOrigin()),
 		Created: func(id string) error {
 			return stream.Send(&workv1.SubmitResponse{Msg: &workv1.SubmitResponse_Created{Created: &workv1.UnitCreated{UnitId: id}}})
 		},
 	}
 	if req.Node == "" {
 		req.Node = "localhost"
+	}
+	if err := s.maySign(stream.Context(), req.SignWork); err != nil {
+		return err
 	}
 	res, err := s.agent.Submit(stream.Context(), req, &stdinStream{stream: stream})
 	if err != nil {
@@ -253,7 +282,7 @@ func (s *Server) WatchUnitStatus(req *workv1.WatchUnitStatusRequest, stream grpc
 
 // GetResults implements WorkService.GetResults.
 func (s *Server) GetResults(req *workv1.GetResultsRequest, stream grpc.ServerStreamingServer[workv1.GetResultsResponse]) error {
-	rc, err := s.agent.Results(stream.Context(), req.GetUnitId(), req.GetOffset(), auth(req.GetSignature(), req.GetOrigin()))
+	rc, err := s.agent.Results(stream.Context(), req.GetUnitId(), req.GetOffset(), s.auth(stream.Context(), req.GetSignature(), req.GetOrigin()))
 	if err != nil {
 		return toStatus(err)
 	}
@@ -287,7 +316,7 @@ func (s *Server) GetResults(req *workv1.GetResultsRequest, stream grpc.ServerStr
 
 // CancelUnit implements WorkService.CancelUnit.
 func (s *Server) CancelUnit(ctx context.Context, req *workv1.CancelUnitRequest) (*workv1.CancelUnitResponse, error) {
-	res, err := s.agent.Cancel(ctx, req.GetUnitId(), auth(req.GetSignature(), req.GetOrigin()))
+	res, err := s.agent.Cancel(ctx, req.GetUnitId(), s.auth(ctx, req.GetSignature(), req.GetOrigin()))
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -296,7 +325,7 @@ func (s *Server) CancelUnit(ctx context.Context, req *workv1.CancelUnitRequest) 
 
 // ReleaseUnit implements WorkService.ReleaseUnit.
 func (s *Server) ReleaseUnit(ctx context.Context, req *workv1.ReleaseUnitRequest) (*workv1.ReleaseUnitResponse, error) {
-	res, err := s.agent.Release(ctx, req.GetUnitId(), req.GetForce(), auth(req.GetSignature(), req.GetOrigin()))
+	res, err := s.agent.Release(ctx, req.GetUnitId(), req.GetForce(), s.auth(ctx, req.GetSignature(), req.GetOrigin()))
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -304,7 +333,10 @@ func (s *Server) ReleaseUnit(ctx context.Context, req *workv1.ReleaseUnitRequest
 }
 
 // AdoptRemoteUnit implements WorkService.AdoptRemoteUnit.
-func (s *Server) AdoptRemoteUnit(_ context.Context, req *workv1.AdoptRemoteUnitRequest) (*workv1.AdoptRemoteUnitResponse, error) {
+func (s *Server) AdoptRemoteUnit(ctx context.Context, req *workv1.AdoptRemoteUnitRequest) (*workv1.AdoptRemoteUnitResponse, error) {
+	if err := s.maySign(ctx, req.GetSignWork()); err != nil {
+		return nil, err
+	}
 	id, err := s.agent.AdoptRemote(req.GetNode(), req.GetRemoteUnitId(), req.GetWorkType(), req.GetTlsClient(), req.GetSignWork())
 	if err != nil {
 		return nil, toStatus(err)
