@@ -63,8 +63,8 @@ type Options struct {
 // the guard first (Host, Origin, Content-Type, authentication; guard.go);
 // calls carry the caller's principal in grpcserve.PrincipalMetadataKey, so
 // conn must be the in-process connection, the only one whose server
-// believes it. /healthz is open to all (liveness probes); /openapi.json
-// needs the reader role. Errors map to HTTP codes as grpc-gateway's
+// believes it. /healthz and /openapi.json need the reader role, like
+// every other route. Errors map to HTTP codes as grpc-gateway's
 // defaults (401 Unauthenticated, 403 PermissionDenied, 429
 // ResourceExhausted), with a google.rpc.Status body.
 // ctx is the registration context of the generated handlers.

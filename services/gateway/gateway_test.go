@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +23,7 @@ import (
 	meshv1 "github.com/receptor-mesh/receptor/gen/go/receptor/mesh/v1"
 	workv1 "github.com/receptor-mesh/receptor/gen/go/receptor/work/v1"
 	"github.com/receptor-mesh/receptor/services/apierr"
+	"github.com/receptor-mesh/receptor/services/authz"
 	"github.com/receptor-mesh/receptor/services/grpcserve"
 )
 
@@ -40,9 +40,11 @@ type testControl struct {
 }
 
 func (testControl) GetStatus(ctx context.Context, _ *controlv1.GetStatusRequest) (*controlv1.GetStatusResponse, error) {
+	// The node ID is "nodea", or the principal the gateway relayed when
+	// the caller identified itself.
 	id := "nodea"
-	if grpcserve.IsLocalClient(ctx) {
-		id = "trusted-local"
+	if pr := authz.FromContext(ctx); pr.Kind != authz.KindAnonymous {
+		id = pr.String()
 	}
 	return &controlv1.GetStatusResponse{Status: &meshv1.NodeStatus{NodeId: id, SystemCpuCount: 2}}, nil
 }
@@ -96,6 +98,24 @@ type env struct {
 	base    string
 	client  *http.Client
 	proceed chan struct{}
+	token   string // sent as a bearer token when set
+}
+
+// testToken is the admin token of the default test policy.
+const testToken = "test-admin-token-0123456789"
+
+// openPolicy makes anonymous callers admin, so tests of the REST mapping
+// need no token; guard tests pass policies of their own.
+func openPolicy(t testing.TB) *authz.Policy {
+	p, err := authz.New(authz.Options{Logger: quietLogger(), Rules: []authz.Rule{
+		{Role: authz.RoleAdmin, Principals: []string{"anonymous"}},
+		{Role: authz.RoleAdmin, Token: testToken, TokenName: "admin"},
+		{Role: authz.RoleReader, Token: "test-reader-token-0123456789", TokenName: "reader"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // start runs a real gRPC server on a Unix socket, a client connection to it,
@@ -113,17 +133,18 @@ func start(t *testing.T, opts Options, tlsConf *tls.Config) *env {
 		}
 	})
 	proceed := make(chan struct{})
-	srv := grpcserve.New(grpcserve.Options{Logger: quietLogger()})
-	controlv1.RegisterControlServiceServer(srv, testControl{proceed: proceed})
-	path := filepath.Join(t.TempDir(), "api.sock")
-	lis, err := grpcserve.ListenUnix(path, 0o600)
-	if err != nil {
-		t.Fatal(err)
+	if opts.Policy == nil {
+		opts.Policy = openPolicy(t)
 	}
+	// As in the router: the gateway reaches an in-process server that
+	// authorizes the principal it relays.
+	srv := grpcserve.New(grpcserve.Options{Logger: quietLogger(), Policy: opts.Policy, Face: grpcserve.FaceInProcess})
+	controlv1.RegisterControlServiceServer(srv, testControl{proceed: proceed})
+	pipe := grpcserve.NewInProcess()
 	grpcDone := make(chan error, 1)
-	go func() { grpcDone <- grpcserve.Serve(ctx, srv, lis) }()
+	go func() { grpcDone <- grpcserve.Serve(ctx, srv, pipe.Listener()) }()
 
-	conn, err := grpcserve.Dial("unix://"+path, nil)
+	conn, err := pipe.Dial()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,6 +180,12 @@ func (e *env) do(t *testing.T, method, path string, body io.Reader) (int, []byte
 	req, err := http.NewRequest(method, e.base+path, body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if e.token != "" {
+		req.Header.Set("Authorization", "Bearer "+e.token)
 	}
 	resp, err := e.client.Do(req)
 	if err != nil {
@@ -357,5 +384,82 @@ func TestResultsStream(t *testing.T) {
 func TestNewRejectsNilConn(t *testing.T) {
 	if _, err := New(context.Background(), nil, Options{}); err == nil {
 		t.Error("New with nil conn succeeded")
+	}
+}
+
+// TestGuard: the gateway refuses foreign Host names, cross-site origins,
+// non-JSON posts and unknown tokens before anything runs, and relays the
+// principal of a good token to the gRPC server, which authorizes it.
+func TestGuard(t *testing.T) {
+	t.Parallel()
+	policy, err := authz.New(authz.Options{Logger: quietLogger(), Rules: []authz.Rule{
+		{Role: authz.RoleAdmin, Token: testToken, TokenName: "admin"},
+		{Role: authz.RoleReader, Token: "test-reader-token-0123456789", TokenName: "reader"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := start(t, Options{Policy: policy, AllowOrigins: []string{"https://ui.example"}}, nil)
+	tests := []struct {
+		name            string
+		method, path    string
+		host, origin    string
+		token, ctype    string
+		body            string
+		want            int
+		wantBodyContain string
+	}{
+		{"no token", "GET", "/v1/status", "", "", "", "", "", http.StatusUnauthorized, "authentication required"},
+		{"unknown token", "GET", "/v1/status", "", "", "wrong-token-0123456789", "", "", http.StatusUnauthorized, "unknown bearer token"},
+		{"admin token", "GET", "/v1/status", "", "", testToken, "", "", http.StatusOK, "token:admin"},
+		{"reader may read", "GET", "/v1/status", "", "", "test-reader-token-0123456789", "", "", http.StatusOK, "token:reader"},
+		{"reader may not submit", "POST", "/v1/work", "", "", "test-reader-token-0123456789", "application/json", `{"params":{"workType":"echo"}}`, http.StatusForbidden, "may not work submit"},
+		{"text/plain post", "POST", "/v1/work", "", "", testToken, "text/plain", `{"params":{"workType":"echo"}}`, http.StatusUnsupportedMediaType, "application/json"},
+		{"form post", "POST", "/v1/work", "", "", testToken, "application/x-www-form-urlencoded", "a=b", http.StatusUnsupportedMediaType, "application/json"},
+		{"foreign Host (DNS rebinding)", "GET", "/v1/status", "attacker.example:8080", "", testToken, "", "", http.StatusForbidden, "allowedhosts"},
+		{"localhost Host", "GET", "/v1/status", "localhost:8080", "", testToken, "", "", http.StatusOK, ""},
+		{"cross-site Origin", "POST", "/v1/work", "", "http://evil.example", testToken, "application/json", `{}`, http.StatusForbidden, "cross-origin"},
+		{"allowed Origin", "GET", "/v1/status", "", "https://ui.example", testToken, "", "", http.StatusOK, ""},
+		{"openapi needs a principal", "GET", "/openapi.json", "", "", "", "", "", http.StatusUnauthorized, ""},
+		{"healthz needs a principal", "GET", "/healthz", "", "", "", "", "", http.StatusUnauthorized, ""},
+		{"healthz with a token", "GET", "/healthz", "", "", "test-reader-token-0123456789", "", "", http.StatusOK, "SERVING"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var body io.Reader
+			if tt.body != "" {
+				body = strings.NewReader(tt.body)
+			}
+			req, err := http.NewRequest(tt.method, e.base+tt.path, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.host != "" {
+				req.Host = tt.host
+			}
+			for k, v := range map[string]string{"Origin": tt.origin, "Content-Type": tt.ctype} {
+				if v != "" {
+					req.Header.Set(k, v)
+				}
+			}
+			if tt.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tt.token)
+			}
+			resp, err := e.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tt.want || !strings.Contains(string(b), tt.wantBodyContain) {
+				t.Fatalf("%s %s = %d %s, want %d containing %q", tt.method, tt.path, resp.StatusCode, b, tt.want, tt.wantBodyContain)
+			}
+			if tt.want == http.StatusUnauthorized && resp.Header.Get("WWW-Authenticate") == "" && tt.path == "/v1/status" {
+				t.Errorf("401 without WWW-Authenticate")
+			}
+			if tt.name == "allowed Origin" && resp.Header.Get("Access-Control-Allow-Origin") != tt.origin {
+				t.Errorf("allowed origin: Access-Control-Allow-Origin = %q", resp.Header.Get("Access-Control-Allow-Origin"))
+			}
+		})
 	}
 }

@@ -25,24 +25,22 @@ import (
 	controlv1 "github.com/receptor-mesh/receptor/gen/go/receptor/control/v1"
 	meshv1 "github.com/receptor-mesh/receptor/gen/go/receptor/mesh/v1"
 	"github.com/receptor-mesh/receptor/services/apierr"
+	"github.com/receptor-mesh/receptor/services/authz"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// testControl is a small ControlService: GetStatus reports whether the call
-// came over a Unix socket, GetVersion and Traceroute panic, Ping fails with
+// testControl is a small ControlService: GetStatus reports the caller's
+// principal, GetVersion and Traceroute panic, Ping fails with
 // the node's unknown-unit error, GetWorkResults blocks until the call ends.
 type testControl struct {
 	controlv1.UnimplementedControlServiceServer
 }
 
 func (testControl) GetStatus(ctx context.Context, _ *controlv1.GetStatusRequest) (*controlv1.GetStatusResponse, error) {
-	id := "remote"
-	if IsLocalClient(ctx) {
-		id = "unix"
-	}
+	id := authz.FromContext(ctx).String()
 	return &controlv1.GetStatusResponse{Status: &meshv1.NodeStatus{NodeId: id}}, nil
 }
 

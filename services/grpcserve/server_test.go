@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	controlv1 "github.com/receptor-mesh/receptor/gen/go/receptor/control/v1"
+	"github.com/receptor-mesh/receptor/services/authz"
 )
 
 func TestInterceptorChain(t *testing.T) {
@@ -218,7 +220,11 @@ func serveUnix(ctx context.Context, srv *Server, path string) error {
 
 func TestServeUnixUntilCancel(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "api.sock")
-	srv := New(Options{Logger: quietLogger(), ShutdownTimeout: 50 * time.Millisecond})
+	policy, err := authz.New(authz.Options{Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := New(Options{Logger: quietLogger(), ShutdownTimeout: 50 * time.Millisecond, Policy: policy, Face: FaceUnix})
 	controlv1.RegisterControlServiceServer(srv, testControl{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -236,8 +242,8 @@ func TestServeUnixUntilCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := resp.GetStatus().GetNodeId(); got != "unix" {
-		t.Errorf("IsLocalClient over a Unix socket: handler saw %q, want unix", got)
+	if got, want := resp.GetStatus().GetNodeId(), fmt.Sprintf("uid:%d", os.Getuid()); got != want {
+		t.Errorf("principal over a Unix socket: handler saw %q, want %q", got, want)
 	}
 	// A call that never ends on its own is cut off after the shutdown
 	// timeout, and Serve returns.
@@ -315,8 +321,9 @@ func TestMutualTLS(t *testing.T) {
 			if status.Code(err) != tt.wantCode {
 				t.Fatalf("GetStatus: %v, want %v", err, tt.wantCode)
 			}
-			if err == nil && resp.GetStatus().GetNodeId() != "remote" {
-				t.Errorf("TCP call seen as %q, want remote", resp.GetStatus().GetNodeId())
+			// Without a Policy the server identifies nobody.
+			if err == nil && resp.GetStatus().GetNodeId() != "anonymous" {
+				t.Errorf("TCP call seen as %q, want anonymous", resp.GetStatus().GetNodeId())
 			}
 		})
 	}
@@ -399,8 +406,8 @@ func TestInProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := resp.GetStatus().GetNodeId(); got != "remote" {
-		t.Errorf("in-process call seen as %q, want remote (not a Unix peer)", got)
+	if got := resp.GetStatus().GetNodeId(); got != "anonymous" {
+		t.Errorf("in-process call without a Policy seen as %q, want anonymous", got)
 	}
 }
 
@@ -454,21 +461,33 @@ func FuzzParseTarget(f *testing.F) {
 	})
 }
 
-func TestIsLocalClient(t *testing.T) {
-	unixPeer := &peer.Peer{Addr: &net.UnixAddr{Net: "unix", Name: ""}}
+func TestIdentify(t *testing.T) {
 	tcpPeer := &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}}
-	proxied := metadata.Pairs(ProxiedMetadataKey, "192.0.2.7:5555")
+	unixPeer := &peer.Peer{Addr: &net.UnixAddr{Net: "unix"}, AuthInfo: unixPeerInfo{principal: authz.Principal{Kind: authz.KindUnix, Name: "1000"}}}
+	relayed := func(v ...string) metadata.MD {
+		md := metadata.MD{}
+		for _, x := range v {
+			md.Append(PrincipalMetadataKey, x)
+		}
+		return md
+	}
 	tests := []struct {
 		name string
+		face Face
 		p    *peer.Peer
 		md   metadata.MD
-		want bool
+		want string
 	}{
-		{"unix", unixPeer, nil, true},
-		{"unix with other metadata", unixPeer, metadata.Pairs("x-forwarded-host", "h"), true},
-		{"unix relayed by the gateway", unixPeer, proxied, false},
-		{"tcp", tcpPeer, nil, false},
-		{"no peer", nil, nil, false},
+		{"in-process, no relay: the node itself", FaceInProcess, nil, nil, "internal:self"},
+		{"in-process relay of a token", FaceInProcess, nil, relayed("token:ci"), "token:ci"},
+		{"in-process relay cannot claim internal", FaceInProcess, nil, relayed("internal:self"), "anonymous"},
+		{"in-process relay of garbage", FaceInProcess, nil, relayed("nonsense"), "anonymous"},
+		{"in-process relay twice", FaceInProcess, nil, relayed("token:a", "uid:0"), "anonymous"},
+		{"unix peer", FaceUnix, unixPeer, nil, "uid:1000"},
+		{"unix peer naming another principal in metadata", FaceUnix, unixPeer, relayed("token:ci"), "uid:1000"},
+		{"tcp without a certificate", FaceTCP, tcpPeer, nil, "anonymous"},
+		{"tcp claiming a principal in metadata", FaceTCP, tcpPeer, relayed("uid:0"), "anonymous"},
+		{"unix face without peer info", FaceUnix, tcpPeer, nil, "anonymous"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -479,8 +498,8 @@ func TestIsLocalClient(t *testing.T) {
 			if tt.md != nil {
 				ctx = metadata.NewIncomingContext(ctx, tt.md)
 			}
-			if got := IsLocalClient(ctx); got != tt.want {
-				t.Errorf("IsLocalClient = %v, want %v", got, tt.want)
+			if got := identify(ctx, tt.face).String(); got != tt.want {
+				t.Errorf("identify = %q, want %q", got, tt.want)
 			}
 		})
 	}

@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-
 	workv1 "github.com/receptor-mesh/receptor/gen/go/receptor/work/v1"
 	"github.com/receptor-mesh/receptor/services/apierr"
 	"github.com/receptor-mesh/receptor/services/authz"
