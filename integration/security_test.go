@@ -143,6 +143,7 @@ func TestControlTCPWithTLS(t *testing.T) {
 	n.Start(Spec{Config: func(n *Node) string {
 		return nodeYAML(n, nil, append(ca.tlsItems(nc),
 			entity("control-service", "service", "ctltls", "tcplisten", n.Addr("ctl"), "tcptls", "srv"),
+			entity("access", "role", "reader", "principals", "[cert:ctlclient]"),
 			"- local-only\n")...)
 	}})
 	pool := x509.NewCertPool()

@@ -188,7 +188,8 @@ func TestWorkSplitDeploy(t *testing.T) {
 				Started bool   `json:"started"`
 			} `json:"result"`
 		}
-		workHTTP(t, http.MethodPost, base+"/v1/work", body, &created)
+		token := gatewayToken(t, s.router)
+		workHTTP(t, token, http.MethodPost, base+"/v1/work", body, &created)
 		id := created.Result.UnitID
 		if id == "" || !created.Result.Started {
 			t.Fatalf("CreateWork reply %+v", created)
@@ -198,11 +199,11 @@ func TestWorkSplitDeploy(t *testing.T) {
 			StateName  string `json:"stateName"`
 			StdoutSize string `json:"stdoutSize"` // int64 is a JSON string in protojson
 		}
-		workHTTP(t, http.MethodGet, base+"/v1/work/"+id, nil, &unit)
+		workHTTP(t, token, http.MethodGet, base+"/v1/work/"+id, nil, &unit)
 		if unit.StateName != "Succeeded" || unit.StdoutSize != fmt.Sprint(len(input)) {
 			t.Errorf("GET /v1/work/%s: %+v", id, unit)
 		}
-		if got := workHTTPResults(t, base+"/v1/work/"+id+"/results"); !bytes.Equal(got, input) {
+		if got := workHTTPResults(t, token, base+"/v1/work/"+id+"/results"); !bytes.Equal(got, input) {
 			t.Errorf("REST results %q, want %q", got, input)
 		}
 	})
@@ -339,7 +340,7 @@ func workGRPCResults(ctx context.Context, t *testing.T, cc controlv1.ControlServ
 var workHTTPClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 
 // workHTTP does one REST call and decodes its JSON reply into out.
-func workHTTP(t *testing.T, method, url string, body []byte, out any) {
+func workHTTP(t *testing.T, token, method, url string, body []byte, out any) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
@@ -348,6 +349,7 @@ func workHTTP(t *testing.T, method, url string, body []byte, out any) {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := workHTTPClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
@@ -362,9 +364,20 @@ func workHTTP(t *testing.T, method, url string, body []byte, out any) {
 	}
 }
 
+// gatewayToken reads the REST gateway's admin token, which the router
+// created beside its control socket.
+func gatewayToken(t *testing.T, n *Node) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(n.Socket), "http-gateway.token"))
+	if err != nil {
+		t.Fatalf("reading the gateway token: %v", err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
 // workHTTPResults reads a streamed REST results reply: one JSON object
 // per chunk, {"result":{"data":<base64>,"offset":<int64 string>}}.
-func workHTTPResults(t *testing.T, url string) []byte {
+func workHTTPResults(t *testing.T, token, url string) []byte {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), workTransferTimeout)
 	defer cancel()
@@ -372,6 +385,7 @@ func workHTTPResults(t *testing.T, url string) []byte {
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := workHTTPClient.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)

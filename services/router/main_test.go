@@ -301,7 +301,7 @@ func startWorkAgent(t testing.TB, nodeID, publicKey string) *workAgent {
 	}
 	pipe := grpcserve.NewInProcess()
 	srv := grpcserve.New(grpcserve.Options{Logger: testLogger(t)})
-	workv1.RegisterWorkServiceServer(srv, workapi.New(agent, "9.9.9"))
+	workv1.RegisterWorkServiceServer(srv, workapi.New(agent, "9.9.9", nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- grpcserve.Serve(ctx, srv, pipe.Listener()) }()

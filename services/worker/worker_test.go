@@ -277,7 +277,7 @@ func startNodeB(t *testing.T, dir string, port int) {
 		t.Fatal(err)
 	}
 	srv := grpcserve.New(grpcserve.Options{Logger: log})
-	Register(srv, agent)
+	Register(srv, agent, nil)
 	service(t, "node b", func(ctx context.Context) error {
 		g, ctx := errgroup.WithContext(ctx)
 		g.Go(func() error { return grpcserve.Serve(ctx, srv, pipe.Listener()) })

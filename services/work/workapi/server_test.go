@@ -52,7 +52,7 @@ func newClient(t *testing.T) workv1.WorkServiceClient {
 	}
 	lis := bufconn.Listen(1 << 20)
 	srv := grpc.NewServer()
-	workv1.RegisterWorkServiceServer(srv, New(agent, "1.2.3"))
+	workv1.RegisterWorkServiceServer(srv, New(agent, "1.2.3", nil))
 	go srv.Serve(lis)
 	conn, err := grpc.NewClient("passthrough:///bufnet",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
