@@ -72,7 +72,7 @@ func TestRESTRefusals(t *testing.T) {
 	n := NewNode(t, "nodea")
 	tokDir := shortTempDir(t)
 	opPath := writeToken(t, tokDir, "ops", operatorToken)
-	n.Start(Spec{Config: func(n *Node) string {
+	n.Start(Spec{Bin: workAllInOneBin, Config: func(n *Node) string {
 		return nodeYAML(n, nil,
 			entity("http-gateway", "tcplisten", n.Addr("http")),
 			entity("access", "role", "operator", "tokenfile", opPath),
@@ -129,7 +129,7 @@ func grpcTLSClient(t *testing.T, addr string, ca *testCA, cert nodeCert) *grpc.C
 		t.Fatal(err)
 	}
 	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
-		RootCAs: pool, Certificates: []tls.Certificate{pair}, ServerName: "nodea", MinVersion: tls.VersionTLS12,
+		RootCAs: pool, Certificates: []tls.Certificate{pair}, ServerName: "localhost", MinVersion: tls.VersionTLS12,
 	})))
 	if err != nil {
 		t.Fatal(err)
@@ -203,7 +203,7 @@ func TestGRPCTCPRefusals(t *testing.T) {
 func TestSignWorkFromMesh(t *testing.T) {
 	t.Parallel()
 	a, b := NewNode(t, "nodea"), NewNode(t, "nodeb")
-	a.Start(Spec{Config: func(n *Node) string {
+	a.Start(Spec{Bin: workAllInOneBin, Config: func(n *Node) string {
 		return nodeYAML(n, nil, asYAML(tcpTransport.listener(n)),
 			entity("control-service", "service", "plain", "tcplisten", n.Addr("ctl")),
 			workCommandEntity("cat", "cat", "", false))

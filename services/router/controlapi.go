@@ -207,15 +207,15 @@ func (c *controlAPI) SubmitWork(gs grpc.BidiStreamingServer[controlv1.SubmitWork
 }
 
 func (c *controlAPI) CreateWork(ctx context.Context, req *controlv1.CreateWorkRequest) (*controlv1.CreateWorkResponse, error) {
+	if err := c.checkSubmit(ctx, req.GetParams()); err != nil {
+		return nil, err
+	}
 	wc, err := c.workClient()
 	if err != nil {
 		return nil, err
 	}
 	if len(req.GetStdin()) > maxCreateStdin {
 		return nil, apierr.TooLarge("stdin", len(req.GetStdin()), maxCreateStdin)
-	}
-	if err := c.checkSubmit(ctx, req.GetParams()); err != nil {
-		return nil, err
 	}
 	adm, err := c.quota.admit(ctx)
 	if err != nil {
