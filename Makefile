@@ -39,6 +39,8 @@ lint:
 	./scripts/generate.sh lint
 
 run: build
+	@echo 'REST needs the admin token the node creates on start, e.g.:'
+	@echo '  curl -H "Authorization: Bearer $$(cat /tmp/receptor-local/http-gateway.token)" 127.0.0.1:8080/v1/status'
 	$(BIN)/receptor --embedded-config
 
 bench: build

@@ -62,6 +62,8 @@ func workStartSplit(t *testing.T, id string, workerItems ...string) *workSplit {
 	t.Helper()
 	s := &workSplit{id: id, router: NewNode(t, id), worker: NewNode(t, id)}
 	s.datadir = filepath.Join(s.router.Dir, "data")
+	ca := newCA(t)
+	nc := ca.issue(t, id)
 	common := func() []string {
 		return []string{
 			"id: node-a", "id: " + id,
@@ -72,6 +74,8 @@ func workStartSplit(t *testing.T, id string, workerItems ...string) *workSplit {
 	s.router.Start(Spec{Bin: routerBin, Config: func(n *Node) string {
 		return workDeployConfig(t, "router.yaml", append(common(),
 			"port: 2222", fmt.Sprintf("port: %d", n.Port("mesh")),
+			"/etc/receptor/tls/node-a.crt", nc.Cert, "/etc/receptor/tls/node-a.key", nc.Key,
+			"/etc/receptor/tls/ca.crt", ca.Cert,
 			"filename: /run/receptor/receptor.sock", "filename: "+n.Socket,
 			"/run/receptor/", n.Dir+"/",
 			"127.0.0.1:8080", n.Addr("http"),
