@@ -67,6 +67,10 @@ func startFacesNode(t *testing.T) *facesNode {
 		extra: []string{
 			"--http-gateway", "tcplisten=127.0.0.1:" + strconv.Itoa(port),
 			"--control-service", "service=", "tcplisten=127.0.0.1:" + strconv.Itoa(ctlPort),
+			// These tests are about the REST and TCP mappings, not about
+			// authentication: callers without identity are made admin
+			// (security_authz_test in integration/ covers the refusals).
+			"--access", "role=admin", "principals=anonymous",
 		},
 	})
 	f := &facesNode{node: n, base: "http://127.0.0.1:" + strconv.Itoa(port), signer: signer, ctlTCP: "tcp:127.0.0.1:" + strconv.Itoa(ctlPort)}
