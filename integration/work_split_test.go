@@ -34,6 +34,17 @@ type workSplit struct {
 	router  *Node // runs receptor-router; its Dir holds both processes' sockets and the datadir
 	worker  *Node // runs receptor-worker
 	datadir string
+	ca      *testCA // issued the router's mesh certificate (deploy/ uses TLS)
+}
+
+// tlsPeer is the configuration a node named id needs to peer with the
+// split router, whose listener requires a certificate from the same CA.
+func (s *workSplit) tlsPeer(t *testing.T, id string) func(*Node) string {
+	nc := s.ca.issue(t, id)
+	return func(*Node) string {
+		return entity("tls-client", "name", "splitpeer", "cert", nc.Cert, "key", nc.Key, "rootcas", s.ca.Cert) +
+			entity("tcp-peer", "address", s.router.Addr("mesh"), "tls", "splitpeer")
+	}
 }
 
 // workDeployConfig reads deploy/<file> and applies the replacements in
@@ -63,6 +74,7 @@ func workStartSplit(t *testing.T, id string, workerItems ...string) *workSplit {
 	s := &workSplit{id: id, router: NewNode(t, id), worker: NewNode(t, id)}
 	s.datadir = filepath.Join(s.router.Dir, "data")
 	ca := newCA(t)
+	s.ca = ca
 	nc := ca.issue(t, id)
 	common := func() []string {
 		return []string{
@@ -470,7 +482,7 @@ func TestWorkSplitRouterKilledDuringRemoteResults(t *testing.T) {
 	t.Parallel()
 	s := workStartSplit(t, "sr")
 	b := NewNode(t, "rb")
-	b.Start(workAllInOneSpec(workPeerOf(s.router), workStatic(workSlowcat(t, "0.1"))))
+	b.Start(workAllInOneSpec(s.tlsPeer(t, "rb"), workStatic(workSlowcat(t, "0.1"))))
 	s.router.WaitRoutes(map[string]string{"rb": "rb"})
 	workWaitControl(t, s.router, "rb")
 	sock := s.router.Socket
