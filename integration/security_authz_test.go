@@ -254,3 +254,54 @@ func TestSignWorkFromMesh(t *testing.T) {
 	}
 	stillServes(t, a)
 }
+
+// TestPrincipalLimits: a principal may hold at most maxunits unfinished
+// units and send at most maxstdin bytes per submission; releasing a unit
+// frees its slot. Here the limits are set for unix-socket peers.
+func TestPrincipalLimits(t *testing.T) {
+	t.Parallel()
+	n := NewNode(t, "nodea")
+	n.Start(Spec{Bin: workAllInOneBin, Config: func(n *Node) string {
+		return nodeYAML(n, nil,
+			entity("access", "role", "admin", "principals", "[uid:*]", "maxunits", "2", "maxstdin", "1000"),
+			workCommandEntity("sleep", "sleep", "", true),
+			workCommandEntity("cat", "cat", "", false),
+			"- local-only\n")
+	}})
+	sleep := map[string]string{"node": "nodea", "worktype": "sleep", "params": "60"}
+	first, _ := workSubmit(t, n.Socket, "nodea", sleep, strings.NewReader(""))
+	workSubmit(t, n.Socket, "nodea", sleep, strings.NewReader(""))
+	_, _, err := workTrySubmit(n.Socket, "nodea", sleep, strings.NewReader(""))
+	if err == nil || !strings.Contains(err.Error(), "limit") {
+		t.Errorf("third unit over maxunits=2: %v, want a limit error", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	c, err := n.Dial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Command(ctx, "work release "+first); err != nil {
+		t.Fatalf("release: %v", err)
+	}
+	_ = c.Close()
+	// The released unit's slot is free again.
+	third, _ := workSubmit(t, n.Socket, "nodea", sleep, strings.NewReader(""))
+	if third == "" {
+		t.Error("no unit after a release freed a slot")
+	}
+	// Input over maxstdin is refused (and counts for no unit).
+	c, err = n.Dial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Command(ctx, "work release "+third); err != nil {
+		t.Fatalf("release: %v", err)
+	}
+	_ = c.Close()
+	_, _, err = workTrySubmit(n.Socket, "nodea", map[string]string{"node": "nodea", "worktype": "cat"}, bytes.NewReader(make([]byte, 5000)))
+	if err == nil || !strings.Contains(err.Error(), "maxstdin") {
+		t.Errorf("5000 bytes of stdin over maxstdin=1000: %v, want a maxstdin error", err)
+	}
+	stillServes(t, n)
+}
