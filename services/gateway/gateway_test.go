@@ -463,3 +463,31 @@ func TestGuard(t *testing.T) {
 		})
 	}
 }
+
+// TestSlowBody: a client that announces a body and then trickles it is cut
+// off at the body deadline instead of holding its connection.
+func TestSlowBody(t *testing.T) {
+	old := bodyReadTimeout
+	bodyReadTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { bodyReadTimeout = old })
+	e := start(t, Options{}, nil)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, err = io.WriteString(conn, "POST /v1/work HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"+
+		"Authorization: Bearer "+testToken+"\r\nContent-Length: 100000\r\n\r\n{")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	start := time.Now()
+	b, _ := io.ReadAll(conn) // ends when the server gives up on the body
+	if time.Since(start) > 8*time.Second {
+		t.Fatalf("server held a trickling body for %v", time.Since(start))
+	}
+	if !strings.Contains(string(b), "HTTP/1.1 4") && len(b) != 0 {
+		t.Errorf("reply to an unfinished body: %q", b)
+	}
+}

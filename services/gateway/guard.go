@@ -19,7 +19,8 @@ import (
 
 // bodyReadTimeout bounds reading one request body, so a client that
 // trickles its body (slowloris) holds a connection for a bounded time.
-const bodyReadTimeout = 2 * time.Minute
+// A variable so that tests can shorten it.
+var bodyReadTimeout = 2 * time.Minute
 
 // guard is the gateway's front door, in this order: the Host header must
 // name this gateway (no DNS rebinding), a browser's Origin must be this
