@@ -1,10 +1,13 @@
 package integration
 
 import (
+	"crypto/tls"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestFirewallRegexAlternationAnchored: a firewall regex with an
@@ -66,5 +69,55 @@ func TestUnsafeDirectoriesRefused(t *testing.T) {
 	}
 	n.Socket = sock
 	n.Start(Spec{Bin: "receptor", Args: func(*Node) []string { return args }})
+	stillServes(t, n)
+}
+
+// TestTLSOnlyForwardSecretSuites: a TLS control service refuses a TLS 1.2
+// client that offers only a suite without an ephemeral key exchange, and
+// serves one offering ECDHE.
+func TestTLSOnlyForwardSecretSuites(t *testing.T) {
+	t.Parallel()
+	ca := newCA(t)
+	nc, cc := ca.issue(t, "nodea"), ca.issue(t, "ctlclient")
+	n := NewNode(t, "nodea")
+	n.Start(Spec{Config: func(n *Node) string {
+		return nodeYAML(n, nil, append(ca.tlsItems(nc),
+			entity("control-service", "service", "ctltls", "tcplisten", n.Addr("ctl"), "tcptls", "srv"),
+			"- local-only\n")...)
+	}})
+	pair, err := tls.LoadX509KeyPair(cc.Cert, cc.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial := func(suite uint16) (string, error) {
+		d := &net.Dialer{Timeout: commandTimeout}
+		c, err := tls.DialWithDialer(d, "tcp", n.Addr("ctl"), &tls.Config{
+			Certificates:       []tls.Certificate{pair},
+			InsecureSkipVerify: true, // only the suite matters here
+			MaxVersion:         tls.VersionTLS12, CipherSuites: []uint16{suite},
+		})
+		if err != nil {
+			return "", err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(commandTimeout))
+		buf := make([]byte, 64)
+		k, err := c.Read(buf)
+		return string(buf[:k]), err
+	}
+	eventually(t, startTimeout, "TLS control listener with an ECDHE suite", func() bool {
+		greeting, err := dial(tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)
+		if err != nil {
+			t.Logf("ECDHE dial: %v", err)
+		}
+		return err == nil && strings.HasPrefix(greeting, "Receptor Control")
+	})
+	for _, suite := range []uint16{tls.TLS_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_RSA_WITH_AES_256_GCM_SHA384} {
+		if greeting, err := dial(suite); err == nil {
+			t.Errorf("client offering only %s got a session: %q", tls.CipherSuiteName(suite), greeting)
+		} else {
+			t.Logf("%s refused: %v", tls.CipherSuiteName(suite), err)
+		}
+	}
 	stillServes(t, n)
 }
