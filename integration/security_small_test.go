@@ -1,11 +1,16 @@
 package integration
 
 import (
+	"bufio"
 	"crypto/tls"
+	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -119,5 +124,143 @@ func TestTLSOnlyForwardSecretSuites(t *testing.T) {
 			t.Logf("%s refused: %v", tls.CipherSuiteName(suite), err)
 		}
 	}
+	stillServes(t, n)
+}
+
+// TestControlTCPPlaintextOffLoopbackRefused: a control-service tcplisten
+// without tcptls on all interfaces or another host's address is a
+// configuration error; on 127.0.0.1 it serves.
+func TestControlTCPPlaintextOffLoopbackRefused(t *testing.T) {
+	t.Parallel()
+	n := NewNode(t, "nodea")
+	port := n.Port("ctl")
+	for _, listen := range []string{fmt.Sprint(port), fmt.Sprintf(":%d", port), fmt.Sprintf("0.0.0.0:%d", port), fmt.Sprintf("[::]:%d", port)} {
+		res := runCommand(t, n.Dir, routerBin, "", nodeArgs(n, "--local-only", "--control-service", "service=", "tcplisten="+listen)...)
+		want := fmt.Sprintf(`Error: control-service: tcplisten: %q: refusing to serve the control service without TLS on a non-loopback address`, listen)
+		if res.Code != 1 || !strings.Contains(res.Out, want) {
+			t.Errorf("plaintext tcplisten=%s: exit %d, want 1 with %q\n%s", listen, res.Code, want, res.Out)
+		}
+	}
+	n.Start(Spec{Args: func(n *Node) []string {
+		return nodeArgs(n, "--local-only", "--control-service", "service=", "tcplisten="+n.Addr("ctl"))
+	}})
+	eventually(t, startTimeout, "status over plaintext TCP on 127.0.0.1", func() bool {
+		c, err := net.DialTimeout("tcp", n.Addr("ctl"), commandTimeout)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(commandTimeout))
+		_, _ = io.WriteString(c, `{"command":"status","requested_fields":["NodeID"]}`+"\n")
+		_ = c.(*net.TCPConn).CloseWrite()
+		b, _ := io.ReadAll(c)
+		return strings.Contains(string(b), `{"NodeID":"nodea"}`)
+	})
+	stillServes(t, n)
+}
+
+// TestControlIdleConnections: 2000 TCP connections that never send a
+// request (more than the 1024 sessions a listener runs at once) neither
+// stop the node's other listeners nor, once the idle timeout closes them,
+// its TCP listener: a fresh client gets its status. Every idle connection
+// is greeted and then closed, no sooner than the timeout.
+func TestControlIdleConnections(t *testing.T) {
+	t.Parallel()
+	const (
+		idleConns = 2000
+		idle      = 2 * time.Second
+	)
+	// Go raises the soft descriptor limit to the hard one; both processes
+	// need idleConns descriptors.
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if lim.Cur < 2*idleConns+500 && lim.Max > lim.Cur {
+		lim.Cur = lim.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
+	if lim.Cur < idleConns+500 {
+		t.Skipf("descriptor limit %d is too low for %d connections", lim.Cur, idleConns)
+	}
+	n := NewNode(t, "nodea")
+	n.Start(Spec{Args: func(n *Node) []string {
+		return nodeArgs(n, "--local-only", "--control-service", "service=", "tcplisten="+n.Addr("ctl"),
+			"idletimeout="+idle.String())
+	}})
+	// One working session proves the listener is up before the flood.
+	tcpStatus := func() (time.Duration, error) {
+		start := time.Now()
+		c, err := net.DialTimeout("tcp", n.Addr("ctl"), commandTimeout)
+		if err != nil {
+			return 0, err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(3 * commandTimeout))
+		_, _ = io.WriteString(c, `{"command":"status","requested_fields":["NodeID"]}`+"\n")
+		br := bufio.NewReader(c)
+		for _, want := range []string{"Receptor Control, node nodea\n", `{"NodeID":"nodea"}` + "\n"} {
+			if line, err := br.ReadString('\n'); line != want {
+				return 0, fmt.Errorf("got %q (%v), want %q", line, err, want)
+			}
+		}
+		return time.Since(start), nil
+	}
+	eventually(t, startTimeout, "TCP control listener", func() bool { _, err := tcpStatus(); return err == nil })
+
+	type result struct {
+		greeted bool
+		err     error
+		open    time.Duration // from dial to EOF
+	}
+	results := make([]result, idleConns)
+	var wg sync.WaitGroup
+	dialStart := time.Now()
+	for i := range idleConns {
+		start := time.Now() // the server's clock for it starts later, at accept
+		c, err := net.DialTimeout("tcp", n.Addr("ctl"), commandTimeout)
+		if err != nil {
+			t.Fatalf("idle connection %d: %v", i, err)
+		}
+		wg.Go(func() {
+			defer c.Close()
+			_ = c.SetReadDeadline(time.Now().Add(10*idle + 2*commandTimeout))
+			b, err := io.ReadAll(c)
+			results[i] = result{greeted: string(b) == "Receptor Control, node nodea\n", err: err, open: time.Since(start)}
+		})
+	}
+	t.Logf("%d idle connections opened in %v", idleConns, time.Since(dialStart).Round(time.Millisecond))
+
+	// The Unix socket is another listener with its own sessions.
+	start := time.Now()
+	stillServes(t, n)
+	unixTook := time.Since(start)
+	// A fresh TCP client waits behind the idle ones in the accept queue
+	// until the timeout frees sessions.
+	tcpTook, err := tcpStatus()
+	if err != nil {
+		t.Fatalf("fresh TCP status after %d idle connections: %v", idleConns, err)
+	}
+	t.Logf("fresh status with %d idle connections: unix socket %v, TCP %v (idle timeout %v)",
+		idleConns, unixTook.Round(time.Millisecond), tcpTook.Round(time.Millisecond), idle)
+	if unixTook > 5*time.Second {
+		t.Errorf("unix-socket status took %v with %d idle TCP connections", unixTook, idleConns)
+	}
+	if tcpTook > 3*idle+10*time.Second {
+		t.Errorf("fresh TCP status took %v, want about the idle timeout %v", tcpTook, idle)
+	}
+
+	wg.Wait()
+	var longest time.Duration
+	for i, r := range results {
+		if !r.greeted || r.err != nil {
+			t.Fatalf("idle connection %d: greeted %v, err %v", i, r.greeted, r.err)
+		}
+		if r.open < idle {
+			t.Fatalf("idle connection %d closed after %v, before the %v timeout", i, r.open, idle)
+		}
+		longest = max(longest, r.open)
+	}
+	t.Logf("all %d idle connections greeted and closed; the last after %v", idleConns, longest.Round(time.Millisecond))
 	stillServes(t, n)
 }
