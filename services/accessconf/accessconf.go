@@ -16,6 +16,7 @@ import (
 
 	"github.com/receptor-mesh/receptor/services/authz"
 	"github.com/receptor-mesh/receptor/services/config"
+	"github.com/receptor-mesh/receptor/services/safedir"
 )
 
 // GatewayTokenName is the principal name of the REST gateway's admin
@@ -124,7 +125,7 @@ func ensureToken(path string) (tok string, created bool, err error) {
 	if err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return tok, false, err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	if err := safedir.MkdirAll(filepath.Dir(path)); err != nil {
 		return "", false, err
 	}
 	raw := make([]byte, 32)

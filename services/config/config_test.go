@@ -371,7 +371,8 @@ func TestYAMLValueConversion(t *testing.T) {
 		{"octal string", "- control-service:\n    permissions: \"0660\"", func(c *Config) bool { return c.ControlServices[0].Permissions == 0o660 }},
 		{"hex string", "- control-service:\n    permissions: \"0x1ff\"", func(c *Config) bool { return c.ControlServices[0].Permissions == 0o777 }},
 		{"0o string", "- control-service:\n    permissions: \"0o640\"", func(c *Config) bool { return c.ControlServices[0].Permissions == 0o640 }},
-		{"int to string", "- control-service:\n    tcplisten: 11113", func(c *Config) bool { return c.ControlServices[0].TCPListen == "11113" }},
+		{"int to string", "- http-gateway:\n    tcplisten: 11113", func(c *Config) bool { return c.HTTPGateway.TCPListen == "11113" }},
+		{"control idle timeout", "- control-service:\n    filename: /s\n    idletimeout: 90s", func(c *Config) bool { return c.ControlServices[0].IdleTimeout == 90*time.Second }},
 		{"float to string", "- work-command:\n    worktype: w\n    command: c\n    params: 1.5", func(c *Config) bool { return c.WorkCommands[0].Params == "1.500000" }},
 		{"bool to string", "- work-command:\n    worktype: w\n    command: c\n    params: yes", func(c *Config) bool { return c.WorkCommands[0].Params == "true" }},
 		{"yaml 1.1 bools", "- tcp-peer:\n    address: a:1\n    redial: off", func(c *Config) bool { return !c.TCPPeers[0].Redial }},
@@ -504,6 +505,13 @@ func TestBadConfigs(t *testing.T) {
 		{name: "peer address", args: []string{"--tcp-peer", "nohost"}, want: `tcp-peer: address: "nohost" is not host:port`},
 		{name: "ws address", args: []string{"--ws-peer", "http://x/"}, want: `ws-peer: address: "http://x/" is not a ws:// or wss:// URL`},
 		{name: "extraheader", args: []string{"--ws-peer", "ws://x/", "extraheader=nocolon"}, want: `ws-peer: extraheader: "nocolon" is not Name:value`},
+		{name: "control tcp without tls on all interfaces", args: []string{"--control-service", "tcplisten=11113"},
+			want: `control-service: tcplisten: "11113": refusing to serve the control service without TLS on a non-loopback address; set tcptls to a tls-server name, or listen on 127.0.0.1`},
+		{name: "control tcp without tls, empty host", args: []string{"--control-service", "tcplisten=:11113"}, want: `control-service: tcplisten: ":11113": refusing to serve the control service without TLS on a non-loopback address; set tcptls to a tls-server name, or listen on 127.0.0.1`},
+		{name: "control tcp without tls, 0.0.0.0", args: []string{"--control-service", "tcplisten=0.0.0.0:11113"}, want: `control-service: tcplisten: "0.0.0.0:11113": refusing to serve the control service without TLS on a non-loopback address; set tcptls to a tls-server name, or listen on 127.0.0.1`},
+		{name: "control tcp without tls, ::", args: []string{"--control-service", "tcplisten=[::]:11113"}, want: `control-service: tcplisten: "[::]:11113": refusing to serve the control service without TLS on a non-loopback address; set tcptls to a tls-server name, or listen on 127.0.0.1`},
+		{name: "control tcp without tls, other host", args: []string{"--control-service", "tcplisten=10.1.2.3:11113"}, want: `control-service: tcplisten: "10.1.2.3:11113": refusing to serve the control service without TLS on a non-loopback address; set tcptls to a tls-server name, or listen on 127.0.0.1`},
+		{name: "control idle timeout negative", args: []string{"--control-service", "filename=/s", "idletimeout=-1s"}, want: `control-service: idletimeout: "-1s" is negative`},
 		{name: "control service without listeners", args: []string{"--control-service", "service="}, want: `control-service: no listeners specified`},
 		{name: "grpc tcp without tls", args: []string{"--grpc-server", "tcplisten=9000"}, want: `grpc-server: tls: required with tcplisten: the TCP listener needs TLS with client certificates`},
 		{name: "grpc without listeners", args: []string{"--grpc-server"}, want: `grpc-server: no listeners specified (set filename and/or tcplisten)`},
@@ -664,6 +672,21 @@ func TestRegistry(t *testing.T) {
 		if _, err := l.convert(&rawEntity{spec: s}); err != nil && !strings.Contains(err.Error(), "required") &&
 			!strings.Contains(err.Error(), "listeners") && !strings.Contains(err.Error(), "must ") {
 			t.Errorf("%s with no params: %v", s.name, err)
+		}
+	}
+}
+
+// TestControlTCPLoopbackWithoutTLS: a plaintext control tcplisten is
+// accepted on loopback addresses only; with tcptls any address is.
+func TestControlTCPLoopbackWithoutTLS(t *testing.T) {
+	for _, args := range [][]string{
+		{"--control-service", "tcplisten=127.0.0.1:11113"},
+		{"--control-service", "tcplisten=localhost:11113"},
+		{"--control-service", "tcplisten=[::1]:11113"},
+		{"--tls-server", "name=s", "cert=c", "key=k", "--control-service", "tcplisten=11113", "tcptls=s"},
+	} {
+		if _, err := testLoader("testhost").ParseArgs(args, nil); err != nil {
+			t.Errorf("%v: %v", args, err)
 		}
 	}
 }

@@ -118,12 +118,13 @@ type WSPeer struct {
 
 // ControlService is a `control-service` entity.
 type ControlService struct {
-	Service     string `cfg:"service,svc" default:"control" help:"Mesh service name (empty: no mesh listener)"`
-	Filename    string `cfg:"filename" help:"Unix socket path"`
-	Permissions int    `cfg:"permissions" default:"0600" help:"Unix socket file mode"`
-	TLS         string `cfg:"tls" ref:"tls-server" help:"Name of a tls-server config for the mesh listener"`
-	TCPListen   string `cfg:"tcplisten" help:"Local TCP port or host:port"`
-	TCPTLS      string `cfg:"tcptls" ref:"tls-server" help:"Name of a tls-server config for the TCP listener"`
+	Service     string        `cfg:"service,svc" default:"control" help:"Mesh service name (empty: no mesh listener)"`
+	Filename    string        `cfg:"filename" help:"Unix socket path"`
+	Permissions int           `cfg:"permissions" default:"0600" help:"Unix socket file mode"`
+	TLS         string        `cfg:"tls" ref:"tls-server" help:"Name of a tls-server config for the mesh listener"`
+	TCPListen   string        `cfg:"tcplisten" help:"Local TCP port or host:port"`
+	TCPTLS      string        `cfg:"tcptls" ref:"tls-server" help:"Name of a tls-server config for the TCP listener (required unless tcplisten is a loopback address)"`
+	IdleTimeout time.Duration `cfg:"idletimeout" help:"Close a session that sends no complete request line for this long (default 60s; the first line must come within 10s, or this value if shorter)"`
 }
 
 // TCPServer is a `tcp-server` proxy: local TCP listener, dials into the mesh.

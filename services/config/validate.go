@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/receptor-mesh/receptor/services/authz"
+	"github.com/receptor-mesh/receptor/services/loopback"
 )
 
 // MinIdleConnectionTimeout is the smallest accepted
@@ -184,7 +185,21 @@ func (c *ControlService) validate(*Loader) error {
 	if err := checkPerm("permissions", c.Permissions); err != nil {
 		return err
 	}
-	return checkListen("tcplisten", c.TCPListen)
+	if c.IdleTimeout < 0 {
+		return perr("idletimeout", "%q is negative", c.IdleTimeout.String())
+	}
+	if err := checkListen("tcplisten", c.TCPListen); err != nil {
+		return err
+	}
+	// Plaintext control on the network would let anyone who reaches the
+	// port run commands and work.
+	if c.TCPListen != "" && c.TCPTLS == "" {
+		if host, err := loopback.ListenHost(c.TCPListen); err != nil || !loopback.Host(host) {
+			return perr("tcplisten", "%q: refusing to serve the control service without TLS on a non-loopback address; "+
+				"set tcptls to a tls-server name, or listen on 127.0.0.1", c.TCPListen)
+		}
+	}
+	return nil
 }
 
 func (t *TCPServer) validate(*Loader) error { return checkPort("port", t.Port) }

@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -214,6 +215,9 @@ func (c *scriptConn) Write(p []byte) (int, error) { return c.out.Write(p) }
 func (c *scriptConn) Close() error                { return nil }
 func (c *scriptConn) CloseWrite() error           { return nil }
 func (c *scriptConn) RemoteAddr() net.Addr        { return &net.UnixAddr{Name: "fuzz", Net: "unix"} }
+
+// SetReadDeadline is accepted and ignored: the script never blocks.
+func (c *scriptConn) SetReadDeadline(time.Time) error { return nil }
 
 // FuzzSession runs a whole session over arbitrary input bytes: it must not
 // panic, must greet first, and every reply line must be JSON, an ERROR line

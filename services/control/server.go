@@ -43,6 +43,8 @@ const (
 	DefaultMaxSessions      = 1024
 	DefaultMaxLineBytes     = 1 << 20
 	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultIdleTimeout      = 60 * time.Second
+	DefaultFirstLineTimeout = 10 * time.Second
 )
 
 // Options tune a Server. Zero values take the defaults above.
@@ -61,6 +63,14 @@ type Options struct {
 	// anonymous). Nil lets every command through: only for tests and
 	// embedders with checks of their own.
 	Policy *authz.Policy
+	// IdleTimeout bounds the wait for each complete request line after the
+	// first, and each pause in a work submit payload; a session that lets
+	// it pass is closed. Results streams and connect bridges are not
+	// bounded. Upstream has no limit, so idle clients hold session slots.
+	IdleTimeout time.Duration
+	// FirstLineTimeout bounds the wait for the first complete request line
+	// after the greeting (at most IdleTimeout).
+	FirstLineTimeout time.Duration
 }
 
 // Server runs control sessions against an Ops implementation.
@@ -71,6 +81,8 @@ type Server struct {
 	maxLine          int
 	handshakeTimeout time.Duration
 	policy           *authz.Policy
+	idleTimeout      time.Duration
+	firstLineTimeout time.Duration
 }
 
 // NewServer returns a Server answering with ops.
@@ -83,6 +95,7 @@ func NewServer(ops Ops, opts Options) *Server {
 		handshakeTimeout: opts.HandshakeTimeout,
 		policy:           opts.Policy,
 	}
+	s.setIdleTimeouts(opts.IdleTimeout, opts.FirstLineTimeout)
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -96,6 +109,28 @@ func NewServer(ops Ops, opts Options) *Server {
 		s.handshakeTimeout = DefaultHandshakeTimeout
 	}
 	return s
+}
+
+func (s *Server) setIdleTimeouts(idle, first time.Duration) {
+	if idle <= 0 {
+		idle = DefaultIdleTimeout
+	}
+	if first <= 0 {
+		first = DefaultFirstLineTimeout
+	}
+	s.idleTimeout, s.firstLineTimeout = idle, min(first, idle)
+}
+
+// WithIdleTimeout returns a copy of s whose sessions use the idle timeout
+// idle (the first-line timeout is capped to it); 0 returns s. It serves
+// listeners configured with their own timeout.
+func (s *Server) WithIdleTimeout(idle time.Duration) *Server {
+	if idle <= 0 {
+		return s
+	}
+	c := *s
+	c.setIdleTimeouts(idle, s.firstLineTimeout)
+	return &c
 }
 
 // Serve accepts connections on ln until ctx is cancelled or ln fails, and

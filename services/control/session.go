@@ -8,8 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/receptor-mesh/receptor/services/authz"
 )
@@ -47,10 +49,19 @@ func (s *session) run(ctx context.Context) {
 	if !s.write(Greeting(s.srv.ops.NodeID())) {
 		return
 	}
+	wait := s.srv.firstLineTimeout
 	for {
+		// The whole line must arrive in time: trickling bytes does not
+		// extend the deadline.
+		s.readDeadline(wait)
 		line, err := readLine(s.br, s.srv.maxLine)
+		wait = s.srv.idleTimeout
 		if errors.Is(err, errLineTooLong) {
 			s.write(ErrorReply(err))
+			return
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			s.log.Debug("control session idle, closing", "partial", len(line) > 0)
 			return
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
@@ -65,6 +76,25 @@ func (s *session) run(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// readDeadline bounds the next reads of the connection to d from now; 0
+// removes the bound.
+func (s *session) readDeadline(d time.Duration) {
+	var t time.Time
+	if d > 0 {
+		t = time.Now().Add(d)
+	}
+	_ = s.conn.SetReadDeadline(t)
+}
+
+// idleReader reads the session's input with the deadline renewed before
+// every read: a payload may take any time while bytes keep arriving.
+type idleReader struct{ s *session }
+
+func (r idleReader) Read(p []byte) (int, error) {
+	r.s.readDeadline(r.s.srv.idleTimeout)
+	return r.s.br.Read(p)
 }
 
 // readLine reads up to "\n", dropping every "\r" and the "\n". It returns
@@ -218,7 +248,7 @@ func (s *session) handle(ctx context.Context, line string) bool {
 // unit, the rest of the connection up to EOF is the payload.
 func (s *session) submit(ctx context.Context, r WorkSubmitRequest) bool {
 	r.Signature.Trusted = s.origin == OriginUnix
-	stdin := &gatedReader{r: s.br}
+	stdin := &gatedReader{r: idleReader{s}}
 	var gone atomic.Bool
 	created := func(unitID string) error {
 		if !s.write(SubmitCreatedLine(unitID)) {
@@ -299,6 +329,7 @@ func (s *session) connect(ctx context.Context, r ConnectRequest) bool {
 	if !s.write(connectingLine) {
 		return false
 	}
+	s.readDeadline(0) // a bridge may idle as long as both ends like
 	bridge(ctx, s.conn, s.br, remote)
 	return false
 }

@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+
+	"github.com/receptor-mesh/receptor/services/loopback"
 )
 
 // clientOptions are the dial options every client of ours uses: keepalive
@@ -61,7 +63,7 @@ func Dial(address string, tlsConf *tls.Config, extra ...grpc.DialOption) (*grpc.
 		creds = insecure.NewCredentials()
 	default:
 		host, _, _ := net.SplitHostPort(address)
-		if !isLoopback(host) {
+		if !loopback.Host(host) {
 			return nil, fmt.Errorf("dialing gRPC server %q: TLS is required for a non-loopback address", address)
 		}
 		creds = insecure.NewCredentials()

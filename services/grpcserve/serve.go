@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/receptor-mesh/receptor/services/loopback"
 	"github.com/receptor-mesh/receptor/services/unixsock"
 )
 
@@ -86,7 +87,7 @@ func ListenTCP(ctx context.Context, addr string, tlsConf *tls.Config, logger *sl
 		return nil, fmt.Errorf("grpc-server tcplisten %q: %w", addr, err)
 	}
 	if tlsConf == nil {
-		if !isLoopback(host) {
+		if !loopback.Host(host) {
 			return nil, fmt.Errorf("grpc-server tcplisten %q: refusing to serve the API without TLS on a non-loopback address; set tls to a tls-server name (client certificates are required)", addr)
 		}
 		logger.Warn("listening on TCP without TLS; any local user can call this API", "address", hostPort)
@@ -106,12 +107,4 @@ func tcpAddress(addr string) string {
 		return net.JoinHostPort("0.0.0.0", addr)
 	}
 	return addr
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -381,17 +381,6 @@ func TestListenTCPPolicy(t *testing.T) {
 	}
 }
 
-func TestIsLoopback(t *testing.T) {
-	for host, want := range map[string]bool{
-		"127.0.0.1": true, "127.1.2.3": true, "::1": true, "LocalHost": true,
-		"0.0.0.0": false, "": false, "::": false, "10.0.0.1": false, "localhost.example": false,
-	} {
-		if got := isLoopback(host); got != want {
-			t.Errorf("isLoopback(%q) = %v, want %v", host, got, want)
-		}
-	}
-}
-
 func TestInProcess(t *testing.T) {
 	p := NewInProcess()
 	startServer(t, Options{}, p.Listener())

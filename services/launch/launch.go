@@ -17,6 +17,7 @@ import (
 	"github.com/receptor-mesh/receptor/services/buildinfo"
 	"github.com/receptor-mesh/receptor/services/config"
 	"github.com/receptor-mesh/receptor/services/logging"
+	"github.com/receptor-mesh/receptor/services/safedir"
 	"github.com/receptor-mesh/receptor/services/tlsconf"
 	"github.com/receptor-mesh/receptor/services/work/command"
 )
@@ -71,7 +72,7 @@ func (p Program) Main(ctx context.Context, env Env) int {
 		cfg, err = config.LoadV1("embedded config", p.Embedded, env.Environ)
 		if err == nil {
 			// The embedded config keeps its sockets in the data directory.
-			err = os.MkdirAll(cfg.Node.DataDir, 0o700)
+			err = safedir.MkdirAll(cfg.Node.DataDir)
 		}
 	} else {
 		cfg, err = config.ParseArgs(args, env.Environ)

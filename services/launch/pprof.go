@@ -10,6 +10,8 @@ import (
 	"net/http/pprof"
 	"strings"
 	"time"
+
+	"github.com/receptor-mesh/receptor/services/loopback"
 )
 
 // envValue returns the value of key in environ ("" when absent).
@@ -30,7 +32,7 @@ func servePprof(ctx context.Context, addr string, log *slog.Logger) (stop func()
 	if err != nil {
 		return nil, err
 	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+	if !loopback.Host(host) {
 		return nil, fmt.Errorf("%s: pprof is served on loopback addresses only", addr)
 	}
 	ln, err := net.Listen("tcp", addr)

@@ -234,13 +234,14 @@ func (r *Router) startControlService(ctx context.Context, g *errgroup.Group, cs 
 	if cs.Filename == "" && cs.TCPListen == "" && cs.Service == "" {
 		return errors.New("control-service: no listeners specified")
 	}
+	ctl := r.ctl.WithIdleTimeout(cs.IdleTimeout)
 	if cs.Filename != "" {
 		ln, err := control.ListenUnix(cs.Filename, os.FileMode(cs.Permissions))
 		if err != nil {
 			return fmt.Errorf("control-service: %w", err)
 		}
 		r.log.Info("control service listening", "socket", cs.Filename)
-		g.Go(func() error { return r.ctl.Serve(ctx, ln, control.OriginUnix) })
+		g.Go(func() error { return ctl.Serve(ctx, ln, control.OriginUnix) })
 	}
 	if cs.TCPListen != "" {
 		tlsCfg, err := r.tls.Server(cs.TCPTLS)
@@ -252,7 +253,7 @@ func (r *Router) startControlService(ctx context.Context, g *errgroup.Group, cs 
 			return fmt.Errorf("control-service: %w", err)
 		}
 		r.log.Info("control service listening", "address", ln.Addr().String(), "tls", tlsCfg != nil)
-		g.Go(func() error { return r.ctl.Serve(ctx, ln, control.OriginTCP) })
+		g.Go(func() error { return ctl.Serve(ctx, ln, control.OriginTCP) })
 	} else if cs.TLS != "" {
 		r.log.Warn("control-service: tls is set but tcptls is not; the TCP listener (if any) does not use TLS")
 	}
@@ -268,7 +269,7 @@ func (r *Router) startControlService(ctx context.Context, g *errgroup.Group, cs 
 			return fmt.Errorf("control-service: %w", err)
 		}
 		r.log.Info("control service listening", "service", cs.Service, "tls", tlsCfg != nil)
-		g.Go(func() error { return r.ctl.Serve(ctx, ln, control.OriginMesh) })
+		g.Go(func() error { return ctl.Serve(ctx, ln, control.OriginMesh) })
 	}
 	return nil
 }

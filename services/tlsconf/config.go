@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 )
 
 // maxPEMFileSize bounds every certificate, key and CA bundle file we read.
@@ -52,22 +53,41 @@ func (e *NodeIDNotInCertError) Error() string {
 		e.NodeID, fmt.Sprint(e.Found), e.Section, e.CertPath)
 }
 
-// baseConfig is §15.1's starting point for every named configuration.
+// cipherSuites are the TLS 1.2 suites of every configuration this package
+// builds: ECDHE key exchange only, so a recorded session cannot be
+// decrypted later with the server's key (forward secrecy), and AEAD
+// ciphers. Upstream also offers TLS_RSA_WITH_AES_256_GCM_SHA384; peers
+// offering only that suite are refused. TLS 1.3 suites are all forward
+// secret and are not configurable.
+var cipherSuites = []uint16{
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// CipherSuites returns the TLS 1.2 cipher suites every configuration built
+// here allows (a copy), for configurations assembled elsewhere.
+func CipherSuites() []uint16 { return slices.Clone(cipherSuites) }
+
+// NewBaseConfig is the least every TLS configuration starts from: TLS 1.2
+// or later with the forward-secret suites only.
+func NewBaseConfig() *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: CipherSuites()}
+}
+
+// baseConfig is the starting point of every named configuration: TLS 1.2
+// with upstream's NIST curves and the forward-secret suites, or TLS 1.3
+// only.
 func baseConfig(minTLS13 bool) *tls.Config {
 	if minTLS13 {
 		return &tls.Config{MinVersion: tls.VersionTLS13}
 	}
-	return &tls.Config{
-		MinVersion:       tls.VersionTLS12,
-		CurvePreferences: []tls.CurveID{tls.CurveP521, tls.CurveP384, tls.CurveP256},
-		// Only consulted for TLS 1.2; TLS 1.3 suites are never restricted.
-		CipherSuites: []uint16{
-			tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-			tls.TLS_RSA_WITH_AES_256_GCM_SHA384,
-			tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-		},
-	}
+	cfg := NewBaseConfig()
+	cfg.CurvePreferences = []tls.CurveID{tls.CurveP521, tls.CurveP384, tls.CurveP256}
+	return cfg
 }
 
 // NewServerConfig builds a tls-server configuration for node nodeID. Errors

@@ -18,14 +18,14 @@ func TestBaseConfig(t *testing.T) {
 	if want := []tls.CurveID{tls.CurveP521, tls.CurveP384, tls.CurveP256}; !slices.Equal(c.CurvePreferences, want) {
 		t.Errorf("curves %v", c.CurvePreferences)
 	}
-	wantSuites := []uint16{
-		tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-		tls.TLS_RSA_WITH_AES_256_GCM_SHA384,
-		tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-		tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-	}
-	if !slices.Equal(c.CipherSuites, wantSuites) {
+	if !slices.Equal(c.CipherSuites, CipherSuites()) {
 		t.Errorf("suites %v", c.CipherSuites)
+	}
+	// Every TLS 1.2 suite has an ephemeral key exchange.
+	for _, id := range CipherSuites() {
+		if name := tls.CipherSuiteName(id); !strings.HasPrefix(name, "TLS_ECDHE_") {
+			t.Errorf("suite %s is not forward secret", name)
+		}
 	}
 	c13 := baseConfig(true)
 	if c13.MinVersion != tls.VersionTLS13 || c13.CipherSuites != nil || c13.CurvePreferences != nil {

@@ -296,7 +296,7 @@ func TestHandshakeVersions(t *testing.T) {
 			allowed[s] = true
 		}
 		if !allowed[res.state.CipherSuite] {
-			t.Errorf("negotiated suite %s outside §15.1", tls.CipherSuiteName(res.state.CipherSuite))
+			t.Errorf("negotiated suite %s outside the allowed list", tls.CipherSuiteName(res.state.CipherSuite))
 		}
 	})
 	t.Run("mintls13 server refuses tls 1.2 client", func(t *testing.T) {
@@ -325,4 +325,69 @@ func TestHandshakeVersions(t *testing.T) {
 			t.Fatal("X25519-only client negotiated ECDHE with a P-curve-only server")
 		}
 	})
+}
+
+// TestOnlyForwardSecretSuites: every configuration this package builds,
+// server or client, refuses a TLS 1.2 peer that offers only suites without
+// an ephemeral key exchange, and still talks to one offering ECDHE.
+func TestOnlyForwardSecretSuites(t *testing.T) {
+	p := getPKI(t)
+	nonFS := []uint16{tls.TLS_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_RSA_WITH_AES_256_GCM_SHA384}
+	restrict := func(c *tls.Config, suites []uint16) *tls.Config {
+		c = c.Clone()
+		c.MaxVersion = tls.VersionTLS12
+		c.CipherSuites = suites
+		return c
+	}
+	srv := mustServer(t, ServerOptions{Name: "srv", Cert: p.serverCert, Key: p.serverKey}, "node1")
+	insecureSrv, err := InsecureServerConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := NewStore("node2", nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defClient, err := store.Client(DefaultClientName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defClient = defClient.Clone()
+	defClient.RootCAs, err = loadCertPool(p.caCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defClient.ServerName = "localhost"
+	named := ForNode(mustClient(t, ClientOptions{Name: "cli", RootCAs: p.caCert}, "node2"), "node1")
+	fsSuite := []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256}
+
+	for _, tc := range []struct {
+		name           string
+		server, client *tls.Config
+		side           string // which side is ours: "server" or "client"
+	}{
+		{"tls-server", srv, named, "server"},
+		{"insecure mesh-service server", insecureSrv, InsecureClientConfig(), "server"},
+		{"tls-client", srv, named, "client"},
+		{"default tls-client", srv, defClient, "client"},
+		{"insecure mesh-service client", insecureSrv, InsecureClientConfig(), "client"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			peer := func(suites []uint16) handshakeResult {
+				if tc.side == "server" {
+					return handshake(t, tc.server, restrict(tc.client, suites), nil)
+				}
+				return handshake(t, restrict(tc.server, suites), tc.client, nil)
+			}
+			if res := peer(nonFS); res.ok() {
+				t.Fatalf("handshake with a peer offering only %s succeeded (suite %s)",
+					tls.CipherSuiteName(nonFS[0]), tls.CipherSuiteName(res.state.CipherSuite))
+			}
+			if !strings.HasPrefix(tc.name, "insecure") { // its certificate is not RSA
+				if res := peer(fsSuite); !res.ok() {
+					t.Fatalf("TLS 1.2 peer offering ECDHE: client %v server %v", res.client, res.server)
+				}
+			}
+		})
+	}
 }

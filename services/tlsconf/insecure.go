@@ -69,15 +69,16 @@ func InsecureServerConfig() (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+	cfg := NewBaseConfig()
+	cfg.Certificates = []tls.Certificate{cert}
+	return cfg, nil
 }
 
 // InsecureClientConfig is the dialer config for ConnType 1 services: standard
 // verification off, VerifyInsecureCert instead. The stream layer adds ALPN.
 func InsecureClientConfig() *tls.Config {
-	return &tls.Config{
-		InsecureSkipVerify:    true, // replaced by VerifyInsecureCert, by design of §16.4
-		VerifyPeerCertificate: VerifyInsecureCert,
-		MinVersion:            tls.VersionTLS12,
-	}
+	cfg := NewBaseConfig()
+	cfg.InsecureSkipVerify = true // replaced by VerifyInsecureCert, by design
+	cfg.VerifyPeerCertificate = VerifyInsecureCert
+	return cfg
 }

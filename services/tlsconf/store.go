@@ -28,7 +28,7 @@ func NewStore(nodeID string, servers []ServerOptions, clients []ClientOptions, l
 	s := &Store{
 		servers: make(map[string]*tls.Config, len(servers)),
 		clients: map[string]*tls.Config{
-			DefaultClientName: {MinVersion: tls.VersionTLS12},
+			DefaultClientName: NewBaseConfig(),
 		},
 	}
 	for _, o := range servers {

@@ -160,7 +160,7 @@ func verifyChain(certs []*x509.Certificate, roots *x509.CertPool, clock func() t
 
 func cloneOrEmpty(base *tls.Config) *tls.Config {
 	if base == nil {
-		return &tls.Config{MinVersion: tls.VersionTLS12}
+		return NewBaseConfig()
 	}
 	return base.Clone()
 }

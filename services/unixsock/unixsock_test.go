@@ -5,9 +5,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/receptor-mesh/receptor/services/safedir"
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -137,5 +140,106 @@ func TestListenErrors(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(full, "keep")); err != nil {
 		t.Errorf("directory tree at the socket path was removed: %v", err)
+	}
+}
+
+// TestListenUnsafeDirectory: a socket directory writable by others is
+// refused before anything is created in it.
+func TestListenUnsafeDirectory(t *testing.T) {
+	dir := shortDir(t)
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "s.sock")
+	ln, err := Listen(path, 0o600)
+	if err == nil {
+		_ = ln.Close()
+		t.Fatal("Listen in a world-writable directory succeeded")
+	}
+	if !errors.Is(err, safedir.ErrUnsafe) || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("Listen = %v, want safedir.ErrUnsafe naming %s", err, dir)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("refused Listen left files behind: %v", ents)
+	}
+}
+
+// TestListenNeverWider: while Listen runs under a permissive umask, the
+// socket path never exists with a mode wider than asked for, and the
+// private bind directory is gone afterwards. A watcher polls the path.
+func TestListenNeverWider(t *testing.T) {
+	old := unix.Umask(0) // bind(2) would create the socket 0777
+	defer unix.Umask(old)
+	dir := shortDir(t)
+	path := filepath.Join(dir, "s.sock")
+	stop := make(chan struct{})
+	seen := make(chan os.FileMode, 1)
+	go func() {
+		var worst os.FileMode
+		defer func() { seen <- worst }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if fi, err := os.Lstat(path); err == nil && fi.Mode().Perm()&^0o600 != 0 {
+				worst = fi.Mode()
+			}
+		}
+	}()
+	for range 50 {
+		ln, err := Listen(path, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ln.Addr().String(); got != path {
+			t.Errorf("Addr = %s, want %s", got, path)
+		}
+		_ = ln.Close()
+	}
+	close(stop)
+	if worst := <-seen; worst != 0 {
+		t.Errorf("socket seen at its path with mode %v, wider than 0600", worst)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.Name() != "s.sock" && e.Name() != "s.sock.lock" {
+			t.Errorf("left behind in the socket directory: %s", e.Name())
+		}
+	}
+}
+
+// TestListenLongPath: a path whose private bind path would not fit in a
+// socket address is bound through /proc/self/fd; one that does not fit
+// itself is refused with a clear error.
+func TestListenLongPath(t *testing.T) {
+	dir := shortDir(t)
+	// Make the socket path exactly maxPathLen bytes long.
+	name := strings.Repeat("x", maxPathLen-len(dir)-1)
+	path := filepath.Join(dir, name)
+	ln, err := Listen(path, 0o640)
+	if err != nil {
+		t.Fatalf("Listen(%d-byte path): %v", len(path), err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o640 || fi.Mode()&os.ModeSocket == 0 {
+		t.Errorf("socket %v, %v; want socket 0640", fi, err)
+	}
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatalf("dialing the socket: %v", err)
+	}
+	_ = c.Close()
+	_ = ln.Close()
+
+	if ln, err := Listen(path+"y", 0o600); err == nil || !strings.Contains(err.Error(), "longer than") {
+		if ln != nil {
+			_ = ln.Close()
+		}
+		t.Fatalf("Listen(%d-byte path) = %v, want a length error", len(path)+1, err)
 	}
 }

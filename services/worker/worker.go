@@ -25,8 +25,8 @@ import (
 	"github.com/receptor-mesh/receptor/services/work/workapi"
 )
 
-// verifyLeeway is the clock skew tolerated when verifying signed work
-// (none, as upstream).
+// verifyLeeway is the clock skew tolerated on the exp of signed work (none,
+// as upstream); iat and nbf get signing.DefaultSkew.
 const verifyLeeway = 0
 
 // workTypes builds the configured local work types in configuration order.
@@ -109,6 +109,10 @@ func NewAgent(cfg *config.Config, mesh work.MeshDialer, log *slog.Logger) (*work
 	signer, verifier, err := keys(cfg)
 	if err != nil {
 		return nil, err
+	}
+	if signer != nil && cfg.WorkSigning.TokenExpiration > signer.Lifetime() {
+		log.Warn("work-signing tokenexpiration is over the maximum token lifetime; signing tokens with the maximum",
+			"tokenexpiration", cfg.WorkSigning.TokenExpiration, "maximum", signer.Lifetime())
 	}
 	tlsClients := make(map[string]bool, len(cfg.TLSClients))
 	for _, c := range cfg.TLSClients {

@@ -1,5 +1,4 @@
-// Package firewall evaluates netceptor firewall rules (spec
-// mesh-protocol.md §13) against data messages.
+// Package firewall evaluates the mesh firewall rules against data messages.
 package firewall
 
 import (
@@ -85,7 +84,11 @@ type Rules []Rule
 // Parse builds rules from configuration maps. Keys and the action value
 // are case-insensitive. Deviation from upstream: a value starting with "/"
 // that is not closed by "/" or does not compile is an error instead of
-// being silently ignored (spec §18 may-fix 3).
+// being silently ignored.
+//
+// A regular expression must match the whole field: it is compiled as
+// ^(?:re)$, so an alternation such as /a|b/ matches "a" or "b" but not
+// "a-evil" (a bare ^a|b$ would match any value starting with "a").
 func Parse(rules []map[string]string) (Rules, error) {
 	out := make(Rules, 0, len(rules))
 	for i, raw := range rules {
@@ -123,7 +126,7 @@ func Parse(rules []map[string]string) (Rules, error) {
 				if len(v) < 2 || !strings.HasSuffix(v, "/") {
 					return nil, fmt.Errorf("firewall rule %d: key %q: regular expression %q is not closed by /", i, k, v)
 				}
-				re, err := regexp.Compile("^" + v[1:len(v)-1] + "$")
+				re, err := regexp.Compile("^(?:" + v[1:len(v)-1] + ")$")
 				if err != nil {
 					return nil, fmt.Errorf("firewall rule %d: key %q: %w", i, k, err)
 				}

@@ -15,6 +15,7 @@ func TestEvaluate(t *testing.T) {
 		{"action": "reject", "tonode": "b", "toservice": "ping"},
 		{"action": "accept", "fromservice": "/(?i)OK/"},
 		{"action": "reject", "fromnode": "x.y"},
+		{"action": "reject", "fromnode": "/alt|other/"},
 	}
 	rs, err := Parse(rules)
 	if err != nil {
@@ -32,6 +33,10 @@ func TestEvaluate(t *testing.T) {
 		{"case-insensitive regex flag", Message{FromNode: "x.y", FromService: "ok"}, Accept},
 		{"literal is not a regex", Message{FromNode: "xzy"}, Accept},
 		{"literal match", Message{FromNode: "x.y"}, Reject},
+		{"alternation first branch", Message{FromNode: "alt"}, Reject},
+		{"alternation second branch", Message{FromNode: "other"}, Reject},
+		{"alternation is anchored at the end", Message{FromNode: "alt-evil"}, Accept},
+		{"alternation is anchored at the start", Message{FromNode: "evil-other"}, Accept},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

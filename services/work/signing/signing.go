@@ -1,5 +1,9 @@
 // Package signing creates and checks the JWTs that authorise remote work
-// requests (spec §5.3): RS512, claims {"aud":[<target node>],"exp":<unix>}.
+// requests: RS512, claims {"aud":[<target node>],"exp":<unix>}.
+//
+// Verification requires exp and refuses long-lived tokens: a token may live
+// at most Limits.MaxLifetime, counted from iat when present, else from now.
+// A stolen token is thus useful for a bounded time only.
 //
 // Key files are only checked for existence when configured: the receptorctl
 // test mesh configures OpenSSH-format keys that are never used, and must
@@ -24,6 +28,16 @@ import (
 // tokenexpiration (upstream crashes instead; quirk Q5).
 const DefaultLifetime = 5 * time.Minute
 
+// Defaults for Limits.
+const (
+	// DefaultMaxLifetime is the longest token lifetime a Verifier accepts
+	// and the longest a Signer issues.
+	DefaultMaxLifetime = time.Hour
+	// DefaultSkew is the clock difference tolerated for iat, nbf and the
+	// lifetime measured from now.
+	DefaultSkew = 60 * time.Second
+)
+
 // maxKeyFile bounds key files; an RSA key PEM is a few KiB.
 const maxKeyFile = 1 << 20
 
@@ -47,7 +61,9 @@ type Signer struct {
 }
 
 // NewSigner checks that keyPath exists and returns a signer issuing tokens
-// valid for lifetime (0 means DefaultLifetime).
+// valid for lifetime (0 means DefaultLifetime). A lifetime over
+// DefaultMaxLifetime is lowered to it, since verifiers refuse longer ones;
+// compare Lifetime with the requested one to report it.
 func NewSigner(keyPath string, lifetime time.Duration) (*Signer, error) {
 	if err := mustExist(keyPath); err != nil {
 		return nil, err
@@ -55,6 +71,7 @@ func NewSigner(keyPath string, lifetime time.Duration) (*Signer, error) {
 	if lifetime <= 0 {
 		lifetime = DefaultLifetime
 	}
+	lifetime = min(lifetime, DefaultMaxLifetime)
 	return &Signer{path: keyPath, lifetime: lifetime, now: time.Now}, nil
 }
 
@@ -97,10 +114,22 @@ func (s *Signer) loadKey() (*rsa.PrivateKey, error) {
 	return s.key, nil
 }
 
+// Limits bound the tokens a Verifier accepts. Zero fields take the
+// defaults.
+type Limits struct {
+	// MaxLifetime bounds exp - iat, or exp - now for a token without iat.
+	MaxLifetime time.Duration
+	// Skew is the clock difference tolerated for iat and nbf in the
+	// future, and added to MaxLifetime when the lifetime is measured from
+	// now.
+	Skew time.Duration
+}
+
 // Verifier checks tokens with an RSA public key.
 type Verifier struct {
 	path   string
 	leeway time.Duration
+	limits Limits
 	now    func() time.Time
 
 	mu  sync.Mutex
@@ -108,7 +137,7 @@ type Verifier struct {
 }
 
 // NewVerifier checks that keyPath exists and returns a verifier that allows
-// leeway of clock skew on exp/nbf/iat (upstream allows none).
+// leeway of clock skew on exp (upstream allows none) and the default Limits.
 func NewVerifier(keyPath string, leeway time.Duration) (*Verifier, error) {
 	if err := mustExist(keyPath); err != nil {
 		return nil, err
@@ -116,8 +145,29 @@ func NewVerifier(keyPath string, leeway time.Duration) (*Verifier, error) {
 	if leeway < 0 {
 		return nil, fmt.Errorf("work verification leeway %v is negative", leeway)
 	}
-	return &Verifier{path: keyPath, leeway: leeway, now: time.Now}, nil
+	v := &Verifier{path: keyPath, leeway: leeway, now: time.Now}
+	v.SetLimits(Limits{})
+	return v, nil
 }
+
+// SetLimits replaces the verifier's limits; call it before the first
+// Verify.
+func (v *Verifier) SetLimits(l Limits) {
+	if l.MaxLifetime <= 0 {
+		l.MaxLifetime = DefaultMaxLifetime
+	}
+	if l.Skew <= 0 {
+		l.Skew = DefaultSkew
+	}
+	v.limits = l
+}
+
+// Errors of the token time rules. Expired, not-yet-valid and issued-in-the-
+// future tokens report the jwt package's errors.
+var (
+	ErrNoExpiration  = errors.New("token has no expiration (exp)")
+	ErrLifetimeLimit = errors.New("token lifetime exceeds the maximum")
+)
 
 // acceptedAlgs are the RSA algorithms upstream's unpinned check accepts;
 // none and HMAC are rejected.
@@ -137,14 +187,13 @@ func (v *Verifier) Verify(token, nodeID string) error {
 		return err
 	}
 	var claims jwt.RegisteredClaims
+	// The time claims are checked below, with separate tolerances.
 	parsed, err := jwt.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return key, nil },
-		jwt.WithValidMethods(acceptedAlgs), jwt.WithLeeway(v.leeway), jwt.WithIssuedAt(),
-		jwt.WithTimeFunc(v.now))
+		jwt.WithValidMethods(acceptedAlgs), jwt.WithoutClaimsValidation())
 	if err != nil {
-		if errors.Is(err, jwt.ErrTokenExpired) || errors.Is(err, jwt.ErrTokenNotValidYet) ||
-			errors.Is(err, jwt.ErrTokenUsedBeforeIssued) {
-			return fmt.Errorf("could not verify signature: %w (allowed clock skew %v)", err, v.leeway)
-		}
+		return fmt.Errorf("could not verify signature: %w", err)
+	}
+	if err := v.checkTimes(&claims); err != nil {
 		return fmt.Errorf("could not verify signature: %w", err)
 	}
 	if !parsed.Valid {
@@ -152,6 +201,38 @@ func (v *Verifier) Verify(token, nodeID string) error {
 	}
 	if !slices.Contains(claims.Audience, nodeID) {
 		return ErrAudienceMismatch
+	}
+	return nil
+}
+
+// checkTimes applies the time rules: exp is required and not past (with
+// leeway); iat and nbf, when present, are not in the future (with Skew);
+// the lifetime, exp - iat or else exp - now, is at most MaxLifetime (plus
+// Skew when measured from now, as the signer's clock may run ahead).
+func (v *Verifier) checkTimes(c *jwt.RegisteredClaims) error {
+	now := v.now()
+	invalid := func(err error, detail string) error {
+		return fmt.Errorf("%w: %w%s", jwt.ErrTokenInvalidClaims, err, detail)
+	}
+	if c.ExpiresAt == nil {
+		return invalid(ErrNoExpiration, "")
+	}
+	exp := c.ExpiresAt.Time
+	if now.After(exp.Add(v.leeway)) {
+		return invalid(jwt.ErrTokenExpired, fmt.Sprintf(" (allowed clock skew %v)", v.leeway))
+	}
+	if c.NotBefore != nil && c.NotBefore.After(now.Add(v.limits.Skew)) {
+		return invalid(jwt.ErrTokenNotValidYet, fmt.Sprintf(" (allowed clock skew %v)", v.limits.Skew))
+	}
+	from, slack := now, v.limits.Skew
+	if c.IssuedAt != nil {
+		if c.IssuedAt.After(now.Add(v.limits.Skew)) {
+			return invalid(jwt.ErrTokenUsedBeforeIssued, fmt.Sprintf(" (allowed clock skew %v)", v.limits.Skew))
+		}
+		from, slack = c.IssuedAt.Time, 0
+	}
+	if life := exp.Sub(from); life > v.limits.MaxLifetime+slack {
+		return invalid(ErrLifetimeLimit, fmt.Sprintf(" (%v > %v)", life.Round(time.Second), v.limits.MaxLifetime))
 	}
 	return nil
 }

@@ -103,7 +103,27 @@ func TestSignVerify(t *testing.T) {
 	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.RegisteredClaims{Audience: jwt.ClaimStrings{"nodeb"}}).SignedString(jwt.UnsafeAllowNoneSignatureType)
 	other, _ := rsa.GenerateKey(rand.Reader, 2048)
 	foreign, _ := jwt.NewWithClaims(jwt.SigningMethodRS512, jwt.RegisteredClaims{Audience: jwt.ClaimStrings{"nodeb"}}).SignedString(other)
-	ps256, _ := jwt.NewWithClaims(jwt.SigningMethodPS256, jwt.RegisteredClaims{Audience: jwt.ClaimStrings{"nodeb"}}).SignedString(k.key)
+	ps256, _ := jwt.NewWithClaims(jwt.SigningMethodPS256, jwt.RegisteredClaims{Audience: jwt.ClaimStrings{"nodeb"},
+		ExpiresAt: jwt.NewNumericDate(now.Add(time.Minute))}).SignedString(k.key)
+	// claims signs arbitrary time claims for nodeb; nil times are left out.
+	claims := func(exp, iat, nbf *time.Time) string {
+		c := jwt.RegisteredClaims{Audience: jwt.ClaimStrings{"nodeb"}}
+		if exp != nil {
+			c.ExpiresAt = jwt.NewNumericDate(*exp)
+		}
+		if iat != nil {
+			c.IssuedAt = jwt.NewNumericDate(*iat)
+		}
+		if nbf != nil {
+			c.NotBefore = jwt.NewNumericDate(*nbf)
+		}
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodRS512, c).SignedString(k.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	at := func(d time.Duration) *time.Time { t := now.Add(d); return &t }
 
 	tests := []struct {
 		name    string
@@ -123,6 +143,25 @@ func TestSignVerify(t *testing.T) {
 		{"none rejected", none, 0, "could not verify signature: *"},
 		{"foreign key", foreign, 0, "could not verify signature: token signature is invalid: crypto/rsa: verification error"},
 		{"garbage", "abc", 0, "could not verify signature: token is malformed*"},
+
+		// Time rules: exp required, bounded lifetime, small skew.
+		{"default signer lifetime", sign(k.priv, 0, "nodeb", now), 0, ""},
+		{"no exp", claims(nil, nil, nil), 0, "could not verify signature: token has invalid claims: token has no expiration (exp)"},
+		{"no exp with iat", claims(nil, at(0), nil), 0, "could not verify signature: token has invalid claims: token has no expiration (exp)"},
+		{"lifetime from iat at the maximum", claims(at(time.Hour-time.Minute), at(-time.Minute), nil), 0, ""},
+		{"lifetime from iat over the maximum", claims(at(time.Hour), at(-time.Second), nil), 0,
+			"could not verify signature: token has invalid claims: token lifetime exceeds the maximum (1h0m1s > 1h0m0s)"},
+		{"lifetime from now within skew", claims(at(time.Hour+59*time.Second), nil, nil), 0, ""},
+		{"lifetime from now over the maximum", claims(at(2*time.Hour), nil, nil), 0,
+			"could not verify signature: token has invalid claims: token lifetime exceeds the maximum (2h0m0s > 1h0m0s)"},
+		{"iat in the future within skew", claims(at(time.Minute), at(30*time.Second), nil), 0, ""},
+		{"iat in the future beyond skew", claims(at(5*time.Minute), at(2*time.Minute), nil), 0,
+			"could not verify signature: token has invalid claims: token used before issued (allowed clock skew 1m0s)"},
+		{"nbf in the future within skew", claims(at(time.Minute), nil, at(59*time.Second)), 0, ""},
+		{"nbf in the future beyond skew", claims(at(5*time.Minute), nil, at(61*time.Second)), 0,
+			"could not verify signature: token has invalid claims: token is not valid yet (allowed clock skew 1m0s)"},
+		{"far-future iat cannot stretch the lifetime", claims(at(10*time.Hour), at(9*time.Hour+30*time.Minute), nil), 0,
+			"could not verify signature: token has invalid claims: token used before issued (allowed clock skew 1m0s)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -147,6 +186,98 @@ func TestSignVerify(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLimits: SetLimits changes the maximum lifetime and skew, and a
+// signer never issues tokens longer than verifiers accept.
+func TestLimits(t *testing.T) {
+	k := writeKeys(t)
+	now := time.Unix(1700000000, 0)
+	s, err := NewSigner(k.priv, 10*time.Hour+30*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Lifetime() != DefaultMaxLifetime {
+		t.Fatalf("signer lifetime %v, want it lowered to %v", s.Lifetime(), DefaultMaxLifetime)
+	}
+	s.now = func() time.Time { return now }
+	tok, err := s.Sign("nodeb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := NewVerifier(k.pub, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.now = func() time.Time { return now }
+	if err := v.Verify(tok, "nodeb"); err != nil {
+		t.Fatalf("a token of the lowered lifetime: %v", err)
+	}
+	v.SetLimits(Limits{MaxLifetime: 10 * time.Minute, Skew: time.Second})
+	if err := v.Verify(tok, "nodeb"); !errors.Is(err, ErrLifetimeLimit) {
+		t.Fatalf("a 1 h token against a 10 min limit: %v, want ErrLifetimeLimit", err)
+	}
+}
+
+// FuzzVerify signs arbitrary time claims and checks that an accepted token
+// obeys the time rules.
+func FuzzVerify(f *testing.F) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		f.Fatal(err)
+	}
+	dir := f.TempDir()
+	pub, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	path := filepath.Join(dir, "verify.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o600); err != nil {
+		f.Fatal(err)
+	}
+	now := time.Unix(1700000000, 0)
+	f.Add(`{"aud":["nodeb"],"exp":1700000300}`)
+	f.Add(`{"aud":["nodeb"]}`)
+	f.Add(`{"aud":"nodeb","exp":1700003600,"iat":1700000000}`)
+	f.Add(`{"aud":["nodeb"],"exp":1800000000,"iat":1799999000}`)
+	f.Add(`{"aud":["nodeb"],"exp":1700000060,"nbf":1700000059}`)
+	f.Add(`{"aud":["nodeb"],"exp":1.7e9,"iat":-1e300}`)
+	f.Add(`{"aud":["nodeb"],"exp":"1700000300"}`)
+	f.Fuzz(func(t *testing.T, payload string) {
+		// A compact JWS over the raw payload, so malformed claims get in.
+		signing := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"RS512","typ":"JWT"}`)) + "." +
+			base64.RawURLEncoding.EncodeToString([]byte(payload))
+		sig, err := jwt.SigningMethodRS512.Sign(signing, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := NewVerifier(path, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v.now = func() time.Time { return now }
+		tok := signing + "." + base64.RawURLEncoding.EncodeToString(sig)
+		if v.Verify(tok, "nodeb") != nil {
+			return
+		}
+		var c jwt.RegisteredClaims
+		if _, _, err := jwt.NewParser().ParseUnverified(tok, &c); err != nil {
+			t.Fatalf("accepted claims %s do not parse: %v", payload, err)
+		}
+		if c.ExpiresAt == nil || now.After(c.ExpiresAt.Time) {
+			t.Fatalf("accepted %s: exp missing or past", payload)
+		}
+		from, slack := now, DefaultSkew
+		if c.IssuedAt != nil {
+			from, slack = c.IssuedAt.Time, 0
+			if c.IssuedAt.After(now.Add(DefaultSkew)) {
+				t.Fatalf("accepted %s: iat in the future", payload)
+			}
+		}
+		if c.NotBefore != nil && c.NotBefore.After(now.Add(DefaultSkew)) {
+			t.Fatalf("accepted %s: nbf in the future", payload)
+		}
+		if c.ExpiresAt.Sub(from) > DefaultMaxLifetime+slack {
+			t.Fatalf("accepted %s: lifetime %v", payload, c.ExpiresAt.Sub(from))
+		}
+	})
 }
 
 func TestNilVerifierAndSigner(t *testing.T) {

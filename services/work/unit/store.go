@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/receptor-mesh/receptor/services/safedir"
 	"golang.org/x/sys/unix"
 )
 
@@ -31,7 +32,9 @@ type Store struct {
 
 // NewStore returns the store of nodeID under dataDir. Nothing is created
 // until the first unit is allocated (upstream creates nothing at startup).
-// An empty dataDir means <os temp dir>/receptor.
+// An empty dataDir means <os temp dir>/receptor. The data directory and the
+// node's directory, where they exist, must pass safedir.Check: another user
+// who created or can write them could read or forge units.
 func NewStore(dataDir, nodeID string) (*Store, error) {
 	if dataDir == "" {
 		dataDir = filepath.Join(os.TempDir(), "receptor")
@@ -43,7 +46,21 @@ func NewStore(dataDir, nodeID string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening unit store in %q: %w", dataDir, err)
 	}
-	return &Store{root: filepath.Join(abs, nodeID)}, nil
+	s := &Store{root: filepath.Join(abs, nodeID)}
+	if err := s.checkDirs(safedir.CheckIfExists); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// checkDirs checks the data directory and the node's directory.
+func (s *Store) checkDirs(check func(string) error) error {
+	for _, d := range []string{filepath.Dir(s.root), s.root} {
+		if err := check(d); err != nil {
+			return fmt.Errorf("opening unit store (datadir and node directory): %w", err)
+		}
+	}
+	return nil
 }
 
 // Root is the node's directory holding all unit directories.
@@ -63,6 +80,9 @@ func (s *Store) Dir(id string) (Dir, error) {
 func (s *Store) Create(workType string, extra []byte) (string, Dir, error) {
 	if err := os.MkdirAll(s.root, 0o700); err != nil {
 		return "", "", fmt.Errorf("creating unit store %s: %w", s.root, err)
+	}
+	if err := s.checkDirs(safedir.Check); err != nil {
+		return "", "", err
 	}
 	for range 100 {
 		id, err := NewID()

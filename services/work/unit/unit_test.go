@@ -3,12 +3,15 @@ package unit
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 
+	"github.com/receptor-mesh/receptor/services/safedir"
 	"go.uber.org/goleak"
 )
 
@@ -183,6 +186,36 @@ func TestStoreCreateListRemove(t *testing.T) {
 	}
 	if d.Exists() {
 		t.Fatal("unit still exists after Remove")
+	}
+}
+
+// TestStoreUnsafeDirectories: a data directory or node directory writable
+// by others is refused when the store opens, and when one becomes so
+// later, unit creation is refused.
+func TestStoreUnsafeDirectories(t *testing.T) {
+	for _, sub := range []string{"", "nodea"} {
+		dir := t.TempDir()
+		bad := filepath.Join(dir, sub)
+		if err := os.MkdirAll(bad, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(bad, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := NewStore(dir, "nodea"); !errors.Is(err, safedir.ErrUnsafe) || !strings.Contains(err.Error(), bad) {
+			t.Errorf("NewStore with %s mode 0777 = %v, want safedir.ErrUnsafe naming it", bad, err)
+		}
+	}
+	dir := t.TempDir()
+	s, err := NewStore(dir, "nodea")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o770); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Create("cat", nil); !errors.Is(err, safedir.ErrUnsafe) {
+		t.Errorf("Create in a group-writable data directory = %v, want safedir.ErrUnsafe", err)
 	}
 }
 
