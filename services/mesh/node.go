@@ -112,11 +112,26 @@ type storedAd struct {
 
 var lastEpoch atomic.Uint64
 
+// freshEpoch returns a new epoch larger than every epoch handed out in
+// this process, so a node restarted within the same second (or a node
+// re-announcing itself after a duplicate report) is never taken as older.
+func freshEpoch(now time.Time) uint64 {
+	epoch := wire.NewEpoch(now)
+	for {
+		last := lastEpoch.Load()
+		if epoch <= last {
+			epoch = last + 1
+		}
+		if lastEpoch.CompareAndSwap(last, epoch) {
+			return epoch
+		}
+	}
+}
+
 // Node is a netceptor mesh node. It implements PacketNetwork.
 type Node struct {
-	id    string
-	epoch uint64
-	opts  Options
+	id   string
+	opts Options
 	log   *slog.Logger
 	fw    firewall.Rules
 
@@ -129,7 +144,11 @@ type Node struct {
 	waits     []func()
 
 	mu          sync.Mutex
+	epoch       uint64 // see Epoch
 	sequence    uint64
+	// dup tracks reports that we are a duplicate of an earlier node, see
+	// duplicateReportLocked.
+	dup dupState
 	sessions    map[string]*session // established, by remote node ID
 	allSessions map[*session]struct{}
 	known       map[string]*nodeInfo
@@ -164,18 +183,7 @@ func New(opts Options) (*Node, error) {
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	now := time.Now()
-	epoch := wire.NewEpoch(now)
-	// Epochs of nodes in one process strictly increase, so a node restarted
-	// within the same second is not ignored as older (spec §8.2).
-	for {
-		last := lastEpoch.Load()
-		if epoch <= last {
-			epoch = last + 1
-		}
-		if lastEpoch.CompareAndSwap(last, epoch) {
-			break
-		}
-	}
+	epoch := freshEpoch(now)
 	n := &Node{
 		id: opts.NodeID, epoch: epoch, opts: opts, fw: fw,
 		log: opts.Logger.With("node", opts.NodeID),
@@ -200,8 +208,13 @@ func New(opts Options) (*Node, error) {
 // NodeID returns the local node ID.
 func (n *Node) NodeID() string { return n.id }
 
-// Epoch returns the node's routing epoch (fixed for its lifetime).
-func (n *Node) Epoch() uint64 { return n.epoch }
+// Epoch returns the node's current routing epoch. It changes only when the
+// node re-announces itself after a report that it is a duplicate.
+func (n *Node) Epoch() uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.epoch
+}
 
 // Done is closed when the node stops: after Close/Shutdown, or on its own
 // when it finds it is a duplicate of an earlier node (Err tells which).

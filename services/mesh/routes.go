@@ -49,15 +49,7 @@ func (n *Node) processUpdateLocked(u *wire.RoutingUpdate, from *session) {
 		switch {
 		case u.UpdateEpoch == n.epoch:
 		case u.SuspectedDuplicate == n.epoch:
-			n.log.Error("mesh: another node with our ID started earlier; shutting down", "epoch", n.epoch)
-			// stop takes n.mu; run it outside this critical section.
-			if n.ctx.Err() == nil {
-				n.wg.Add(1)
-				go func() {
-					defer n.wg.Done()
-					n.stop(ErrDuplicateNodeID)
-				}()
-			}
+			n.duplicateReportLocked(u)
 		case u.UpdateEpoch > n.epoch:
 			n.log.Warn("mesh: a later node uses our ID; flooding a duplicate notice", "their_epoch", u.UpdateEpoch)
 			n.floodOwnUpdateLocked(u.UpdateEpoch)
@@ -142,4 +134,61 @@ func (n *Node) seenRelayedUpdate(msg []byte, s *session) bool {
 	defer n.mu.Unlock()
 	_, seen := n.seen[k.UpdateID]
 	return seen
+}
+
+// dupPersistIntervals is how many routing intervals reports that we are a
+// duplicate must keep naming our current epoch, after we re-announced
+// ourselves with a fresh one, before the node stops.
+const dupPersistIntervals = 3
+
+// dupState remembers the duplicate reports received (under n.mu).
+type dupState struct {
+	reannounced time.Time // when we last took a fresh epoch; zero: never
+	lastReport  time.Time // when the last report naming our epoch arrived
+	stopping    bool      // the node is stopping for good
+}
+
+// duplicateReportLocked handles a routing update that names this node with
+// SuspectedDuplicate equal to our epoch: some node with our ID claims to
+// have been on the mesh first. Every routing update carries our epoch, so
+// any peer can forge such a report; a single one must not stop the node.
+// The first report makes us take a fresh, larger epoch and announce it at
+// once. A real earlier node with our ID reacts to that announcement with a
+// new report naming the new epoch, and does so again for each of our
+// periodic updates; only when such reports keep arriving for
+// dupPersistIntervals routing intervals after the re-announcement does the
+// node stop with ErrDuplicateNodeID. A suspicion that falls silent for as
+// long expires, so one stray report later starts over.
+func (n *Node) duplicateReportLocked(u *wire.RoutingUpdate) {
+	now := time.Now()
+	window := dupPersistIntervals * n.opts.RouteUpdateInterval
+	d := &n.dup
+	if d.reannounced.IsZero() || now.Sub(d.lastReport) > window {
+		old := n.epoch
+		n.epoch = freshEpoch(now)
+		d.reannounced, d.lastReport = now, now
+		n.log.Warn("mesh: received a report that another node with our ID was on the mesh first; "+
+			"re-announcing with a fresh epoch and stopping only if the reports persist",
+			"old_epoch", old, "new_epoch", n.epoch, "reporter", u.ForwardingNode, "report_epoch", u.UpdateEpoch)
+		n.floodOwnUpdateLocked(0)
+		n.nextFlood = now.Add(n.opts.RouteUpdateInterval)
+		return
+	}
+	d.lastReport = now
+	if now.Sub(d.reannounced) < window {
+		n.log.Debug("mesh: duplicate node ID report persists", "epoch", n.epoch, "since", d.reannounced)
+		return
+	}
+	if d.stopping || n.ctx.Err() != nil {
+		return
+	}
+	d.stopping = true
+	n.log.Error("mesh: another node with our ID was on the mesh first and the duplicate reports persist; stopping the node",
+		"epoch", n.epoch, "reports_since", d.reannounced)
+	// stop takes n.mu; run it outside this critical section.
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.stop(ErrDuplicateNodeID)
+	}()
 }
