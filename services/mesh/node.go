@@ -216,12 +216,14 @@ func (n *Node) Epoch() uint64 {
 	return n.epoch
 }
 
-// Done is closed when the node stops: after Close/Shutdown, or on its own
-// when it finds it is a duplicate of an earlier node (Err tells which).
+// Done is closed when the node stops: after Close/Shutdown, on Abort, or on
+// its own when it finds it is a duplicate of an earlier node (Err tells
+// which).
 func (n *Node) Done() <-chan struct{} { return n.ctx.Done() }
 
-// Err returns nil while running, ErrClosed after Close, or
-// ErrDuplicateNodeID after a duplicate-ID shutdown.
+// Err returns nil while running, ErrClosed after Close,
+// ErrDuplicateNodeID after a duplicate-ID shutdown, or the cause given to
+// Abort.
 func (n *Node) Err() error { return context.Cause(n.ctx) }
 
 // BackendOptions configure the sessions of one backend (spec §7).
@@ -301,6 +303,17 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("shut down mesh node %q: %w", n.id, ctx.Err())
 	}
+}
+
+// Abort stops the node because of a fatal error: like Shutdown it closes
+// every session and socket (without waiting), and Done and Err then report
+// cause. Owners that watch Done (the router) treat any cause other than
+// ErrClosed as the node failing on its own.
+func (n *Node) Abort(cause error) {
+	if cause == nil {
+		cause = ErrClosed
+	}
+	n.stop(cause)
 }
 
 // stop cancels the node and closes transports and sockets without waiting.
