@@ -132,8 +132,8 @@ func freshEpoch(now time.Time) uint64 {
 type Node struct {
 	id   string
 	opts Options
-	log   *slog.Logger
-	fw    firewall.Rules
+	log  *slog.Logger
+	fw   firewall.Rules
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -143,12 +143,12 @@ type Node struct {
 	backendMu sync.Mutex
 	waits     []func()
 
-	mu          sync.Mutex
-	epoch       uint64 // see Epoch
-	sequence    uint64
+	mu       sync.Mutex
+	epoch    uint64 // see Epoch
+	sequence uint64
 	// dup tracks reports that we are a duplicate of an earlier node, see
 	// duplicateReportLocked.
-	dup dupState
+	dup         dupState
 	sessions    map[string]*session // established, by remote node ID
 	allSessions map[*session]struct{}
 	known       map[string]*nodeInfo
