@@ -34,11 +34,14 @@ const (
 	seenSweepPeriod  = 30 * time.Minute
 	recomputePeriod  = 24 * time.Hour
 	ctrlQueueLen     = 1024
-	unreachQueueLen  = 16
+	// ctrlQueueBytes and dataQueueBytes bound a session's queues in bytes
+	// as well: 1024 large advertisements must not pin 64 MiB per peer.
+	ctrlQueueBytes  = 4 << 20
+	dataQueueBytes  = 4 << 20
+	unreachQueueLen = 16
 	// Bounds on state a remote peer can make us keep.
 	maxKnownNodes     = 1 << 16
 	maxNames          = 1 << 17
-	maxSeenUpdates    = 1 << 20
 	maxAdvertisements = 1 << 16
 )
 
@@ -69,6 +72,12 @@ type Options struct {
 	PingTimeout            time.Duration // 10 s
 	SendQueueLen           int           // data messages queued per session (256)
 	SocketQueueLen         int           // datagrams queued per socket (512: a QUIC window of 1200-byte packets)
+
+	// Memory bounds on state that remote peers make the node keep; zero
+	// takes the defaults.
+	MaxSeenUpdateBytes    int // remembered UpdateIDs (DefaultMaxSeenUpdateBytes)
+	MaxRoutingStateBytes  int // known nodes, their connection lists and names (DefaultMaxRoutingStateBytes)
+	MaxAdvertisementBytes int // stored advertisements and cancel tombstones (DefaultMaxAdvertisementBytes)
 }
 
 func (o *Options) setDefaults() {
@@ -92,6 +101,15 @@ func (o *Options) setDefaults() {
 	}
 	if o.SocketQueueLen <= 0 {
 		o.SocketQueueLen = DefaultSocketQueueLen
+	}
+	if o.MaxSeenUpdateBytes <= 0 {
+		o.MaxSeenUpdateBytes = DefaultMaxSeenUpdateBytes
+	}
+	if o.MaxRoutingStateBytes <= 0 {
+		o.MaxRoutingStateBytes = DefaultMaxRoutingStateBytes
+	}
+	if o.MaxAdvertisementBytes <= 0 {
+		o.MaxAdvertisementBytes = DefaultMaxAdvertisementBytes
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -154,7 +172,7 @@ type Node struct {
 	known       map[string]*nodeInfo
 	topo        routing.Topology // known connection costs, incl. our local edges
 	routes      routing.Table
-	seen        map[string]time.Time
+	seen        *seenSet
 	names       map[uint64]string
 	hashes      map[string]uint64
 	sockets     map[string]*socket
@@ -162,6 +180,10 @@ type Node struct {
 	tombstones  map[adKey]time.Time
 	ownAds      map[string]ServiceAd
 	workCmds    []WorkCommand // carried by our control service ads (SetWorkCommands)
+	// Bytes of remote-controlled state, against Options.MaxRoutingStateBytes
+	// and MaxAdvertisementBytes (see budget.go).
+	routeBytes, adBytes int
+	lastWarn            map[string]time.Time // see warnLimitedLocked
 	// Scheduler deadlines (spec §8.3, §9.3).
 	nextFlood, nextRecompute, nextAds, nextSweep time.Time
 }
@@ -191,7 +213,7 @@ func New(opts Options) (*Node, error) {
 		wake:     make(chan struct{}, 1),
 		sessions: map[string]*session{}, allSessions: map[*session]struct{}{},
 		known: map[string]*nodeInfo{}, topo: routing.Topology{}, routes: routing.Table{},
-		seen: map[string]time.Time{}, names: map[uint64]string{}, hashes: map[string]uint64{},
+		seen: newSeenSet(opts.MaxSeenUpdateBytes), names: map[uint64]string{}, hashes: map[string]uint64{},
 		sockets: map[string]*socket{}, ads: map[adKey]*storedAd{}, tombstones: map[adKey]time.Time{},
 		ownAds:        map[string]ServiceAd{},
 		nextFlood:     now.Add(opts.RouteUpdateInterval),
@@ -344,7 +366,8 @@ func (n *Node) hashOfLocked(name string) uint64 {
 		return h
 	}
 	h := wire.HashName(name)
-	if len(n.hashes) < maxNames {
+	if len(n.hashes) < maxNames && n.routeBytes+len(name)+nameBytes <= n.opts.MaxRoutingStateBytes {
+		n.routeBytes += len(name) + nameBytes
 		n.hashes[name] = h
 		if _, taken := n.names[h]; !taken {
 			n.names[h] = name
@@ -418,11 +441,7 @@ func (n *Node) schedule() {
 			n.advertiseLocked(nil)
 		}
 		if sweep {
-			for id, t := range n.seen {
-				if now.Sub(t) > seenUpdateExpiry {
-					delete(n.seen, id)
-				}
-			}
+			n.seen.expire(now.Add(-seenUpdateExpiry))
 		}
 		next := n.nextFlood
 		for _, t := range []time.Time{n.nextRecompute, n.nextAds, n.nextSweep} {

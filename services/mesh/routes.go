@@ -56,52 +56,66 @@ func (n *Node) processUpdateLocked(u *wire.RoutingUpdate, from *session) {
 		}
 		return
 	}
-	if _, dup := n.seen[u.UpdateID]; dup {
+	if n.seen.contains(u.UpdateID) {
 		return
 	}
-	if len(n.seen) >= maxSeenUpdates {
-		n.log.Warn("mesh: too many routing updates remembered; dropping update", "origin", u.NodeID)
-		return
+	if n.seen.add(u.UpdateID, time.Now()) && n.seen.evicted%10000 == 1 {
+		n.log.Warn("mesh: remembered routing updates at their memory bound; forgetting the oldest early",
+			"entries", n.seen.len(), "evicted", n.seen.evicted)
 	}
-	n.seen[u.UpdateID] = time.Now()
 	info := n.known[u.NodeID]
 	if u.SuspectedDuplicate != 0 {
 		if info != nil && info.epoch == u.SuspectedDuplicate {
 			info.epoch, info.sequence = u.UpdateEpoch, u.UpdateSequence
 		}
 	} else {
+		stored, have := n.topo[u.NodeID]
+		changed := (!have && u.Connections != nil) || (have && !maps.Equal(stored, u.Connections))
+		grow := 0
+		if changed {
+			grow = connsBytes(u.Connections) - connsBytes(stored)
+		}
 		if info != nil {
 			if u.UpdateEpoch < info.epoch || (u.UpdateEpoch == info.epoch && u.UpdateSequence <= info.sequence) {
 				return
 			}
 		} else {
-			if len(n.known) >= maxKnownNodes {
-				n.log.Warn("mesh: too many known nodes; ignoring new node", "origin", u.NodeID)
-				return
-			}
+			grow += len(u.NodeID) + knownNodeBytes
+		}
+		// Refused updates are neither stored nor flooded on.
+		if info == nil && len(n.known) >= maxKnownNodes {
+			n.warnLimitedLocked("known", "mesh: too many known nodes; ignoring new node", "origin", u.NodeID)
+			return
+		}
+		if grow > 0 && n.routeBytes+grow > n.opts.MaxRoutingStateBytes {
+			n.warnLimitedLocked("routing", "mesh: routing state at its memory bound; ignoring routing update",
+				"origin", u.NodeID, "bytes", n.routeBytes, "limit", n.opts.MaxRoutingStateBytes)
+			return
+		}
+		if info == nil {
 			info = &nodeInfo{}
 			n.known[u.NodeID] = info
+			n.routeBytes += len(u.NodeID) + knownNodeBytes
 			n.requestFloodLocked()
 			n.hashOfLocked(u.NodeID)
 		}
 		info.epoch, info.sequence = u.UpdateEpoch, u.UpdateSequence
-		stored, have := n.topo[u.NodeID]
-		changed := (!have && u.Connections != nil) || (have && !maps.Equal(stored, u.Connections))
 		if changed {
+			n.routeBytes += connsBytes(u.Connections) - connsBytes(stored)
 			conns := make(map[string]float64, len(u.Connections))
 			for k, v := range u.Connections {
 				conns[k] = v
-				n.hashOfLocked(k) // improvement: learn neighbour names too
+				n.hashOfLocked(k) // improvement: learn neighbour names too (if the budget allows)
 			}
 			n.topo[u.NodeID] = conns
 			// Keep the graph symmetric on removals (edges are never added
 			// in reverse).
-			for other, edges := range n.topo {
+			for other := range n.topo {
 				if other == n.id {
 					continue
 				}
 				if _, listed := conns[other]; !listed {
-					delete(edges, u.NodeID)
+					n.deleteEdgeLocked(other, u.NodeID)
 				}
 			}
 			n.requestRecomputeLocked()
@@ -111,6 +125,10 @@ func (n *Node) processUpdateLocked(u *wire.RoutingUpdate, from *session) {
 	msg, err := wire.EncodeRoute(u)
 	if err != nil {
 		n.log.Warn("mesh: cannot re-encode routing update", "origin", u.NodeID, "err", err)
+		return
+	}
+	if len(msg) > maxFloodedMessage {
+		n.warnLimitedLocked("route-size", "mesh: re-encoded routing update too large to flood", "origin", u.NodeID, "bytes", len(msg))
 		return
 	}
 	for _, s := range n.sessions {
@@ -132,8 +150,7 @@ func (n *Node) seenRelayedUpdate(msg []byte, s *session) bool {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	_, seen := n.seen[k.UpdateID]
-	return seen
+	return n.seen.contains(k.UpdateID)
 }
 
 // dupPersistIntervals is how many routing intervals reports that we are a

@@ -27,6 +27,9 @@ type session struct {
 	// last initial connect message) before it exits.
 	flushOnStop atomic.Bool
 	dropped     atomic.Uint64
+	// Bytes queued in ctrl and data; each queue is bounded by these as well
+	// as by its length (see ctrlQueueBytes).
+	ctrlBytes, dataBytes atomic.Int64
 
 	// Written by the reader goroutine under n.mu; read under n.mu (or by
 	// the reader itself).
@@ -61,6 +64,7 @@ func (n *Node) runSession(tr backends.Session, kind string, opts BackendOptions)
 	writerDone := make(chan struct{})
 	if err == nil {
 		// The initial connect message must be the first we write (§7.3).
+		s.ctrlBytes.Add(int64(len(first)))
 		s.ctrl <- first
 	}
 	go s.writeLoop(writerDone)
@@ -71,8 +75,8 @@ func (n *Node) runSession(tr backends.Session, kind string, opts BackendOptions)
 	delete(n.allSessions, s)
 	if s.established && n.sessions[s.remote] == s {
 		delete(n.sessions, s.remote)
-		delete(n.topo[n.id], s.remote)
-		delete(n.topo[s.remote], n.id)
+		n.deleteEdgeLocked(n.id, s.remote)
+		n.deleteEdgeLocked(s.remote, n.id)
 		n.requestFloodLocked()
 		n.requestRecomputeLocked()
 	}
@@ -97,6 +101,12 @@ func (n *Node) runSession(tr backends.Session, kind string, opts BackendOptions)
 func (s *session) writeLoop(done chan<- struct{}) {
 	defer close(done)
 	send := func(m []byte) bool {
+		if len(m) > backends.MaxMessageSize {
+			// Nothing this large may be sent (TCP frames cannot carry it);
+			// refuse the message rather than lose the session.
+			s.n.log.Debug("mesh session: dropping an oversized message", "remote", s.tr.RemoteAddr(), "bytes", len(m))
+			return true
+		}
 		if err := s.tr.Send(m); err != nil {
 			s.n.log.Debug("mesh session send failed", "remote", s.tr.RemoteAddr(), "err", err)
 			_ = s.tr.Close() // the reader sees it and tears down
@@ -114,6 +124,10 @@ func (s *session) writeLoop(done chan<- struct{}) {
 			for s.flushOnStop.Load() {
 				select {
 				case m := <-s.ctrl:
+					s.ctrlBytes.Add(-int64(len(m)))
+					if len(m) > backends.MaxMessageSize {
+						continue
+					}
 					if s.tr.Send(m) != nil {
 						return
 					}
@@ -123,12 +137,15 @@ func (s *session) writeLoop(done chan<- struct{}) {
 			}
 			return
 		case m = <-s.ctrl:
+			s.ctrlBytes.Add(-int64(len(m)))
 		default:
 			select {
 			case <-s.stop:
 				continue
 			case m = <-s.ctrl:
+				s.ctrlBytes.Add(-int64(len(m)))
 			case m = <-s.data:
+				s.dataBytes.Add(-int64(len(m)))
 			}
 		}
 		if !send(m) {
@@ -141,18 +158,40 @@ func (s *session) writeLoop(done chan<- struct{}) {
 // enqueueCtrl queues a control message; drops it (logged) when the queue
 // is full so the router never blocks on a slow peer.
 func (s *session) enqueueCtrl(m []byte) {
+	if !reserveBytes(&s.ctrlBytes, len(m), ctrlQueueBytes) {
+		s.n.log.Warn("mesh session control queue full (bytes); dropping message", "peer", s.remote, "type", m[0])
+		return
+	}
 	select {
 	case s.ctrl <- m:
 	default:
+		s.ctrlBytes.Add(-int64(len(m)))
 		s.n.log.Warn("mesh session control queue full; dropping message", "peer", s.remote, "type", m[0])
 	}
 }
 
+// reserveBytes adds n to a queue's byte count unless that passes limit
+// while the queue holds something (one message of any size may queue).
+func reserveBytes(c *atomic.Int64, n int, limit int64) bool {
+	if v := c.Add(int64(n)); v > limit && v != int64(n) {
+		c.Add(-int64(n))
+		return false
+	}
+	return true
+}
+
 func (s *session) enqueueData(m []byte) bool {
+	if !reserveBytes(&s.dataBytes, len(m), dataQueueBytes) {
+		if s.dropped.Add(1)%1000 == 1 {
+			s.n.log.Warn("mesh session data queue full (bytes); dropping messages", "peer", s.remote, "dropped", s.dropped.Load())
+		}
+		return false
+	}
 	select {
 	case s.data <- m:
 		return true
 	default:
+		s.dataBytes.Add(-int64(len(m)))
 		if s.dropped.Add(1)%1000 == 1 {
 			s.n.log.Warn("mesh session data queue full; dropping messages", "peer", s.remote, "dropped", s.dropped.Load())
 		}
@@ -218,8 +257,23 @@ func (s *session) readLoop(initialSent bool) error {
 // handle processes one message; a non-nil result ends the session.
 func (s *session) handle(msg []byte) error {
 	n := s.n
-	switch wire.Type(msg[0]) {
-	case wire.TypeRoute:
+	switch t := wire.Type(msg[0]); t {
+	case wire.TypeRoute, wire.TypeServiceAd:
+		if len(msg) > maxFloodedMessage {
+			// Only a websocket can carry these; we could never flood them
+			// on over TCP, so they are refused whole.
+			n.mu.Lock()
+			n.warnLimitedLocked("msg-size", "mesh session: refusing an oversized routing update or advertisement",
+				"peer", s.remote, "type", msg[0], "bytes", len(msg), "limit", maxFloodedMessage)
+			n.mu.Unlock()
+			return nil
+		}
+		if t == wire.TypeServiceAd {
+			if s.established {
+				n.handleAd(msg, s)
+			}
+			return nil
+		}
 		if s.established && n.seenRelayedUpdate(msg, s) {
 			return nil
 		}
@@ -237,10 +291,6 @@ func (s *session) handle(msg []byte) error {
 	case wire.TypeData:
 		if s.established {
 			n.handleData(msg)
-		}
-	case wire.TypeServiceAd:
-		if s.established {
-			n.handleAd(msg, s)
 		}
 	default:
 		if s.established {
@@ -283,14 +333,8 @@ func (s *session) establish(u *wire.RoutingUpdate) error {
 	s.remote, s.cost, s.established = rid, cost, true
 	n.sessions[rid] = s
 	n.hashOfLocked(rid)
-	if n.topo[n.id] == nil {
-		n.topo[n.id] = map[string]float64{}
-	}
-	n.topo[n.id][rid] = cost
-	if n.topo[rid] == nil {
-		n.topo[rid] = map[string]float64{}
-	}
-	n.topo[rid][n.id] = cost
+	n.setEdgeLocked(n.id, rid, cost)
+	n.setEdgeLocked(rid, n.id, cost)
 	n.requestFloodLocked()
 	n.requestRecomputeLocked()
 	n.advertiseLocked(s) // improvement: the new peer learns ads at once

@@ -126,9 +126,7 @@ func (l *UDPListener) receiveLoop(ctx context.Context, g *group, pc net.PacketCo
 		}
 		msg := make([]byte, n)
 		copy(msg, buf[:n])
-		select {
-		case s.in <- msg:
-		default:
+		if !s.offer(msg) {
 			l.log.Debug("dropped udp datagram: session queue full or closing", "remote", key)
 		}
 	}
