@@ -25,7 +25,7 @@ func (n *Node) handleAd(msg []byte, from *session) {
 		return
 	}
 	for _, s := range n.sessions {
-		if s != from {
+		if s != from && s.adsSent {
 			s.enqueueCtrl(msg)
 		}
 	}
@@ -106,7 +106,9 @@ func (n *Node) advertiseLocked(to *session) {
 			continue
 		}
 		for _, s := range n.sessions {
-			s.enqueueCtrl(msg)
+			if s.adsSent { // a passive session gets ads once its peer listed us
+				s.enqueueCtrl(msg)
+			}
 		}
 	}
 	if to == nil {
@@ -129,6 +131,8 @@ func (n *Node) cancelAdLocked(service string, ad ServiceAd) {
 	}
 	n.storeAdLocked(a, msg)
 	for _, s := range n.sessions {
-		s.enqueueCtrl(msg)
+		if s.adsSent {
+			s.enqueueCtrl(msg)
+		}
 	}
 }

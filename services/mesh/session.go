@@ -37,6 +37,13 @@ type session struct {
 	cost              float64
 	established       bool
 	remoteEstablished bool
+
+	// passive sessions send nothing until the peer's first valid routing
+	// update (backends.PeerSpeaksFirst); they then answer with the initial
+	// connect message, and send the stored advertisements only once the
+	// peer has listed us (so an unverified source gets no burst).
+	passive bool
+	adsSent bool
 }
 
 // errReject wraps a reason for which we send Reject and close.
@@ -58,18 +65,24 @@ func (n *Node) runSession(tr backends.Session, kind string, opts BackendOptions)
 		return
 	}
 	n.allSessions[s] = struct{}{}
-	first, err := n.ownUpdateLocked(0)
+	if ps, ok := tr.(backends.PeerSpeaksFirst); ok && ps.PeerSpeaksFirst() {
+		s.passive = true
+	}
+	var first []byte
+	if !s.passive {
+		first, _ = n.ownUpdateLocked(0) // an error is logged; the session then gives up
+	}
 	n.mu.Unlock()
 	log := n.log.With("backend", kind, "remote", tr.RemoteAddr())
 	writerDone := make(chan struct{})
-	if err == nil {
+	if first != nil {
 		// The initial connect message must be the first we write (§7.3).
 		s.ctrlBytes.Add(int64(len(first)))
 		s.ctrl <- first
 	}
 	go s.writeLoop(writerDone)
 
-	reason := s.readLoop(err == nil)
+	reason := s.readLoop(first != nil)
 
 	n.mu.Lock()
 	delete(n.allSessions, s)
@@ -209,17 +222,25 @@ func (s *session) readLoop(initialSent bool) error {
 		attempts = 1
 	}
 	nextInitial := lastRecv.Add(n.opts.InitialConnectPeriod)
+	// A passive session waits as long as an active one keeps trying.
+	passiveGiveUp := lastRecv.Add(time.Duration(n.opts.InitialConnectAttempts) * n.opts.InitialConnectPeriod)
 	for {
 		// Upstream gives up right after its 11th initial message (t ≈ 10 s,
 		// spec §7.2), not one period later.
-		if !s.established && attempts >= n.opts.InitialConnectAttempts {
+		if !s.established && !s.passive && attempts >= n.opts.InitialConnectAttempts {
 			s.flushOnStop.Store(true)
 			return errors.New("giving up on connection initialization")
 		}
+		if !s.established && s.passive && !time.Now().Before(passiveGiveUp) {
+			return errors.New("giving up on connection initialization: the peer sent no valid first message")
+		}
 		now := time.Now()
 		timeout := idle - now.Sub(lastRecv)
-		if !s.established {
+		if !s.established && !s.passive {
 			timeout = min(timeout, nextInitial.Sub(now))
+		}
+		if !s.established && s.passive {
+			timeout = min(timeout, passiveGiveUp.Sub(now))
 		}
 		if timeout <= 0 {
 			timeout = time.Millisecond
@@ -241,7 +262,7 @@ func (s *session) readLoop(initialSent bool) error {
 		if now.Sub(lastRecv) >= idle {
 			return fmt.Errorf("no message for %v: idle timeout", idle)
 		}
-		if !s.established && !now.Before(nextInitial) {
+		if !s.established && !s.passive && !now.Before(nextInitial) {
 			n.mu.Lock()
 			m, err := n.ownUpdateLocked(0)
 			n.mu.Unlock()
@@ -330,6 +351,15 @@ func (s *session) establish(u *wire.RoutingUpdate) error {
 	if _, dup := n.sessions[rid]; dup {
 		return errReject{fmt.Sprintf("already connected to node %q", rid)}
 	}
+	if s.passive {
+		// Our first message on this session, queued before the session is
+		// visible to floods (we hold n.mu).
+		first, err := n.ownUpdateLocked(0)
+		if err != nil {
+			return err
+		}
+		s.enqueueCtrl(first)
+	}
 	s.remote, s.cost, s.established = rid, cost, true
 	n.sessions[rid] = s
 	n.hashOfLocked(rid)
@@ -337,7 +367,10 @@ func (s *session) establish(u *wire.RoutingUpdate) error {
 	n.setEdgeLocked(rid, n.id, cost)
 	n.requestFloodLocked()
 	n.requestRecomputeLocked()
-	n.advertiseLocked(s) // improvement: the new peer learns ads at once
+	if !s.passive {
+		n.advertiseLocked(s) // improvement: the new peer learns ads at once
+		s.adsSent = true
+	}
 	n.log.Info("mesh session established", "peer", rid, "backend", s.kind, "cost", cost)
 	return nil
 }
@@ -361,6 +394,11 @@ func (s *session) routeUpdate(u *wire.RoutingUpdate) error {
 		s.remoteEstablished = true
 		if c != s.cost {
 			return errReject{fmt.Sprintf("we disagree about the connection cost: ours %v, theirs %v", s.cost, c)}
+		}
+		if !s.adsSent {
+			// A passive session's peer proved it hears us: now send ads.
+			s.adsSent = true
+			n.advertiseLocked(s)
 		}
 	}
 	n.processUpdateLocked(u, s)
