@@ -25,7 +25,7 @@ func (n *Node) handleAd(msg []byte, from *session) {
 		return
 	}
 	for _, s := range n.sessions {
-		if s != from && s.adsSent {
+		if s != from && s.confirmed() {
 			s.enqueueCtrl(msg)
 		}
 	}
@@ -106,7 +106,7 @@ func (n *Node) advertiseLocked(to *session) {
 			continue
 		}
 		for _, s := range n.sessions {
-			if s.adsSent { // a passive session gets ads once its peer listed us
+			if s.confirmed() { // a passive session gets ads once its peer listed us
 				s.enqueueCtrl(msg)
 			}
 		}
@@ -131,7 +131,7 @@ func (n *Node) cancelAdLocked(service string, ad ServiceAd) {
 	}
 	n.storeAdLocked(a, msg)
 	for _, s := range n.sessions {
-		if s.adsSent {
+		if s.confirmed() {
 			s.enqueueCtrl(msg)
 		}
 	}

@@ -26,8 +26,8 @@ func hostileSetup(t *testing.T, mod func(*Options)) (n *Node, x, y *session) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Close() })
-	x = &session{n: n, remote: "x", established: true, adsSent: true, cost: 1, ctrl: make(chan []byte, ctrlQueueLen)}
-	y = &session{n: n, remote: "y", established: true, adsSent: true, cost: 1, ctrl: make(chan []byte, ctrlQueueLen)}
+	x = &session{n: n, remote: "x", established: true, cost: 1, ctrl: make(chan []byte, ctrlQueueLen)}
+	y = &session{n: n, remote: "y", established: true, cost: 1, ctrl: make(chan []byte, ctrlQueueLen)}
 	n.mu.Lock()
 	n.sessions["x"], n.sessions["y"] = x, y
 	n.mu.Unlock()

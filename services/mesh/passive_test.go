@@ -56,19 +56,27 @@ func TestPassiveSessionSendsNothingFirst(t *testing.T) {
 	if err != nil || u.NodeID != "a" || u.ForwardingNode != "a" {
 		t.Fatalf("first message %q (%v), want a's initial routing update", first, err)
 	}
-	// No advertisement until we list a in our own update.
-	deadline := time.Now().Add(3 * a.opts.AdRequestDelay)
-	for time.Now().Before(deadline) {
-		msg, err := p.s.Recv(10 * time.Millisecond)
-		if err == nil && wire.Type(msg[0]) == wire.TypeServiceAd {
-			t.Fatal("advertisement sent before the peer listed us")
-		}
+	// Nothing more (no flood, no advertisement) until the peer lists a in
+	// its own update, however long it waits (a periodic flood is due every
+	// RouteUpdateInterval).
+	if msg, err := p.s.Recv(2 * a.opts.RouteUpdateInterval); err != backends.ErrTimeout {
+		t.Fatalf("unconfirmed passive session got %q (err %v)", msg, err)
+	}
+	if c := a.Status().Connections; len(c) != 1 {
+		t.Fatalf("connections %+v", c)
 	}
 	p.sendRoute(map[string]float64{"a": 1})
 	p.next(wire.TypeServiceAd)
-	eventually(t, 5*time.Second, func() (bool, string) {
-		return len(a.Status().Connections) == 1, "x not connected"
-	})
+	// Now confirmed: a lists x in its updates.
+	for {
+		u, err := wire.DecodeRoute(p.next(wire.TypeRoute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := u.Connections["x"]; ok && u.NodeID == "a" {
+			break
+		}
+	}
 }
 
 // TestPassiveSessionGivesUp: a passive session whose peer never sends a

@@ -13,7 +13,9 @@ func (n *Node) ownUpdateLocked(suspectedDuplicate uint64) ([]byte, error) {
 	n.sequence++
 	conns := make(map[string]float64, len(n.sessions))
 	for id, s := range n.sessions {
-		conns[id] = s.cost
+		if s.confirmed() {
+			conns[id] = s.cost
+		}
 	}
 	msg, err := wire.EncodeRoute(&wire.RoutingUpdate{
 		NodeID: n.id, UpdateID: wire.RandomName(), UpdateEpoch: n.epoch, UpdateSequence: n.sequence,
@@ -36,7 +38,9 @@ func (n *Node) floodOwnUpdateLocked(suspectedDuplicate uint64) {
 		return
 	}
 	for _, s := range n.sessions {
-		s.enqueueCtrl(msg)
+		if s.confirmed() {
+			s.enqueueCtrl(msg)
+		}
 	}
 }
 
@@ -132,7 +136,7 @@ func (n *Node) processUpdateLocked(u *wire.RoutingUpdate, from *session) {
 		return
 	}
 	for _, s := range n.sessions {
-		if s != from {
+		if s != from && s.confirmed() {
 			s.enqueueCtrl(msg)
 		}
 	}

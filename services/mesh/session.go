@@ -40,11 +40,17 @@ type session struct {
 
 	// passive sessions send nothing until the peer's first valid routing
 	// update (backends.PeerSpeaksFirst); they then answer with the initial
-	// connect message, and send the stored advertisements only once the
-	// peer has listed us (so an unverified source gets no burst).
+	// connect message only. Until the peer lists us in its own update
+	// (confirmed), they are not listed in our updates and get no floods
+	// and no advertisements, so an unverified (perhaps spoofed) source
+	// cannot draw a stream of replies, nor make us flood the mesh.
 	passive bool
-	adsSent bool
 }
+
+// confirmed reports whether s takes part in floods and our connection
+// list: always for active sessions, and for passive ones once the peer has
+// listed us.
+func (s *session) confirmed() bool { return !s.passive || s.remoteEstablished }
 
 // errReject wraps a reason for which we send Reject and close.
 type errReject struct{ reason string }
@@ -90,7 +96,9 @@ func (n *Node) runSession(tr backends.Session, kind string, opts BackendOptions)
 		delete(n.sessions, s.remote)
 		n.deleteEdgeLocked(n.id, s.remote)
 		n.deleteEdgeLocked(s.remote, n.id)
-		n.requestFloodLocked()
+		if s.confirmed() {
+			n.requestFloodLocked()
+		}
 		n.requestRecomputeLocked()
 	}
 	n.mu.Unlock()
@@ -365,11 +373,10 @@ func (s *session) establish(u *wire.RoutingUpdate) error {
 	n.hashOfLocked(rid)
 	n.setEdgeLocked(n.id, rid, cost)
 	n.setEdgeLocked(rid, n.id, cost)
-	n.requestFloodLocked()
 	n.requestRecomputeLocked()
 	if !s.passive {
+		n.requestFloodLocked()
 		n.advertiseLocked(s) // improvement: the new peer learns ads at once
-		s.adsSent = true
 	}
 	n.log.Info("mesh session established", "peer", rid, "backend", s.kind, "cost", cost)
 	return nil
@@ -391,14 +398,17 @@ func (s *session) routeUpdate(u *wire.RoutingUpdate) error {
 		case !listed:
 			return nil // a late initial message
 		}
-		s.remoteEstablished = true
 		if c != s.cost {
 			return errReject{fmt.Sprintf("we disagree about the connection cost: ours %v, theirs %v", s.cost, c)}
 		}
-		if !s.adsSent {
-			// A passive session's peer proved it hears us: now send ads.
-			s.adsSent = true
-			n.advertiseLocked(s)
+		if !s.remoteEstablished {
+			s.remoteEstablished = true
+			if s.passive {
+				// The peer heard our initial message: it now takes part in
+				// floods, our connection list and advertisements.
+				n.requestFloodLocked()
+				n.advertiseLocked(s)
+			}
 		}
 	}
 	n.processUpdateLocked(u, s)
