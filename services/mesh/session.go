@@ -408,6 +408,9 @@ func (s *session) routeUpdate(u *wire.RoutingUpdate) error {
 				// floods, our connection list and advertisements.
 				n.requestFloodLocked()
 				n.advertiseLocked(s)
+				if c, ok := s.tr.(backends.Confirmer); ok {
+					c.Confirm()
+				}
 			}
 		}
 	}

@@ -30,15 +30,25 @@ type PeerSpeaksFirst interface {
 	PeerSpeaksFirst() bool
 }
 
+// Confirmer is implemented by sessions that want to know when the node has
+// verified their peer: the mesh calls Confirm once the peer has shown that
+// it receives our messages (it listed us in its routing update). A
+// udp-listener keeps confirmed sessions when it must make room.
+type Confirmer interface {
+	Confirm()
+}
+
 // udpListenerSession is a session of a udp-listener: it waits for its
 // peer to speak first, and records whether we answered it.
 type udpListenerSession struct {
 	*session
-	created  time.Time
-	answered atomic.Bool // something was sent to the source
+	created   time.Time
+	confirmed atomic.Bool // see Confirmer
 }
 
 func (s *udpListenerSession) PeerSpeaksFirst() bool { return true }
+
+func (s *udpListenerSession) Confirm() { s.confirmed.Store(true) }
 
 // UDPListenerOptions configures a udp-listener.
 type UDPListenerOptions struct {
@@ -86,15 +96,15 @@ func (t *udpSessions) get(key string) *udpListenerSession {
 	return t.byIP[key]
 }
 
-// oldestUnansweredLocked returns the key of the oldest session we never
-// sent anything to, or "" when every session is answered.
-func (t *udpSessions) oldestUnansweredLocked() string {
+// oldestUnconfirmedLocked returns the key of the oldest session whose
+// peer the node has not confirmed, or "" when all are confirmed.
+func (t *udpSessions) oldestUnconfirmedLocked() string {
 	var (
 		key    string
 		oldest time.Time
 	)
 	for k, s := range t.byIP {
-		if !s.answered.Load() && (key == "" || s.created.Before(oldest)) {
+		if !s.confirmed.Load() && (key == "" || s.created.Before(oldest)) {
 			key, oldest = k, s.created
 		}
 	}
@@ -170,17 +180,18 @@ func (l *UDPListener) receiveLoop(ctx context.Context, g *group, pc net.PacketCo
 
 // newSession registers and announces a session for a new source, or
 // returns nil when the table is full or the backend is stopping. A full
-// table makes room by closing its oldest session that was never answered
-// (a source that never sent a valid first message, e.g. a spoofed one), so
-// a flood of such sources cannot lock real peers out; when every session
-// was answered, the datagram is dropped.
+// table makes room by closing its oldest session whose peer the node has
+// not confirmed (a source that never completed the handshake, e.g. a
+// spoofed one, which cannot receive our replies), so a flood of such
+// sources cannot lock real peers out; when every session is confirmed, the
+// datagram is dropped.
 func (l *UDPListener) newSession(ctx context.Context, g *group, pc net.PacketConn, from net.Addr,
 	table *udpSessions, accept func(Session)) *udpListenerSession {
 	key := from.String()
 	table.mu.Lock()
 	var evict *udpListenerSession
 	if len(table.byIP) >= l.opts.MaxSessions {
-		old := table.oldestUnansweredLocked()
+		old := table.oldestUnconfirmedLocked()
 		if old == "" {
 			table.mu.Unlock()
 			l.log.Debug("dropped udp datagram: session limit reached", "remote", key, "limit", l.opts.MaxSessions)
@@ -190,13 +201,12 @@ func (l *UDPListener) newSession(ctx context.Context, g *group, pc net.PacketCon
 		delete(table.byIP, old)
 		table.evicted++
 		if table.evicted%1000 == 1 {
-			l.log.Warn("udp sessions at their limit; closing unanswered sources to make room",
+			l.log.Warn("udp sessions at their limit; closing unconfirmed sources to make room",
 				"limit", l.opts.MaxSessions, "evicted", table.evicted)
 		}
 	}
 	s := &udpListenerSession{session: newSession("udp "+key, false), created: time.Now()}
 	s.sendNow = udpSender(s.session, func(msg []byte) error {
-		s.answered.Store(true)
 		_, err := pc.WriteTo(msg, from)
 		return err
 	})
@@ -204,7 +214,7 @@ func (l *UDPListener) newSession(ctx context.Context, g *group, pc net.PacketCon
 	table.byIP[key] = s
 	table.mu.Unlock()
 	if evict != nil {
-		evict.fail(errors.New("udp session evicted: never answered, and the listener is at its session limit"))
+		evict.fail(errors.New("udp session evicted: peer not confirmed, and the listener is at its session limit"))
 	}
 	if !g.spawn(func() { runSession(ctx, s, accept) }) {
 		s.fail(errStopping)

@@ -185,12 +185,10 @@ func TestUDPListenerNeverBlocksOnASlowSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustEqual(t, recv(t, slowSession), []byte("late"))
-	// The session limit (2) is reached and both sessions were answered: a
+	// The session limit (2) is reached and both sessions are confirmed: a
 	// third source is dropped, the existing ones keep working.
 	for _, s := range []Session{slowSession, fastSession} {
-		if err := s.Send([]byte("answer")); err != nil {
-			t.Fatal(err)
-		}
+		s.(Confirmer).Confirm()
 	}
 	third := udpClient(t, l)
 	if _, err := third.Write([]byte("third")); err != nil {
@@ -245,10 +243,10 @@ func TestUDPDialerRedials(t *testing.T) {
 	mustEqual(t, recv(t, lr.next()), []byte("new"))
 }
 
-// TestUDPListenerEvictsUnansweredSources: at the session limit, a new
-// source replaces the oldest session that was never answered (spoofed
-// sources cannot lock real peers out); answered sessions stay.
-func TestUDPListenerEvictsUnansweredSources(t *testing.T) {
+// TestUDPListenerEvictsUnconfirmedSources: at the session limit, a new
+// source replaces the oldest session whose peer was not confirmed
+// (spoofed sources cannot lock real peers out); confirmed sessions stay.
+func TestUDPListenerEvictsUnconfirmedSources(t *testing.T) {
 	l, lr := newUDPListener(t, 2)
 	answered := udpClient(t, l)
 	if _, err := answered.Write([]byte("a")); err != nil {
@@ -262,6 +260,7 @@ func TestUDPListenerEvictsUnansweredSources(t *testing.T) {
 	if err := as.Send([]byte("answer")); err != nil {
 		t.Fatal(err)
 	}
+	as.(Confirmer).Confirm()
 	silent := udpClient(t, l)
 	if _, err := silent.Write([]byte("s")); err != nil {
 		t.Fatal(err)
@@ -275,7 +274,7 @@ func TestUDPListenerEvictsUnansweredSources(t *testing.T) {
 	ts := lr.next()
 	mustEqual(t, recv(t, ts), []byte("t"))
 	if err := recvErr(t, ss); errors.Is(err, ErrTimeout) {
-		t.Fatal("unanswered session not evicted")
+		t.Fatal("unconfirmed session not evicted")
 	}
 	if _, err := answered.Write([]byte("still")); err != nil {
 		t.Fatal(err)
