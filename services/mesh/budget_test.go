@@ -150,8 +150,8 @@ func TestSeenSetBounded(t *testing.T) {
 	for i := range 1000 {
 		s.add(fmt.Sprintf("%s-%d", long, i), now.Add(time.Duration(i)))
 	}
-	if s.len() != 100 || len(s.fifo)-s.head != 100 {
-		t.Fatalf("set holds %d (fifo %d), want 100", s.len(), len(s.fifo)-s.head)
+	if s.len() != 100 || s.count != 100 || len(s.ring) != 100 {
+		t.Fatalf("set holds %d (ring %d of %d), want 100", s.len(), s.count, len(s.ring))
 	}
 	if s.contains(long+"-0") || !s.contains(long+"-999") || !s.contains(long+"-900") || s.contains(long+"-899") {
 		t.Fatal("eviction is not oldest-first")
@@ -164,8 +164,12 @@ func TestSeenSetBounded(t *testing.T) {
 		t.Fatalf("expire left %d", s.len())
 	}
 	s.expire(now.Add(time.Hour))
-	if s.len() != 0 || len(s.fifo) != 0 {
-		t.Fatalf("expire all left %d (fifo %d)", s.len(), len(s.fifo))
+	if s.len() != 0 || s.count != 0 {
+		t.Fatalf("expire all left %d (ring %d)", s.len(), s.count)
+	}
+	s.add("again", now)
+	if !s.contains("again") || s.len() != 1 {
+		t.Fatal("add after expiring all")
 	}
 }
 

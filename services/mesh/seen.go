@@ -11,10 +11,12 @@ import (
 // only a keyed hash of it is kept.
 const seenEntryBytes = 48
 
-// DefaultMaxSeenUpdateBytes bounds the memory of the remembered UpdateIDs
-// (about 500 000 entries, more than an hour of updates of a 1000-node mesh
-// flooding every 10 s).
-const DefaultMaxSeenUpdateBytes = 24 << 20
+// DefaultMaxSeenUpdateBytes bounds the memory of the remembered UpdateIDs:
+// about 175 000 entries, half an hour of the updates of a 1000-node mesh
+// flooding every 10 s. A flood crosses the mesh in seconds, so forgetting
+// an UpdateID after minutes instead of an hour loses no dedup (and a stale
+// update that comes back is still dropped by its sequence number).
+const DefaultMaxSeenUpdateBytes = 8 << 20
 
 // seenSet remembers the UpdateIDs of routing updates already processed, for
 // the flood dedup. It keeps a keyed 64-bit hash of each ID, so its memory
@@ -28,8 +30,10 @@ type seenSet struct {
 	seed  maphash.Seed
 	max   int
 	index map[uint64]struct{}
-	fifo  []seenEntry // fifo[head:] in arrival order
-	head  int
+	// ring holds the entries in arrival order: count of them from head,
+	// wrapping around. It grows by doubling up to max entries.
+	ring        []seenEntry
+	head, count int
 	// evicted counts entries dropped before their expiry to make room.
 	evicted uint64
 }
@@ -59,36 +63,44 @@ func (s *seenSet) add(id string, now time.Time) (evicted bool) {
 	if _, ok := s.index[k]; ok {
 		return false
 	}
-	if len(s.index) >= s.max {
+	if s.count >= s.max {
 		s.pop()
 		s.evicted++
 		evicted = true
 	}
+	if s.count == len(s.ring) {
+		s.grow()
+	}
 	s.index[k] = struct{}{}
-	s.fifo = append(s.fifo, seenEntry{key: k, at: now.UnixNano()})
+	s.ring[(s.head+s.count)%len(s.ring)] = seenEntry{key: k, at: now.UnixNano()}
+	s.count++
 	return evicted
+}
+
+// grow doubles the ring (up to max entries), keeping the arrival order.
+func (s *seenSet) grow() {
+	size := min(max(2*len(s.ring), 64), s.max)
+	ring := make([]seenEntry, size)
+	for i := range s.count {
+		ring[i] = s.ring[(s.head+i)%len(s.ring)]
+	}
+	s.ring, s.head = ring, 0
 }
 
 // expire forgets every entry that arrived before cutoff.
 func (s *seenSet) expire(cutoff time.Time) {
 	c := cutoff.UnixNano()
-	for s.head < len(s.fifo) && s.fifo[s.head].at < c {
+	for s.count > 0 && s.ring[s.head].at < c {
 		s.pop()
 	}
 }
 
-// pop forgets the oldest entry, compacting the FIFO once half of it is
-// consumed.
+// pop forgets the oldest entry.
 func (s *seenSet) pop() {
-	if s.head >= len(s.fifo) {
+	if s.count == 0 {
 		return
 	}
-	delete(s.index, s.fifo[s.head].key)
-	s.head++
-	if s.head == len(s.fifo) {
-		s.fifo, s.head = s.fifo[:0], 0
-	} else if s.head >= 1024 && s.head*2 >= len(s.fifo) {
-		n := copy(s.fifo, s.fifo[s.head:])
-		s.fifo, s.head = s.fifo[:n], 0
-	}
+	delete(s.index, s.ring[s.head].key)
+	s.head = (s.head + 1) % len(s.ring)
+	s.count--
 }
