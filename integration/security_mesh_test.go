@@ -313,7 +313,7 @@ func TestHostileRealDuplicateExits(t *testing.T) {
 		t.Fatalf("no clear log line for the stop:\n%s", second.logTail())
 	}
 	stillServes(t, first)
-	relay.WaitRoutes(map[string]string{"dupnode": "hub"})
+	relay.WaitRoutes(map[string]string{"dupnode": "hub", "hub": "hub"})
 	t.Logf("later duplicate exited with status %d; the earlier one serves", exit.ExitCode())
 }
 
