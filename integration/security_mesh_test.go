@@ -279,8 +279,8 @@ func TestHostileForgedDuplicateReport(t *testing.T) {
 
 // TestHostileRealDuplicateExits: a real second node with the same ID,
 // started later two hops away (dup1 - hub - relay - dup2), stops once the
-// earlier node's reports persist, and its process exits non-zero; the
-// earlier node stays.
+// earlier node's reports persist, and its process (the all-in-one
+// receptor) exits non-zero; the earlier node stays.
 func TestHostileRealDuplicateExits(t *testing.T) {
 	t.Parallel()
 	first := startVictim(t, "dupnode", func(n *Node) []string { return []string{asYAML(tcpTransport.listener(n))} })
@@ -297,8 +297,12 @@ func TestHostileRealDuplicateExits(t *testing.T) {
 	for time.Now().Unix() < firstReady.Unix()+2 {
 		time.Sleep(100 * time.Millisecond)
 	}
+	// The all-in-one binary (router and work agent in one process): its
+	// exit status must reflect the router's failure too.
 	second := NewNode(t, "dupnode")
-	second.Start(Spec{Args: func(n *Node) []string { return append(nodeArgs(n), asArgs(tcpTransport.peer(relay))...) }})
+	second.Start(Spec{Bin: "receptor", Args: func(n *Node) []string {
+		return append(nodeArgs(n), asArgs(tcpTransport.peer(relay))...)
+	}})
 	bound := 30*time.Second + 2*convergeTimeout
 	if !poll(bound, func() bool { exited, _ := second.Exited(); return exited }) {
 		t.Fatalf("the later duplicate still runs after %v", bound)
