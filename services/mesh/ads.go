@@ -16,11 +16,16 @@ func (n *Node) handleAd(msg []byte, from *session) {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if limit := time.Now().Add(maxAdFutureSkew); a.Time.After(limit) {
+		n.warnLimitedLocked("ad-future", "mesh: refusing a service advertisement dated in the future",
+			"node", a.NodeID, "service", a.Service, "time", a.Time, "max_skew", maxAdFutureSkew)
+		return
+	}
 	if !n.storeAdLocked(a, msg) {
 		return
 	}
 	for _, s := range n.sessions {
-		if s != from {
+		if s != from && s.confirmed() {
 			s.enqueueCtrl(msg)
 		}
 	}
@@ -39,9 +44,26 @@ func (n *Node) storeAdLocked(a *wire.Advertisement, raw []byte) bool {
 		return false
 	}
 	if !have && !dead && len(n.ads)+len(n.tombstones) >= maxAdvertisements {
-		n.log.Warn("mesh: too many service advertisements; dropping", "node", a.NodeID, "service", a.Service)
+		n.warnLimitedLocked("ads", "mesh: too many service advertisements; dropping", "node", a.NodeID, "service", a.Service)
 		return false
 	}
+	old := 0
+	if have {
+		old += storedAdBytes(key, cur.raw)
+	}
+	if dead {
+		old += tombBytes(key)
+	}
+	cost := tombBytes(key)
+	if !a.Cancel {
+		cost = storedAdBytes(key, raw)
+	}
+	if cost > old && n.adBytes-old+cost > n.opts.MaxAdvertisementBytes {
+		n.warnLimitedLocked("ad-bytes", "mesh: stored service advertisements at their memory bound; dropping",
+			"node", a.NodeID, "service", a.Service, "bytes", n.adBytes, "limit", n.opts.MaxAdvertisementBytes)
+		return false
+	}
+	n.adBytes += cost - old
 	if a.Cancel {
 		delete(n.ads, key)
 		n.tombstones[key] = a.Time
@@ -84,7 +106,9 @@ func (n *Node) advertiseLocked(to *session) {
 			continue
 		}
 		for _, s := range n.sessions {
-			s.enqueueCtrl(msg)
+			if s.confirmed() { // a passive session gets ads once its peer listed us
+				s.enqueueCtrl(msg)
+			}
 		}
 	}
 	if to == nil {
@@ -107,6 +131,8 @@ func (n *Node) cancelAdLocked(service string, ad ServiceAd) {
 	}
 	n.storeAdLocked(a, msg)
 	for _, s := range n.sessions {
-		s.enqueueCtrl(msg)
+		if s.confirmed() {
+			s.enqueueCtrl(msg)
+		}
 	}
 }

@@ -78,6 +78,10 @@ func (n *Node) pipeline(p packet) error {
 		}
 		return nil
 	}
+	if len(p.raw) > backends.MaxMessageSize {
+		// Received over a websocket; no TCP frame could carry it on.
+		return fmt.Errorf("forward to %q: %d-byte message: %w", p.toNode, len(p.raw), backends.ErrMessageTooLarge)
+	}
 	n.mu.Lock()
 	hop, routed := n.routes[p.toNode]
 	s := n.sessions[hop]
@@ -147,14 +151,17 @@ func (s *session) sendData(msg []byte, wait <-chan struct{}) error {
 		}
 	}
 	if wait != nil {
+		// Locally originated: counted, but only the queue length makes it
+		// wait (the local sender is bounded by its socket).
+		s.dataBytes.Add(int64(len(msg)))
 		select {
 		case s.data <- msg:
 			return nil
 		case <-wait:
-			return errQueueFull
 		case <-s.stop:
-			return errQueueFull
 		}
+		s.dataBytes.Add(-int64(len(msg)))
+		return errQueueFull
 	}
 	if !s.enqueueData(msg) {
 		return errQueueFull

@@ -34,11 +34,14 @@ const (
 	seenSweepPeriod  = 30 * time.Minute
 	recomputePeriod  = 24 * time.Hour
 	ctrlQueueLen     = 1024
-	unreachQueueLen  = 16
+	// ctrlQueueBytes and dataQueueBytes bound a session's queues in bytes
+	// as well: 1024 large advertisements must not pin 64 MiB per peer.
+	ctrlQueueBytes  = 4 << 20
+	dataQueueBytes  = 4 << 20
+	unreachQueueLen = 16
 	// Bounds on state a remote peer can make us keep.
 	maxKnownNodes     = 1 << 16
 	maxNames          = 1 << 17
-	maxSeenUpdates    = 1 << 20
 	maxAdvertisements = 1 << 16
 )
 
@@ -69,6 +72,12 @@ type Options struct {
 	PingTimeout            time.Duration // 10 s
 	SendQueueLen           int           // data messages queued per session (256)
 	SocketQueueLen         int           // datagrams queued per socket (512: a QUIC window of 1200-byte packets)
+
+	// Memory bounds on state that remote peers make the node keep; zero
+	// takes the defaults.
+	MaxSeenUpdateBytes    int // remembered UpdateIDs (DefaultMaxSeenUpdateBytes)
+	MaxRoutingStateBytes  int // known nodes, their connection lists and names (DefaultMaxRoutingStateBytes)
+	MaxAdvertisementBytes int // stored advertisements and cancel tombstones (DefaultMaxAdvertisementBytes)
 }
 
 func (o *Options) setDefaults() {
@@ -93,6 +102,15 @@ func (o *Options) setDefaults() {
 	if o.SocketQueueLen <= 0 {
 		o.SocketQueueLen = DefaultSocketQueueLen
 	}
+	if o.MaxSeenUpdateBytes <= 0 {
+		o.MaxSeenUpdateBytes = DefaultMaxSeenUpdateBytes
+	}
+	if o.MaxRoutingStateBytes <= 0 {
+		o.MaxRoutingStateBytes = DefaultMaxRoutingStateBytes
+	}
+	if o.MaxAdvertisementBytes <= 0 {
+		o.MaxAdvertisementBytes = DefaultMaxAdvertisementBytes
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -112,13 +130,28 @@ type storedAd struct {
 
 var lastEpoch atomic.Uint64
 
+// freshEpoch returns a new epoch larger than every epoch handed out in
+// this process, so a node restarted within the same second (or a node
+// re-announcing itself after a duplicate report) is never taken as older.
+func freshEpoch(now time.Time) uint64 {
+	epoch := wire.NewEpoch(now)
+	for {
+		last := lastEpoch.Load()
+		if epoch <= last {
+			epoch = last + 1
+		}
+		if lastEpoch.CompareAndSwap(last, epoch) {
+			return epoch
+		}
+	}
+}
+
 // Node is a netceptor mesh node. It implements PacketNetwork.
 type Node struct {
-	id    string
-	epoch uint64
-	opts  Options
-	log   *slog.Logger
-	fw    firewall.Rules
+	id   string
+	opts Options
+	log  *slog.Logger
+	fw   firewall.Rules
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -128,14 +161,18 @@ type Node struct {
 	backendMu sync.Mutex
 	waits     []func()
 
-	mu          sync.Mutex
-	sequence    uint64
+	mu       sync.Mutex
+	epoch    uint64 // see Epoch
+	sequence uint64
+	// dup tracks reports that we are a duplicate of an earlier node, see
+	// duplicateReportLocked.
+	dup         dupState
 	sessions    map[string]*session // established, by remote node ID
 	allSessions map[*session]struct{}
 	known       map[string]*nodeInfo
 	topo        routing.Topology // known connection costs, incl. our local edges
 	routes      routing.Table
-	seen        map[string]time.Time
+	seen        *seenSet
 	names       map[uint64]string
 	hashes      map[string]uint64
 	sockets     map[string]*socket
@@ -143,6 +180,10 @@ type Node struct {
 	tombstones  map[adKey]time.Time
 	ownAds      map[string]ServiceAd
 	workCmds    []WorkCommand // carried by our control service ads (SetWorkCommands)
+	// Bytes of remote-controlled state, against Options.MaxRoutingStateBytes
+	// and MaxAdvertisementBytes (see budget.go).
+	routeBytes, adBytes int
+	lastWarn            map[string]time.Time // see warnLimitedLocked
 	// Scheduler deadlines (spec §8.3, §9.3).
 	nextFlood, nextRecompute, nextAds, nextSweep time.Time
 }
@@ -164,18 +205,7 @@ func New(opts Options) (*Node, error) {
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	now := time.Now()
-	epoch := wire.NewEpoch(now)
-	// Epochs of nodes in one process strictly increase, so a node restarted
-	// within the same second is not ignored as older (spec §8.2).
-	for {
-		last := lastEpoch.Load()
-		if epoch <= last {
-			epoch = last + 1
-		}
-		if lastEpoch.CompareAndSwap(last, epoch) {
-			break
-		}
-	}
+	epoch := freshEpoch(now)
 	n := &Node{
 		id: opts.NodeID, epoch: epoch, opts: opts, fw: fw,
 		log: opts.Logger.With("node", opts.NodeID),
@@ -183,7 +213,7 @@ func New(opts Options) (*Node, error) {
 		wake:     make(chan struct{}, 1),
 		sessions: map[string]*session{}, allSessions: map[*session]struct{}{},
 		known: map[string]*nodeInfo{}, topo: routing.Topology{}, routes: routing.Table{},
-		seen: map[string]time.Time{}, names: map[uint64]string{}, hashes: map[string]uint64{},
+		seen: newSeenSet(opts.MaxSeenUpdateBytes), names: map[uint64]string{}, hashes: map[string]uint64{},
 		sockets: map[string]*socket{}, ads: map[adKey]*storedAd{}, tombstones: map[adKey]time.Time{},
 		ownAds:        map[string]ServiceAd{},
 		nextFlood:     now.Add(opts.RouteUpdateInterval),
@@ -200,15 +230,22 @@ func New(opts Options) (*Node, error) {
 // NodeID returns the local node ID.
 func (n *Node) NodeID() string { return n.id }
 
-// Epoch returns the node's routing epoch (fixed for its lifetime).
-func (n *Node) Epoch() uint64 { return n.epoch }
+// Epoch returns the node's current routing epoch. It changes only when the
+// node re-announces itself after a report that it is a duplicate.
+func (n *Node) Epoch() uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.epoch
+}
 
-// Done is closed when the node stops: after Close/Shutdown, or on its own
-// when it finds it is a duplicate of an earlier node (Err tells which).
+// Done is closed when the node stops: after Close/Shutdown, on Abort, or on
+// its own when it finds it is a duplicate of an earlier node (Err tells
+// which).
 func (n *Node) Done() <-chan struct{} { return n.ctx.Done() }
 
-// Err returns nil while running, ErrClosed after Close, or
-// ErrDuplicateNodeID after a duplicate-ID shutdown.
+// Err returns nil while running, ErrClosed after Close,
+// ErrDuplicateNodeID after a duplicate-ID shutdown, or the cause given to
+// Abort.
 func (n *Node) Err() error { return context.Cause(n.ctx) }
 
 // BackendOptions configure the sessions of one backend (spec §7).
@@ -290,6 +327,17 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	}
 }
 
+// Abort stops the node because of a fatal error: like Shutdown it closes
+// every session and socket (without waiting), and Done and Err then report
+// cause. Owners that watch Done (the router) treat any cause other than
+// ErrClosed as the node failing on its own.
+func (n *Node) Abort(cause error) {
+	if cause == nil {
+		cause = ErrClosed
+	}
+	n.stop(cause)
+}
+
 // stop cancels the node and closes transports and sockets without waiting.
 func (n *Node) stop(cause error) {
 	n.cancel(cause)
@@ -318,7 +366,8 @@ func (n *Node) hashOfLocked(name string) uint64 {
 		return h
 	}
 	h := wire.HashName(name)
-	if len(n.hashes) < maxNames {
+	if len(n.hashes) < maxNames && n.routeBytes+len(name)+nameBytes <= n.opts.MaxRoutingStateBytes {
+		n.routeBytes += len(name) + nameBytes
 		n.hashes[name] = h
 		if _, taken := n.names[h]; !taken {
 			n.names[h] = name
@@ -392,11 +441,7 @@ func (n *Node) schedule() {
 			n.advertiseLocked(nil)
 		}
 		if sweep {
-			for id, t := range n.seen {
-				if now.Sub(t) > seenUpdateExpiry {
-					delete(n.seen, id)
-				}
-			}
+			n.seen.expire(now.Add(-seenUpdateExpiry))
 		}
 		next := n.nextFlood
 		for _, t := range []time.Time{n.nextRecompute, n.nextAds, n.nextSweep} {

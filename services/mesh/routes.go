@@ -13,7 +13,9 @@ func (n *Node) ownUpdateLocked(suspectedDuplicate uint64) ([]byte, error) {
 	n.sequence++
 	conns := make(map[string]float64, len(n.sessions))
 	for id, s := range n.sessions {
-		conns[id] = s.cost
+		if s.confirmed() {
+			conns[id] = s.cost
+		}
 	}
 	msg, err := wire.EncodeRoute(&wire.RoutingUpdate{
 		NodeID: n.id, UpdateID: wire.RandomName(), UpdateEpoch: n.epoch, UpdateSequence: n.sequence,
@@ -36,7 +38,9 @@ func (n *Node) floodOwnUpdateLocked(suspectedDuplicate uint64) {
 		return
 	}
 	for _, s := range n.sessions {
-		s.enqueueCtrl(msg)
+		if s.confirmed() {
+			s.enqueueCtrl(msg)
+		}
 	}
 }
 
@@ -49,67 +53,73 @@ func (n *Node) processUpdateLocked(u *wire.RoutingUpdate, from *session) {
 		switch {
 		case u.UpdateEpoch == n.epoch:
 		case u.SuspectedDuplicate == n.epoch:
-			n.log.Error("mesh: another node with our ID started earlier; shutting down", "epoch", n.epoch)
-			// stop takes n.mu; run it outside this critical section.
-			if n.ctx.Err() == nil {
-				n.wg.Add(1)
-				go func() {
-					defer n.wg.Done()
-					n.stop(ErrDuplicateNodeID)
-				}()
-			}
+			n.duplicateReportLocked(u)
 		case u.UpdateEpoch > n.epoch:
 			n.log.Warn("mesh: a later node uses our ID; flooding a duplicate notice", "their_epoch", u.UpdateEpoch)
 			n.floodOwnUpdateLocked(u.UpdateEpoch)
 		}
 		return
 	}
-	if _, dup := n.seen[u.UpdateID]; dup {
+	if n.seen.contains(u.UpdateID) {
 		return
 	}
-	if len(n.seen) >= maxSeenUpdates {
-		n.log.Warn("mesh: too many routing updates remembered; dropping update", "origin", u.NodeID)
-		return
+	if n.seen.add(u.UpdateID, time.Now()) && n.seen.evicted%10000 == 1 {
+		n.log.Warn("mesh: remembered routing updates at their memory bound; forgetting the oldest early",
+			"entries", n.seen.len(), "evicted", n.seen.evicted)
 	}
-	n.seen[u.UpdateID] = time.Now()
 	info := n.known[u.NodeID]
 	if u.SuspectedDuplicate != 0 {
 		if info != nil && info.epoch == u.SuspectedDuplicate {
 			info.epoch, info.sequence = u.UpdateEpoch, u.UpdateSequence
 		}
 	} else {
+		stored, have := n.topo[u.NodeID]
+		changed := (!have && u.Connections != nil) || (have && !maps.Equal(stored, u.Connections))
+		grow := 0
+		if changed {
+			grow = connsBytes(u.Connections) - connsBytes(stored)
+		}
 		if info != nil {
 			if u.UpdateEpoch < info.epoch || (u.UpdateEpoch == info.epoch && u.UpdateSequence <= info.sequence) {
 				return
 			}
 		} else {
-			if len(n.known) >= maxKnownNodes {
-				n.log.Warn("mesh: too many known nodes; ignoring new node", "origin", u.NodeID)
-				return
-			}
+			grow += len(u.NodeID) + knownNodeBytes
+		}
+		// Refused updates are neither stored nor flooded on.
+		if info == nil && len(n.known) >= maxKnownNodes {
+			n.warnLimitedLocked("known", "mesh: too many known nodes; ignoring new node", "origin", u.NodeID)
+			return
+		}
+		if grow > 0 && n.routeBytes+grow > n.opts.MaxRoutingStateBytes {
+			n.warnLimitedLocked("routing", "mesh: routing state at its memory bound; ignoring routing update",
+				"origin", u.NodeID, "bytes", n.routeBytes, "limit", n.opts.MaxRoutingStateBytes)
+			return
+		}
+		if info == nil {
 			info = &nodeInfo{}
 			n.known[u.NodeID] = info
+			n.routeBytes += len(u.NodeID) + knownNodeBytes
 			n.requestFloodLocked()
 			n.hashOfLocked(u.NodeID)
 		}
 		info.epoch, info.sequence = u.UpdateEpoch, u.UpdateSequence
-		stored, have := n.topo[u.NodeID]
-		changed := (!have && u.Connections != nil) || (have && !maps.Equal(stored, u.Connections))
 		if changed {
+			n.routeBytes += connsBytes(u.Connections) - connsBytes(stored)
 			conns := make(map[string]float64, len(u.Connections))
 			for k, v := range u.Connections {
 				conns[k] = v
-				n.hashOfLocked(k) // improvement: learn neighbour names too
+				n.hashOfLocked(k) // improvement: learn neighbour names too (if the budget allows)
 			}
 			n.topo[u.NodeID] = conns
 			// Keep the graph symmetric on removals (edges are never added
 			// in reverse).
-			for other, edges := range n.topo {
+			for other := range n.topo {
 				if other == n.id {
 					continue
 				}
 				if _, listed := conns[other]; !listed {
-					delete(edges, u.NodeID)
+					n.deleteEdgeLocked(other, u.NodeID)
 				}
 			}
 			n.requestRecomputeLocked()
@@ -121,8 +131,12 @@ func (n *Node) processUpdateLocked(u *wire.RoutingUpdate, from *session) {
 		n.log.Warn("mesh: cannot re-encode routing update", "origin", u.NodeID, "err", err)
 		return
 	}
+	if len(msg) > maxFloodedMessage {
+		n.warnLimitedLocked("route-size", "mesh: re-encoded routing update too large to flood", "origin", u.NodeID, "bytes", len(msg))
+		return
+	}
 	for _, s := range n.sessions {
-		if s != from {
+		if s != from && s.confirmed() {
 			s.enqueueCtrl(msg)
 		}
 	}
@@ -140,6 +154,62 @@ func (n *Node) seenRelayedUpdate(msg []byte, s *session) bool {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	_, seen := n.seen[k.UpdateID]
-	return seen
+	return n.seen.contains(k.UpdateID)
+}
+
+// dupPersistIntervals is how many routing intervals reports that we are a
+// duplicate must keep naming our current epoch, after we re-announced
+// ourselves with a fresh one, before the node stops.
+const dupPersistIntervals = 3
+
+// dupState remembers the duplicate reports received (under n.mu).
+type dupState struct {
+	reannounced time.Time // when we last took a fresh epoch; zero: never
+	lastReport  time.Time // when the last report naming our epoch arrived
+	stopping    bool      // the node is stopping for good
+}
+
+// duplicateReportLocked handles a routing update that names this node with
+// SuspectedDuplicate equal to our epoch: some node with our ID claims to
+// have been on the mesh first. Every routing update carries our epoch, so
+// any peer can forge such a report; a single one must not stop the node.
+// The first report makes us take a fresh, larger epoch and announce it at
+// once. A real earlier node with our ID reacts to that announcement with a
+// new report naming the new epoch, and does so again for each of our
+// periodic updates; only when such reports keep arriving for
+// dupPersistIntervals routing intervals after the re-announcement does the
+// node stop with ErrDuplicateNodeID. A suspicion that falls silent for as
+// long expires, so one stray report later starts over.
+func (n *Node) duplicateReportLocked(u *wire.RoutingUpdate) {
+	now := time.Now()
+	window := dupPersistIntervals * n.opts.RouteUpdateInterval
+	d := &n.dup
+	if d.reannounced.IsZero() || now.Sub(d.lastReport) > window {
+		old := n.epoch
+		n.epoch = freshEpoch(now)
+		d.reannounced, d.lastReport = now, now
+		n.log.Warn("mesh: received a report that another node with our ID was on the mesh first; "+
+			"re-announcing with a fresh epoch and stopping only if the reports persist",
+			"old_epoch", old, "new_epoch", n.epoch, "reporter", u.ForwardingNode, "report_epoch", u.UpdateEpoch)
+		n.floodOwnUpdateLocked(0)
+		n.nextFlood = now.Add(n.opts.RouteUpdateInterval)
+		return
+	}
+	d.lastReport = now
+	if now.Sub(d.reannounced) < window {
+		n.log.Debug("mesh: duplicate node ID report persists", "epoch", n.epoch, "since", d.reannounced)
+		return
+	}
+	if d.stopping || n.ctx.Err() != nil {
+		return
+	}
+	d.stopping = true
+	n.log.Error("mesh: another node with our ID was on the mesh first and the duplicate reports persist; stopping the node",
+		"epoch", n.epoch, "reports_since", d.reannounced)
+	// stop takes n.mu; run it outside this critical section.
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.stop(ErrDuplicateNodeID)
+	}()
 }

@@ -17,7 +17,7 @@ func TestSeenRelayedUpdate(t *testing.T) {
 	}
 	defer n.Close()
 	n.mu.Lock()
-	n.seen["seen0001"] = time.Now()
+	n.seen.add("seen0001", time.Now())
 	n.mu.Unlock()
 	s := &session{n: n, remote: "x", established: true}
 	route := func(node, id, fwd string) []byte {

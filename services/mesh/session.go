@@ -27,6 +27,9 @@ type session struct {
 	// last initial connect message) before it exits.
 	flushOnStop atomic.Bool
 	dropped     atomic.Uint64
+	// Bytes queued in ctrl and data; each queue is bounded by these as well
+	// as by its length (see ctrlQueueBytes).
+	ctrlBytes, dataBytes atomic.Int64
 
 	// Written by the reader goroutine under n.mu; read under n.mu (or by
 	// the reader itself).
@@ -34,7 +37,20 @@ type session struct {
 	cost              float64
 	established       bool
 	remoteEstablished bool
+
+	// passive sessions send nothing until the peer's first valid routing
+	// update (backends.PeerSpeaksFirst); they then answer with the initial
+	// connect message only. Until the peer lists us in its own update
+	// (confirmed), they are not listed in our updates and get no floods
+	// and no advertisements, so an unverified (perhaps spoofed) source
+	// cannot draw a stream of replies, nor make us flood the mesh.
+	passive bool
 }
+
+// confirmed reports whether s takes part in floods and our connection
+// list: always for active sessions, and for passive ones once the peer has
+// listed us.
+func (s *session) confirmed() bool { return !s.passive || s.remoteEstablished }
 
 // errReject wraps a reason for which we send Reject and close.
 type errReject struct{ reason string }
@@ -55,25 +71,34 @@ func (n *Node) runSession(tr backends.Session, kind string, opts BackendOptions)
 		return
 	}
 	n.allSessions[s] = struct{}{}
-	first, err := n.ownUpdateLocked(0)
+	if ps, ok := tr.(backends.PeerSpeaksFirst); ok && ps.PeerSpeaksFirst() {
+		s.passive = true
+	}
+	var first []byte
+	if !s.passive {
+		first, _ = n.ownUpdateLocked(0) // an error is logged; the session then gives up
+	}
 	n.mu.Unlock()
 	log := n.log.With("backend", kind, "remote", tr.RemoteAddr())
 	writerDone := make(chan struct{})
-	if err == nil {
+	if first != nil {
 		// The initial connect message must be the first we write (§7.3).
+		s.ctrlBytes.Add(int64(len(first)))
 		s.ctrl <- first
 	}
 	go s.writeLoop(writerDone)
 
-	reason := s.readLoop(err == nil)
+	reason := s.readLoop(first != nil)
 
 	n.mu.Lock()
 	delete(n.allSessions, s)
 	if s.established && n.sessions[s.remote] == s {
 		delete(n.sessions, s.remote)
-		delete(n.topo[n.id], s.remote)
-		delete(n.topo[s.remote], n.id)
-		n.requestFloodLocked()
+		n.deleteEdgeLocked(n.id, s.remote)
+		n.deleteEdgeLocked(s.remote, n.id)
+		if s.confirmed() {
+			n.requestFloodLocked()
+		}
 		n.requestRecomputeLocked()
 	}
 	n.mu.Unlock()
@@ -97,6 +122,12 @@ func (n *Node) runSession(tr backends.Session, kind string, opts BackendOptions)
 func (s *session) writeLoop(done chan<- struct{}) {
 	defer close(done)
 	send := func(m []byte) bool {
+		if len(m) > backends.MaxMessageSize {
+			// Nothing this large may be sent (TCP frames cannot carry it);
+			// refuse the message rather than lose the session.
+			s.n.log.Debug("mesh session: dropping an oversized message", "remote", s.tr.RemoteAddr(), "bytes", len(m))
+			return true
+		}
 		if err := s.tr.Send(m); err != nil {
 			s.n.log.Debug("mesh session send failed", "remote", s.tr.RemoteAddr(), "err", err)
 			_ = s.tr.Close() // the reader sees it and tears down
@@ -114,6 +145,10 @@ func (s *session) writeLoop(done chan<- struct{}) {
 			for s.flushOnStop.Load() {
 				select {
 				case m := <-s.ctrl:
+					s.ctrlBytes.Add(-int64(len(m)))
+					if len(m) > backends.MaxMessageSize {
+						continue
+					}
 					if s.tr.Send(m) != nil {
 						return
 					}
@@ -123,12 +158,15 @@ func (s *session) writeLoop(done chan<- struct{}) {
 			}
 			return
 		case m = <-s.ctrl:
+			s.ctrlBytes.Add(-int64(len(m)))
 		default:
 			select {
 			case <-s.stop:
 				continue
 			case m = <-s.ctrl:
+				s.ctrlBytes.Add(-int64(len(m)))
 			case m = <-s.data:
+				s.dataBytes.Add(-int64(len(m)))
 			}
 		}
 		if !send(m) {
@@ -141,18 +179,40 @@ func (s *session) writeLoop(done chan<- struct{}) {
 // enqueueCtrl queues a control message; drops it (logged) when the queue
 // is full so the router never blocks on a slow peer.
 func (s *session) enqueueCtrl(m []byte) {
+	if !reserveBytes(&s.ctrlBytes, len(m), ctrlQueueBytes) {
+		s.n.log.Warn("mesh session control queue full (bytes); dropping message", "peer", s.remote, "type", m[0])
+		return
+	}
 	select {
 	case s.ctrl <- m:
 	default:
+		s.ctrlBytes.Add(-int64(len(m)))
 		s.n.log.Warn("mesh session control queue full; dropping message", "peer", s.remote, "type", m[0])
 	}
 }
 
+// reserveBytes adds n to a queue's byte count unless that passes limit
+// while the queue holds something (one message of any size may queue).
+func reserveBytes(c *atomic.Int64, n int, limit int64) bool {
+	if v := c.Add(int64(n)); v > limit && v != int64(n) {
+		c.Add(-int64(n))
+		return false
+	}
+	return true
+}
+
 func (s *session) enqueueData(m []byte) bool {
+	if !reserveBytes(&s.dataBytes, len(m), dataQueueBytes) {
+		if s.dropped.Add(1)%1000 == 1 {
+			s.n.log.Warn("mesh session data queue full (bytes); dropping messages", "peer", s.remote, "dropped", s.dropped.Load())
+		}
+		return false
+	}
 	select {
 	case s.data <- m:
 		return true
 	default:
+		s.dataBytes.Add(-int64(len(m)))
 		if s.dropped.Add(1)%1000 == 1 {
 			s.n.log.Warn("mesh session data queue full; dropping messages", "peer", s.remote, "dropped", s.dropped.Load())
 		}
@@ -170,17 +230,25 @@ func (s *session) readLoop(initialSent bool) error {
 		attempts = 1
 	}
 	nextInitial := lastRecv.Add(n.opts.InitialConnectPeriod)
+	// A passive session waits as long as an active one keeps trying.
+	passiveGiveUp := lastRecv.Add(time.Duration(n.opts.InitialConnectAttempts) * n.opts.InitialConnectPeriod)
 	for {
 		// Upstream gives up right after its 11th initial message (t ≈ 10 s,
 		// spec §7.2), not one period later.
-		if !s.established && attempts >= n.opts.InitialConnectAttempts {
+		if !s.established && !s.passive && attempts >= n.opts.InitialConnectAttempts {
 			s.flushOnStop.Store(true)
 			return errors.New("giving up on connection initialization")
 		}
+		if !s.established && s.passive && !time.Now().Before(passiveGiveUp) {
+			return errors.New("giving up on connection initialization: the peer sent no valid first message")
+		}
 		now := time.Now()
 		timeout := idle - now.Sub(lastRecv)
-		if !s.established {
+		if !s.established && !s.passive {
 			timeout = min(timeout, nextInitial.Sub(now))
+		}
+		if !s.established && s.passive {
+			timeout = min(timeout, passiveGiveUp.Sub(now))
 		}
 		if timeout <= 0 {
 			timeout = time.Millisecond
@@ -202,7 +270,7 @@ func (s *session) readLoop(initialSent bool) error {
 		if now.Sub(lastRecv) >= idle {
 			return fmt.Errorf("no message for %v: idle timeout", idle)
 		}
-		if !s.established && !now.Before(nextInitial) {
+		if !s.established && !s.passive && !now.Before(nextInitial) {
 			n.mu.Lock()
 			m, err := n.ownUpdateLocked(0)
 			n.mu.Unlock()
@@ -218,8 +286,23 @@ func (s *session) readLoop(initialSent bool) error {
 // handle processes one message; a non-nil result ends the session.
 func (s *session) handle(msg []byte) error {
 	n := s.n
-	switch wire.Type(msg[0]) {
-	case wire.TypeRoute:
+	switch t := wire.Type(msg[0]); t {
+	case wire.TypeRoute, wire.TypeServiceAd:
+		if len(msg) > maxFloodedMessage {
+			// Only a websocket can carry these; we could never flood them
+			// on over TCP, so they are refused whole.
+			n.mu.Lock()
+			n.warnLimitedLocked("msg-size", "mesh session: refusing an oversized routing update or advertisement",
+				"peer", s.remote, "type", msg[0], "bytes", len(msg), "limit", maxFloodedMessage)
+			n.mu.Unlock()
+			return nil
+		}
+		if t == wire.TypeServiceAd {
+			if s.established {
+				n.handleAd(msg, s)
+			}
+			return nil
+		}
 		if s.established && n.seenRelayedUpdate(msg, s) {
 			return nil
 		}
@@ -237,10 +320,6 @@ func (s *session) handle(msg []byte) error {
 	case wire.TypeData:
 		if s.established {
 			n.handleData(msg)
-		}
-	case wire.TypeServiceAd:
-		if s.established {
-			n.handleAd(msg, s)
 		}
 	default:
 		if s.established {
@@ -280,20 +359,25 @@ func (s *session) establish(u *wire.RoutingUpdate) error {
 	if _, dup := n.sessions[rid]; dup {
 		return errReject{fmt.Sprintf("already connected to node %q", rid)}
 	}
+	if s.passive {
+		// Our first message on this session, queued before the session is
+		// visible to floods (we hold n.mu).
+		first, err := n.ownUpdateLocked(0)
+		if err != nil {
+			return err
+		}
+		s.enqueueCtrl(first)
+	}
 	s.remote, s.cost, s.established = rid, cost, true
 	n.sessions[rid] = s
 	n.hashOfLocked(rid)
-	if n.topo[n.id] == nil {
-		n.topo[n.id] = map[string]float64{}
-	}
-	n.topo[n.id][rid] = cost
-	if n.topo[rid] == nil {
-		n.topo[rid] = map[string]float64{}
-	}
-	n.topo[rid][n.id] = cost
-	n.requestFloodLocked()
+	n.setEdgeLocked(n.id, rid, cost)
+	n.setEdgeLocked(rid, n.id, cost)
 	n.requestRecomputeLocked()
-	n.advertiseLocked(s) // improvement: the new peer learns ads at once
+	if !s.passive {
+		n.requestFloodLocked()
+		n.advertiseLocked(s) // improvement: the new peer learns ads at once
+	}
 	n.log.Info("mesh session established", "peer", rid, "backend", s.kind, "cost", cost)
 	return nil
 }
@@ -314,9 +398,20 @@ func (s *session) routeUpdate(u *wire.RoutingUpdate) error {
 		case !listed:
 			return nil // a late initial message
 		}
-		s.remoteEstablished = true
 		if c != s.cost {
 			return errReject{fmt.Sprintf("we disagree about the connection cost: ours %v, theirs %v", s.cost, c)}
+		}
+		if !s.remoteEstablished {
+			s.remoteEstablished = true
+			if s.passive {
+				// The peer heard our initial message: it now takes part in
+				// floods, our connection list and advertisements.
+				n.requestFloodLocked()
+				n.advertiseLocked(s)
+				if c, ok := s.tr.(backends.Confirmer); ok {
+					c.Confirm()
+				}
+			}
 		}
 	}
 	n.processUpdateLocked(u, s)

@@ -158,7 +158,8 @@ func (r *Router) Node() *mesh.Node { return r.node }
 
 // Run starts every configured face and backend and serves until ctx is
 // cancelled; then it stops everything and returns. A listener that cannot
-// start is an error returned at once.
+// start is an error returned at once, and so is a mesh node that stops on
+// its own (ErrDuplicateNodeID): Run then stops everything and returns it.
 func (r *Router) Run(ctx context.Context) error {
 	defer r.node.Close()
 	ctx, cancel := context.WithCancel(ctx)
@@ -169,7 +170,18 @@ func (r *Router) Run(ctx context.Context) error {
 	err := r.start(ctx, g)
 	if err == nil {
 		r.log.Info("Initialization complete", "node", r.node.NodeID())
-		<-ctx.Done()
+		select {
+		case <-ctx.Done():
+		case <-r.node.Done():
+			// The node stopped on its own (e.g. it is a duplicate of an
+			// earlier node with the same ID). Running on without a mesh
+			// would serve nothing useful: end with an error so that the
+			// process exits non-zero and a supervisor restarts it.
+			if nerr := r.node.Err(); !errors.Is(nerr, mesh.ErrClosed) {
+				r.log.Error("mesh node stopped; exiting", "node", r.node.NodeID(), "error", nerr)
+				err = fmt.Errorf("mesh node %q stopped: %w", r.node.NodeID(), nerr)
+			}
+		}
 	}
 	cancel()
 	werr := g.Wait()

@@ -29,6 +29,8 @@ func closedChan(t testing.TB, s Session) <-chan struct{} {
 		return v.closing
 	case *identifiedSession:
 		return v.closing
+	case *udpListenerSession:
+		return v.closing
 	}
 	t.Fatalf("unexpected session type %T", s)
 	return nil

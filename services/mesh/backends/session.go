@@ -16,6 +16,12 @@ import (
 // MaxMessageSize bytes each, except websocket receive, see wsReadLimit).
 const (
 	recvQueueLen = 32
+	// recvQueueBytes and sendQueueBytes bound the same queues in bytes: a
+	// peer sending large messages (a websocket message may be up to
+	// wsReadLimit) cannot make a session hold more than this. A reader
+	// waits for room (backpressure on the transport); Enqueue drops.
+	recvQueueBytes = 2 << 20
+	sendQueueBytes = 4 << 20
 	// sendQueueLen is the mesh's only data queue toward a stream peer
 	// (Enqueue bypasses the mesh's own), so it matches the mesh's default
 	// SendQueueLen: a shorter one drops QUIC packets in bursts.
@@ -35,7 +41,10 @@ type session struct {
 	remote  string
 	in      chan []byte
 	out     chan []byte
-	sendNow func(msg []byte) error
+	inBytes byteGate // bytes queued in in
+	// outBytes counts the bytes queued in out.
+	outBytes byteGate
+	sendNow  func(msg []byte) error
 	// onFail runs once when the session ends, for any reason; it must not
 	// block (it unblocks the transport, e.g. sets a deadline or closes).
 	onFail func()
@@ -52,6 +61,8 @@ func newSession(remote string, queued bool) *session {
 		in:      make(chan []byte, recvQueueLen),
 		closing: make(chan struct{}),
 	}
+	s.inBytes.limit = recvQueueBytes
+	s.outBytes.limit = sendQueueBytes
 	if queued {
 		s.out = make(chan []byte, sendQueueLen)
 	}
@@ -103,10 +114,14 @@ func (s *session) Send(msg []byte) error {
 	}
 	cp := make([]byte, len(msg))
 	copy(cp, msg)
+	if !s.outBytes.take(len(cp), s.closing, nil) {
+		return s.cause()
+	}
 	select {
 	case s.out <- cp:
 		return nil
 	case <-s.closing:
+		s.outBytes.release(len(cp))
 		return s.cause()
 	}
 }
@@ -131,11 +146,25 @@ func (s *session) enqueue(msg []byte, cancel <-chan struct{}, wait bool) (bool, 
 		return false, s.cause()
 	default:
 	}
+	if !s.outBytes.tryTake(len(msg)) {
+		if !wait {
+			return false, nil
+		}
+		if !s.outBytes.take(len(msg), cancel, s.closing) {
+			select {
+			case <-s.closing:
+				return false, s.cause()
+			default:
+				return false, nil
+			}
+		}
+	}
 	select {
 	case s.out <- msg:
 		return true, nil
 	default:
 		if !wait {
+			s.outBytes.release(len(msg))
 			return false, nil
 		}
 	}
@@ -143,8 +172,10 @@ func (s *session) enqueue(msg []byte, cancel <-chan struct{}, wait bool) (bool, 
 	case s.out <- msg:
 		return true, nil
 	case <-cancel:
+		s.outBytes.release(len(msg))
 		return false, nil
 	case <-s.closing:
+		s.outBytes.release(len(msg))
 		return false, s.cause()
 	}
 }
@@ -155,7 +186,7 @@ func (s *session) enqueue(msg []byte, cancel <-chan struct{}, wait bool) (bool, 
 func (s *session) Recv(timeout time.Duration) ([]byte, error) {
 	select {
 	case m := <-s.in:
-		return m, nil
+		return s.received(m), nil
 	default:
 	}
 	var expired <-chan time.Time
@@ -166,13 +197,13 @@ func (s *session) Recv(timeout time.Duration) ([]byte, error) {
 	}
 	select {
 	case m := <-s.in:
-		return m, nil
+		return s.received(m), nil
 	case <-s.closing:
 		err := s.cause()
 		if !errors.Is(err, ErrSessionClosed) {
 			select {
 			case m := <-s.in:
-				return m, nil
+				return s.received(m), nil
 			default:
 			}
 		}
@@ -182,13 +213,38 @@ func (s *session) Recv(timeout time.Duration) ([]byte, error) {
 	}
 }
 
-// deliver queues a received message, waiting for room; false once the
-// session has ended.
+// received releases m's bytes from the receive queue's budget.
+func (s *session) received(m []byte) []byte {
+	s.inBytes.release(len(m))
+	return m
+}
+
+// deliver queues a received message, waiting for room (in messages and
+// bytes); false once the session has ended.
 func (s *session) deliver(msg []byte) bool {
+	if !s.inBytes.take(len(msg), s.closing, nil) {
+		return false
+	}
 	select {
 	case s.in <- msg:
 		return true
 	case <-s.closing:
+		s.inBytes.release(len(msg))
+		return false
+	}
+}
+
+// offer queues a received message if there is room now (the UDP
+// listener's receive loop never waits for one session).
+func (s *session) offer(msg []byte) bool {
+	if !s.inBytes.tryTake(len(msg)) {
+		return false
+	}
+	select {
+	case s.in <- msg:
+		return true
+	default:
+		s.inBytes.release(len(msg))
 		return false
 	}
 }
@@ -231,9 +287,12 @@ func (s *session) writeLoop(write func(batch [][]byte) error, closeConn func()) 
 		}
 		// Queued messages belong to the session (Send copies, Enqueue
 		// takes ownership) and are written out now.
+		freed := 0
 		for _, m := range batch {
+			freed += len(m)
 			ReleaseMessage(m)
 		}
+		s.outBytes.release(freed)
 		clear(batch)
 		batch = batch[:0]
 	}

@@ -27,6 +27,9 @@ type TCPListenerOptions struct {
 	Address string      // bindaddr:port
 	TLS     *tls.Config // nil: plain TCP; else a server config with certificates
 	Logger  *slog.Logger
+	// MaxConnections bounds concurrent connections (0: DefaultMaxConnections);
+	// connections beyond it are closed at once.
+	MaxConnections int
 }
 
 // TCPListener accepts TCP (optionally TLS) connections, one session each.
@@ -64,6 +67,7 @@ func (l *TCPListener) Start(ctx context.Context, accept func(Session)) (func(), 
 	if a, ok := ln.Addr().(*net.TCPAddr); ok {
 		l.addr.Store(a)
 	}
+	ln = newCapListener(ln, l.opts.MaxConnections, l.log)
 	g := &group{}
 	if !g.spawn(func() { l.acceptLoop(ctx, g, ln, accept) }) {
 		_ = ln.Close()

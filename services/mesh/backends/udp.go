@@ -18,8 +18,37 @@ const (
 	// udpReceiveBufferSize fits any datagram.
 	udpReceiveBufferSize = 65536
 	// DefaultUDPMaxSessions bounds a udp-listener's concurrent sessions.
-	DefaultUDPMaxSessions = 1024
+	DefaultUDPMaxSessions = 256
 )
+
+// PeerSpeaksFirst is implemented by sessions whose peer is not verified
+// by the transport: the node must send nothing on them until the peer has
+// sent a valid first message. A udp-listener session is made for any
+// source address, which may be spoofed; answering it at once with routing
+// updates would let anyone aim our replies at a third party.
+type PeerSpeaksFirst interface {
+	PeerSpeaksFirst() bool
+}
+
+// Confirmer is implemented by sessions that want to know when the node has
+// verified their peer: the mesh calls Confirm once the peer has shown that
+// it receives our messages (it listed us in its routing update). A
+// udp-listener keeps confirmed sessions when it must make room.
+type Confirmer interface {
+	Confirm()
+}
+
+// udpListenerSession is a session of a udp-listener: it waits for its
+// peer to speak first, and records whether we answered it.
+type udpListenerSession struct {
+	*session
+	created   time.Time
+	confirmed atomic.Bool // see Confirmer
+}
+
+func (s *udpListenerSession) PeerSpeaksFirst() bool { return true }
+
+func (s *udpListenerSession) Confirm() { s.confirmed.Store(true) }
 
 // UDPListenerOptions configures a udp-listener.
 type UDPListenerOptions struct {
@@ -56,16 +85,33 @@ func (l *UDPListener) Addr() *net.UDPAddr { return l.addr.Load() }
 // udpSessions is the listener's table of live sessions by source address.
 type udpSessions struct {
 	mu   sync.Mutex
-	byIP map[string]*session
+	byIP map[string]*udpListenerSession
+	// evicted counts unanswered sessions closed to make room for new ones.
+	evicted uint64
 }
 
-func (t *udpSessions) get(key string) *session {
+func (t *udpSessions) get(key string) *udpListenerSession {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.byIP[key]
 }
 
-func (t *udpSessions) remove(key string, s *session) {
+// oldestUnconfirmedLocked returns the key of the oldest session whose
+// peer the node has not confirmed, or "" when all are confirmed.
+func (t *udpSessions) oldestUnconfirmedLocked() string {
+	var (
+		key    string
+		oldest time.Time
+	)
+	for k, s := range t.byIP {
+		if !s.confirmed.Load() && (key == "" || s.created.Before(oldest)) {
+			key, oldest = k, s.created
+		}
+	}
+	return key
+}
+
+func (t *udpSessions) remove(key string, s *udpListenerSession) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.byIP[key] == s {
@@ -98,7 +144,7 @@ func (l *UDPListener) receiveLoop(ctx context.Context, g *group, pc net.PacketCo
 	defer pc.Close() //nolint:errcheck // nothing to do about it
 	stop := context.AfterFunc(ctx, func() { _ = pc.Close() })
 	defer stop()
-	table := &udpSessions{byIP: make(map[string]*session)}
+	table := &udpSessions{byIP: make(map[string]*udpListenerSession)}
 	buf := make([]byte, udpReceiveBufferSize)
 	for {
 		n, from, err := pc.ReadFrom(buf)
@@ -126,33 +172,50 @@ func (l *UDPListener) receiveLoop(ctx context.Context, g *group, pc net.PacketCo
 		}
 		msg := make([]byte, n)
 		copy(msg, buf[:n])
-		select {
-		case s.in <- msg:
-		default:
+		if !s.offer(msg) {
 			l.log.Debug("dropped udp datagram: session queue full or closing", "remote", key)
 		}
 	}
 }
 
 // newSession registers and announces a session for a new source, or
-// returns nil when the table is full or the backend is stopping.
+// returns nil when the table is full or the backend is stopping. A full
+// table makes room by closing its oldest session whose peer the node has
+// not confirmed (a source that never completed the handshake, e.g. a
+// spoofed one, which cannot receive our replies), so a flood of such
+// sources cannot lock real peers out; when every session is confirmed, the
+// datagram is dropped.
 func (l *UDPListener) newSession(ctx context.Context, g *group, pc net.PacketConn, from net.Addr,
-	table *udpSessions, accept func(Session)) *session {
+	table *udpSessions, accept func(Session)) *udpListenerSession {
 	key := from.String()
 	table.mu.Lock()
+	var evict *udpListenerSession
 	if len(table.byIP) >= l.opts.MaxSessions {
-		table.mu.Unlock()
-		l.log.Warn("dropped udp datagram: session limit reached", "remote", key, "limit", l.opts.MaxSessions)
-		return nil
+		old := table.oldestUnconfirmedLocked()
+		if old == "" {
+			table.mu.Unlock()
+			l.log.Debug("dropped udp datagram: session limit reached", "remote", key, "limit", l.opts.MaxSessions)
+			return nil
+		}
+		evict = table.byIP[old]
+		delete(table.byIP, old)
+		table.evicted++
+		if table.evicted%1000 == 1 {
+			l.log.Warn("udp sessions at their limit; closing unconfirmed sources to make room",
+				"limit", l.opts.MaxSessions, "evicted", table.evicted)
+		}
 	}
-	s := newSession("udp "+key, false)
-	s.sendNow = udpSender(s, func(msg []byte) error {
+	s := &udpListenerSession{session: newSession("udp "+key, false), created: time.Now()}
+	s.sendNow = udpSender(s.session, func(msg []byte) error {
 		_, err := pc.WriteTo(msg, from)
 		return err
 	})
 	s.onFail = func() { table.remove(key, s) }
 	table.byIP[key] = s
 	table.mu.Unlock()
+	if evict != nil {
+		evict.fail(errors.New("udp session evicted: peer not confirmed, and the listener is at its session limit"))
+	}
 	if !g.spawn(func() { runSession(ctx, s, accept) }) {
 		s.fail(errStopping)
 		return nil

@@ -185,8 +185,11 @@ func TestUDPListenerNeverBlocksOnASlowSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustEqual(t, recv(t, slowSession), []byte("late"))
-	// The session limit (2) is reached: a third source is dropped, the
-	// existing ones keep working.
+	// The session limit (2) is reached and both sessions are confirmed: a
+	// third source is dropped, the existing ones keep working.
+	for _, s := range []Session{slowSession, fastSession} {
+		s.(Confirmer).Confirm()
+	}
 	third := udpClient(t, l)
 	if _, err := third.Write([]byte("third")); err != nil {
 		t.Fatal(err)
@@ -238,4 +241,43 @@ func TestUDPDialerRedials(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustEqual(t, recv(t, lr.next()), []byte("new"))
+}
+
+// TestUDPListenerEvictsUnconfirmedSources: at the session limit, a new
+// source replaces the oldest session whose peer was not confirmed
+// (spoofed sources cannot lock real peers out); confirmed sessions stay.
+func TestUDPListenerEvictsUnconfirmedSources(t *testing.T) {
+	l, lr := newUDPListener(t, 2)
+	answered := udpClient(t, l)
+	if _, err := answered.Write([]byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	as := lr.next()
+	if _, ok := as.(PeerSpeaksFirst); !ok {
+		t.Fatal("udp-listener session does not ask the peer to speak first")
+	}
+	recv(t, as)
+	if err := as.Send([]byte("answer")); err != nil {
+		t.Fatal(err)
+	}
+	as.(Confirmer).Confirm()
+	silent := udpClient(t, l)
+	if _, err := silent.Write([]byte("s")); err != nil {
+		t.Fatal(err)
+	}
+	ss := lr.next()
+	recv(t, ss)
+	third := udpClient(t, l)
+	if _, err := third.Write([]byte("t")); err != nil {
+		t.Fatal(err)
+	}
+	ts := lr.next()
+	mustEqual(t, recv(t, ts), []byte("t"))
+	if err := recvErr(t, ss); errors.Is(err, ErrTimeout) {
+		t.Fatal("unconfirmed session not evicted")
+	}
+	if _, err := answered.Write([]byte("still")); err != nil {
+		t.Fatal(err)
+	}
+	mustEqual(t, recv(t, as), []byte("still"))
 }

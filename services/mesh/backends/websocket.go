@@ -39,6 +39,10 @@ type WebsocketListenerOptions struct {
 	Path    string      // ServeMux pattern; "" means "/" (every path)
 	TLS     *tls.Config // nil: plain HTTP; else a server config with certificates
 	Logger  *slog.Logger
+	// MaxConnections bounds concurrent connections, websockets or not
+	// yet upgraded (0: DefaultMaxConnections); connections beyond it are
+	// closed at once.
+	MaxConnections int
 }
 
 // WebsocketListener serves websocket upgrades, one session per websocket.
@@ -119,6 +123,7 @@ func (l *WebsocketListener) Start(ctx context.Context, accept func(Session)) (fu
 	if a, ok := ln.Addr().(*net.TCPAddr); ok {
 		l.addr.Store(a)
 	}
+	ln = newCapListener(ln, l.opts.MaxConnections, l.log)
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: wsHeaderTimeout,

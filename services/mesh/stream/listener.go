@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -21,6 +22,50 @@ import (
 // first stream, or ready but not yet taken by Accept. When it is reached we
 // stop taking connections from quic-go, whose own queue then refuses more.
 const maxPending = 64
+
+// maxInflight bounds a listener's incoming connections from their first
+// packet until the application accepts them (handshaking, queued inside
+// quic-go, waiting for their first stream, or ready). quic-go bounds only
+// completed handshakes waiting for Accept, not handshakes in progress, and
+// every one holds goroutines and buffers; beyond this bound a new
+// connection is refused before any state is made for it. Every listener
+// has its own bound (and its own QUIC transport and mesh socket), so a
+// flood of connections on one service cannot starve another, such as
+// control.
+const maxInflight = 2 * maxPending
+
+// errTooManyInflight refuses a connection over maxInflight.
+var errTooManyInflight = errors.New("too many connections not yet accepted on this service")
+
+// inflightGate counts a listener's connections not yet handed to Accept.
+type inflightGate struct {
+	n       atomic.Int64
+	refused atomic.Uint64
+	max     int64
+}
+
+type inflightKey struct{}
+
+// admit is the QUIC transport's ConnContext: it counts the new connection
+// or refuses it. The count is released once, on hand-off to Accept (see
+// releaseInflight) or when quic-go cancels ctx (the connection ended).
+func (g *inflightGate) admit(ctx context.Context, _ *quic.ClientInfo) (context.Context, error) {
+	if g.n.Add(1) > g.max {
+		g.n.Add(-1)
+		g.refused.Add(1)
+		return nil, errTooManyInflight
+	}
+	release := sync.OnceFunc(func() { g.n.Add(-1) })
+	context.AfterFunc(ctx, release)
+	return context.WithValue(ctx, inflightKey{}, release), nil
+}
+
+// releaseInflight gives qc's slot back: the application took it.
+func releaseInflight(qc *quic.Conn) {
+	if release, ok := qc.Context().Value(inflightKey{}).(func()); ok {
+		release()
+	}
+}
 
 // ListenOptions configures Listen.
 type ListenOptions struct {
@@ -50,8 +95,9 @@ type Listener struct {
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
 
-	pending chan struct{} // semaphore, see maxPending
-	ready   chan *Conn
+	pending  chan struct{} // semaphore, see maxPending
+	inflight *inflightGate
+	ready    chan *Conn
 
 	mu     sync.Mutex
 	closed bool
@@ -99,6 +145,8 @@ func Listen(ctx context.Context, network mesh.PacketNetwork, service string, opt
 		_ = pc.Close()
 		return nil, fmt.Errorf("stream: listen on %q: %w", service, err)
 	}
+	gate := &inflightGate{max: maxInflight}
+	tr.ConnContext = gate.admit
 	ql, err := tr.Listen(tlsConf, quicConfig(false))
 	if err != nil {
 		_ = pc.Close()
@@ -108,13 +156,14 @@ func Listen(ctx context.Context, network mesh.PacketNetwork, service string, opt
 	lctx, cancel := context.WithCancel(context.Background())
 	l := &Listener{
 		pc: pc, tr: tr, ql: ql,
-		addr:    toMeshAddr(mpc.LocalAddr()),
-		log:     log,
-		ctx:     lctx,
-		cancel:  cancel,
-		pending: make(chan struct{}, maxPending),
-		ready:   make(chan *Conn),
-		conns:   make(map[string]*quic.Conn),
+		addr:     toMeshAddr(mpc.LocalAddr()),
+		log:      log,
+		ctx:      lctx,
+		cancel:   cancel,
+		pending:  make(chan struct{}, maxPending),
+		inflight: gate,
+		ready:    make(chan *Conn),
+		conns:    make(map[string]*quic.Conn),
 	}
 	if opts.TLS == nil {
 		// Make the shared certificate now, off the start-up path, so that
@@ -223,6 +272,7 @@ func (l *Listener) initConn(qc *quic.Conn, remote string) {
 	})
 	select {
 	case l.ready <- c:
+		releaseInflight(qc)
 		<-l.pending
 	case <-l.ctx.Done():
 		<-l.pending

@@ -1,0 +1,114 @@
+package stream
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/receptor-mesh/receptor/services/mesh"
+)
+
+// TestInflightBoundPerService: a flood of QUIC connections that never
+// open their first stream fills only its own service's bound; the
+// listener refuses the excess before keeping state for it, and another
+// service on the same node (control) still accepts streams.
+func TestInflightBoundPerService(t *testing.T) {
+	w := newWorld(4096)
+	flood := mustListen(t, w, "flood", ListenOptions{})
+	control := mustListen(t, w, "control", ListenOptions{})
+	echo := serveEcho(testCtx(t), control)
+
+	const n = maxInflight + 32
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		open    []*quic.Conn
+		refused atomic.Int64
+		peak    atomic.Int64
+	)
+	stopPeak := make(chan struct{})
+	peakDone := make(chan struct{})
+	go func() {
+		defer close(peakDone)
+		for {
+			if v := flood.inflight.n.Load(); v > peak.Load() {
+				peak.Store(v)
+			}
+			select {
+			case <-stopPeak:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	var closers []func()
+	for range n {
+		mpc, err := w.client.ListenPacket("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pc := newPacketConn(mpc)
+		tr, err := newTransport(pc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		closers = append(closers, func() { _ = tr.Close(); _ = pc.Close() })
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			qc, err := tr.Dial(ctx, mesh.Addr{Node: "node2", Service: "flood"}, insecureClientTLS("node1"), quicConfig(true))
+			if err != nil {
+				refused.Add(1)
+				return
+			}
+			mu.Lock()
+			open = append(open, qc)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	defer func() {
+		for _, qc := range open {
+			_ = qc.CloseWithError(0, "")
+		}
+		for _, c := range closers {
+			c()
+		}
+	}()
+	// The flood sits in its service's bound; control still serves.
+	c, err := Dial(testCtx(t), w.client, "node2", "control", DialOptions{})
+	if err != nil {
+		t.Fatalf("dial control during the flood: %v", err)
+	}
+	if _, err := c.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	if _, err := c.Read(buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("echo through control during the flood: %q, %v", buf, err)
+	}
+	_ = c.Close()
+	<-echo
+	close(stopPeak)
+	<-peakDone
+	if p := peak.Load(); p > maxInflight {
+		t.Fatalf("%d connections in flight on one service, bound %d", p, maxInflight)
+	}
+	if refused.Load() == 0 && flood.inflight.refused.Load() == 0 {
+		t.Fatalf("none of %d connections refused", n)
+	}
+	if v := control.inflight.n.Load(); v != 0 {
+		t.Fatalf("control holds %d in-flight connections after its accept", v)
+	}
+	t.Logf("flood of %d: peak in flight %d (bound %d), %d dials failed, %d refused by the gate",
+		n, peak.Load(), maxInflight, refused.Load(), flood.inflight.refused.Load())
+	// Closing the flood gives every slot back.
+	for _, qc := range open {
+		_ = qc.CloseWithError(0, "")
+	}
+	eventually(t, "flood slots released", func() bool { return flood.inflight.n.Load() == 0 })
+}
