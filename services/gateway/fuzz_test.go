@@ -27,24 +27,7 @@ func FuzzGateway(f *testing.F) {
 	} {
 		f.Add(seed.unit, seed.body)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	p := grpcserve.NewInProcess()
-	policy := openPolicy(f)
-	srv := grpcserve.New(grpcserve.Options{Logger: quietLogger(), Policy: policy, Face: grpcserve.FaceInProcess})
-	controlv1.RegisterControlServiceServer(srv, testControl{proceed: make(chan struct{})})
-	done := make(chan error, 1)
-	go func() { done <- grpcserve.Serve(ctx, srv, p.Listener()) }()
-	defer func() { cancel(); <-done }()
-	conn, err := p.Dial()
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer conn.Close()
-	h, err := New(ctx, conn, Options{Logger: quietLogger(), MaxBodyBytes: 512, Policy: policy})
-	if err != nil {
-		f.Fatal(err)
-	}
+	h := fuzzHandler(f, Options{MaxBodyBytes: 512, Policy: openPolicy(f)})
 	f.Fuzz(func(t *testing.T, unit, body string) {
 		post := httptest.NewRequest(http.MethodPost, "/v1/work", strings.NewReader(body))
 		post.Header.Set("Content-Type", "application/json")
@@ -76,29 +59,13 @@ func FuzzGuard(f *testing.F) {
 	f.Add("evil.example:8080", "http://evil.example", "", "text/plain", "POST")
 	f.Add("[::1]", "null", "Basic abc", "application/json; charset=utf-8", "DELETE")
 	f.Add("localhost", "http://localhost", "Bearer", "", "OPTIONS")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	p := grpcserve.NewInProcess()
 	policy, err := authz.New(authz.Options{Logger: quietLogger(), Rules: []authz.Rule{
 		{Role: authz.RoleAdmin, Token: testToken, TokenName: "admin"},
 	}})
 	if err != nil {
 		f.Fatal(err)
 	}
-	srv := grpcserve.New(grpcserve.Options{Logger: quietLogger(), Policy: policy, Face: grpcserve.FaceInProcess})
-	controlv1.RegisterControlServiceServer(srv, testControl{proceed: make(chan struct{})})
-	done := make(chan error, 1)
-	go func() { done <- grpcserve.Serve(ctx, srv, p.Listener()) }()
-	defer func() { cancel(); <-done }()
-	conn, err := p.Dial()
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer conn.Close()
-	h, err := New(ctx, conn, Options{Logger: quietLogger(), Policy: policy, Listen: "127.0.0.1:8080"})
-	if err != nil {
-		f.Fatal(err)
-	}
+	h := fuzzHandler(f, Options{Policy: policy, Listen: "127.0.0.1:8080"})
 	f.Fuzz(func(t *testing.T, host, origin, auth, ctype, method string) {
 		req, err := http.NewRequest(method, "http://127.0.0.1:8080/v1/status", strings.NewReader("{}"))
 		if err != nil {
@@ -128,4 +95,29 @@ func FuzzGuard(f *testing.F) {
 			t.Fatalf("%s Host %q Origin %q = %d with body %q: not a JSON status (%v)", method, host, origin, w.Code, w.Body.Bytes(), err)
 		}
 	})
+}
+
+// fuzzHandler serves the test ControlService in-process, as the router
+// does, and returns the gateway in front of it; everything stops when the
+// fuzz target ends.
+func fuzzHandler(f *testing.F, opts Options) http.Handler {
+	f.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	p := grpcserve.NewInProcess()
+	srv := grpcserve.New(grpcserve.Options{Logger: quietLogger(), Policy: opts.Policy, Face: grpcserve.FaceInProcess})
+	controlv1.RegisterControlServiceServer(srv, testControl{proceed: make(chan struct{})})
+	done := make(chan error, 1)
+	go func() { done <- grpcserve.Serve(ctx, srv, p.Listener()) }()
+	conn, err := p.Dial()
+	if err != nil {
+		cancel()
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = conn.Close(); cancel(); <-done })
+	opts.Logger = quietLogger()
+	h, err := New(ctx, conn, opts)
+	if err != nil {
+		f.Fatal(err)
+	}
+	return h
 }
