@@ -142,7 +142,9 @@ func TestControlTCPPlaintextOffLoopbackRefused(t *testing.T) {
 		}
 	}
 	n.Start(Spec{Args: func(n *Node) []string {
-		return nodeArgs(n, "--local-only", "--control-service", "service=", "tcplisten="+n.Addr("ctl"))
+		// A plaintext TCP caller is anonymous: let it read.
+		return nodeArgs(n, "--local-only", "--control-service", "service=", "tcplisten="+n.Addr("ctl"),
+			"--access", "role=reader", "principals=anonymous")
 	}})
 	eventually(t, startTimeout, "status over plaintext TCP on 127.0.0.1", func() bool {
 		c, err := net.DialTimeout("tcp", n.Addr("ctl"), commandTimeout)
@@ -186,7 +188,7 @@ func TestControlIdleConnections(t *testing.T) {
 	n := NewNode(t, "nodea")
 	n.Start(Spec{Args: func(n *Node) []string {
 		return nodeArgs(n, "--local-only", "--control-service", "service=", "tcplisten="+n.Addr("ctl"),
-			"idletimeout="+idle.String())
+			"idletimeout="+idle.String(), "--access", "role=reader", "principals=anonymous")
 	}})
 	// One working session proves the listener is up before the flood.
 	tcpStatus := func() (time.Duration, error) {
