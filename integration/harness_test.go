@@ -191,8 +191,8 @@ func (n *Node) Start(spec Spec) {
 func (n *Node) Restart() {
 	n.t.Helper()
 	// A node's routing epoch is its start time in whole seconds plus a
-	// random part (mesh spec §4.3), and peers ignore updates from a smaller
-	// epoch (§8.2). A restart in the same second has a smaller epoch half
+	// random part (docs/protocol.md §2.3), and peers ignore updates from a smaller
+	// epoch (docs/protocol.md §6.2). A restart in the same second has a smaller epoch half
 	// of the time, so start the new process in a later second, as a real
 	// restart would be.
 	n.mu.Lock()

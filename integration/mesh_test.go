@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// pingRE is the success reply of `ping` (spec control §1.3), keys in order.
+// pingRE is the success reply of `ping` (docs/protocol.md §12.3), keys in order.
 var pingRE = regexp.MustCompile(`^\{"From":"([^"]+)","Success":true,"Time":(\d+),"TimeStr":"([^"]+)"\}$`)
 
 // hopRE is one traceroute hop without an error.

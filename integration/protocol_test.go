@@ -92,8 +92,8 @@ func stillServes(t *testing.T, n *Node) {
 	}
 }
 
-// TestControlProtocol speaks the receptorctl protocol (spec control
-// §1.2-1.4) with raw bytes against a real node.
+// TestControlProtocol speaks the receptorctl protocol
+// (docs/protocol.md §12.2-§12.4) with raw bytes against a real node.
 func TestControlProtocol(t *testing.T) {
 	t.Parallel()
 	version := binVersion(t)

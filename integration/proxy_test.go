@@ -123,7 +123,7 @@ func echoThrough(t *testing.T, network, addr string, size int) {
 
 // TestServiceProxies: tcp-server, unix-socket-server and udp-server on
 // nodeb reach tcp-client and udp-client services on nodea two hops away
-// (through nodem), which forward to local echo servers (mesh spec §20).
+// (through nodem), which forward to local echo servers (docs/protocol.md §11).
 func TestServiceProxies(t *testing.T) {
 	t.Parallel()
 	echo := startEchoServers(t)

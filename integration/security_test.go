@@ -134,7 +134,7 @@ func TestFirewallReject(t *testing.T) {
 
 // TestControlTCPWithTLS: a control service on TCP with tcptls and
 // requireclientcert serves a client holding a CA-signed certificate and
-// refuses one without (spec control §1.1, checklist 25).
+// refuses one without (docs/protocol.md §12.1).
 func TestControlTCPWithTLS(t *testing.T) {
 	t.Parallel()
 	ca := newCA(t)
@@ -283,8 +283,8 @@ func TestFirewallDropAndService(t *testing.T) {
 				}
 			case "service":
 				checkPing(t, a, "nodeb")
-				// Only "service unknown" aborts a dial early (mesh spec
-				// §16.6); a rejected one fails at the handshake timeout.
+				// Only "service unknown" aborts a dial early
+				// (docs/protocol.md §10.5); a rejected one fails at the handshake timeout.
 				got := a.Command("connect nodeb control ")
 				if !strings.HasPrefix(got, "ERROR: ") {
 					t.Errorf("connect to a rejected service: got %q, want an ERROR line", got)

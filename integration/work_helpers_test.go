@@ -26,7 +26,7 @@ const (
 	workTransferTimeout = 3 * time.Minute
 )
 
-// workUnitState is a unit's State number (spec §3.4).
+// workUnitState is a unit's State number (docs/protocol.md §13.4).
 const (
 	workPending   = 0
 	workRunning   = 1
@@ -74,7 +74,7 @@ func workDigest(t *testing.T, r io.Reader) (string, int64) {
 }
 
 // workConn is one control session on a node's socket, spoken byte for byte
-// as receptorctl does (spec §1.2).
+// as receptorctl does (docs/protocol.md §12.2).
 type workConn struct {
 	t  *testing.T
 	c  *net.UnixConn

@@ -11,7 +11,7 @@ import (
 	"github.com/receptor-mesh/receptor/services/mesh/stream"
 )
 
-// TestAdvertisements is checklist item 3 (spec §9, §19 items 24-26): our
+// TestAdvertisements checks docs/protocol.md §7 between implementations: our
 // advertisements appear in upstream's status with the right ConnType and
 // Tags, a closed service is withdrawn there, and upstream's control service
 // ad (with its work commands) reaches us. Upstream advertises only every

@@ -36,7 +36,7 @@ func cancelCounts(r *tcpRelay, node, service string) (fromDialer, fromListener i
 	return fromDialer, fromListener
 }
 
-// TestCancelForwardedOnce is spec §19 item 25 (§9.2): in the cycle
+// TestCancelForwardedOnce checks docs/protocol.md §7.1 (deviation M1): in the cycle
 // o - up1 - up2 - o (with our o2 hanging off o), each Cancel, whether
 // originated by o or forwarded from o2, leaves o at most once per session,
 // although copies come back to o around the cycle.

@@ -1,5 +1,5 @@
 // Package interop holds wire-interoperability tests between our mesh
-// implementation and an upstream Receptor binary (spec mesh-protocol.md §19).
+// implementation and an upstream Receptor binary (docs/protocol.md describes what they check).
 //
 // The tests are skipped unless RECEPTOR_UPSTREAM_BIN names an upstream
 // receptor executable. Upstream nodes run as child processes on 127.0.0.1;

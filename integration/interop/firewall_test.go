@@ -7,7 +7,7 @@ import (
 	"github.com/receptor-mesh/receptor/services/mesh"
 )
 
-// TestFirewallOnOurNode is spec §19 item 21 (§13): firewall rules on our
+// TestFirewallOnOurNode checks docs/protocol.md §8.6: firewall rules on our
 // node, in the middle of up1 - ours - up2, decide upstream's traffic:
 // reject answers with "blocked by firewall" (in transit and addressed to
 // us), drop is silent, other traffic and routing are unaffected.

@@ -13,7 +13,7 @@ import (
 // idleTimeout bounds waits that include the 21-26 s session idle timeout.
 const idleTimeout = 45 * time.Second
 
-// TestIdlePeerDropped is spec §19 item 15 (§7.7): a silent upstream peer
+// TestIdlePeerDropped checks docs/protocol.md §5.6: a silent upstream peer
 // (SIGSTOP) is dropped by our idle timeout, and the session comes back once
 // it resumes.
 func TestIdlePeerDropped(t *testing.T) {
@@ -43,7 +43,7 @@ func TestIdlePeerDropped(t *testing.T) {
 	eventually(t, idleTimeout, "our node drops the silent upstream session", func() (bool, string) {
 		return !slices.Contains(ourConns(ours)(), "up1"), fmt.Sprint(ourConns(ours)())
 	})
-	t.Logf("PASS session to the stopped upstream dropped after %v (spec §2: 21-26 s)", time.Since(stopped).Round(time.Second))
+	t.Logf("PASS session to the stopped upstream dropped after %v (expected 21-26 s, docs/protocol.md §5.6)", time.Since(stopped).Round(time.Second))
 
 	resume()
 	ours.waitConnected("up1", 1)
@@ -51,7 +51,7 @@ func TestIdlePeerDropped(t *testing.T) {
 	t.Log("PASS session re-established after upstream resumed")
 }
 
-// TestUDPPeerRestart is spec §19 item 6 (§7.8, §14.3): upstream's udp-peer
+// TestUDPPeerRestart checks docs/protocol.md §5.7 and §3.3: upstream's udp-peer
 // restarts (new source port, same node ID); our listener rejects it as
 // already connected until the old session idles out, then accepts it.
 func TestUDPPeerRestart(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 
 // testPKI is a CA made with our tlsconf.CertInit and node certificates made
 // with CertMakeReq/CertSignReq, so upstream accepting them also checks our
-// certificate tooling (node-ID SAN DER, spec §15.2).
+// certificate tooling (node-ID SAN DER, docs/protocol.md §9.2).
 type testPKI struct {
 	dir   string
 	mu    sync.Mutex

@@ -98,7 +98,7 @@ func tcpExchange(t *testing.T, addr string) {
 // checkUDPSources checks on the wire that the udp-server on the given side
 // (fromDialer: ours) sent the datagrams of its two local clients from two
 // distinct 8-character ephemeral services to udpecho, and that the
-// udp-client answered each of them (spec §20.3, §20.5 item 34).
+// udp-client answered each of them (docs/protocol.md §11.3).
 func checkUDPSources(t *testing.T, r *tcpRelay, fromDialer bool) {
 	t.Helper()
 	sent, answered := map[string]bool{}, map[string]bool{}
@@ -126,7 +126,7 @@ func checkUDPSources(t *testing.T, r *tcpRelay, fromDialer bool) {
 	t.Logf("PASS on the wire: one ephemeral source service per local client %v, each answered", sent)
 }
 
-// TestBinaryProxies is spec §20.5 (items 34, 36 in part): tcp-server and
+// TestBinaryProxies checks docs/protocol.md §11 (in part): tcp-server and
 // udp-server on one implementation reaching tcp-client and udp-client on
 // the other, both ways, byte-exact, with our binary and upstream's.
 func TestBinaryProxies(t *testing.T) {

@@ -16,7 +16,7 @@ import (
 // halfCloseRound writes n random bytes to addr, half-closes, and reads
 // until the connection ends. The read must end (EOF or reset) within the
 // bound, and what came back must be a prefix of what was sent (data the far
-// side sends after the first EOF may be lost, spec §20.2).
+// side sends after the first EOF may be lost, docs/protocol.md §11.2).
 func halfCloseRound(t *testing.T, addr string, n int) (int, error) {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
@@ -50,7 +50,7 @@ func halfCloseRound(t *testing.T, addr string, n int) (int, error) {
 	return len(got), rerr
 }
 
-// TestBinaryProxyCloseSemantics is spec §20.5 item 36 (§20.2): through
+// TestBinaryProxyCloseSemantics checks docs/protocol.md §11.2: through
 // tcp-server → tcp-client chains mixing upstream and our binary, a client
 // that writes then half-closes sees the whole connection torn down without
 // hangs; with the far address refused, our tcp-client closes its mesh leg so
@@ -113,7 +113,7 @@ func TestBinaryProxyCloseSemantics(t *testing.T) {
 		t.Logf("PASS refused far address behind our tcp-client: the client sees the end (%v)", err)
 	})
 	t.Run("upstream-client-refused", func(t *testing.T) {
-		// Upstream leaves its mesh stream open and silent (spec §20.2):
+		// Upstream leaves its mesh stream open and silent (docs/protocol.md §11.2):
 		// only noted.
 		c, err := net.DialTimeout("tcp", local(oP.refused), 10*time.Second)
 		if err != nil {

@@ -60,7 +60,7 @@ func tlsExchange(t *testing.T, addr string) {
 // noEcho checks that a TLS client on addr gets no echo: the handshake, the
 // write or the read fails, or nothing comes back within a short bound
 // (upstream leaves the local connection open and silent when the mesh dial
-// fails, spec §20.2).
+// fails, docs/protocol.md §11.2).
 func noEcho(t *testing.T, addr string) string {
 	t.Helper()
 	raw, err := net.DialTimeout("tcp", addr, 10*time.Second)
@@ -85,7 +85,7 @@ func noEcho(t *testing.T, addr string) string {
 	return ""
 }
 
-// TestBinaryProxyTLSPlacement is spec §20.5 item 35 (§20.1, §20.2): TLS on
+// TestBinaryProxyTLSPlacement checks docs/protocol.md §11.1 and §11.2: TLS on
 // the local listener (tcp-server tlsserver), user TLS on the mesh stream
 // (tcp-server tlsclient → tcp-client tlsserver, ConnType 2) and TLS on the
 // local outbound leg (tcp-client tlsclient, verified by DNS name), between

@@ -14,7 +14,7 @@ import (
 	"github.com/receptor-mesh/receptor/services/mesh/wire"
 )
 
-// rawPeer is a hand-driven mesh node on one TCP session (spec §14.2
+// rawPeer is a hand-driven mesh node on one TCP session (docs/protocol.md §3.2
 // framing), for sending what no real node would.
 type rawPeer struct {
 	t      *testing.T
@@ -99,7 +99,7 @@ func (p *rawPeer) sendData(fromNode, fromSvc, toNode, toSvc string, payload []by
 	p.send(msg)
 }
 
-// handshake establishes the session with target (spec §7.3, §7.4).
+// handshake establishes the session with target (docs/protocol.md §5.3, §5.4).
 func (p *rawPeer) handshake(target string) {
 	p.t.Helper()
 	p.sendRoute(map[string]float64{})
@@ -163,7 +163,7 @@ func (p *rawPeer) pingRound(target, svc string, settle time.Duration) (reply wir
 	}
 }
 
-// TestUnknownNameHash is spec §19 item 22 (§4.2, §11): data messages whose
+// TestUnknownNameHash checks docs/protocol.md §2.2 and §8.3: data messages whose
 // FromNode (or ToNode) hash the receiver never learned are dropped silently,
 // by upstream and by our binary: no reply, no unreachable, no crash, the
 // session stays; a ping from the known peer name around them is answered.

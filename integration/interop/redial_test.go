@@ -25,7 +25,7 @@ func dialTimes(ln net.Listener, n int) ([]time.Time, error) {
 	return at, nil
 }
 
-// TestRedialBackoff is spec §19 item 33 (§14.1): a tcp-peer whose dials keep
+// TestRedialBackoff checks docs/protocol.md §3.1: a tcp-peer whose dials keep
 // failing (the TLS handshake is cut off by a listener that closes every
 // connection at once) waits 5 s, 7.5 s, 11.25 s, ... between attempts.
 // Upstream and our binary are observed at the same time; the intervals are

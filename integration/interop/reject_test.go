@@ -11,7 +11,7 @@ import (
 	"github.com/receptor-mesh/receptor/services/mesh"
 )
 
-// rejectBytes is the Reject message of spec §7.5.
+// rejectBytes is the Reject message of docs/protocol.md §4.6.
 var rejectBytes = []byte{0x03, '[', ']'}
 
 // waitReject waits until the relay saw a Reject from the wanted side
@@ -102,8 +102,8 @@ func waitLog(t *testing.T, p *procNode, text string) {
 	})
 }
 
-// TestSessionRejections is checklist item 6 (spec §7.3, §7.4, §19 items
-// 11-13): cost disagreement, allowedpeers and duplicate node IDs are
+// TestSessionRejections checks docs/protocol.md §5.3 and §5.4:
+// cost disagreement, allowedpeers and duplicate node IDs are
 // rejected with the exact Reject bytes, by upstream and by us.
 func TestSessionRejections(t *testing.T) {
 	bin := requireUpstream(t)
@@ -131,7 +131,7 @@ func TestSessionRejections(t *testing.T) {
 		ours := newOurNode(t, "ours")
 		ours.DialTCP(r.Addr(), nil, mesh.BackendOptions{Cost: 1})
 		// Either side may notice first; upstream's Reject can be lost to its
-		// close race (§7.5), so its log is the evidence for its side.
+		// close race (docs/protocol.md §4.6), so its log is the evidence for its side.
 		const upMsg = "rejected connection with node ours because we disagree about the connection cost"
 		fromDialer := true
 		eventually(t, convergeTimeout, "a cost rejection by either side", func() (bool, string) {

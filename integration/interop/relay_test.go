@@ -24,7 +24,7 @@ const (
 )
 
 // tcpRelay is a TCP proxy in front of a tcp-listener that parses the
-// 2-byte little-endian framing of spec §14.2 and records every frame in both
+// 2-byte little-endian framing of docs/protocol.md §3.2 and records every frame in both
 // directions, to show exactly what each side put on the wire.
 type tcpRelay struct {
 	t      *testing.T

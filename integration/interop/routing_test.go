@@ -78,8 +78,8 @@ func upTraceroute(t *testing.T, p *procNode, target, want string) {
 	t.Logf("PASS %s traceroute %s: %s", p.ID, target, want)
 }
 
-// TestRoutingUpstreamOursUpstream is checklist item 2 with ours in the
-// middle (spec §19 items 17-19): up1 - ours - up2.
+// TestRoutingUpstreamOursUpstream checks routing, ping and traceroute
+// (docs/protocol.md §6, §8.4) with ours in the middle: up1 - ours - up2.
 func TestRoutingUpstreamOursUpstream(t *testing.T) {
 	bin := requireUpstream(t)
 	t.Parallel()
@@ -114,7 +114,7 @@ func TestRoutingUpstreamOursUpstream(t *testing.T) {
 		t.Fatalf("our traceroute up2: %s", got)
 	}
 
-	// Unplugging the middle node removes the route (§19 item 17).
+	// Unplugging the middle node removes the route (docs/protocol.md §5.5).
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := ours.Shutdown(ctx); err != nil {
@@ -131,8 +131,8 @@ func TestRoutingUpstreamOursUpstream(t *testing.T) {
 	t.Log("PASS route via ours disappears after ours stops")
 }
 
-// TestRoutingOursUpstreamOurs is checklist item 2 with upstream in the
-// middle: ours - up1 - ours2, including an expired ping (§10, §11).
+// TestRoutingOursUpstreamOurs checks the same with upstream in the
+// middle: ours - up1 - ours2, including an expired ping (docs/protocol.md §8.4, §8.3).
 func TestRoutingOursUpstreamOurs(t *testing.T) {
 	bin := requireUpstream(t)
 	t.Parallel()

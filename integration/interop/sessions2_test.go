@@ -18,7 +18,7 @@ import (
 
 // secondSessionRejected waits for the evidence that the session through
 // second was refused: a Reject on the wire (exact bytes), or upstream's log
-// when its Reject lost the close race (§7.5).
+// when its Reject lost the close race (docs/protocol.md §4.6).
 func secondSessionRejected(t *testing.T, second *tcpRelay, up *procNode, peer string) {
 	t.Helper()
 	upMsg := fmt.Sprintf("rejected connection with node %s because it is already connected", peer)
@@ -55,7 +55,7 @@ func firstSessionIntact(t *testing.T, first *tcpRelay, ours *ourNode, up *procNo
 	t.Log("PASS first session unaffected (one connection, no Reject, pings both ways, traffic continues)")
 }
 
-// TestSecondSessionRejected is spec §19 item 14 (§7.3 step 4): a second
+// TestSecondSessionRejected checks docs/protocol.md §5.3 and §5.7: a second
 // session from a node that is already connected is rejected and the first is
 // untouched, with ours and upstream in each role.
 func TestSecondSessionRejected(t *testing.T) {
@@ -123,7 +123,7 @@ func silentPeerFrames(c net.Conn) ([]routeMsg, error) {
 
 // checkGiveUp checks the initial connect messages a silent peer received
 // from node: 11 Routes of node (ForwardingNode node, rising sequence), then
-// the close (spec §7.2). Upstream closes right after queueing its 11th, which
+// the close (docs/protocol.md §5.2). Upstream closes right after queueing its 11th, which
 // usually loses that race, so from upstream 10 count as well.
 func checkGiveUp(t *testing.T, what, node string, routes []routeMsg, took time.Duration, upstream bool) {
 	t.Helper()
@@ -139,7 +139,7 @@ func checkGiveUp(t *testing.T, what, node string, routes []routeMsg, took time.D
 		what, node, len(routes), took.Round(100*time.Millisecond))
 }
 
-// TestInitialHandshakeGiveUp is spec §19 item 16 (§7.2): against a peer
+// TestInitialHandshakeGiveUp checks docs/protocol.md §5.2: against a peer
 // that sends nothing, both implementations, as listener and as dialer, send
 // the initial Routes and close the session at ≈10 s. The four sessions are
 // observed at the same time.
@@ -202,7 +202,7 @@ func TestInitialHandshakeGiveUp(t *testing.T) {
 	}
 }
 
-// TestDuplicateTwoHops is spec §19 item 13 (§8.4): with A1 - B - C - A2
+// TestDuplicateTwoHops checks docs/protocol.md §6.3: with A1 - B - C - A2
 // and A2 started later with A1's node ID, A2 shuts down and A1 stays, for
 // a later node of either implementation.
 func TestDuplicateTwoHops(t *testing.T) {
@@ -273,7 +273,7 @@ func TestDuplicateTwoHops(t *testing.T) {
 }
 
 // laterSecond waits until the Unix second is at least two past sec. An
-// epoch is seconds × 2^24 plus a random 24-bit part (spec §4.3), so only a
+// epoch is seconds × 2^24 plus a random 24-bit part (docs/protocol.md §2.3), so only a
 // node started in a later second is sure to have the larger epoch.
 func laterSecond(sec int64) {
 	for time.Now().Unix() < sec+2 {

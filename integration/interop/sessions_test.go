@@ -100,7 +100,7 @@ func transports() []transport {
 	}
 }
 
-// TestSessionEstablishes is checklist item 1 (spec §19 items 5-7, 9): for
+// TestSessionEstablishes checks docs/protocol.md §5 over every backend (§3): for
 // every transport, ours dials upstream and upstream dials ours; the session
 // establishes and both sides show it with the configured cost.
 func TestSessionEstablishes(t *testing.T) {
@@ -133,7 +133,7 @@ func TestSessionEstablishes(t *testing.T) {
 	}
 }
 
-// routeMsg is the JSON of a routing update (spec §8.1).
+// routeMsg is the JSON of a routing update (docs/protocol.md §4.4).
 type routeMsg struct {
 	NodeID             string
 	UpdateID           string
@@ -144,7 +144,7 @@ type routeMsg struct {
 	SuspectedDuplicate uint64
 }
 
-// TestFirstFrameIsRoute checks on the wire (spec §7.2, §14.2, §19 item 5)
+// TestFirstFrameIsRoute checks on the wire (docs/protocol.md §5.2, §3.2)
 // that each side's first TCP frame is its routing update carrying its own ID
 // in ForwardingNode, in both dial directions.
 func TestFirstFrameIsRoute(t *testing.T) {

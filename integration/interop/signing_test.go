@@ -15,7 +15,7 @@ import (
 )
 
 // rsaKeyPair makes an RSA private key and its PKIX public key with openssl
-// (genrsa, rsa -pubout), as an operator would (control spec §5.3, §9.3).
+// (genrsa, rsa -pubout), as an operator would (docs/protocol.md §14.3).
 func rsaKeyPair(t *testing.T) (priv, pub string) {
 	t.Helper()
 	if _, err := exec.LookPath("openssl"); err != nil {
@@ -52,7 +52,7 @@ func submitError(t *testing.T, from *procNode, members map[string]string) string
 	return re.Message
 }
 
-// TestBinarySignedWork is the --signwork row of control spec §9.3: signed
+// TestBinarySignedWork checks signed work (docs/protocol.md §14.3): signed
 // remote work both ways between upstream and our binary (work-signing on
 // the submitter, work-verification + verifysignature on the executor), and
 // an unsigned submit to a verifying node failing with upstream's text.

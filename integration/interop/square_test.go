@@ -10,7 +10,7 @@ import (
 	"github.com/receptor-mesh/receptor/services/mesh"
 )
 
-// TestEqualCostSquare is spec §19 item 23 (§8.5): the square
+// TestEqualCostSquare checks docs/protocol.md §6.4: the square
 // up1 - o1 - up2 - o2 - up1 has two equal-cost paths between opposite
 // corners. Our nodes pick one deterministically (unchanged across
 // recomputations caused by a node joining and leaving), and traffic flows

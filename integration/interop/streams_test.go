@@ -91,8 +91,8 @@ func echoRoundTrip(t *testing.T, c net.Conn, n int) {
 	}
 }
 
-// TestStreams is checklist items 4 and 5 (spec §16, §19 items 27, 28, 30,
-// 31): QUIC streams between ours and upstream in both directions.
+// TestStreams checks docs/protocol.md §10: QUIC
+// streams between ours and upstream in both directions.
 func TestStreams(t *testing.T) {
 	bin := requireUpstream(t)
 	t.Parallel()
@@ -223,7 +223,7 @@ func TestStreams(t *testing.T) {
 	})
 
 	// After all the traffic above, check what crossed the ours-up1 session
-	// (spec §3, §5.1, §16.2): no empty frames, originators send HopsToLive
+	// (docs/protocol.md §4.1, §4.2, §10.1): no empty frames, originators send HopsToLive
 	// 29, and our QUIC datagrams are at most 1200 bytes.
 	t.Run("wire", func(t *testing.T) {
 		frames := relay.Frames()

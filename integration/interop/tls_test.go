@@ -68,7 +68,7 @@ type tlsCase struct {
 	establishes bool
 }
 
-// TestTLSBackends is spec §19 item 9 (§15): tcp+tls sessions between
+// TestTLSBackends checks docs/protocol.md §9 on backends: tcp+tls sessions between
 // upstream and our binary in both dial directions, where a failure case must
 // never establish and mintls13 on one side only still connects.
 func TestTLSBackends(t *testing.T) {
@@ -185,7 +185,7 @@ func exitOf(t *testing.T, bin string, args ...string) (int, string) {
 	}
 }
 
-// TestStartupRefusesCertWithoutNodeID is spec §19 item 10 (§15.1): a TLS
+// TestStartupRefusesCertWithoutNodeID checks docs/protocol.md §9.1: a TLS
 // config whose certificate lacks the node ID stops startup with exit 1 and
 // the same message as upstream, for tls-server and tls-client; with
 // skipreceptornamescheck both start.
@@ -238,11 +238,11 @@ func errorLine(out string) string {
 	return lines[i]
 }
 
-// TestTLSOurClientVariants is the rest of spec §19 item 9 that upstream's
+// TestTLSOurClientVariants covers the TLS backend cases (docs/protocol.md §9) that upstream's
 // command line cannot express on its side: our tcp+tls dialer without a
 // client certificate against upstream's requireclientcert never establishes,
 // and our client limited to TLS 1.2 connects within upstream's restricted
-// suite and curve list (§15.1).
+// suite and curve list (docs/protocol.md §9.1).
 func TestTLSOurClientVariants(t *testing.T) {
 	bin := requireUpstream(t)
 	t.Parallel()

@@ -41,7 +41,7 @@ func statusOverMesh(from *procNode, node, service, tlsName string) (ctlStatus, e
 	return s, nil
 }
 
-// TestBinaryUserTLSStreams is spec §19 item 29 (§15.3, §16.4): control
+// TestBinaryUserTLSStreams checks docs/protocol.md §9.3 and §10.3: control
 // services with user TLS (ConnType 2) on upstream and on our binary, reached
 // with a tls-client that verifies the target's node ID, both ways; and the
 // negatives: a server certificate without the target's node ID, and a client

@@ -18,7 +18,7 @@ type workStatus struct {
 }
 
 // remoteWork submits a "cat" unit on from for node, waits until it succeeds
-// and checks that its results are the payload (control spec §5.1, §5.2).
+// and checks that its results are the payload (docs/protocol.md §14.1, §14.2).
 func remoteWork(t *testing.T, from *procNode, node string) {
 	t.Helper()
 	remoteWorkWith(t, from, node, map[string]string{"worktype": "cat"})
@@ -74,8 +74,8 @@ func remoteWorkWith(t *testing.T, from *procNode, node string, members map[strin
 	t.Logf("PASS remote work %s → %s: unit %s %s, %d result bytes exact", from.ID, node, res.UnitID, st.StateName, len(got))
 }
 
-// TestBinaryRemoteWork is the remote-work row of the interop matrix
-// (control spec §9.3): upstream submits work to our binary and ours to
+// TestBinaryRemoteWork checks remote work (docs/protocol.md §14) between
+// implementations: upstream submits work to our binary and ours to
 // upstream, over a direct link and through a relay node of the other kind.
 func TestBinaryRemoteWork(t *testing.T) {
 	upBin := requireUpstream(t)

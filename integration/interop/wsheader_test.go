@@ -132,7 +132,7 @@ func (r *headRecorder) copyHead(dst, src net.Conn) {
 	}
 }
 
-// TestWebsocketExtraHeader is spec §19 item 8 (§14.4): a ws-peer's
+// TestWebsocketExtraHeader checks docs/protocol.md §3.4: a ws-peer's
 // extraheader is in the upgrade request the listener receives and the
 // session establishes, with our binary dialing upstream and the reverse.
 func TestWebsocketExtraHeader(t *testing.T) {

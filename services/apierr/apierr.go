@@ -29,7 +29,7 @@ const (
 )
 
 // Texts of errors that have no parameters. They are upstream strings where
-// upstream has one (spec control-and-work §4.8).
+// upstream has one (docs/protocol.md §12.5).
 const (
 	textNoWorkAgent = "no work agent is attached to this router; work commands need a running receptor-worker (work-agent entity)"
 	textTimeout     = "timeout"

@@ -115,7 +115,8 @@ func TestPytestMeshDefinitions(t *testing.T) {
 }
 
 func TestMeshSpecExample(t *testing.T) {
-	// The §17.1 example references a tls-client "cli" that it never defines:
+	// The example in testdata/spec/mesh-17.1.yaml (upstream's v1 syntax,
+	// every backend kind) references a tls-client "cli" that it never defines:
 	// it parses, but cannot start.
 	_, err := testLoader("h").LoadFile("testdata/spec/mesh-17.1.yaml", nil)
 	if want := "testdata/spec/mesh-17.1.yaml: item 6: ws-peer: tls: unknown TLS config cli"; err == nil || err.Error() != want {

@@ -59,7 +59,7 @@
 //   - Unknown entities are reported as `unknown entity "x"`, unknown
 //     parameters as `unknown parameter "x"` (in both forms).
 //   - Node maxidleconnectiontimeout defaults to 21s and must be at least that;
-//     work-signing tokenexpiration defaults to 5m (upstream crashes, quirk Q5).
+//     work-signing tokenexpiration defaults to 5m (upstream crashes, quirk Q5 of docs/protocol.md §15.1).
 //   - Addresses, ports, costs, service-name lengths, TLS references and the
 //     kubernetes/cert parameter rules are checked at load time, not when the
 //     entity starts.
@@ -68,5 +68,5 @@
 //     iprouters; entities are ordered node, TLS, backends, services, work,
 //     API (map order is lost); our new entities use grpc-servers,
 //     http-gateway, work-agent and router.
-//   - upstream's command-service entity is supported although the specs omit it.
+//   - upstream's command-service entity is supported although docs/protocol.md does not describe it.
 package config

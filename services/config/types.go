@@ -183,7 +183,7 @@ type IPRouter struct {
 	Routes      string `cfg:"routes" help:"Comma-separated CIDR subnets to advertise"`
 }
 
-// CommandService is upstream's `command-service` entity (not in the specs).
+// CommandService is upstream's `command-service` entity (not described in docs/protocol.md).
 type CommandService struct {
 	Service string `cfg:"service,required,svc" help:"Mesh service to listen on"`
 	Command string `cfg:"command,required" help:"Command to run for each connection"`

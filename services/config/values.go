@@ -338,7 +338,7 @@ func toAnyMap(v any) (map[string]any, error) {
 	return m, nil
 }
 
-// firewallKeys are the keys a firewall rule may have (mesh spec §13). Only
+// firewallKeys are the keys a firewall rule may have (docs/protocol.md §8.6). Only
 // the shape is checked here; the mesh package parses the semantics.
 var firewallKeys = map[string]bool{"action": true, "fromnode": true, "tonode": true, "fromservice": true, "toservice": true}
 

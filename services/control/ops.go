@@ -1,7 +1,7 @@
 // Package control is the receptorctl-compatible control protocol front end:
 // it parses the line/JSON protocol of upstream Receptor's control service,
 // runs sessions on Unix, TCP(+TLS) and mesh listeners, and renders replies
-// byte for byte as upstream does (spec control-and-work.md §1, §2, §4.8).
+// byte for byte as upstream does (docs/protocol.md §12).
 //
 // The node's behaviour lives behind the Ops interface, which the router
 // implements once for this protocol, the gRPC ControlService and REST.
@@ -11,7 +11,7 @@
 //     longer line gets "ERROR: line too long" and the session is closed;
 //   - concurrent sessions per listener are bounded (Options.MaxSessions);
 //   - "status" with a non-list requested_fields answers
-//     "ERROR: requested_fields must be a list of strings" (upstream crashes, Q2);
+//     "ERROR: requested_fields must be a list of strings" (upstream crashes, quirk Q2 of docs/protocol.md §15.1);
 //   - a JSON submit with several non-string members names the first in
 //     sorted key order (upstream's choice depends on map iteration);
 //   - a connect bridge half-closes each side when the other side's input
@@ -29,7 +29,7 @@ import (
 // Ops is what a node does for control commands. The protocol layer parses,
 // validates what upstream validates at parse time, calls one method and
 // renders the result. Every error's Error() text is sent after "ERROR: ", so
-// implementations return upstream's exact texts (spec §4.8).
+// implementations return upstream's exact texts (docs/protocol.md §12.5).
 type Ops interface {
 	// NodeID is the local node ID, used in the greeting.
 	NodeID() string
@@ -71,7 +71,7 @@ type Ops interface {
 
 	// WorkResults checks the unit and the signature rule, then returns the
 	// unit's stdout from offset; the reader ends (io.EOF) when the stream is
-	// complete (spec §3.6). Closing it or cancelling ctx stops the stream.
+	// complete (docs/protocol.md §13.6). Closing it or cancelling ctx stops the stream.
 	WorkResults(ctx context.Context, unitID string, offset int64, sig Signature) (io.ReadCloser, error)
 
 	// WorkCancel cancels a unit; pending=true means the cancel was deferred
@@ -83,7 +83,7 @@ type Ops interface {
 	WorkRelease(ctx context.Context, unitID string, force bool, sig Signature) (pending bool, err error)
 }
 
-// Signature is what the signature rule (spec §5.3) needs from a request.
+// Signature is what the signature rule (docs/protocol.md §14.3) needs from a request.
 type Signature struct {
 	JWT string // the request's "signature" member; "" when absent
 	// Trusted is true for requests that came over the Unix socket: they are
@@ -91,7 +91,7 @@ type Signature struct {
 	Trusted bool
 }
 
-// WorkSubmitRequest is a parsed "work submit" (spec §1.4, §4.1).
+// WorkSubmitRequest is a parsed "work submit" (docs/protocol.md §12.4).
 type WorkSubmitRequest struct {
 	Node      string
 	WorkType  string
@@ -127,7 +127,7 @@ type TraceHop struct {
 	Error string
 }
 
-// Status is the node status reply (spec §1.3 status). Fields are listed in
+// Status is the node status reply (docs/protocol.md §12.3 status). Fields are listed in
 // the sorted order upstream's map-shaped reply uses.
 type Status struct {
 	Advertisements       []Advertisement
@@ -163,7 +163,7 @@ type WorkCommand struct {
 	Secure   bool
 }
 
-// WorkStatus is a unit's status object (spec §3.5); members are in the
+// WorkStatus is a unit's status object (docs/protocol.md §13.5); members are in the
 // sorted order upstream emits.
 type WorkStatus struct {
 	Detail string

@@ -79,7 +79,7 @@ var errBadCommand = errors.New("bad command")
 
 // JSONRequestError is a JSON line that could not be turned into a command
 // (malformed, no command member, or a non-string command). Upstream replies
-// with two lines: this error, then "ERROR: Unknown command" (quirk Q1).
+// with two lines: this error, then "ERROR: Unknown command" (quirk Q1 of docs/protocol.md §15.1).
 type JSONRequestError struct{ Err error }
 
 func (e *JSONRequestError) Error() string { return e.Err.Error() }
@@ -245,7 +245,7 @@ func parseStatusJSON(obj map[string]any) (Request, error) {
 	}
 	list, ok := v.([]any)
 	if !ok {
-		// Upstream crashes here (quirk Q2); this wording is ours.
+		// Upstream crashes here (quirk Q2 of docs/protocol.md §15.1); this wording is ours.
 		return nil, errors.New("requested_fields must be a list of strings")
 	}
 	r := StatusRequest{Selected: true, Fields: make([]string, 0, len(list))}
@@ -379,7 +379,7 @@ func parseSubmitJSON(obj map[string]any) (Request, error) {
 }
 
 // intField is upstream's intFromMap: JSON numbers are truncated; a numeric
-// string is rejected (quirk Q3); a non-numeric string gives strconv's error.
+// string is rejected (quirk Q3 of docs/protocol.md §15.1); a non-numeric string gives strconv's error.
 func intField(obj map[string]any, name string) (int64, error) {
 	v, ok := obj[name]
 	if !ok {

@@ -16,7 +16,7 @@ import (
 
 // Origin says where a connection came from. It decides two things upstream
 // derives from the connection type: whether work signatures are verified
-// (never for Unix-socket clients, spec §5.3) and how a results stream ends
+// (never for Unix-socket clients, docs/protocol.md §14.3) and how a results stream ends
 // (full close, or closing only the write direction of a mesh stream).
 type Origin int
 

@@ -143,7 +143,7 @@ func TestTranscriptWorkCommands(t *testing.T) {
 		{"work list Done0001\n", `{"Done0001":` + doneStatus + "}\n"},
 		{`{"command":"work","subcommand":"list","unitid":5}` + "\n",
 			`{"Done0001":` + doneStatus + `,"PendUnit":{"Detail":"Running","ExtraData":null,"State":1,"StateName":"Running","StdoutSize":0,"WorkType":"remote"}}` + "\n"},
-		// JSON submit errors, in the order of the spec's scenario 10.
+		// JSON submit errors, one per parse check of docs/protocol.md §12.4.
 		{`{"command":"work","subcommand":"submit","node":"nodea","worktype":"cat","ttl":"1s"}` + "\n", "ERROR: ttl option is intended for remote work only\n"},
 		{`{"command":"work","subcommand":"submit","node":"nodea","worktype":"cat","x":1}` + "\n", "ERROR: submit parameters must all be strings and x is not\n"},
 		{`{"command":"work","subcommand":"submit","worktype":"cat"}` + "\n", "ERROR: field node missing\n"},

@@ -6,7 +6,7 @@ import (
 	"github.com/receptor-mesh/receptor/services/mesh/wire"
 )
 
-// handleAd applies spec §9.2 with tombstones for cancelled services, so a
+// handleAd applies docs/protocol.md §7.1 with tombstones for cancelled services, so a
 // Cancel is accepted and flooded at most once (fixes upstream's storm).
 func (n *Node) handleAd(msg []byte, from *session) {
 	a, err := wire.DecodeAd(msg)

@@ -46,7 +46,7 @@ func ParseAddr(a net.Addr) (Addr, error) {
 	return Addr{Node: node, Service: svc}, nil
 }
 
-// ConnType is the advertised kind of a service (wire values, spec §9.1).
+// ConnType is the advertised kind of a service (wire values, docs/protocol.md §4.5).
 type ConnType uint8
 
 const (
@@ -69,7 +69,7 @@ type ServiceAd struct {
 }
 
 // Unreachable is a notification that a message sent from a local socket
-// could not be delivered (spec §11). ReportedBy is the node that sent the
+// could not be delivered (docs/protocol.md §8.3). ReportedBy is the node that sent the
 // unreachable message; the other fields are copied from the failed message.
 type Unreachable struct {
 	ReportedBy  string

@@ -9,7 +9,7 @@ import (
 	"github.com/receptor-mesh/receptor/services/mesh/wire"
 )
 
-// Reserved services handled by the node itself (spec §4.1).
+// Reserved services handled by the node itself (docs/protocol.md §2.1).
 const (
 	servicePing    = "ping"
 	serviceUnreach = "unreach"
@@ -57,7 +57,7 @@ func (n *Node) handleData(msg []byte) {
 	}
 }
 
-// pipeline is the local message pipeline of spec §5.3, run for originated,
+// pipeline is the local message pipeline of docs/protocol.md §8.2, run for originated,
 // local and transit messages alike.
 func (n *Node) pipeline(p packet) error {
 	switch n.fw.Evaluate(firewall.Message{FromNode: p.fromNode, ToNode: p.toNode, FromService: p.fromService, ToService: p.toService}) {
@@ -193,7 +193,7 @@ func (n *Node) deliverLocal(p packet) error {
 	}
 	if p.fromNode == n.id {
 		// Local error, nothing on the wire; tell the sending socket so a
-		// stream dialer fails fast (spec §16.6).
+		// stream dialer fails fast (docs/protocol.md §10.5).
 		n.notifyUnreachable(Unreachable{ReportedBy: n.id, FromNode: p.fromNode, ToNode: p.toNode,
 			FromService: p.fromService, ToService: p.toService, Problem: ProblemServiceUnknown})
 		return fmt.Errorf("deliver to local service %q: %s", p.toService, ProblemServiceUnknown)
@@ -202,7 +202,7 @@ func (n *Node) deliverLocal(p packet) error {
 	return nil
 }
 
-// sendUnreachable reports a failed message to its source (spec §11).
+// sendUnreachable reports a failed message to its source (docs/protocol.md §8.3).
 func (n *Node) sendUnreachable(p packet, problem string) {
 	payload, err := wire.EncodeUnreachable(&wire.UnreachablePayload{FromNode: p.fromNode, ToNode: p.toNode,
 		FromService: p.fromService, ToService: p.toService, Problem: problem})

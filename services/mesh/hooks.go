@@ -9,7 +9,7 @@ import (
 )
 
 // controlServiceTag is the advertisement tag of control services; only
-// their ads carry the node's work commands (spec §9.1).
+// their ads carry the node's work commands (docs/protocol.md §4.5).
 const controlServiceTag = "Control Service"
 
 // AddBackendContext starts b like AddBackend, but under ctx: cancelling

@@ -16,7 +16,7 @@ import (
 	"github.com/receptor-mesh/receptor/services/mesh/wire"
 )
 
-// Defaults from spec mesh-protocol.md §2.
+// Defaults from docs/protocol.md §2.4.
 const (
 	DefaultMaxIdleTimeout         = 21 * time.Second
 	DefaultRouteUpdateInterval    = 10 * time.Second
@@ -59,7 +59,7 @@ type Options struct {
 	// Configuration must keep it ≥ 21 s to interoperate; smaller values
 	// are accepted here for tests.
 	MaxIdleTimeout time.Duration
-	// FirewallRules are parsed with firewall.Parse (spec §13).
+	// FirewallRules are parsed with firewall.Parse (docs/protocol.md §8.6).
 	FirewallRules []map[string]string
 	Logger        *slog.Logger
 
@@ -184,7 +184,7 @@ type Node struct {
 	// and MaxAdvertisementBytes (see budget.go).
 	routeBytes, adBytes int
 	lastWarn            map[string]time.Time // see warnLimitedLocked
-	// Scheduler deadlines (spec §8.3, §9.3).
+	// Scheduler deadlines (docs/protocol.md §6.1, §7.2).
 	nextFlood, nextRecompute, nextAds, nextSweep time.Time
 }
 
@@ -248,7 +248,7 @@ func (n *Node) Done() <-chan struct{} { return n.ctx.Done() }
 // Abort.
 func (n *Node) Err() error { return context.Cause(n.ctx) }
 
-// BackendOptions configure the sessions of one backend (spec §7).
+// BackendOptions configure the sessions of one backend (docs/protocol.md §5).
 type BackendOptions struct {
 	// Cost of the backend's sessions, > 0 (default 1).
 	Cost float64
@@ -384,7 +384,7 @@ func (n *Node) kick() {
 }
 
 // requestFloodLocked schedules an own routing update within the request
-// delay; requests only ever move the next run earlier (spec §8.3).
+// delay; requests only ever move the next run earlier (docs/protocol.md §6.1).
 func (n *Node) requestFloodLocked() {
 	if t := time.Now().Add(n.opts.RouteRequestDelay); t.Before(n.nextFlood) {
 		n.nextFlood = t

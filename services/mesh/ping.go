@@ -23,7 +23,7 @@ type PingResult struct {
 	RTT  time.Duration // round-trip time
 }
 
-// Ping sends a ping to node with HopsToLive 30 (spec §10).
+// Ping sends a ping to node with HopsToLive 30 (docs/protocol.md §8.4).
 func (n *Node) Ping(ctx context.Context, node string) (PingResult, error) {
 	return n.PingHops(ctx, node, DefaultHopsToLive)
 }

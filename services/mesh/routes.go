@@ -8,7 +8,7 @@ import (
 )
 
 // ownUpdateLocked builds a fresh own routing update (new UpdateID, next
-// sequence number) listing every established session (spec §8.1, §8.3).
+// sequence number) listing every established session (docs/protocol.md §4.4, §6.1).
 func (n *Node) ownUpdateLocked(suspectedDuplicate uint64) ([]byte, error) {
 	n.sequence++
 	conns := make(map[string]float64, len(n.sessions))
@@ -28,7 +28,7 @@ func (n *Node) ownUpdateLocked(suspectedDuplicate uint64) ([]byte, error) {
 }
 
 // floodOwnUpdateLocked sends an own update to all established sessions;
-// skipped when there are none (spec §8.3).
+// skipped when there are none (docs/protocol.md §6.1).
 func (n *Node) floodOwnUpdateLocked(suspectedDuplicate uint64) {
 	if len(n.sessions) == 0 {
 		return
@@ -44,7 +44,7 @@ func (n *Node) floodOwnUpdateLocked(suspectedDuplicate uint64) {
 	}
 }
 
-// processUpdateLocked applies spec §8.2 to an update received on from.
+// processUpdateLocked applies docs/protocol.md §6.2 to an update received on from.
 func (n *Node) processUpdateLocked(u *wire.RoutingUpdate, from *session) {
 	if u.NodeID == "" {
 		return
@@ -144,8 +144,8 @@ func (n *Node) processUpdateLocked(u *wire.RoutingUpdate, from *session) {
 
 // seenRelayedUpdate reports, without decoding msg, that it is a routing
 // update the full path would drop unchanged: relayed by the session's own
-// peer about a third node (so none of the §7.4 checks applies) and already
-// seen (§8.2). Floods bring each update once per neighbour; skipping the
+// peer about a third node (so none of the docs/protocol.md §5.4 checks applies) and already
+// seen (docs/protocol.md §6.2). Floods bring each update once per neighbour; skipping the
 // JSON decoding of the repeats roughly halves the CPU of convergence.
 func (n *Node) seenRelayedUpdate(msg []byte, s *session) bool {
 	k, ok := wire.PeekRoute(msg)

@@ -8,7 +8,7 @@ import (
 )
 
 // TestSeenRelayedUpdate: only updates the full path would drop unchanged
-// skip decoding; anything a §7.4 check applies to, or not yet seen, is
+// skip decoding; anything a docs/protocol.md §5.4 check applies to, or not yet seen, is
 // decoded.
 func TestSeenRelayedUpdate(t *testing.T) {
 	n, err := New(fastOptions("a"))

@@ -11,7 +11,7 @@ import (
 	"github.com/receptor-mesh/receptor/services/mesh/wire"
 )
 
-// session is one backend session running the state machine of spec §7.
+// session is one backend session running the state machine of docs/protocol.md §5.
 type session struct {
 	n    *Node
 	tr   backends.Session
@@ -82,7 +82,7 @@ func (n *Node) runSession(tr backends.Session, kind string, opts BackendOptions)
 	log := n.log.With("backend", kind, "remote", tr.RemoteAddr())
 	writerDone := make(chan struct{})
 	if first != nil {
-		// The initial connect message must be the first we write (§7.3).
+		// The initial connect message must be the first we write (docs/protocol.md §5.3).
 		s.ctrlBytes.Add(int64(len(first)))
 		s.ctrl <- first
 	}
@@ -234,7 +234,7 @@ func (s *session) readLoop(initialSent bool) error {
 	passiveGiveUp := lastRecv.Add(time.Duration(n.opts.InitialConnectAttempts) * n.opts.InitialConnectPeriod)
 	for {
 		// Upstream gives up right after its 11th initial message (t ≈ 10 s,
-		// spec §7.2), not one period later.
+		// docs/protocol.md §5.2), not one period later.
 		if !s.established && !s.passive && attempts >= n.opts.InitialConnectAttempts {
 			s.flushOnStop.Store(true)
 			return errors.New("giving up on connection initialization")
@@ -261,7 +261,7 @@ func (s *session) readLoop(initialSent bool) error {
 		if err == nil {
 			lastRecv = now
 			if len(msg) == 0 {
-				continue // would crash upstream; never valid (§3)
+				continue // would crash upstream; never valid (docs/protocol.md §4.1)
 			}
 			if err := s.handle(msg); err != nil {
 				return err
@@ -329,7 +329,7 @@ func (s *session) handle(msg []byte) error {
 	return nil
 }
 
-// establish runs the PENDING checks of spec §7.3 on the first route.
+// establish runs the PENDING checks of docs/protocol.md §5.3 on the first route.
 func (s *session) establish(u *wire.RoutingUpdate) error {
 	n := s.n
 	rid := u.ForwardingNode
@@ -382,7 +382,7 @@ func (s *session) establish(u *wire.RoutingUpdate) error {
 	return nil
 }
 
-// routeUpdate runs the ESTABLISHED checks of spec §7.4, then §8.2.
+// routeUpdate runs the ESTABLISHED checks of docs/protocol.md §5.4, then §6.2.
 func (s *session) routeUpdate(u *wire.RoutingUpdate) error {
 	n := s.n
 	if u.ForwardingNode != s.remote {

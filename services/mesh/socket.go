@@ -57,7 +57,7 @@ func (n *Node) ListenPacket(service string) (PacketConn, error) {
 }
 
 // ListenPacketAndAdvertise binds service and advertises it until the
-// socket is closed, when a Cancel is flooded (spec §9.3).
+// socket is closed, when a Cancel is flooded (docs/protocol.md §7.2).
 func (n *Node) ListenPacketAndAdvertise(service string, ad ServiceAd) (PacketConn, error) {
 	if service == "" {
 		return nil, errors.New("listen and advertise: empty service name")

@@ -23,7 +23,7 @@ type Advertisement struct {
 }
 
 // Status is a snapshot of what receptorctl status shows about the mesh
-// (spec control-and-work.md §1.3).
+// (docs/protocol.md §12.3).
 type Status struct {
 	NodeID               string
 	Connections          []Connection                  // sorted by NodeID

@@ -1,6 +1,6 @@
-// Package proxy implements Receptor's service proxy entities (mesh spec
-// §20): tcp-server, tcp-client, udp-server, udp-client, unix-socket-server
-// and unix-socket-client. A *-server listens on a local socket and dials
+// Package proxy implements Receptor's service proxy entities
+// (docs/protocol.md §11): tcp-server, tcp-client, udp-server, udp-client,
+// unix-socket-server and unix-socket-client. A *-server listens on a local socket and dials
 // into the mesh; a *-client listens on the mesh and dials a local socket.
 //
 // Every proxy is built by its New... constructor (which checks the
@@ -10,7 +10,7 @@
 //
 // Stream proxies bridge each connection with Bridge. Advertisements
 // (ConnType and Tags), TLS placement and the (node, service) pairs used
-// match upstream. Deliberate differences, all allowed by the spec:
+// match upstream. Deliberate differences, all compatible with upstream peers:
 //   - A connection whose other leg cannot be opened is closed at once (a
 //     local socket is closed, a mesh stream gets FIN) instead of being left
 //     open and silent; dials run concurrently, not inside the accept loop.

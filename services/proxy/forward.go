@@ -88,7 +88,7 @@ func (f *forwarder) handle(ctx context.Context, in net.Conn) {
 	cancel()
 	if err != nil {
 		// Closing the accepted side tells the client at once (upstream
-		// leaves it open and silent, spec §20.2 may-fix).
+		// leaves it open and silent, docs/protocol.md §11.2).
 		if ctx.Err() == nil {
 			f.log.Warn("proxy: dial failed, closing accepted connection", "from", in.RemoteAddr(), "err", err)
 		}

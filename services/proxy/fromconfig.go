@@ -11,8 +11,8 @@ import (
 )
 
 // ErrIPRouterUnsupported is returned by FromConfig for ip-router entities,
-// which this implementation does not provide (spec §20.4 makes them
-// optional).
+// which this implementation does not provide (docs/protocol.md §11.1;
+// upstream has it on Linux only, and peers do not depend on it).
 var ErrIPRouterUnsupported = errors.New("ip-router is not supported")
 
 // FromConfig builds every proxy entity of cfg: tcp-servers, tcp-clients,

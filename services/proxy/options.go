@@ -80,7 +80,7 @@ func serverTLS(store *tlsconf.Store, name string) (*tls.Config, error) {
 }
 
 // clientTLSForNode looks up a named tls-client config verifying node
-// nodeID (spec §15.3); "" means no user TLS.
+// nodeID (docs/protocol.md §9.3); "" means no user TLS.
 func clientTLSForNode(store *tlsconf.Store, name, nodeID string) (*tls.Config, error) {
 	if name == "" {
 		return nil, nil

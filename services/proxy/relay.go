@@ -11,7 +11,7 @@ import (
 )
 
 // maxDatagram is the receive buffer of every datagram socket: one UDP
-// datagram or mesh payload always fits (spec §20.3).
+// datagram or mesh payload always fits (docs/protocol.md §11.3).
 const maxDatagram = 65536
 
 // errorPause keeps a session reader from spinning on repeated errors

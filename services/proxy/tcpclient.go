@@ -13,7 +13,7 @@ import (
 	"github.com/receptor-mesh/receptor/services/tlsconf"
 )
 
-// TCPClient is a tcp-client proxy (spec §20.2): it listens on an
+// TCPClient is a tcp-client proxy (docs/protocol.md §11.2): it listens on an
 // advertised mesh stream service and bridges every accepted stream to a
 // new local TCP connection to Address.
 type TCPClient struct {

@@ -16,7 +16,7 @@ import (
 	"github.com/receptor-mesh/receptor/services/tlsconf"
 )
 
-// TCPServer is a tcp-server proxy (spec §20.2): it listens on local TCP and
+// TCPServer is a tcp-server proxy (docs/protocol.md §11.2): it listens on local TCP and
 // bridges every accepted connection to a new mesh stream to
 // (RemoteNode, RemoteService).
 type TCPServer struct {
@@ -87,7 +87,7 @@ func meshDialer(network mesh.PacketNetwork, node, service string, tlsCfg *tls.Co
 }
 
 // resolveNode maps "localhost" to our own node ID, as the mesh does when
-// sending (spec §20.1).
+// sending (docs/protocol.md §11.1).
 func resolveNode(network mesh.PacketNetwork, node string) string {
 	if strings.EqualFold(node, "localhost") {
 		return network.NodeID()

@@ -11,7 +11,7 @@ import (
 	"github.com/receptor-mesh/receptor/services/mesh"
 )
 
-// UDPClient is a udp-client proxy (spec §20.3): it binds an advertised
+// UDPClient is a udp-client proxy (docs/protocol.md §11.3): it binds an advertised
 // mesh datagram service; each mesh source gets its own connected local UDP
 // socket to Address, and what that socket receives goes back to the source.
 type UDPClient struct {

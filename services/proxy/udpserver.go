@@ -12,7 +12,7 @@ import (
 	"github.com/receptor-mesh/receptor/services/mesh"
 )
 
-// UDPServer is a udp-server proxy (spec §20.3): it listens on local UDP;
+// UDPServer is a udp-server proxy (docs/protocol.md §11.3): it listens on local UDP;
 // each local source gets its own unadvertised mesh socket on a fresh
 // ephemeral service, which sends that source's datagrams to
 // (RemoteNode, RemoteService) and returns the replies from exactly there.

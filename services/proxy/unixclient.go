@@ -12,7 +12,7 @@ import (
 	"github.com/receptor-mesh/receptor/services/tlsconf"
 )
 
-// UnixSocketClient is a unix-socket-client proxy (spec §20.2): it listens
+// UnixSocketClient is a unix-socket-client proxy (docs/protocol.md §11.2): it listens
 // on an advertised mesh stream service and bridges every accepted stream to
 // a new connection to the Unix socket Filename (not checked at startup).
 type UnixSocketClient struct {

@@ -15,7 +15,7 @@ import (
 	"github.com/receptor-mesh/receptor/services/unixsock"
 )
 
-// UnixSocketServer is a unix-socket-server proxy (spec §20.2): it listens
+// UnixSocketServer is a unix-socket-server proxy (docs/protocol.md §11.2): it listens
 // on a Unix socket file and bridges every accepted connection to a new mesh
 // stream to (RemoteNode, RemoteService).
 type UnixSocketServer struct {

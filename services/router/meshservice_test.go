@@ -454,7 +454,7 @@ func acceptEcho(ctx context.Context, n *node, ls meshv1.MeshService_ListenClient
 }
 
 // TestPingUnknownNode checks upstream's verified answer to a ping of a node
-// without a route (spec control-and-work §9.2 item 5): at once, "no route
+// without a route (docs/protocol.md §12.3): at once, "no route
 // to node", which the API reports as Unavailable.
 func TestPingUnknownNode(t *testing.T) {
 	a := startNode(t, nodeSpec{id: "a"})

@@ -9,8 +9,8 @@ import (
 	"github.com/receptor-mesh/receptor/services/config"
 )
 
-// nonReloadable lists the entities that `reload` does not re-apply (spec
-// control-and-work §1.3): all but the backends and local-only, which are
+// nonReloadable lists the entities that `reload` does not re-apply
+// (docs/protocol.md §12.3): all but the backends and local-only, which are
 // restarted from the new file.
 func nonReloadable(c *config.Config) []struct {
 	name string

@@ -13,7 +13,7 @@ import (
 // maxPEMFileSize bounds every certificate, key and CA bundle file we read.
 const maxPEMFileSize = 4 << 20
 
-// ServerOptions mirror the tls-server entity (control spec §6.4).
+// ServerOptions mirror the tls-server entity (docs/protocol.md §9.1).
 type ServerOptions struct {
 	Name                   string
 	Cert                   string // PEM certificate (chain) file
@@ -25,7 +25,7 @@ type ServerOptions struct {
 	MinTLS13               bool
 }
 
-// ClientOptions mirror the tls-client entity (control spec §6.5). Cert and
+// ClientOptions mirror the tls-client entity (docs/protocol.md §9.1). Cert and
 // Key may both be empty (no client certificate).
 type ClientOptions struct {
 	Name                   string
@@ -38,7 +38,7 @@ type ClientOptions struct {
 	MinTLS13               bool
 }
 
-// NodeIDNotInCertError is the startup self-check failure (§15.1): our own
+// NodeIDNotInCertError is the startup self-check failure (docs/protocol.md §9.1): our own
 // certificate lacks our node ID as a Receptor node-ID SAN.
 type NodeIDNotInCertError struct {
 	NodeID   string
@@ -134,7 +134,7 @@ func newServerConfig(opts ServerOptions, nodeID string) (*tls.Config, error) {
 	if cfg.ClientAuth != tls.NoClientCert {
 		// The TLS stack already verified the chain against ClientCAs with the
 		// clientAuth usage. Like upstream, this extra check also runs when no
-		// certificate was sent, so clientcas alone still demands one (§15.3).
+		// certificate was sent, so clientcas alone still demands one (docs/protocol.md §9.3).
 		cfg.VerifyConnection = peerCheck(pins)
 	}
 	return cfg, nil

@@ -56,7 +56,7 @@ func Fingerprint(der []byte) string {
 }
 
 // checkPins reports whether the leaf DER matches one of the pins; the digest
-// is chosen by pin length (§15.3 step 3).
+// is chosen by pin length (docs/protocol.md §9.3 step 2).
 func checkPins(leafDER []byte, pins [][]byte) error {
 	if len(pins) == 0 {
 		return nil

@@ -116,7 +116,7 @@ func certFingerprint(t *testing.T, path string) string {
 	return Fingerprint(c.Raw)
 }
 
-// Stream-service verification: the client checks the server's node ID (§15.3).
+// Stream-service verification: the client checks the server's node ID (docs/protocol.md §9.3).
 func TestHandshakeServerNodeID(t *testing.T) {
 	p := getPKI(t)
 	server := mustServer(t, ServerOptions{Name: "srv", Cert: p.serverCert, Key: p.serverKey}, "node1")
@@ -200,7 +200,7 @@ func TestHandshakeBackendHost(t *testing.T) {
 	}
 }
 
-// Server-side client verification, including the §16.4 node check.
+// Server-side client verification, including the docs/protocol.md §10.3 node check.
 func TestHandshakeClientCert(t *testing.T) {
 	p := getPKI(t)
 	srvOpts := ServerOptions{Name: "srv", Cert: p.serverCert, Key: p.serverKey}

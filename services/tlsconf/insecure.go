@@ -13,7 +13,7 @@ import (
 )
 
 // InsecureCommonName marks the throw-away certificate of a stream service
-// without user TLS (ConnType 1, §16.4). Peers match it byte for byte.
+// without user TLS (ConnType 1, docs/protocol.md §10.3). Peers match it byte for byte.
 const InsecureCommonName = "netceptor-insecure-common-name"
 
 // ErrInsecureToSecure is the dialer's error when a service without user TLS

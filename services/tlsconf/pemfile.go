@@ -9,7 +9,7 @@ import (
 	"os"
 )
 
-// PEM block types written and read by the cert commands (§6.12).
+// PEM block types written and read by the cert commands (docs/protocol.md §9.4).
 const (
 	pemCertificate = "CERTIFICATE"
 	pemRequest     = "CERTIFICATE REQUEST"

@@ -175,7 +175,7 @@ func MarshalSAN(dnsNames []string, ips []net.IP, nodeIDs []string) (pkix.Extensi
 
 // marshalNodeIDOtherName encodes one GeneralName otherName. Every length is
 // produced by encoding/asn1, so long node IDs get correct long-form lengths
-// (upstream's generator does not, mesh spec §15.2).
+// (upstream's generator does not, docs/protocol.md §9.2).
 func marshalNodeIDOtherName(id string) ([]byte, error) {
 	if !utf8.ValidString(id) {
 		return nil, fmt.Errorf("invalid node ID %q: not UTF-8", id)

@@ -25,7 +25,7 @@ func mustHex(t testing.TB, s string) []byte {
 	return b
 }
 
-// Golden bytes from mesh spec §15.2 (verified against upstream).
+// Golden bytes from docs/protocol.md §9.2 (verified against upstream).
 func TestMarshalSANGolden(t *testing.T) {
 	tests := []struct {
 		name    string

@@ -31,7 +31,7 @@ func (e *NodeIDMismatchError) Error() string {
 }
 
 // VerifyPeerNodeID checks that cert carries nodeID as a Receptor node-ID SAN
-// (exact, case-sensitive match; §15.3 step 5).
+// (exact, case-sensitive match; docs/protocol.md §9.3 step 4).
 func VerifyPeerNodeID(cert *x509.Certificate, nodeID string) error {
 	ids, err := NodeIDsFromCert(cert)
 	if err != nil {
@@ -46,7 +46,7 @@ func VerifyPeerNodeID(cert *x509.Certificate, nodeID string) error {
 }
 
 // NodeIDFromAddr returns the node part of a mesh address "node:service":
-// the text before the first ':' (§16.4).
+// the text before the first ':' (docs/protocol.md §10.3).
 func NodeIDFromAddr(addr string) string {
 	node, _, _ := strings.Cut(addr, ":")
 	return node
@@ -54,7 +54,7 @@ func NodeIDFromAddr(addr string) string {
 
 // ForHost derives a client config for a backend connection to host: standard
 // TLS verification with ServerName = host (DNS/IP name checked) plus the
-// base's pins. No node-ID check applies to backends (§15.3).
+// base's pins. No node-ID check applies to backends (docs/protocol.md §9.3).
 func ForHost(base *tls.Config, host string) *tls.Config {
 	cfg := cloneOrEmpty(base)
 	if !cfg.InsecureSkipVerify {
@@ -91,7 +91,7 @@ func ForNode(base *tls.Config, expectedNodeID string) *tls.Config {
 // ForClientNode derives a server config for one connection whose client must
 // present a certificate that verifies against the base's ClientCAs (system
 // roots if nil) and carries clientNodeID. The base's pin check is kept: we
-// honour pinnedclientcert here where upstream ignores it (spec §18 may-fix 6).
+// honour pinnedclientcert here where upstream ignores it (docs/protocol.md §15.2 M6).
 func ForClientNode(base *tls.Config, clientNodeID string) *tls.Config {
 	cfg := cloneOrEmpty(base)
 	cfg.GetConfigForClient = nil
@@ -120,7 +120,7 @@ func addPeerCheck(cfg *tls.Config, check func(certs []*x509.Certificate) error) 
 	}
 }
 
-// WithClientNodeCheck prepares a stream-listener server config (§16.4): if
+// WithClientNodeCheck prepares a stream-listener server config (docs/protocol.md §10.3): if
 // the base requires client certificates, each connection's client must carry
 // the node ID taken from its remote address ("node:service"). Otherwise the
 // base is returned cloned.
@@ -139,7 +139,7 @@ func WithClientNodeCheck(base *tls.Config) *tls.Config {
 	return cfg
 }
 
-// verifyChain is §15.3 step 4 without a name check.
+// verifyChain is docs/protocol.md §9.3 step 3 without a name check.
 func verifyChain(certs []*x509.Certificate, roots *x509.CertPool, clock func() time.Time, usage x509.ExtKeyUsage) error {
 	now := time.Now()
 	if clock != nil {

@@ -166,7 +166,7 @@ func (e *entry) markGone() {
 }
 
 // New opens the node's unit store and recovers every unit on disk
-// (spec §3.9).
+// (docs/protocol.md §13.9).
 func New(opts Options) (*Agent, error) {
 	if opts.NodeID == "" {
 		return nil, errors.New("work agent: node ID is required")
@@ -289,7 +289,7 @@ func (a *Agent) lookupLoaded(id string) *entry {
 }
 
 // lookup finds a unit, loading a directory created behind our back. The
-// rescan runs without the registry lock (quirk Q12).
+// rescan runs without the registry lock (quirk Q12 of docs/protocol.md §15.1).
 func (a *Agent) lookup(id string) (*entry, error) {
 	if e := a.lookupLoaded(id); e != nil {
 		return e, nil
@@ -369,7 +369,7 @@ type Auth struct {
 	Trusted bool
 }
 
-// checkSignature applies the signature rule of spec §5.3.
+// checkSignature applies the signature rule of docs/protocol.md §14.3.
 func (a *Agent) checkSignature(needs bool, auth Auth) error {
 	if !needs {
 		if auth.Signature != "" {
@@ -417,7 +417,7 @@ type SubmitRequest struct {
 	Created func(unitID string) error
 }
 
-// Submit results (spec §3.7).
+// Submit results (docs/protocol.md §13.7).
 const (
 	ResultStarted   = "Job Started"
 	ResultSubmitted = "Job Submitted"
@@ -449,7 +449,7 @@ func (a *Agent) submitLocal(ctx context.Context, req SubmitRequest, stdin io.Rea
 		return SubmitResult{}, newError(ErrUnknownWorkType, "unknown work type "+req.WorkType, nil)
 	}
 	// Validate before allocating, so a bad request leaves nothing behind
-	// (quirk Q6).
+	// (quirk Q6 of docs/protocol.md §15.1).
 	extra, err := t.Prepare(req.Params)
 	if err != nil {
 		return SubmitResult{}, invalid(err)
@@ -639,7 +639,7 @@ type CancelResult struct {
 	Pending bool
 }
 
-// Cancel stops a unit (spec §3.8).
+// Cancel stops a unit (docs/protocol.md §13.8).
 func (a *Agent) Cancel(ctx context.Context, id string, auth Auth) (CancelResult, error) {
 	e, err := a.lookup(id)
 	if err != nil {
@@ -662,7 +662,7 @@ func (a *Agent) Cancel(ctx context.Context, id string, auth Auth) (CancelResult,
 	return CancelResult{}, nil
 }
 
-// Release cancels a unit and deletes it (spec §3.8). force always
+// Release cancels a unit and deletes it (docs/protocol.md §13.8). force always
 // succeeds locally: errors are ignored and the unit is forgotten.
 func (a *Agent) Release(ctx context.Context, id string, force bool, auth Auth) (CancelResult, error) {
 	e, err := a.lookup(id)

@@ -232,7 +232,7 @@ func TestSubmitErrors(t *testing.T) {
 			}
 		})
 	}
-	// Rejected submissions leave nothing behind (quirk Q6 fixed).
+	// Rejected submissions leave nothing behind (quirk Q6 fixed, docs/protocol.md §15.1).
 	if ids, _ := filepath.Glob(filepath.Join(v.dataDir, "nodea", "*")); len(ids) != 0 {
 		t.Fatalf("rejected submits left %v", ids)
 	}
@@ -342,7 +342,7 @@ func TestCancelReleaseForceRelease(t *testing.T) {
 	if r.State != unit.Canceled || r.Detail != "Canceled" || r.ExtraData != nil {
 		t.Fatalf("canceled status = %+v", r)
 	}
-	// A canceled unit's results end (quirk Q4 fixed).
+	// A canceled unit's results end (quirk Q4 fixed, docs/protocol.md §15.1).
 	results(t, a, id, 0)
 	if _, err := a.Release(ctx, id, false, Auth{}); err != nil {
 		t.Fatal(err)

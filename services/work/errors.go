@@ -3,7 +3,7 @@ package work
 import "errors"
 
 // Error kinds; test with errors.Is. Error texts are upstream's exact
-// strings (spec §4.8), which control clients match on.
+// strings (docs/protocol.md §12.5), which control clients match on.
 var (
 	ErrUnknownUnit     = errors.New("unknown work unit")
 	ErrUnknownWorkType = errors.New("unknown work type")
@@ -41,7 +41,7 @@ func invalid(err error) error {
 	return newError(ErrInvalidRequest, err.Error(), err)
 }
 
-// Signature-rule errors (spec §5.3).
+// Signature-rule errors (docs/protocol.md §14.3).
 var (
 	errUnexpectedSignature = newError(ErrSignature, "work type did not expect a signature", nil)
 	errTTLLocal            = newError(ErrInvalidRequest, "ttl option is intended for remote work only", nil)

@@ -341,7 +341,7 @@ func (r *remoteUnit) sign(ex remoteExtra, req map[string]string) error {
 	return nil
 }
 
-// start submits the unit to the remote node (spec §5.1 steps 1-5).
+// start submits the unit to the remote node (docs/protocol.md §14.1 steps 1-4).
 func (r *remoteUnit) start(ctx context.Context) error {
 	ex, _, err := r.extra()
 	if err != nil {
@@ -480,7 +480,7 @@ func (r *remoteUnit) retryStart(ctx context.Context) {
 }
 
 // monitor copies the remote unit's status and output until the local copy
-// is complete (spec §5.2).
+// is complete (docs/protocol.md §14.2).
 func (r *remoteUnit) monitor(ctx context.Context) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -503,7 +503,7 @@ func (r *remoteUnit) monitor(ctx context.Context) {
 }
 
 // localFinished: complete and every byte is here; or canceled remotely and
-// the byte counts match (upstream never ends such streams, quirk Q4).
+// the byte counts match (upstream never ends such streams, quirk Q4 of docs/protocol.md §15.1).
 func (r *remoteUnit) localFinished() bool {
 	st, err := r.e.dir.ReadStatus()
 	if err != nil {
@@ -701,7 +701,7 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 }
 
 // cancelRemote implements cancel, release and force-release of a remote
-// unit (spec §5.2).
+// unit (docs/protocol.md §14.2).
 func (a *Agent) cancelRemote(ctx context.Context, e *entry, release, force bool) (CancelResult, error) {
 	r := e.remote
 	if err := r.updateExtra(func(x *remoteExtra) {
@@ -813,7 +813,7 @@ func (r *remoteUnit) retryCancel(ctx context.Context, release bool) {
 	}
 }
 
-// restartRemote resumes a remote unit found on disk (spec §5.2 Restart).
+// restartRemote resumes a remote unit found on disk (docs/protocol.md §14.2 Restart).
 func (a *Agent) restartRemote(e *entry, st unit.Status) {
 	r := &remoteUnit{a: a, e: e}
 	e.remote = r

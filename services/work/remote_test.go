@@ -384,7 +384,7 @@ func TestRemoteSignedWork(t *testing.T) {
 		t.Fatalf("signed Submit = %+v, %v", res, err)
 	}
 	// A signed remote unit needs signed requests on A too, except from
-	// the trusted local socket (spec §5.3).
+	// the trusted local socket (docs/protocol.md §14.3).
 	if _, err := m.a.Results(ctx, res.UnitID, 0, Auth{}); err == nil ||
 		err.Error() != "could not verify signature: signature is empty" {
 		t.Fatalf("untrusted results of a signed remote unit: %v", err)

@@ -23,8 +23,8 @@ func afterSecond() <-chan time.Time { return time.After(time.Second) }
 
 // Results streams a unit's stdout from byte offset, following a running
 // unit until it is complete and every byte counted in its StdoutSize was
-// delivered (spec §3.6). A canceled unit's stream ends once the bytes
-// present were sent (quirk Q4 fixed); a released unit's ends at once.
+// delivered (docs/protocol.md §13.6). A canceled unit's stream ends once the bytes
+// present were sent (quirk Q4 fixed, docs/protocol.md §15.1); a released unit's ends at once.
 // A negative offset gives an empty stream.
 func (a *Agent) Results(ctx context.Context, id string, offset int64, auth Auth) (io.ReadCloser, error) {
 	e, err := a.lookup(id)

@@ -90,7 +90,7 @@ var ErrSessionClosed = errors.New("backend session closed")
 // PeerIdentified is implemented by sessions that run over TLS with a
 // verified peer certificate. The mesh may use it to bind the peer's node ID
 // (learned from its routing updates) to its certificate; upstream never does
-// this on backends (spec §15.3), so it is an optional, stricter check.
+// this on backends (docs/protocol.md §9.3), so it is an optional, stricter check.
 type PeerIdentified interface {
 	// PeerNodeIDs returns the Receptor node-ID SANs (OID
 	// 1.3.6.1.4.1.2312.19.1) of the peer's leaf certificate, or nil when the

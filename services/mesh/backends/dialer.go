@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Backoff is the redial schedule of dialer backends (spec §14.1): wait
+// Backoff is the redial schedule of dialer backends (docs/protocol.md §3.1): wait
 // Initial after a session or a failed dial, grow by Factor up to Max, and go
 // back to Initial after every successful dial. Jitter spreads each wait by
 // ±Jitter (a fraction) so that many dialers do not reconnect in lockstep;

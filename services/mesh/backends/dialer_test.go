@@ -9,7 +9,7 @@ import (
 )
 
 func TestBackoffSchedule(t *testing.T) {
-	// Spec §14.1: 5, 7.5, 11.25, 16.875, 20, 20, ... s.
+	// docs/protocol.md §3.1: 5, 7.5, 11.25, 16.875, 20, 20, ... s.
 	b := Backoff{}.withDefaults()
 	want := []time.Duration{
 		5 * time.Second, 7500 * time.Millisecond, 11250 * time.Millisecond,

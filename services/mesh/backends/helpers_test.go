@@ -240,7 +240,7 @@ func leaf(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, serial in
 }
 
 // sanExtension encodes dNSName, iPAddress and a Receptor otherName
-// (spec §15.2) by hand, so the test does not trust the code under test.
+// (docs/protocol.md §9.2) by hand, so the test does not trust the code under test.
 func sanExtension(t *testing.T, dns string, ip net.IP, nodeID string) pkix.Extension {
 	t.Helper()
 	oid, err := asn1.Marshal(asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 2312, 19, 1})

@@ -29,7 +29,7 @@ const (
 	// maxWriteBatch caps how many queued messages one flush coalesces.
 	maxWriteBatch = 64
 	// closeFlushTimeout bounds the best-effort write of messages queued
-	// before Close (typically a Reject, spec §7.5).
+	// before Close (typically a Reject, docs/protocol.md §4.6).
 	closeFlushTimeout = time.Second
 )
 

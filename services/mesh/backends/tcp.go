@@ -13,7 +13,7 @@ import (
 )
 
 // tlsDialTimeout bounds a TLS dial including the handshake, as upstream
-// does; plain TCP dials have no timeout of their own (spec §2).
+// does; plain TCP dials have no timeout of their own (docs/protocol.md §2.4).
 const tlsDialTimeout = 15 * time.Second
 
 // tcpReadBufferSize is the per-session read buffer; frames larger than it
@@ -129,7 +129,7 @@ func (l *TCPListener) serveConn(ctx context.Context, g *group, conn net.Conn, ac
 // TCPDialerOptions configures a tcp-peer.
 type TCPDialerOptions struct {
 	Address string      // host:port; host is also the TLS server name
-	Redial  bool        // keep reconnecting (spec §14.1)
+	Redial  bool        // keep reconnecting (docs/protocol.md §3.1)
 	TLS     *tls.Config // nil: plain TCP; else a client config
 	Logger  *slog.Logger
 	Backoff Backoff // zero: DefaultBackoff

@@ -15,7 +15,7 @@ import (
 )
 
 func TestSANHelperMatchesSpecBytes(t *testing.T) {
-	// Spec §15.2 example; guards the certificates the TLS tests build.
+	// docs/protocol.md §9.2 example; guards the certificates the TLS tests build.
 	ext := sanExtension(t, "example.com", net.IPv4(127, 0, 0, 1), "node1")
 	want := "3029820b6578616d706c652e636f6d87047f000001a01406092b0601040192081301a0070c056e6f646531"
 	if got := hex.EncodeToString(ext.Value); got != want {

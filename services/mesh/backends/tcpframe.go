@@ -8,7 +8,7 @@ import (
 	"io"
 )
 
-// TCP framing (spec §14.2): every message is preceded by its length as a
+// TCP framing (docs/protocol.md §3.2): every message is preceded by its length as a
 // little-endian uint16. Nothing else is on the stream.
 
 // frameHeaderLen is the size of the length prefix.

@@ -17,7 +17,7 @@ func TestAppendFrameGolden(t *testing.T) {
 		wantErr error
 	}{
 		{"one byte", []byte{0x03}, []byte{0x01, 0x00}, nil},
-		{"153-byte route update (spec §14.2)", make([]byte, 153), []byte{0x99, 0x00}, nil},
+		{"153-byte route update (docs/protocol.md §3.2)", make([]byte, 153), []byte{0x99, 0x00}, nil},
 		{"256 bytes", make([]byte, 256), []byte{0x00, 0x01}, nil},
 		{"largest", make([]byte, MaxMessageSize), []byte{0xff, 0xff}, nil},
 		{"empty", nil, nil, ErrEmptyMessage},

@@ -13,7 +13,7 @@ import (
 
 const (
 	// MaxUDPMessageSize is the largest message a UDP session sends; larger
-	// sends fail the session, as upstream's do (spec §14.3).
+	// sends fail the session, as upstream's do (docs/protocol.md §3.3).
 	MaxUDPMessageSize = 65507
 	// udpReceiveBufferSize fits any datagram.
 	udpReceiveBufferSize = 65536
@@ -138,7 +138,7 @@ func (l *UDPListener) Start(ctx context.Context, accept func(Session)) (func(), 
 
 // receiveLoop dispatches datagrams to sessions. It never waits for a
 // session: when one's queue is full (slow or closing), the datagram is
-// dropped, unlike upstream whose listener stalls (spec §14.3).
+// dropped, unlike upstream whose listener stalls (docs/protocol.md §3.3).
 func (l *UDPListener) receiveLoop(ctx context.Context, g *group, pc net.PacketConn, accept func(Session)) {
 	defer g.stop()
 	defer pc.Close() //nolint:errcheck // nothing to do about it
@@ -289,7 +289,7 @@ func (d *UDPDialer) dial(ctx context.Context, g *group) (Session, error) {
 }
 
 // udpSender sends one datagram per message. Like upstream, an oversized
-// message or a failed write ends the session (spec §14.3).
+// message or a failed write ends the session (docs/protocol.md §3.3).
 func udpSender(s *session, write func([]byte) error) func([]byte) error {
 	return func(msg []byte) error {
 		if len(msg) > MaxUDPMessageSize {

@@ -61,7 +61,7 @@ func TestUDPSendLimits(t *testing.T) {
 	if err := ls.Send([]byte("still up")); err != nil {
 		t.Fatalf("Send after refused empty message: %v", err)
 	}
-	// As upstream, an oversized datagram ends the session (spec §14.3).
+	// As upstream, an oversized datagram ends the session (docs/protocol.md §3.3).
 	for _, n := range []int{MaxUDPMessageSize + 1, MaxMessageSize + 1} {
 		if err := ls.Send(make([]byte, n)); !errors.Is(err, ErrMessageTooLarge) {
 			t.Fatalf("Send(%d) = %v, want ErrMessageTooLarge", n, err)

@@ -22,7 +22,7 @@ import (
 
 const (
 	// wsReadLimit bounds one received websocket message. Upstream has no
-	// limit (spec §14.4) and may relay data messages slightly over
+	// limit (docs/protocol.md §3.4) and may relay data messages slightly over
 	// MaxMessageSize (a 65507-byte proxied datagram plus its header), so
 	// the bound is generous but finite; a larger message ends the session.
 	wsReadLimit = 1 << 20
@@ -79,7 +79,7 @@ func NewWebsocketListener(opts WebsocketListenerOptions) (*WebsocketListener, er
 
 // serverTLSForHTTP2 mirrors upstream: the HTTPS server enables HTTP/2 (the
 // server offers ALPN h2 and http/1.1) and, when TLS 1.2 suites are
-// restricted, puts the suite HTTP/2 requires first (spec §14.4).
+// restricted, puts the suite HTTP/2 requires first (docs/protocol.md §3.4).
 func serverTLSForHTTP2(base *tls.Config) *tls.Config {
 	cfg := base.Clone()
 	const h2Suite = tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
@@ -182,7 +182,7 @@ func (l *WebsocketListener) handler(ctx context.Context, g *group, accept func(S
 // WebsocketDialerOptions configures a ws-peer.
 type WebsocketDialerOptions struct {
 	URL         string      // ws://host[:port]/path or wss://...
-	Redial      bool        // keep reconnecting (spec §14.1)
+	Redial      bool        // keep reconnecting (docs/protocol.md §3.1)
 	TLS         *tls.Config // for wss; nil means system roots (upstream fails instead)
 	ExtraHeader string      // optional "Name:value"
 	Logger      *slog.Logger

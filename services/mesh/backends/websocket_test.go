@@ -268,7 +268,7 @@ func TestWebsocketWSSWithoutTLSConfigUsesSystemRoots(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The test CA is not a system root: the dial fails on verification
-	// (upstream would not even start, spec §14.4).
+	// (upstream would not even start, docs/protocol.md §3.4).
 	_, err = d.dial(t.Context(), &group{})
 	var unknown x509.UnknownAuthorityError
 	if !errors.As(err, &unknown) {

@@ -1,5 +1,5 @@
 // Package routing computes the next-hop table of a node from the mesh's
-// link-state topology (spec mesh-protocol.md §8.5).
+// link-state topology (docs/protocol.md §6.4).
 package routing
 
 import (

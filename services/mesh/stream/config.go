@@ -1,6 +1,6 @@
 // Package stream carries reliable byte streams between mesh services: QUIC
 // (RFC 9000, quic-go) runs over mesh datagram sockets exactly as upstream
-// Receptor's netceptor does (spec mesh-protocol.md §16), so our listeners
+// Receptor's netceptor does (docs/protocol.md §10), so our listeners
 // accept upstream dialers and our dialers reach upstream listeners.
 //
 // Listen and Dial are the entry points; both return net.Listener / net.Conn
@@ -13,7 +13,7 @@ import (
 	"github.com/quic-go/quic-go"
 )
 
-// Wire and timing constants of spec §16.
+// Wire and timing constants of docs/protocol.md §10.
 const (
 	// ALPN is the only application protocol spoken inside QUIC.
 	ALPN = "netceptor"
@@ -30,7 +30,7 @@ const (
 	acceptStreamTimeout  = 60 * time.Second
 
 	// Receive windows. The initial values are upstream's (and the QUIC
-	// transport parameters a peer sees, §16.3). The maxima bound auto-tuning:
+	// transport parameters a peer sees, docs/protocol.md §10.2). The maxima bound auto-tuning:
 	// upstream allows 6 MiB per stream / 15 MiB per connection. We allow
 	// more because a stream over several mesh hops has a large
 	// bandwidth-delay product and each connection carries one stream, so the
@@ -40,7 +40,7 @@ const (
 	maxStreamWindow     = 16 << 20
 	maxConnWindow       = 24 << 20
 
-	// Application error codes (informational, §16.5).
+	// Application error codes (informational, docs/protocol.md §10.4).
 	codeNormalClose      quic.ApplicationErrorCode = 0
 	codeError            quic.ApplicationErrorCode = 500
 	codeCancelRead       quic.StreamErrorCode      = 499
@@ -51,7 +51,7 @@ const (
 	reasonServiceUnknown                           = "remote service unknown"
 )
 
-// quicConfig returns the QUIC configuration of §16.3 for one side.
+// quicConfig returns the QUIC configuration of docs/protocol.md §10.2 for one side.
 func quicConfig(dialer bool) *quic.Config {
 	c := &quic.Config{
 		Versions:                       []quic.Version{quic.Version1},

@@ -60,7 +60,7 @@ func equalAny(a, b any) bool {
 
 // TestFirstDatagramGolden pins what goes on the mesh wire first: one QUIC v1
 // Initial packet, padded to exactly 1200 bytes, from the dialer's fresh
-// ephemeral service to the listener's service (spec §16.2).
+// ephemeral service to the listener's service (docs/protocol.md §10.1).
 func TestFirstDatagramGolden(t *testing.T) {
 	w := newWorld(1024)
 	var (

@@ -121,7 +121,7 @@ func DialConn(ctx context.Context, network mesh.PacketNetwork, node, service str
 		release()
 		return fail(err)
 	}
-	// The 0x00 byte makes the listener accept the stream (spec §16.5).
+	// The 0x00 byte makes the listener accept the stream (docs/protocol.md §10.4).
 	if _, err := qs.Write([]byte{0}); err != nil {
 		err = cause(err)
 		_ = qc.CloseWithError(codeError, err.Error())

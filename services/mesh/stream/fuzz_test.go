@@ -12,7 +12,7 @@ import (
 )
 
 // FuzzFirstStreamByte drives arbitrary first-stream bytes from a dialer
-// through the listener's acceptance check (spec §16.5) over the in-memory
+// through the listener's acceptance check (docs/protocol.md §10.4) over the in-memory
 // mesh: only a leading 0x00 may be accepted, nothing may panic.
 func FuzzFirstStreamByte(f *testing.F) {
 	f.Add([]byte{0})

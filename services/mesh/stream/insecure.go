@@ -9,9 +9,9 @@ import (
 	"github.com/receptor-mesh/receptor/services/tlsconf"
 )
 
-// TLS inside QUIC (spec §16.4). The certificate generation and checks live
+// TLS inside QUIC (docs/protocol.md §10.3). The certificate generation and checks live
 // in tlsconf; this file only fixes what the stream layer owns: ALPN,
-// TLS 1.3 (QUIC needs it) and upstream's SNI quirk.
+// TLS 1.3 (QUIC needs it) and upstream's SNI quirk (docs/protocol.md §10.3).
 
 // insecureServerTLS is the listener side of the insecure scheme (ConnType 1).
 // Upstream generates an RSA-2048 certificate per listener when it starts;

@@ -225,7 +225,7 @@ func (l *Listener) acceptLoop() {
 	}
 }
 
-// initConn waits for the first stream and its 0x00 byte (spec §16.5), then
+// initConn waits for the first stream and its 0x00 byte (docs/protocol.md §10.4), then
 // hands the connection to Accept.
 func (l *Listener) initConn(qc *quic.Conn, remote string) {
 	ok := false
@@ -289,7 +289,7 @@ func (l *Listener) forget(remote string, qc *quic.Conn) {
 }
 
 // watchUnreachable closes connections whose dialer's service is gone
-// (spec §16.6). Upstream only sends FIN; the peer socket no longer exists,
+// (docs/protocol.md §10.5). Upstream only sends FIN; the peer socket no longer exists,
 // so we end the whole connection and local reads fail at once.
 func (l *Listener) watchUnreachable(ch <-chan mesh.Unreachable) {
 	defer l.unrWG.Done()

@@ -9,10 +9,10 @@ import (
 
 // The structs below have no json tags on purpose: upstream marshals
 // untagged structs, so the keys are the Go field names in field order
-// (spec §6). Decoding through encoding/json gives upstream's leniency
+// (docs/protocol.md §4.3). Decoding through encoding/json gives upstream's leniency
 // (case-insensitive keys, unknown keys ignored, exact uint64).
 
-// RoutingUpdate is the body of a type-1 message (spec §8.1).
+// RoutingUpdate is the body of a type-1 message (docs/protocol.md §4.4).
 type RoutingUpdate struct {
 	NodeID             string
 	UpdateID           string
@@ -29,7 +29,7 @@ type WorkCommand struct {
 	Secure   bool
 }
 
-// Advertisement is the body of a type-2 message (spec §9.1).
+// Advertisement is the body of a type-2 message (docs/protocol.md §4.5).
 type Advertisement struct {
 	NodeID       string
 	Service      string
@@ -41,7 +41,7 @@ type Advertisement struct {
 }
 
 // UnreachablePayload is the payload of a data message to service unreach
-// (spec §11).
+// (docs/protocol.md §8.3).
 type UnreachablePayload struct {
 	FromNode    string
 	ToNode      string

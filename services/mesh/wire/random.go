@@ -7,7 +7,7 @@ import (
 )
 
 // RandomName returns 8 crypto-random characters from [0-9a-zA-Z], the
-// form of UpdateIDs and ephemeral service names (spec §2).
+// form of UpdateIDs and ephemeral service names (docs/protocol.md §2.4).
 func RandomName() string {
 	var b [8]byte
 	for i := range b {
@@ -16,7 +16,7 @@ func RandomName() string {
 	return string(b[:])
 }
 
-// NewEpoch returns unix_seconds × 2^24 + random[0, 2^24) (spec §4.3).
+// NewEpoch returns unix_seconds × 2^24 + random[0, 2^24) (docs/protocol.md §2.3).
 func NewEpoch(now time.Time) uint64 {
 	return uint64(now.Unix())<<24 + randUint64()%(1<<24)
 }

@@ -1,6 +1,6 @@
 // Package wire encodes and decodes the four netceptor message types (data,
 // routing update, service advertisement, reject) byte-for-byte as upstream
-// Receptor does (spec mesh-protocol.md §3-§11).
+// Receptor does (docs/protocol.md §4).
 package wire
 
 import (
@@ -14,7 +14,7 @@ import (
 // Type is the first byte of every backend message.
 type Type byte
 
-// Message types (spec §3).
+// Message types (docs/protocol.md §4.1).
 const (
 	TypeData      Type = 0
 	TypeRoute     Type = 1
@@ -22,7 +22,7 @@ const (
 	TypeReject    Type = 3
 )
 
-// Header and field sizes of a data message (spec §5.1).
+// Header and field sizes of a data message (docs/protocol.md §4.2).
 const (
 	DataHeaderLen   = 36
 	MaxServiceLen   = 8
@@ -45,7 +45,7 @@ var (
 var hashKey = make([]byte, 32)
 
 // HashName returns the 64-bit HighwayHash of name as carried (big-endian)
-// in data headers (spec §4.2).
+// in data headers (docs/protocol.md §2.2).
 func HashName(name string) uint64 {
 	h, err := highwayhash.New64(hashKey)
 	if err != nil {
@@ -117,7 +117,7 @@ func DecodeData(msg []byte) (DataHeader, []byte, error) {
 	return h, msg[DataHeaderLen:], nil
 }
 
-// trimService strips trailing NULs only; embedded NULs are kept (spec §5.1).
+// trimService strips trailing NULs only; embedded NULs are kept (docs/protocol.md §4.2).
 func trimService(b []byte) string {
 	end := len(b)
 	for end > 0 && b[end-1] == 0 {

@@ -30,7 +30,7 @@ func SplitParams(s string) ([]string, error) {
 }
 
 // CombineParams joins the configured params and the user's runtime params
-// with one space, omitting empty parts (spec §4.9).
+// with one space, omitting empty parts (docs/protocol.md §13.10).
 func CombineParams(configured, runtime string, allowRuntime bool) (string, error) {
 	if runtime != "" && !allowRuntime {
 		return "", ErrExtraParams

@@ -62,7 +62,7 @@ const maxCmdline = 1 << 20
 // isRunnerOf reports whether pid is the command runner of the unit in dir:
 // its arguments select the runner for exactly that unit directory. Only one
 // runner ever works on a unit, so a PID reused by any other process, or by
-// the runner of another unit, does not match (quirk Q8).
+// the runner of another unit, does not match (quirk Q8 of docs/protocol.md §15.1).
 func isRunnerOf(pid int, dir unit.Dir) bool {
 	if pid <= 0 {
 		return false

@@ -1,5 +1,5 @@
 // Package command is the work-command work type: units that run a local
-// executable under a detached runner process (spec §4.9).
+// executable under a detached runner process (docs/protocol.md §13.10).
 package command
 
 import (
@@ -22,7 +22,7 @@ import (
 // DefaultCancelGrace is how long Cancel waits after SIGTERM before SIGKILL.
 const DefaultCancelGrace = 10 * time.Second
 
-// Config is one work-command entity (spec §6.7).
+// Config is one work-command entity (docs/protocol.md §13.10).
 type Config struct {
 	WorkType           string
 	Command            string
@@ -205,7 +205,7 @@ func (t *Type) watch(dir unit.Dir, id identity) *Execution {
 	return e
 }
 
-// Restart re-adopts a unit found on disk (spec §3.9, with quirk Q8 fixed):
+// Restart re-adopts a unit found on disk (docs/protocol.md §13.9, with quirk Q8 of §15.1 fixed):
 // a live runner is watched again; otherwise an unfinished unit fails. It
 // returns nil when there is nothing to watch.
 func (t *Type) Restart(dir unit.Dir, st unit.Status) (*Execution, error) {

@@ -25,7 +25,7 @@ import (
 )
 
 // DefaultLifetime is the token lifetime when work-signing has no
-// tokenexpiration (upstream crashes instead; quirk Q5).
+// tokenexpiration (upstream crashes instead; quirk Q5 of docs/protocol.md §15.1).
 const DefaultLifetime = 5 * time.Minute
 
 // Defaults for Limits.

@@ -8,7 +8,7 @@ import (
 
 const (
 	idAlphabet = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	// IDLength is the length of generated unit IDs (spec §3.2).
+	// IDLength is the length of generated unit IDs (docs/protocol.md §13.2).
 	IDLength = 8
 	// MaxIDLength bounds IDs we accept from users and other nodes.
 	MaxIDLength = 64

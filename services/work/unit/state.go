@@ -5,7 +5,7 @@ package unit
 
 import "strconv"
 
-// State is a unit's lifecycle state as stored in the status file (spec §3.4).
+// State is a unit's lifecycle state as stored in the status file (docs/protocol.md §13.4).
 type State int
 
 // Wire values of the unit states.
@@ -35,6 +35,6 @@ func (s State) Name() string {
 }
 
 // Complete reports whether the unit reached a final state. Canceled is not
-// complete upstream (quirk Q4); callers that must end on cancel check for it
+// complete upstream (quirk Q4 of docs/protocol.md §15.1); callers that must end on cancel check for it
 // separately.
 func (s State) Complete() bool { return s == Succeeded || s == Failed }

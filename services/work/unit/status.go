@@ -13,7 +13,7 @@ import (
 const MaxStatusSize = 4 << 20
 
 // Status is the record kept in a unit's status file. Field order is the
-// on-disk member order upstream writes (spec §3.3).
+// on-disk member order upstream writes (docs/protocol.md §13.3).
 type Status struct {
 	State      State           `json:"State"`
 	Detail     string          `json:"Detail"`

@@ -14,7 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// File names inside a unit directory (spec §3.3).
+// File names inside a unit directory (docs/protocol.md §13.3).
 const (
 	StatusFile = "status"
 	LockFile   = "status.lock"
@@ -178,7 +178,7 @@ func readAll(f *os.File) ([]byte, error) {
 // runner, upstream processes) and with readers, which take it shared. A
 // missing or empty status file starts from the zero record.
 //
-// The file is rewritten in place, as upstream does (spec §3.3), rather than
+// The file is rewritten in place, as upstream does (docs/protocol.md §13.3), rather than
 // replaced by a renamed temporary file: a new inode per write is what made
 // status updates expensive (ext4 inode allocation scans recently deleted
 // inodes, and every rename deleted one). Readers are protected by the
