@@ -3,7 +3,6 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"regexp"
 	"sort"
 	"strconv"
@@ -140,11 +139,6 @@ func TestMeshLine(t *testing.T) {
 		tr := tc.tr
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			for _, bin := range tc.bins {
-				if _, err := os.Stat(binPath(bin)); bin != "" && err != nil {
-					t.Skipf("%s is not built: %v", bin, err)
-				}
-			}
 			var extra func(n *Node) ([]string, []string)
 			if tr.name == "tls" || tr.name == "wss" {
 				extra = func(n *Node) ([]string, []string) {

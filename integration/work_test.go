@@ -313,7 +313,7 @@ func workDroppedConns(t *testing.T, n *Node) int {
 	count := 0
 	for _, l := range strings.Split(string(b), "\n") {
 		if strings.Contains(l, "method=/receptor.mesh.v1.MeshService/Dial ") &&
-			!strings.Contains(l, "code=OK") && !strings.Contains(l, `error="mesh: dial`) {
+			!strings.Contains(l, "code=OK") && !strings.Contains(l, `err="mesh: dial`) {
 			count++
 		}
 	}

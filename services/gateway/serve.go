@@ -58,7 +58,7 @@ func Serve(ctx context.Context, h http.Handler, lis net.Listener, tlsConf *tls.C
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
-		logger.Warn("REST gateway did not stop in time; closing connections", "address", lis.Addr().String(), "error", err)
+		logger.Warn("REST gateway did not stop in time; closing connections", "address", lis.Addr().String(), "err", err)
 		_ = srv.Close()
 	}
 	<-errc

@@ -49,10 +49,10 @@ func (o *observer) observe(ctx context.Context, method string, err error, d time
 		// Internal is our bug; Unknown is a handler that returned an
 		// error outside the apierr catalogue.
 		o.logger.Warn("gRPC call failed", "method", method, "code", code.String(),
-			"error", apierr.Text(err), "duration", d, "peer", from)
+			"err", apierr.Text(err), "duration", d, "peer", from)
 	default:
 		o.logger.Debug("gRPC call", "method", method, "code", code.String(),
-			"error", apierr.Text(err), "duration", d, "peer", from)
+			"err", apierr.Text(err), "duration", d, "peer", from)
 	}
 }
 

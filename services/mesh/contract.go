@@ -26,11 +26,11 @@ func (a Addr) Network() string { return Network }
 // String implements net.Addr as "node:service".
 func (a Addr) String() string { return a.Node + ":" + a.Service }
 
-// ParseAddr converts a net.Addr to an Addr: an Addr as it is, anything else
-// by its "node:service" String. On an error it still returns its best
-// reading (the whole text as Node when there is no ":"), for callers that
-// only label connections with it.
-func ParseAddr(a net.Addr) (Addr, error) {
+// AddrOf converts a net.Addr to an Addr: an Addr or *Addr as it is,
+// anything else by splitting its String at the first ":" into node and
+// service. On an error it still returns its best reading (the whole text as
+// Node when there is no ":"), for callers that only label connections with it.
+func AddrOf(a net.Addr) (Addr, error) {
 	switch v := a.(type) {
 	case Addr:
 		return v, nil

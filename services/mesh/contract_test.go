@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-func TestParseAddr(t *testing.T) {
+func TestAddrOf(t *testing.T) {
 	tests := []struct {
 		in      net.Addr
 		want    Addr
@@ -18,9 +18,9 @@ func TestParseAddr(t *testing.T) {
 		{nil, Addr{}, true},
 	}
 	for _, tt := range tests {
-		got, err := ParseAddr(tt.in)
+		got, err := AddrOf(tt.in)
 		if got != tt.want || (err != nil) != tt.wantErr {
-			t.Errorf("ParseAddr(%v) = %v, %v; want %v, error %v", tt.in, got, err, tt.want, tt.wantErr)
+			t.Errorf("AddrOf(%v) = %v, %v; want %v, error %v", tt.in, got, err, tt.want, tt.wantErr)
 		}
 	}
 }

@@ -202,7 +202,7 @@ func (s *Socket) SendTo(p []byte, addr net.Addr) (int, error) {
 	if addr == nil {
 		return 0, errors.New("write to nil address")
 	}
-	to, err := ParseAddr(addr)
+	to, err := AddrOf(addr)
 	if err != nil {
 		return 0, fmt.Errorf("write to %q: not a node:service address", addr.String())
 	}

@@ -239,6 +239,6 @@ func clientChunk(data []byte, isData bool) ([]byte, error) {
 
 // meshAddr converts a connection address to a mesh address.
 func meshAddr(a net.Addr) mesh.Addr {
-	m, _ := mesh.ParseAddr(a) // a label only: the best reading will do
+	m, _ := mesh.AddrOf(a) // a label only: the best reading will do
 	return m
 }

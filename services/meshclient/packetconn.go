@@ -200,4 +200,4 @@ func (p *PacketConn) opError(op string, addr net.Addr, err error) error {
 	return &net.OpError{Op: op, Net: mesh.Network, Source: p.local, Addr: addr, Err: err}
 }
 
-func toMeshAddr(addr net.Addr) (mesh.Addr, error) { return mesh.ParseAddr(addr) }
+func toMeshAddr(addr net.Addr) (mesh.Addr, error) { return mesh.AddrOf(addr) }

@@ -178,7 +178,7 @@ func (r *Router) Run(ctx context.Context) error {
 			// would serve nothing useful: end with an error so that the
 			// process exits non-zero and a supervisor restarts it.
 			if nerr := r.node.Err(); !errors.Is(nerr, mesh.ErrClosed) {
-				r.log.Error("mesh node stopped; exiting", "node", r.node.NodeID(), "error", nerr)
+				r.log.Error("mesh node stopped; exiting", "node", r.node.NodeID(), "err", nerr)
 				err = fmt.Errorf("mesh node %q stopped: %w", r.node.NodeID(), nerr)
 			}
 		}

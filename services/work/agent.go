@@ -240,10 +240,10 @@ func (a *Agent) recover(id string) *entry {
 	}
 	st, err := dir.ReadStatus()
 	if err != nil {
-		a.log.Error("loading unit", "unit", id, "error", err)
+		a.log.Error("loading unit", "unit", id, "err", err)
 		st = unit.Status{State: unit.Failed, Detail: "Failed to restart: " + err.Error()}
 		if werr := dir.Overwrite(st); werr != nil {
-			a.log.Error("marking unreadable unit failed", "unit", id, "error", werr)
+			a.log.Error("marking unreadable unit failed", "unit", id, "err", werr)
 		}
 	}
 	e := newEntry(id, dir, st.WorkType)
@@ -257,7 +257,7 @@ func (a *Agent) recover(id string) *entry {
 		e.kind = a.types[st.WorkType]
 		x, err := e.kind.Restart(dir, st)
 		if err != nil {
-			a.log.Error("restarting unit", "unit", id, "error", err)
+			a.log.Error("restarting unit", "unit", id, "err", err)
 			_, _ = dir.Update(func(st *unit.Status) { st.State, st.Detail = unit.Failed, "Failed to restart: "+err.Error() })
 		}
 		if x != nil {
@@ -277,7 +277,7 @@ func (a *Agent) register(e *entry) bool {
 	}
 	a.units[e.id] = e
 	if err := a.watch.Add(string(e.dir), e.notify); err != nil {
-		a.log.Warn("watching unit directory; falling back to slow polling", "unit", e.id, "error", err)
+		a.log.Warn("watching unit directory; falling back to slow polling", "unit", e.id, "err", err)
 	}
 	return true
 }
@@ -521,7 +521,7 @@ func (a *Agent) receiveStdin(e *entry, req SubmitRequest, stdin io.Reader) error
 
 func (a *Agent) setStatus(e *entry, state unit.State, detail string) {
 	if _, err := e.dir.Update(func(st *unit.Status) { st.State, st.Detail = state, detail }); err != nil {
-		a.log.Error("writing unit status", "unit", e.id, "error", err)
+		a.log.Error("writing unit status", "unit", e.id, "err", err)
 	}
 }
 

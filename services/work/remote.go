@@ -234,7 +234,7 @@ func (a *Agent) submitRemote(ctx context.Context, req SubmitRequest, stdin io.Re
 		r.background(r.monitor)
 		return SubmitResult{Result: ResultStarted, UnitID: e.id}, nil
 	case isConnError(err):
-		a.log.Info("remote node unreachable; retrying in the background", "unit", e.id, "node", req.Node, "error", err)
+		a.log.Info("remote node unreachable; retrying in the background", "unit", e.id, "node", req.Node, "err", err)
 		r.background(r.retryStart)
 		return SubmitResult{Result: ResultSubmitted, UnitID: e.id}, nil
 	default:
@@ -397,7 +397,7 @@ func (r *remoteUnit) start(ctx context.Context) error {
 		if !r.remoteUnitExists(ctx, ex, m[1]) {
 			return err
 		}
-		r.a.log.Warn("remote submit reply lost; the remote unit exists, following it", "unit", r.e.id, "node", ex.RemoteNode, "remote_unit", m[1], "error", err)
+		r.a.log.Warn("remote submit reply lost; the remote unit exists, following it", "unit", r.e.id, "node", ex.RemoteNode, "remote_unit", m[1], "err", err)
 		line = ""
 	}
 	if _, msg, ok := strings.Cut(line, "ERROR: "); ok {
@@ -441,7 +441,7 @@ func (r *remoteUnit) retryStart(ctx context.Context) {
 	for {
 		ex, _, err := r.extra()
 		if err != nil {
-			r.a.log.Error("remote unit", "unit", r.e.id, "error", err)
+			r.a.log.Error("remote unit", "unit", r.e.id, "err", err)
 			return
 		}
 		wait := delay
@@ -568,7 +568,7 @@ func (r *remoteUnit) applyStatus(line string, failures *int) bool {
 		StdoutSize int64
 	}
 	if err := json.Unmarshal([]byte(line), &rs); err != nil {
-		r.a.log.Warn("remote status unparsable", "unit", r.e.id, "error", err)
+		r.a.log.Warn("remote status unparsable", "unit", r.e.id, "err", err)
 		return true
 	}
 	if _, err := r.e.dir.Update(func(st *unit.Status) {
@@ -793,7 +793,7 @@ func (r *remoteUnit) retryCancel(ctx context.Context, release bool) {
 			continue
 		}
 		if err != nil {
-			r.a.log.Warn("remote cancel failed", "unit", r.e.id, "error", err)
+			r.a.log.Warn("remote cancel failed", "unit", r.e.id, "err", err)
 		}
 		if release {
 			// Deleting runs outside this goroutine: remove waits for the

@@ -84,7 +84,7 @@ func redialLoop(ctx context.Context, log *slog.Logger, redial bool, b Backoff,
 		case err != nil && ctx.Err() != nil:
 			return
 		case err != nil:
-			log.Warn("backend dial failed", "error", err)
+			log.Warn("backend dial failed", "err", err)
 		default:
 			delay = b.Initial
 			log.Debug("backend session started", "remote", s.RemoteAddr())

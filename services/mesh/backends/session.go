@@ -338,7 +338,7 @@ func verifiedNodeIDs(log *slog.Logger, cs tls.ConnectionState) []string {
 	}
 	ids, err := tlsconf.NodeIDsFromCert(cs.PeerCertificates[0])
 	if err != nil {
-		log.Warn("ignoring malformed node-ID SAN in peer certificate", "error", err)
+		log.Warn("ignoring malformed node-ID SAN in peer certificate", "err", err)
 		return nil
 	}
 	return ids

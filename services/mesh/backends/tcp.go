@@ -89,7 +89,7 @@ func (l *TCPListener) acceptLoop(ctx context.Context, g *group, ln net.Listener,
 			}
 			// E.g. out of file descriptors: back off instead of spinning.
 			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
-			l.log.Warn("tcp accept failed", "error", err, "retry_in", pause)
+			l.log.Warn("tcp accept failed", "err", err, "retry_in", pause)
 			if !sleepCtx(ctx, pause) {
 				return
 			}
@@ -112,7 +112,7 @@ func (l *TCPListener) serveConn(ctx context.Context, g *group, conn net.Conn, ac
 		err := tc.HandshakeContext(hctx)
 		cancel()
 		if err != nil {
-			l.log.Warn("tls handshake failed", "remote", remote, "error", err)
+			l.log.Warn("tls handshake failed", "remote", remote, "err", err)
 			_ = conn.Close()
 			return
 		}

@@ -152,7 +152,7 @@ func (l *UDPListener) receiveLoop(ctx context.Context, g *group, pc net.PacketCo
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
 			}
-			l.log.Warn("udp receive failed", "error", err)
+			l.log.Warn("udp receive failed", "err", err)
 			if !sleepCtx(ctx, 10*time.Millisecond) {
 				return
 			}

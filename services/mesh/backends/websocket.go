@@ -147,7 +147,7 @@ func (l *WebsocketListener) serve(ctx context.Context, g *group, srv *http.Serve
 		err = srv.Serve(ln)
 	}
 	if !errors.Is(err, http.ErrServerClosed) {
-		l.log.Error("websocket listener stopped", "error", err)
+		l.log.Error("websocket listener stopped", "err", err)
 	}
 	_ = srv.Close()
 }
@@ -164,7 +164,7 @@ func (l *WebsocketListener) handler(ctx context.Context, g *group, accept func(S
 		defer g.leave()
 		conn, err := up.Upgrade(w, r, nil) // answers failures itself (400, 403, ...)
 		if err != nil {
-			l.log.Debug("websocket upgrade refused", "remote", r.RemoteAddr, "error", err)
+			l.log.Debug("websocket upgrade refused", "remote", r.RemoteAddr, "err", err)
 			return
 		}
 		var ids []string

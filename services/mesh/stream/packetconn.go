@@ -72,6 +72,6 @@ func (p *packetConn) SetWriteBuffer(int) error { return nil }
 // toMeshAddr converts an address reported by a mesh socket or quic-go into
 // a mesh.Addr ("node:service"; node IDs contain no ':').
 func toMeshAddr(a net.Addr) mesh.Addr {
-	m, _ := mesh.ParseAddr(a) // a label only: the best reading will do
+	m, _ := mesh.AddrOf(a) // a label only: the best reading will do
 	return m
 }

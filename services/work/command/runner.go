@@ -102,7 +102,7 @@ func RunnerMain(args []string) int {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ra, err := parseRunnerArgs(args)
 	if err != nil {
-		log.Error("command runner", "error", err)
+		log.Error("command runner", "err", err)
 		return 1
 	}
 	return runCommand(log, ra)
@@ -142,7 +142,7 @@ func (w *statusWriter) set(state unit.State, detail string, size int64) bool {
 	})
 	if err != nil {
 		w.failures++
-		w.log.Error("command runner: writing status", "error", err, "failures", w.failures)
+		w.log.Error("command runner: writing status", "err", err, "failures", w.failures)
 		return w.failures <= maxWriteFailures
 	}
 	w.failures = 0
@@ -161,7 +161,7 @@ func runCommand(log *slog.Logger, ra runnerArgs) int {
 	})
 	if err != nil {
 		w.failures++
-		log.Error("command runner: writing status", "error", err, "failures", w.failures)
+		log.Error("command runner: writing status", "err", err, "failures", w.failures)
 	}
 	fail := func(err error) int {
 		w.set(unit.Failed, err.Error(), dir.StdoutSize())

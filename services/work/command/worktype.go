@@ -192,7 +192,7 @@ func (t *Type) watch(dir unit.Dir, id identity) *Execution {
 	w, err := watchExit(id)
 	if err != nil {
 		if !errors.Is(err, errGone) {
-			t.log.Error("watching command runner", "unit", dir, "pid", id.Pid, "error", err)
+			t.log.Error("watching command runner", "unit", dir, "pid", id.Pid, "err", err)
 		} else {
 			reap(id.Pid)
 		}
@@ -263,7 +263,7 @@ func (e *Execution) finalize() {
 		}
 	})
 	if err != nil {
-		e.t.log.Error("finalizing command unit", "unit", e.dir, "error", err)
+		e.t.log.Error("finalizing command unit", "unit", e.dir, "err", err)
 	}
 }
 
@@ -313,7 +313,7 @@ func (e *Execution) Cancel(ctx context.Context) error {
 	// Kill whatever is left of the group, including children that ignored
 	// SIGTERM or outlived the runner.
 	if err := signalGroup(e.id.Pid, unix.SIGKILL); err != nil {
-		e.t.log.Warn("killing command unit", "unit", e.dir, "error", err)
+		e.t.log.Warn("killing command unit", "unit", e.dir, "err", err)
 	}
 	select {
 	case <-e.done:

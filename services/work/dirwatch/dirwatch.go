@@ -117,7 +117,7 @@ func (w *Watcher) run() {
 		n, err := w.file.Read(buf)
 		if err != nil {
 			if !errors.Is(err, os.ErrClosed) && !errors.Is(err, io.EOF) {
-				w.log.Error("inotify read failed; directory changes are no longer reported", "error", err)
+				w.log.Error("inotify read failed; directory changes are no longer reported", "err", err)
 			}
 			return
 		}
