@@ -160,9 +160,9 @@ func (r *Router) Node() *mesh.Node { return r.node }
 // cancelled; then it stops everything and returns. A listener that cannot
 // start is an error returned at once, and so is a mesh node that stops on
 // its own (ErrDuplicateNodeID): Run then stops everything and returns it.
-func (r *Router) Run(ctx context.Context) error {
+func (r *Router) Run(parent context.Context) error {
 	defer r.node.Close()
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	g, ctx := errgroup.WithContext(ctx)
 	r.runCtx = ctx
@@ -173,19 +173,25 @@ func (r *Router) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 		case <-r.node.Done():
-			// The node stopped on its own (e.g. it is a duplicate of an
-			// earlier node with the same ID). Running on without a mesh
-			// would serve nothing useful: end with an error so that the
-			// process exits non-zero and a supervisor restarts it.
-			if nerr := r.node.Err(); !errors.Is(nerr, mesh.ErrClosed) {
-				r.log.Error("mesh node stopped; exiting", "node", r.node.NodeID(), "err", nerr)
-				err = fmt.Errorf("mesh node %q stopped: %w", r.node.NodeID(), nerr)
-			}
 		}
+	}
+	// The node may have stopped on its own (e.g. it is a duplicate of an
+	// earlier node with the same ID), whichever way start or the wait
+	// ended: a face serving on the mesh fails at once and cancels ctx too.
+	// Running on without a mesh would serve nothing useful: end with the
+	// node's error, so that the process exits non-zero and a supervisor
+	// restarts it.
+	if nerr := r.node.Err(); nerr != nil && !errors.Is(nerr, mesh.ErrClosed) {
+		r.log.Error("mesh node stopped; exiting", "node", r.node.NodeID(), "err", nerr)
+		err = fmt.Errorf("mesh node %q stopped: %w", r.node.NodeID(), nerr)
 	}
 	cancel()
 	werr := g.Wait()
 	r.stopBackends()
+	if err != nil && errors.Is(err, context.Canceled) && parent.Err() != nil {
+		// Cancelled while starting: a stop, not a failure.
+		err = nil
+	}
 	if err != nil {
 		return err
 	}
