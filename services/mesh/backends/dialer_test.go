@@ -20,7 +20,7 @@ func TestBackoffSchedule(t *testing.T) {
 		if d != w {
 			t.Fatalf("delay %d = %v, want %v", i, d, w)
 		}
-		d = b.next(d)
+		d = b.policy().Next(d)
 	}
 }
 
@@ -49,7 +49,7 @@ func TestBackoffJitterStaysInBounds(t *testing.T) {
 	lo, hi := 4500*time.Millisecond, 5500*time.Millisecond
 	seenLow, seenHigh := false, false
 	for range 2000 {
-		d := b.jittered(5 * time.Second)
+		d := b.policy().Jittered(5 * time.Second)
 		if d < lo || d > hi {
 			t.Fatalf("jittered 5s = %v, outside [%v, %v]", d, lo, hi)
 		}
