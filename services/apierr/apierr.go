@@ -34,18 +34,15 @@ const (
 	textNoWorkAgent = "no work agent is attached to this router; work commands need a running receptor-worker (work-agent entity)"
 	textTimeout     = "timeout"
 	textCancelled   = "user cancelled"
+	textShutdown    = "netceptor shutdown"
+	textClosing     = "work agent is closing"
 )
 
-// UnknownUnit is the lookup failure of any work command: NotFound
-// "unknown work unit <id>".
-func UnknownUnit(id string) error {
-	return status.Error(codes.NotFound, "unknown work unit "+id)
-}
-
-// UnknownWorkType is a submit of a type the work agent does not have:
-// NotFound "unknown work type <type>".
-func UnknownWorkType(workType string) error {
-	return status.Error(codes.NotFound, "unknown work type "+workType)
+// NotFound is a lookup failure with its upstream text verbatim, such as
+// the work agent's "unknown work unit <id>" and "unknown work type
+// <type>": NotFound.
+func NotFound(text string) error {
+	return status.Error(codes.NotFound, text)
 }
 
 // UnknownTLSConfig names a tls-server or tls-client configuration that does
@@ -65,6 +62,25 @@ func UnknownConnection(id string) error {
 // restarting) the agent fixes it without changing the request.
 func NoWorkAgent() error {
 	return status.Error(codes.Unavailable, textNoWorkAgent)
+}
+
+// WorkAgentUnreachable is a call that failed because the router cannot
+// reach its work agent at addr: Unavailable "work agent at <addr> is
+// unreachable: <the transport error's message>".
+func WorkAgentUnreachable(addr string, err error) error {
+	return status.Errorf(codes.Unavailable, "work agent at %s is unreachable: %s", addr, status.Convert(err).Message())
+}
+
+// WorkAgentClosing is a unit watch cut short by the work agent shutting
+// down: Unavailable "work agent is closing".
+func WorkAgentClosing() error {
+	return status.Error(codes.Unavailable, textClosing)
+}
+
+// WorkUnavailable is a work failure towards another node, or of a work
+// agent that is closed, with its text verbatim: Unavailable.
+func WorkUnavailable(text string) error {
+	return status.Error(codes.Unavailable, text)
 }
 
 // ServiceInUse is a bind or listen on a mesh service name that is taken or
@@ -102,6 +118,12 @@ func SignatureRejected(text string) error {
 	return status.Error(codes.PermissionDenied, text)
 }
 
+// Unauthenticated is a request without acceptable credentials, with a text
+// saying what to present: Unauthenticated (HTTP 401).
+func Unauthenticated(text string) error {
+	return status.Error(codes.Unauthenticated, text)
+}
+
 // Unavailable is a transport failure towards a node. The message is err's
 // text (already the upstream wording, e.g. "no route to node" or
 // "write error sending to nodeb: ..."); the node travels as ErrorInfo
@@ -126,6 +148,30 @@ func MeshFailure(node, text string) error {
 		code = codes.PermissionDenied
 	}
 	return nodeError(code, node, text)
+}
+
+// Timeout is a mesh operation towards node that timed out:
+// DeadlineExceeded "timeout" (MeshFailure).
+func Timeout(node string) error { return MeshFailure(node, textTimeout) }
+
+// Cancelled is a mesh operation towards node that its caller cancelled:
+// Canceled "user cancelled" (MeshFailure).
+func Cancelled(node string) error { return MeshFailure(node, textCancelled) }
+
+// Shutdown is a mesh operation refused because the node is stopping:
+// Unavailable "netceptor shutdown" (MeshFailure; no node details when node
+// is "").
+func Shutdown(node string) error { return MeshFailure(node, textShutdown) }
+
+// ContextEnded is a call cut short by its context; err is the context's
+// error, or wraps it: Canceled, else DeadlineExceeded, with err's text (as
+// status.FromContextError).
+func ContextEnded(err error) error {
+	code := codes.DeadlineExceeded
+	if errors.Is(err, context.Canceled) {
+		code = codes.Canceled
+	}
+	return status.Error(code, err.Error())
 }
 
 // ReloadFailed is a failed configuration reload. The message is
@@ -164,6 +210,12 @@ func LimitReached(text string) error {
 // Internal, with err's text.
 func Internal(err error) error {
 	return status.Error(codes.Internal, "internal error: "+errText(err))
+}
+
+// Unclassified is a failure of no kind this catalogue knows, with its text
+// verbatim (the work agent's own words): Internal.
+func Unclassified(text string) error {
+	return status.Error(codes.Internal, text)
 }
 
 // Text returns the upstream error text of err: the status message for a

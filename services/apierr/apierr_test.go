@@ -24,8 +24,7 @@ func TestCatalogue(t *testing.T) {
 		wantCode codes.Code
 		wantText string
 	}{
-		{"unknown unit", UnknownUnit("abc12345"), codes.NotFound, "unknown work unit abc12345"},
-		{"unknown work type", UnknownWorkType("echo"), codes.NotFound, "unknown work type echo"},
+		{"not found verbatim", NotFound("unknown work unit abc12345"), codes.NotFound, "unknown work unit abc12345"},
 		{"unknown tls config", UnknownTLSConfig("tlsclient"), codes.NotFound, "unknown TLS config tlsclient"},
 		{"unknown connection", UnknownConnection("c7"), codes.NotFound, "unknown connection c7"},
 		{"no work agent", NoWorkAgent(), codes.Unavailable, textNoWorkAgent},
@@ -38,6 +37,17 @@ func TestCatalogue(t *testing.T) {
 		{"unavailable nil cause", Unavailable("nodeb", nil), codes.Unavailable, "unknown error"},
 		{"unavailable keeps status text", Unavailable("nodeb", status.Error(codes.Unknown, "write error sending to nodeb: EOF")), codes.Unavailable, "write error sending to nodeb: EOF"},
 		{"mesh timeout", MeshFailure("nodeb", "timeout"), codes.DeadlineExceeded, "timeout"},
+		{"timeout", Timeout("nodeb"), codes.DeadlineExceeded, "timeout"},
+		{"cancelled", Cancelled("nodeb"), codes.Canceled, "user cancelled"},
+		{"shutdown", Shutdown(""), codes.Unavailable, "netceptor shutdown"},
+		{"context cancelled", ContextEnded(context.Canceled), codes.Canceled, "context canceled"},
+		{"context deadline", ContextEnded(fmt.Errorf("watch: %w", context.DeadlineExceeded)), codes.DeadlineExceeded, "watch: context deadline exceeded"},
+		{"work agent unreachable", WorkAgentUnreachable("unix:/run/w.sock", status.Error(codes.Unavailable, "connection refused")), codes.Unavailable,
+			"work agent at unix:/run/w.sock is unreachable: connection refused"},
+		{"work agent closing", WorkAgentClosing(), codes.Unavailable, "work agent is closing"},
+		{"work unavailable verbatim", WorkUnavailable("remote work is not available: no mesh connection"), codes.Unavailable, "remote work is not available: no mesh connection"},
+		{"unauthenticated", Unauthenticated("authentication failed: unknown bearer token"), codes.Unauthenticated, "authentication failed: unknown bearer token"},
+		{"unclassified verbatim", Unclassified("disk full"), codes.Internal, "disk full"},
 		{"mesh cancelled", MeshFailure("nodeb", "user cancelled"), codes.Canceled, "user cancelled"},
 		{"mesh firewall", MeshFailure("nodeb", "blocked by firewall"), codes.PermissionDenied, "blocked by firewall"},
 		{"mesh no route", MeshFailure("nodeb", "no route to node"), codes.Unavailable, "no route to node"},
@@ -75,7 +85,7 @@ func TestText(t *testing.T) {
 		{"deadline", fmt.Errorf("ping: %w", context.DeadlineExceeded), "timeout"},
 		{"cancelled", context.Canceled, "user cancelled"},
 		{"status", status.Error(codes.NotFound, "unknown work unit x"), "unknown work unit x"},
-		{"wrapped status", fmt.Errorf("calling agent: %w", UnknownUnit("x")), "unknown work unit x"},
+		{"wrapped status", fmt.Errorf("calling agent: %w", NotFound("unknown work unit x")), "unknown work unit x"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/receptor-mesh/receptor/services/authz"
+	"github.com/receptor-mesh/receptor/services/backoff"
 )
 
 // Origin says where a connection came from. It decides two things upstream
@@ -144,7 +145,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, origin Origin) erro
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	slots := make(chan struct{}, s.maxSessions)
-	backoff := 5 * time.Millisecond
+	pauses := backoff.AcceptRetry.Start()
 	for {
 		select {
 		case slots <- struct{}{}:
@@ -162,13 +163,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, origin Origin) erro
 			}
 			// Transient failures (e.g. out of file descriptors): back off.
 			s.log.Error("control service accept failed", "addr", ln.Addr().String(), "err", err)
-			if !sleepCtx(ctx, backoff) {
+			if !backoff.Sleep(ctx, pauses.Next()) {
 				return nil
 			}
-			backoff = min(backoff*2, time.Second)
 			continue
 		}
-		backoff = 5 * time.Millisecond
+		pauses.Reset()
 		wg.Go(func() {
 			defer func() { <-slots }()
 			s.ServeConn(ctx, conn, origin)
@@ -195,17 +195,6 @@ func identify(conn net.Conn, origin Origin) authz.Principal {
 		}
 	}
 	return authz.Anonymous
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // ServeConn runs one session on conn and closes it. A *tls.Conn gets its

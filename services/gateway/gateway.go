@@ -14,10 +14,8 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	controlv1 "github.com/receptor-mesh/receptor/gen/go/receptor/control/v1"
@@ -172,7 +170,7 @@ func (l *limitedBody) Read(p []byte) (int, error) {
 func tooLarge(limit int64) error {
 	return &runtime.HTTPStatusError{
 		HTTPStatus: http.StatusRequestEntityTooLarge,
-		Err:        status.Errorf(codes.ResourceExhausted, "request body exceeds the limit of %d bytes", limit),
+		Err:        apierr.LimitReached(fmt.Sprintf("request body exceeds the limit of %d bytes", limit)),
 	}
 }
 

@@ -52,7 +52,7 @@ func (testControl) GetStatus(ctx context.Context, _ *controlv1.GetStatusRequest)
 func (testControl) GetWork(_ context.Context, req *controlv1.GetWorkRequest) (*controlv1.GetWorkResponse, error) {
 	switch id := req.GetUnitId(); id {
 	case "missing":
-		return nil, apierr.UnknownUnit(id)
+		return nil, apierr.NotFound("unknown work unit " + id)
 	case "denied":
 		return nil, apierr.SignatureRejected("could not verify signature: signature is empty")
 	case "bad":

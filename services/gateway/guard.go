@@ -88,7 +88,7 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPost || r.Body != http.NoBody && r.ContentLength != 0 && r.Method != http.MethodGet {
 		if !isJSON(r.Header.Get("Content-Type")) {
 			g.fail(w, r, &runtime.HTTPStatusError{HTTPStatus: http.StatusUnsupportedMediaType,
-				Err: status.Error(codes.InvalidArgument, "request body must be sent as Content-Type: application/json")}, "content type")
+				Err: apierr.BadRequest("request body must be sent as Content-Type: application/json")}, "content type")
 			return
 		}
 	}
@@ -110,11 +110,11 @@ func (g *guard) authenticate(r *http.Request) (authz.Principal, error) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, tok, _ := strings.Cut(h, " ")
 		if !strings.EqualFold(scheme, "Bearer") {
-			return authz.Principal{}, status.Error(codes.Unauthenticated, "authentication required: use Authorization: Bearer <token>")
+			return authz.Principal{}, apierr.Unauthenticated("authentication required: use Authorization: Bearer <token>")
 		}
 		pr, ok := g.policy.Token(strings.TrimSpace(tok))
 		if !ok {
-			return authz.Principal{}, status.Error(codes.Unauthenticated, "authentication failed: unknown bearer token")
+			return authz.Principal{}, apierr.Unauthenticated("authentication failed: unknown bearer token")
 		}
 		return pr, nil
 	}

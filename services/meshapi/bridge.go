@@ -11,7 +11,6 @@ import (
 	meshv1 "github.com/receptor-mesh/receptor/gen/go/receptor/mesh/v1"
 	"github.com/receptor-mesh/receptor/services/apierr"
 	"github.com/receptor-mesh/receptor/services/mesh"
-	"google.golang.org/grpc/status"
 )
 
 // byteStream is the data phase of a Dial or Accept call.
@@ -108,7 +107,7 @@ func (s *Server) bridge(gs byteStream, conn StreamConn, peer string, halfClose b
 	case err := <-writeFailed:
 		return apierr.Unavailable(peer, err)
 	case <-ctx.Done():
-		return status.FromContextError(ctx.Err()).Err()
+		return apierr.ContextEnded(ctx.Err())
 	}
 }
 

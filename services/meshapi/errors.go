@@ -7,15 +7,7 @@ import (
 	"github.com/receptor-mesh/receptor/services/apierr"
 	"github.com/receptor-mesh/receptor/services/mesh"
 	"github.com/receptor-mesh/receptor/services/mesh/stream"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-)
-
-// Upstream texts for failures that have no mesh error value of their own.
-const (
-	textTimeout   = "timeout"
-	textCancelled = "user cancelled"
-	textShutdown  = "netceptor shutdown"
 )
 
 // meshError turns a failure of an operation towards node into a gRPC
@@ -33,11 +25,11 @@ func meshError(node string, err error) error {
 	case errors.Is(err, mesh.ErrNoRoute):
 		return apierr.MeshFailure(node, mesh.ErrNoRoute.Error())
 	case errors.Is(err, mesh.ErrPingTimeout), errors.Is(err, context.DeadlineExceeded):
-		return apierr.MeshFailure(node, textTimeout)
+		return apierr.Timeout(node)
 	case errors.Is(err, context.Canceled):
-		return apierr.MeshFailure(node, textCancelled)
+		return apierr.Cancelled(node)
 	case errors.Is(err, mesh.ErrClosed):
-		return apierr.MeshFailure(node, textShutdown)
+		return apierr.Shutdown(node)
 	}
 	return apierr.Unavailable(node, err)
 }
@@ -50,7 +42,7 @@ func bindError(field, service string, err error) error {
 	case errors.Is(err, mesh.ErrServiceName):
 		return apierr.InvalidArgument(field, err.Error())
 	case errors.Is(err, mesh.ErrClosed):
-		return status.Error(codes.Unavailable, textShutdown)
+		return apierr.Shutdown("")
 	}
 	return apierr.Internal(err)
 }
@@ -60,7 +52,7 @@ func bindError(field, service string, err error) error {
 // mesh transport failure.
 func streamEnd(ctx context.Context, node string, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
-		return status.FromContextError(ctxErr).Err()
+		return apierr.ContextEnded(ctxErr)
 	}
 	if st, ok := grpcStatus(err); ok {
 		return st.Err()

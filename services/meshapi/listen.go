@@ -9,7 +9,7 @@ import (
 	"time"
 
 	meshv1 "github.com/receptor-mesh/receptor/gen/go/receptor/mesh/v1"
-	"google.golang.org/grpc/status"
+	"github.com/receptor-mesh/receptor/services/apierr"
 )
 
 // Listen implements MeshService.
@@ -82,11 +82,11 @@ func (s *Server) Listen(req *meshv1.ListenRequest, gs meshv1.MeshService_ListenS
 			}
 		case err := <-acceptErr:
 			if ctx.Err() != nil {
-				return status.FromContextError(ctx.Err()).Err()
+				return apierr.ContextEnded(ctx.Err())
 			}
 			return meshError(addr.Node, err)
 		case <-ctx.Done():
-			return status.FromContextError(ctx.Err()).Err()
+			return apierr.ContextEnded(ctx.Err())
 		}
 	}
 }

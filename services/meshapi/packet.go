@@ -8,7 +8,6 @@ import (
 	meshv1 "github.com/receptor-mesh/receptor/gen/go/receptor/mesh/v1"
 	"github.com/receptor-mesh/receptor/services/apierr"
 	"github.com/receptor-mesh/receptor/services/mesh"
-	"google.golang.org/grpc/status"
 )
 
 // PacketSocket implements MeshService.
@@ -97,7 +96,7 @@ func (s *Server) PacketSocket(gs meshv1.MeshService_PacketSocketServer) error {
 			sendErr = nil // the client half-closed; keep delivering
 			continue
 		case <-ctx.Done():
-			return status.FromContextError(ctx.Err()).Err()
+			return apierr.ContextEnded(ctx.Err())
 		}
 		if err := gs.Send(msg); err != nil {
 			return err

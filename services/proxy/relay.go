@@ -8,6 +8,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/receptor-mesh/receptor/services/backoff"
 )
 
 // maxDatagram is the receive buffer of every datagram socket: one UDP
@@ -83,7 +85,7 @@ func (r *relay) frontLoop(ctx context.Context) {
 				return
 			}
 			r.log.Warn("proxy: datagram read failed", "err", err)
-			if !sleepCtx(ctx, errorPause) {
+			if !backoff.Sleep(ctx, errorPause) {
 				return
 			}
 			continue
@@ -214,15 +216,4 @@ func (r *relay) numSessions() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.sessions)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

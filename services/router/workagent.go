@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 
+	"github.com/receptor-mesh/receptor/services/apierr"
 	"github.com/receptor-mesh/receptor/services/config"
 	"github.com/receptor-mesh/receptor/services/grpcserve"
 	"github.com/receptor-mesh/receptor/services/tlsconf"
@@ -42,7 +43,7 @@ func agentUnreachable(addr string, state func() connectivity.State, err error) e
 	if status.Code(err) != codes.Unavailable || state() == connectivity.Ready {
 		return err
 	}
-	return status.Errorf(codes.Unavailable, "work agent at %s is unreachable: %s", addr, status.Convert(err).Message())
+	return apierr.WorkAgentUnreachable(addr, err)
 }
 
 func unaryUnreachable(addr string, state func() connectivity.State) grpc.UnaryClientInterceptor {

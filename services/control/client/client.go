@@ -1,6 +1,9 @@
-// Package client is a small client for the receptorctl-compatible control
+// Package client is the one client of the receptorctl-compatible control
 // protocol: dial a control socket, read the greeting, send commands and read
-// their JSON or "ERROR: " replies, submit work with a payload, stream results.
+// their JSON or "ERROR: " replies, submit work with a payload, stream results
+// (this file, receptorctl's way); and the requests one node makes to
+// another node's control service for remote work, with upstream's reply
+// handling (peer.go).
 package client
 
 import (
@@ -28,9 +31,10 @@ func (e *RemoteError) Error() string { return e.Message }
 
 // Conn is one control session.
 type Conn struct {
-	conn   net.Conn
-	br     *bufio.Reader
-	nodeID string
+	conn     net.Conn
+	br       *bufio.Reader
+	nodeID   string
+	maxReply int // bound of one reply line
 }
 
 // Dial connects to a control service address in receptorctl's grammar:
@@ -89,7 +93,7 @@ var greetingRE = regexp.MustCompile(`^Receptor Control, node (.+)$`)
 // NewConn starts a session on an established connection (for example a
 // mesh stream, or the bridge after Connect) by reading the greeting.
 func NewConn(ctx context.Context, c net.Conn) (*Conn, error) {
-	cc := &Conn{conn: c, br: bufio.NewReader(c)}
+	cc := &Conn{conn: c, br: bufio.NewReader(c), maxReply: MaxReplyBytes}
 	line, err := cc.ReadLine(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read control greeting: %w", err)
@@ -130,31 +134,44 @@ func ctxErr(ctx context.Context, err error) error {
 
 // ReadLine reads one line and returns it without "\n" or "\r".
 func (c *Conn) ReadLine(ctx context.Context) (string, error) {
+	line, err := c.readRaw(ctx)
+	if err != nil {
+		return "", ctxErr(ctx, err)
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}
+
+// readRaw reads one line as sent, "\n" included; with an error it returns
+// what was read of the line (nothing when the line is too long).
+func (c *Conn) readRaw(ctx context.Context) (string, error) {
 	defer c.guard(ctx)()
 	var sb strings.Builder
 	for {
 		frag, err := c.br.ReadSlice('\n')
 		sb.Write(frag)
-		if sb.Len() > MaxReplyBytes {
-			return "", fmt.Errorf("control reply longer than %d bytes", MaxReplyBytes)
+		if sb.Len() > c.maxReply {
+			return "", fmt.Errorf("reply line longer than %d bytes", c.maxReply)
 		}
 		if errors.Is(err, bufio.ErrBufferFull) {
 			continue
 		}
-		if err != nil {
-			return "", ctxErr(ctx, err)
-		}
-		return strings.TrimRight(sb.String(), "\r\n"), nil
+		return sb.String(), err
 	}
 }
 
 // WriteLine sends line plus "\n".
 func (c *Conn) WriteLine(ctx context.Context, line string) error {
-	defer c.guard(ctx)()
-	if _, err := io.WriteString(c.conn, line+"\n"); err != nil {
+	if err := c.writeRaw(ctx, line+"\n"); err != nil {
 		return ctxErr(ctx, fmt.Errorf("write control command: %w", err))
 	}
 	return nil
+}
+
+// writeRaw sends s in one write.
+func (c *Conn) writeRaw(ctx context.Context, s string) error {
+	defer c.guard(ctx)()
+	_, err := io.WriteString(c.conn, s)
+	return err
 }
 
 // replyError turns an "ERROR: " line into a *RemoteError.
@@ -223,17 +240,11 @@ var createdRE = regexp.MustCompile(`^Work unit created with ID (.+)\. Send stdin
 // subcommand are added), streams payload, half-closes and reads the final
 // reply. The session is finished afterwards: close the Conn.
 func (c *Conn) SubmitWork(ctx context.Context, members map[string]string, payload io.Reader) (SubmitResult, error) {
-	req := make(map[string]string, len(members)+2)
-	for k, v := range members {
-		req[k] = v
-	}
-	req["command"] = "work"
-	req["subcommand"] = "submit"
-	b, err := json.Marshal(req)
+	b, err := submitRequest(members)
 	if err != nil {
-		return SubmitResult{}, fmt.Errorf("marshal work submit: %w", err)
+		return SubmitResult{}, err
 	}
-	if err := c.WriteLine(ctx, string(b)); err != nil {
+	if err := c.WriteLine(ctx, b); err != nil {
 		return SubmitResult{}, err
 	}
 	line, err := c.ReadLine(ctx)
@@ -263,17 +274,40 @@ func (c *Conn) SubmitWork(ctx context.Context, members map[string]string, payloa
 	return res, nil
 }
 
+// submitRequest is the JSON line of a work submit: members plus command and
+// subcommand, keys in sorted order (encoding/json), as upstream sends it.
+func submitRequest(members map[string]string) (string, error) {
+	req := make(map[string]string, len(members)+2)
+	for k, v := range members {
+		req[k] = v
+	}
+	req["command"] = "work"
+	req["subcommand"] = "submit"
+	b, err := json.Marshal(req)
+	if err != nil {
+		return "", fmt.Errorf("marshal work submit: %w", err)
+	}
+	return string(b), nil
+}
+
 func (c *Conn) sendPayload(ctx context.Context, payload io.Reader) error {
+	if err := c.SendPayload(ctx, payload); err != nil {
+		return ctxErr(ctx, fmt.Errorf("send work payload: %w", err))
+	}
+	return nil
+}
+
+// SendPayload copies payload (nil: none) to the node and half-closes the
+// connection, which ends the payload of a work submit. Errors are the
+// connection's own (see closeWrite for TLS).
+func (c *Conn) SendPayload(ctx context.Context, payload io.Reader) error {
 	defer c.guard(ctx)()
 	if payload != nil {
 		if _, err := io.Copy(c.conn, payload); err != nil {
-			return ctxErr(ctx, fmt.Errorf("send work payload: %w", err))
+			return err
 		}
 	}
-	if err := c.closeWrite(); err != nil {
-		return fmt.Errorf("half-close after work payload: %w", err)
-	}
-	return nil
+	return c.closeWrite()
 }
 
 // closeWrite half-closes the connection. For TLS it half-closes the TCP

@@ -3,8 +3,9 @@ package backends
 import (
 	"context"
 	"log/slog"
-	"math/rand/v2"
 	"time"
+
+	"github.com/receptor-mesh/receptor/services/backoff"
 )
 
 // Backoff is the redial schedule of dialer backends (docs/protocol.md §3.1): wait
@@ -44,19 +45,10 @@ func (b Backoff) withDefaults() Backoff {
 	return b
 }
 
-// next is the delay that follows d.
-func (b Backoff) next(d time.Duration) time.Duration {
-	n := time.Duration(float64(d) * b.Factor)
-	if n > b.Max || n <= 0 {
-		return b.Max
-	}
-	return n
-}
-
-// jittered spreads d uniformly over [d×(1-Jitter), d×(1+Jitter)].
-func (b Backoff) jittered(d time.Duration) time.Duration {
-	f := 1 + b.Jitter*(2*rand.Float64()-1)
-	return time.Duration(float64(d) * f)
+// policy is the schedule with the defaults applied.
+func (b Backoff) policy() backoff.Policy {
+	b = b.withDefaults()
+	return backoff.Policy{Initial: b.Initial, Max: b.Max, Factor: b.Factor, Jitter: b.Jitter}
 }
 
 // startDialer runs redialLoop in a goroutine group of its own: the shared
@@ -76,8 +68,7 @@ func startDialer(ctx context.Context, log *slog.Logger, redial bool, b Backoff,
 // the first session or failure when redial is false.
 func redialLoop(ctx context.Context, log *slog.Logger, redial bool, b Backoff,
 	dial func(context.Context) (Session, error), accept func(Session)) {
-	b = b.withDefaults()
-	delay := b.Initial
+	delay := b.policy().Start()
 	for {
 		s, err := dial(ctx)
 		switch {
@@ -86,7 +77,7 @@ func redialLoop(ctx context.Context, log *slog.Logger, redial bool, b Backoff,
 		case err != nil:
 			log.Warn("backend dial failed", "err", err)
 		default:
-			delay = b.Initial
+			delay.Reset()
 			log.Debug("backend session started", "remote", s.RemoteAddr())
 			runSession(ctx, s, accept)
 			log.Debug("backend session ended", "remote", s.RemoteAddr())
@@ -94,12 +85,11 @@ func redialLoop(ctx context.Context, log *slog.Logger, redial bool, b Backoff,
 		if !redial {
 			return
 		}
-		wait := b.jittered(delay)
+		wait := delay.Next()
 		log.Debug("backend redial scheduled", "in", wait)
-		if !sleepCtx(ctx, wait) {
+		if !backoff.Sleep(ctx, wait) {
 			return
 		}
-		delay = b.next(delay)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/receptor-mesh/receptor/services/backoff"
 )
 
 func TestBackoffSchedule(t *testing.T) {
@@ -20,7 +22,7 @@ func TestBackoffSchedule(t *testing.T) {
 		if d != w {
 			t.Fatalf("delay %d = %v, want %v", i, d, w)
 		}
-		d = b.next(d)
+		d = b.policy().Next(d)
 	}
 }
 
@@ -44,20 +46,15 @@ func TestBackoffDefaults(t *testing.T) {
 	}
 }
 
-func TestBackoffJitterStaysInBounds(t *testing.T) {
-	b := DefaultBackoff()
-	lo, hi := 4500*time.Millisecond, 5500*time.Millisecond
-	seenLow, seenHigh := false, false
-	for range 2000 {
-		d := b.jittered(5 * time.Second)
-		if d < lo || d > hi {
-			t.Fatalf("jittered 5s = %v, outside [%v, %v]", d, lo, hi)
+// TestBackoffJitter: the redial schedule spreads each wait by ±10% (how
+// backoff.Policy spreads is tested in services/backoff), also when the
+// options leave Jitter unset.
+func TestBackoffJitter(t *testing.T) {
+	want := backoff.Policy{Initial: 5 * time.Second, Max: 20 * time.Second, Factor: 1.5, Jitter: 0.1}
+	for _, b := range []Backoff{{}, DefaultBackoff()} {
+		if got := b.policy(); got != want {
+			t.Fatalf("%+v.policy() = %+v, want %+v", b, got, want)
 		}
-		seenLow = seenLow || d < 4900*time.Millisecond
-		seenHigh = seenHigh || d > 5100*time.Millisecond
-	}
-	if !seenLow || !seenHigh {
-		t.Fatalf("jitter does not spread both ways (low %v, high %v)", seenLow, seenHigh)
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"net"
 	"sync/atomic"
 	"time"
+
+	"github.com/receptor-mesh/receptor/services/backoff"
 )
 
 // tlsDialTimeout bounds a TLS dial including the handshake, as upstream
@@ -80,7 +82,7 @@ func (l *TCPListener) acceptLoop(ctx context.Context, g *group, ln net.Listener,
 	defer ln.Close() //nolint:errcheck // nothing to do about it
 	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
 	defer stop()
-	var pause time.Duration
+	pauses := backoff.AcceptRetry.Start()
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
@@ -88,14 +90,14 @@ func (l *TCPListener) acceptLoop(ctx context.Context, g *group, ln net.Listener,
 				return
 			}
 			// E.g. out of file descriptors: back off instead of spinning.
-			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+			pause := pauses.Next()
 			l.log.Warn("tcp accept failed", "err", err, "retry_in", pause)
-			if !sleepCtx(ctx, pause) {
+			if !backoff.Sleep(ctx, pause) {
 				return
 			}
 			continue
 		}
-		pause = 0
+		pauses.Reset()
 		if !g.spawn(func() { l.serveConn(ctx, g, conn, accept) }) {
 			_ = conn.Close()
 			return
@@ -204,18 +206,6 @@ func newTCPSession(g *group, remote string, conn net.Conn, isTLS bool, ids []str
 		return nil, errStopping
 	}
 	return withIdentity(s, isTLS, ids), nil
-}
-
-// sleepCtx waits d; false if ctx ended first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // hasCertificate reports whether a server config can present a certificate.

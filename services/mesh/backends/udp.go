@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/receptor-mesh/receptor/services/backoff"
 )
 
 const (
@@ -153,7 +155,7 @@ func (l *UDPListener) receiveLoop(ctx context.Context, g *group, pc net.PacketCo
 				return
 			}
 			l.log.Warn("udp receive failed", "err", err)
-			if !sleepCtx(ctx, 10*time.Millisecond) {
+			if !backoff.Sleep(ctx, 10*time.Millisecond) {
 				return
 			}
 			continue

@@ -12,7 +12,6 @@ import (
 	"slices"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -84,24 +83,20 @@ func toStatus(err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
-	code := codes.Internal
+	text := err.Error()
 	switch {
 	case errors.Is(err, work.ErrUnknownUnit), errors.Is(err, work.ErrUnknownWorkType):
-		code = codes.NotFound
+		return apierr.NotFound(text)
 	case errors.Is(err, work.ErrSignature):
-		code = codes.PermissionDenied
+		return apierr.SignatureRejected(text)
 	case errors.Is(err, work.ErrInvalidRequest):
-		code = codes.InvalidArgument
-	case errors.Is(err, work.ErrRemote):
-		code = codes.Unavailable
-	case errors.Is(err, work.ErrClosed):
-		code = codes.Unavailable
-	case errors.Is(err, context.Canceled):
-		code = codes.Canceled
-	case errors.Is(err, context.DeadlineExceeded):
-		code = codes.DeadlineExceeded
+		return apierr.BadRequest(text)
+	case errors.Is(err, work.ErrRemote), errors.Is(err, work.ErrClosed):
+		return apierr.WorkUnavailable(text)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return apierr.ContextEnded(err)
 	}
-	return status.Error(code, err.Error())
+	return apierr.Unclassified(text)
 }
 
 // UnitStatus converts an agent report.
@@ -159,10 +154,10 @@ func (r *stdinStream) Read(p []byte) (int, error) {
 		}
 		chunk, ok := req.GetMsg().(*workv1.SubmitRequest_Stdin)
 		if !ok {
-			return 0, status.Error(codes.InvalidArgument, "submit: only stdin may follow the params")
+			return 0, apierr.BadRequest("submit: only stdin may follow the params")
 		}
 		if len(chunk.Stdin) > maxStdinChunk {
-			return 0, status.Errorf(codes.InvalidArgument, "submit: stdin chunk of %d bytes exceeds %d", len(chunk.Stdin), maxStdinChunk)
+			return 0, apierr.BadRequest(fmt.Sprintf("submit: stdin chunk of %d bytes exceeds %d", len(chunk.Stdin), maxStdinChunk))
 		}
 		r.buf = chunk.Stdin
 	}
@@ -175,18 +170,18 @@ func (r *stdinStream) Read(p []byte) (int, error) {
 func (s *Server) Submit(stream grpc.BidiStreamingServer[workv1.SubmitRequest, workv1.SubmitResponse]) error {
 	first, err := stream.Recv()
 	if err != nil {
-		return status.Errorf(codes.InvalidArgument, "submit: reading params: %v", err)
+		return apierr.BadRequest(fmt.Sprintf("submit: reading params: %v", err))
 	}
 	p := first.GetParams()
 	if p == nil {
-		return status.Error(codes.InvalidArgument, "submit: the first request must carry params")
+		return apierr.BadRequest("submit: the first request must carry params")
 	}
 	if len(p.GetParams()) > maxParams {
-		return status.Errorf(codes.InvalidArgument, "submit: %d params exceed the limit of %d", len(p.GetParams()), maxParams)
+		return apierr.BadRequest(fmt.Sprintf("submit: %d params exceed the limit of %d", len(p.GetParams()), maxParams))
 	}
 	for k, v := range p.GetParams() {
 		if len(k)+len(v) > maxParamSize {
-			return status.Errorf(codes.InvalidArgument, "submit: param %s exceeds %d bytes", k, maxParamSize)
+			return apierr.BadRequest(fmt.Sprintf("submit: param %s exceeds %d bytes", k, maxParamSize))
 		}
 	}
 	req := work.SubmitRequest{
@@ -275,7 +270,7 @@ func (s *Server) WatchUnitStatus(req *workv1.WatchUnitStatusRequest, stream grpc
 	// The watch ended without a final state: the unit was released.
 	_, err = s.agent.Status(req.GetUnitId())
 	if err == nil {
-		return status.Error(codes.Unavailable, "work agent is closing")
+		return apierr.WorkAgentClosing()
 	}
 	return toStatus(err)
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/receptor-mesh/receptor/services/backoff"
 	"github.com/receptor-mesh/receptor/services/mesh/backends"
 )
 
@@ -207,11 +208,11 @@ func (d *dialerBackend) Start(ctx context.Context, accept func(backends.Session)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		backoff := d.opts.Backoff
+		delay := backoff.Policy{Initial: d.opts.Backoff, Max: d.opts.MaxBackoff, Factor: 1.5}.Start()
 		for ctx.Err() == nil {
 			s, err := d.net.Dial(d.name)
 			if err == nil {
-				backoff = d.opts.Backoff
+				delay.Reset()
 				stop := context.AfterFunc(ctx, func() { s.Close() })
 				accept(s)
 				s.Close()
@@ -220,14 +221,9 @@ func (d *dialerBackend) Start(ctx context.Context, accept func(backends.Session)
 			if d.opts.NoRedial {
 				return
 			}
-			t := time.NewTimer(backoff)
-			select {
-			case <-ctx.Done():
-				t.Stop()
+			if !backoff.Sleep(ctx, delay.Next()) {
 				return
-			case <-t.C:
 			}
-			backoff = min(backoff*3/2, d.opts.MaxBackoff)
 		}
 	}()
 	return func() { <-ctx.Done(); <-done }, nil

@@ -1,14 +1,28 @@
 package work
 
+// Remote work, connections: control sessions with other nodes (the
+// receptorctl protocol client of services/control/client over mesh
+// streams), the limit on sessions being set up per node, and the shared
+// sessions that carry the status polls of all remote units on one node.
+
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 	"time"
+
+	"github.com/receptor-mesh/receptor/services/control/client"
 )
 
 const (
+	// greetingTimeout bounds the wait for a control greeting (upstream 5 s).
+	greetingTimeout = 5 * time.Second
+	// maxDialsPerNode bounds the connections to one remote node that are
+	// being set up (dial and greeting) at once. A burst of remote submits
+	// otherwise starts hundreds of QUIC handshakes toward one listener,
+	// whose accept queue (quic-go: 32) then refuses connections with
+	// CONNECTION_REFUSED and whose greetings miss greetingTimeout under
+	// the CPU load. Established connections do not hold a slot.
+	maxDialsPerNode = 16
 	// maxStatusConns bounds the control sessions one agent keeps to one
 	// remote node for status polls. Every remote unit polls its status;
 	// with a session per unit a burst of units costs one more mesh
@@ -21,15 +35,70 @@ const (
 	statusQueryTimeout = 15 * time.Second
 )
 
+// peerConn is a control session with another node; it is closed when the
+// context it was opened for ends.
+type peerConn struct {
+	*client.Conn
+	stop func() bool // unregisters the close-on-cancel hook
+}
+
+// Close closes the session and drops its context hook.
+func (c *peerConn) Close() error {
+	if c.stop != nil {
+		c.stop()
+	}
+	return c.Conn.Close()
+}
+
+// dialSlots is the set-up limiter of one remote node (maxDialsPerNode).
+func (a *Agent) dialSlots(node string) chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.dialing == nil {
+		a.dialing = make(map[string]chan struct{})
+	}
+	ch := a.dialing[node]
+	if ch == nil {
+		ch = make(chan struct{}, maxDialsPerNode)
+		a.dialing[node] = ch
+	}
+	return ch
+}
+
+// dial opens a control session with ex's remote node. Failures are
+// *connError: the node could not be reached.
+func (r *remoteUnit) dial(ctx context.Context, ex remoteExtra) (*peerConn, error) {
+	slots := r.a.dialSlots(ex.RemoteNode)
+	select {
+	case slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, &connError{fmt.Errorf("connecting to %s: %w", ex.RemoteNode, ctx.Err())}
+	}
+	defer func() { <-slots }()
+	conn, err := r.a.opts.Mesh.Dial(ctx, ex.RemoteNode, controlService, ex.TLSClient)
+	if err != nil {
+		return nil, &connError{err}
+	}
+	gctx, cancel := context.WithTimeout(ctx, greetingTimeout)
+	c, err := client.Greet(gctx, conn, ex.RemoteNode)
+	cancel()
+	if err != nil {
+		conn.Close()
+		return nil, &connError{err}
+	}
+	// Everything after the greeting ends with the context.
+	return &peerConn{Conn: c, stop: context.AfterFunc(ctx, func() { conn.Close() })}, nil
+}
+
 // statusPool is the set of shared status sessions to one remote node (for
 // one tls-client). Idle sessions wait in idle; slots counts open ones.
 type statusPool struct {
-	idle  chan *controlConn
+	idle  chan *peerConn
 	slots chan struct{}
 }
 
 func newStatusPool() *statusPool {
-	return &statusPool{idle: make(chan *controlConn, maxStatusConns), slots: make(chan struct{}, maxStatusConns)}
+	return &statusPool{idle: make(chan *peerConn, maxStatusConns), slots: make(chan struct{}, maxStatusConns)}
 }
 
 // statusPool returns the pool for ex's node and tls-client.
@@ -87,25 +156,27 @@ func (r *remoteUnit) queryOnce(ctx context.Context, ex remoteExtra) (line string
 	if err != nil {
 		return "", false, err
 	}
-	_ = c.SetDeadline(time.Now().Add(statusQueryTimeout))
-	interrupt := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
-	line, err = c.query("work status " + ex.RemoteUnitID + "\n")
-	if !interrupt() || err != nil {
+	qctx, cancel := context.WithTimeout(ctx, statusQueryTimeout)
+	line, err = c.WorkStatus(qctx, ex.RemoteUnitID)
+	// A query that ctx or the timeout interrupted, even one that was
+	// answered, leaves the session in an unknown state: drop it.
+	ended := qctx.Err()
+	cancel()
+	if err != nil || ended != nil {
 		c.Close()
 		<-p.slots
 		if err == nil {
-			err = ctx.Err()
+			err = ended
 		}
 		return "", reused, fmt.Errorf("status of remote unit %s on %s: %w", ex.RemoteUnitID, ex.RemoteNode, err)
 	}
-	_ = c.SetDeadline(time.Time{})
 	p.idle <- c // never blocks: at most maxStatusConns sessions exist
 	return line, reused, nil
 }
 
 // take returns an idle session (reused), or opens one while fewer than
 // maxStatusConns are open, or waits for one to become idle.
-func (p *statusPool) take(ctx context.Context, r *remoteUnit, ex remoteExtra) (c *controlConn, reused bool, err error) {
+func (p *statusPool) take(ctx context.Context, r *remoteUnit, ex remoteExtra) (c *peerConn, reused bool, err error) {
 	select {
 	case c := <-p.idle:
 		return c, true, nil
@@ -127,19 +198,4 @@ func (p *statusPool) take(ctx context.Context, r *remoteUnit, ex remoteExtra) (c
 	c.stop()
 	c.stop = context.AfterFunc(r.a.ctx, func() { c.Conn.Close() })
 	return c, false, nil
-}
-
-// query writes one request line and reads one reply line.
-func (c *controlConn) query(req string) (string, error) {
-	if _, err := c.Write([]byte(req)); err != nil {
-		return "", err
-	}
-	line, err := c.readLine()
-	if err != nil {
-		return "", err
-	}
-	if !strings.HasSuffix(line, "\n") {
-		return "", errors.New("reply line without newline")
-	}
-	return line, nil
 }

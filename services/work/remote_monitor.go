@@ -1,0 +1,109 @@
+package work
+
+// Remote work, monitoring: a started remote unit is followed until the local
+// copy is complete. The status loop polls the remote status on the shared
+// sessions of remote_pool.go; the results loop (remote_results.go) copies
+// the output.
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/receptor-mesh/receptor/services/backoff"
+	"github.com/receptor-mesh/receptor/services/work/unit"
+)
+
+// monitor copies the remote unit's status and output until the local copy
+// is complete (docs/protocol.md §14.2).
+func (r *remoteUnit) monitor(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// pollNow asks the status loop for an early poll: when a results
+	// stream ends, the remote unit has most likely finished, and waiting
+	// for the next periodic poll would add up to statusInterval to every
+	// remote unit's completion.
+	pollNow := make(chan struct{}, 1)
+	statusDone := make(chan struct{})
+	go func() {
+		defer close(statusDone)
+		r.statusLoop(ctx, pollNow)
+		// The remote unit is gone or monitoring failed for good; results
+		// cannot progress either.
+		cancel()
+	}()
+	r.resultsLoop(ctx, pollNow)
+	cancel()
+	<-statusDone
+}
+
+// statusLoop asks for the remote status once a second, or sooner when
+// pollNow fires, on the shared status sessions of the remote node, until
+// monitoring is over.
+func (r *remoteUnit) statusLoop(ctx context.Context, pollNow <-chan struct{}) {
+	delays := remoteRetry.Start()
+	failures := 0
+	for ctx.Err() == nil {
+		ex, _, err := r.extra()
+		if err != nil {
+			return
+		}
+		line, err := r.queryStatus(ctx, ex)
+		if err != nil {
+			if !backoff.Sleep(ctx, delays.Next()) {
+				return
+			}
+			continue
+		}
+		delays.Reset()
+		if r.applyStatus(line, &failures) {
+			return
+		}
+		t := time.NewTimer(statusInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-pollNow:
+			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
+// applyStatus copies one status reply into the local unit; true means
+// monitoring is over.
+func (r *remoteUnit) applyStatus(line string, failures *int) bool {
+	if strings.HasPrefix(line, "ERROR") {
+		if strings.Contains(line, "unknown work unit") {
+			cur, _, _ := r.extra()
+			if !cur.LocalReleased {
+				r.a.setStatus(r.e, unit.Failed, "Remote work unit is gone")
+			}
+		} else {
+			r.a.log.Warn("remote status", "unit", r.e.id, "reply", strings.TrimSpace(line))
+		}
+		return true
+	}
+	var rs struct {
+		State      unit.State
+		Detail     string
+		StdoutSize int64
+	}
+	if err := json.Unmarshal([]byte(line), &rs); err != nil {
+		r.a.log.Warn("remote status unparsable", "unit", r.e.id, "err", err)
+		return true
+	}
+	if _, err := r.e.dir.Update(func(st *unit.Status) {
+		st.State, st.Detail, st.StdoutSize = rs.State, rs.Detail, rs.StdoutSize
+	}); err != nil {
+		*failures++
+		if *failures > 3 {
+			return true
+		}
+	} else {
+		*failures = 0
+	}
+	return r.localFinished()
+}
