@@ -1,8 +1,8 @@
 package meshclient_test
 
 import (
-	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -80,12 +80,13 @@ func ExampleClient_Dial() {
 			served <- err
 			return
 		}
-		defer c.Close()
-		name, err := bufio.NewReader(c).ReadString('\n')
+		name, err := io.ReadAll(c) // to the dialer's half-close
 		if err == nil {
-			_, err = io.WriteString(c, "hello, "+name)
+			_, err = io.WriteString(c, "hello, "+string(name))
 		}
-		served <- err
+		// After the peer's EOF, Close is orderly: it returns once the
+		// router has delivered the reply.
+		served <- errors.Join(err, c.Close())
 	}()
 
 	// Dial it as any mesh client would: by node ID and service name.
@@ -97,15 +98,22 @@ func ExampleClient_Dial() {
 	if _, err := io.WriteString(c, "mesh\n"); err != nil {
 		panic(err)
 	}
-	reply, err := bufio.NewReader(c).ReadString('\n')
+	// Half-close, as with TCP: the listener reads EOF, and this side can
+	// still read. Closing a Conn before the peer's EOF aborts the call
+	// (like closing a socket with unread data), so both sides half-close
+	// or read to EOF before Close.
+	if err := c.(*meshclient.Conn).CloseWrite(); err != nil {
+		panic(err)
+	}
+	reply, err := io.ReadAll(c)
 	if err != nil {
 		panic(err)
 	}
-	fmt.Print(reply)
-	fmt.Println("from", c.RemoteAddr())
 	if err := <-served; err != nil {
 		panic(err)
 	}
+	fmt.Print(string(reply))
+	fmt.Println("from", c.RemoteAddr())
 
 	// Output:
 	// hello, mesh
