@@ -2,6 +2,14 @@
 // (the work agent among them) use it to reach the mesh through a router,
 // with net.Conn, net.Listener and net.PacketConn values whose addresses are
 // mesh.Addr, plus status, ping, traceroute and the advertised work commands.
+//
+// As a library: connect to a router's grpc-server entity with
+// grpcserve.Dial("unix:///path/to/socket", nil) (or any grpc.ClientConn),
+// wrap it with New, then Dial a node's service, Listen on a service of the
+// router's node, or ListenPacket for datagrams. A unix-socket caller is
+// admin unless the router's access entities say otherwise; over TCP the
+// router requires a client certificate. ExampleClient_Dial runs a router
+// in-process and exchanges a line through it.
 package meshclient
 
 import (

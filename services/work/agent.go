@@ -1,6 +1,19 @@
 // Package work is the work agent (upstream's workceptor): it owns the units
 // of work of one node, runs them through their work types, streams their
 // results, and carries remote units to other nodes' control services.
+//
+// # Use as a library
+//
+// New opens a data directory with a set of work types (CommandType wraps a
+// command.Type for work-command units); Submit starts a unit from its
+// stdin, Results streams its stdout to EOF as it runs, Status, Watch, List,
+// Cancel and Release do the rest, and Close stops following units (command
+// units keep running; a new Agent on the same directory adopts them).
+// Options.Mesh may be nil for local units only. Command units run under a
+// detached runner that re-executes the program, so its main must first
+// hand runner invocations to command.RunnerMain (see package command and
+// ExampleAgent_Submit). Package workapi serves an Agent as the gRPC
+// WorkService.
 package work
 
 import (

@@ -22,8 +22,9 @@ import (
 	"github.com/receptor-mesh/receptor/services/work/unit"
 )
 
-// MeshDialer reaches services on other nodes of the mesh. The router's
-// MeshService client implements it.
+// MeshDialer reaches services on other nodes of the mesh.
+// worker.MeshDialer adapts a meshclient.Client (the router's MeshService)
+// to it; a program owning a *mesh.Node can wrap stream.Dial the same way.
 type MeshDialer interface {
 	// Dial opens a stream to service on node, with the named tls-client
 	// config ("" = the mesh default). The returned conn must support

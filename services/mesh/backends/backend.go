@@ -5,6 +5,13 @@
 // one netceptor message at the other end, every Recv returns exactly one.
 // Backends know nothing about routing; the mesh node (package mesh) runs the
 // session state machine on top of the sessions a backend hands it.
+//
+// As a library: build a listener or dialer (NewTCPListener, NewTCPDialer,
+// NewUDPListener, NewUDPDialer, NewWebsocketListener, NewWebsocketDialer;
+// TLS through their options) and hand it to mesh.Node.AddBackend, which
+// starts it and runs its sessions; the node stops it when it closes. A
+// TCP listener on 127.0.0.1:0 reports its bound address through Addr once
+// started. Package memory is the in-process equivalent for tests.
 package backends
 
 import (

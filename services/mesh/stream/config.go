@@ -5,6 +5,14 @@
 //
 // Listen and Dial are the entry points; both return net.Listener / net.Conn
 // values whose addresses are mesh.Addr.
+//
+// As a library: pass any mesh.PacketNetwork (a *mesh.Node) to Listen on
+// one node and to Dial on another once the dialer has a route (see the
+// package mesh Example). Conn.CloseWrite half-closes; after Close, Wait
+// returns once the connection is torn down, since a dialer lingers until
+// the peer has all its data (about a second). A user TLS config in
+// ListenOptions / DialOptions selects connection type 2; nil uses the
+// insecure built-in certificate, as upstream.
 package stream
 
 import (

@@ -1,5 +1,16 @@
 // Package command is the work-command work type: units that run a local
 // executable under a detached runner process (docs/protocol.md §13.10).
+//
+// The runner is the receptor-runner binary next to the running program
+// when there is one (RunnerExecutable), else the program itself re-executed
+// with runner arguments; such a program must start with
+//
+//	if command.IsRunnerInvocation(os.Args[1:]) {
+//		os.Exit(command.RunnerMain(os.Args[1:]))
+//	}
+//
+// (test binaries do it in TestMain). work.CommandType adapts a Type to the
+// work agent.
 package command
 
 import (

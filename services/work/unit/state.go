@@ -1,6 +1,11 @@
 // Package unit stores work units on disk in upstream Receptor's data
 // directory layout: one directory per unit under <datadir>/<node>/, holding
 // the status file, its lock file, and the unit's stdin and stdout.
+//
+// Library users meet it through package work: Agent.Status, List and Watch
+// return Report values whose State is a unit.State. Store is the on-disk
+// layer under the agent; use it directly only to read or write a data
+// directory without running units.
 package unit
 
 import "strconv"
