@@ -5,7 +5,7 @@ SHELL    := /bin/bash
 GO       ?= go
 BIN      := $(CURDIR)/bin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.0.0-dev)
-LDFLAGS  := -X github.com/receptor-mesh/receptor/services/buildinfo.Version=$(VERSION)
+LDFLAGS  := -X github.com/receptor-mesh/receptor/services/internal/buildinfo.Version=$(VERSION)
 FUZZTIME ?= 3s
 BENCHTIME ?= 1x
 

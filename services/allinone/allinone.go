@@ -12,9 +12,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	workv1 "github.com/receptor-mesh/receptor/gen/go/receptor/work/v1"
-	"github.com/receptor-mesh/receptor/services/accessconf"
 	"github.com/receptor-mesh/receptor/services/config"
-	"github.com/receptor-mesh/receptor/services/grpcserve"
+	"github.com/receptor-mesh/receptor/services/internal/accessconf"
+	"github.com/receptor-mesh/receptor/services/internal/grpcserve"
 	"github.com/receptor-mesh/receptor/services/meshclient"
 	"github.com/receptor-mesh/receptor/services/router"
 	"github.com/receptor-mesh/receptor/services/worker"

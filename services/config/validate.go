@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/receptor-mesh/receptor/services/authz"
-	"github.com/receptor-mesh/receptor/services/loopback"
+	"github.com/receptor-mesh/receptor/services/internal/authz"
+	"github.com/receptor-mesh/receptor/services/internal/loopback"
 )
 
 // MinIdleConnectionTimeout is the smallest accepted

@@ -8,7 +8,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/receptor-mesh/receptor/services/unixsock"
+	"github.com/receptor-mesh/receptor/services/internal/unixsock"
 )
 
 // ListenUnix opens a control Unix socket the way upstream does (see

@@ -11,8 +11,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/receptor-mesh/receptor/services/authz"
-	"github.com/receptor-mesh/receptor/services/backoff"
+	"github.com/receptor-mesh/receptor/services/internal/authz"
+	"github.com/receptor-mesh/receptor/services/internal/backoff"
 )
 
 // Origin says where a connection came from. It decides two things upstream

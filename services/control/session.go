@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/receptor-mesh/receptor/services/authz"
+	"github.com/receptor-mesh/receptor/services/internal/authz"
 )
 
 // errLineTooLong ends a session whose request line exceeds the bound.

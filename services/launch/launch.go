@@ -14,10 +14,10 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/receptor-mesh/receptor/services/buildinfo"
 	"github.com/receptor-mesh/receptor/services/config"
-	"github.com/receptor-mesh/receptor/services/logging"
-	"github.com/receptor-mesh/receptor/services/safedir"
+	"github.com/receptor-mesh/receptor/services/internal/buildinfo"
+	"github.com/receptor-mesh/receptor/services/internal/logging"
+	"github.com/receptor-mesh/receptor/services/internal/safedir"
 	"github.com/receptor-mesh/receptor/services/tlsconf"
 	"github.com/receptor-mesh/receptor/services/work/command"
 )

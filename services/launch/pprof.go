@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/receptor-mesh/receptor/services/loopback"
+	"github.com/receptor-mesh/receptor/services/internal/loopback"
 )
 
 // envValue returns the value of key in environ ("" when absent).

@@ -6,9 +6,9 @@ import (
 	"net"
 	"testing"
 
+	"github.com/receptor-mesh/receptor/services/internal/meshapi"
+	"github.com/receptor-mesh/receptor/services/internal/meshapi/apitest"
 	"github.com/receptor-mesh/receptor/services/mesh/stream"
-	"github.com/receptor-mesh/receptor/services/meshapi"
-	"github.com/receptor-mesh/receptor/services/meshapi/apitest"
 	"github.com/receptor-mesh/receptor/services/meshclient"
 )
 

@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/receptor-mesh/receptor/services/config"
-	"github.com/receptor-mesh/receptor/services/grpcserve"
+	"github.com/receptor-mesh/receptor/services/internal/grpcserve"
 	"github.com/receptor-mesh/receptor/services/meshclient"
 	"github.com/receptor-mesh/receptor/services/router"
 )

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/receptor-mesh/receptor/services/backoff"
+	"github.com/receptor-mesh/receptor/services/internal/backoff"
 )
 
 // maxDatagram is the receive buffer of every datagram socket: one UDP

@@ -10,9 +10,9 @@ import (
 	"sync/atomic"
 
 	"github.com/receptor-mesh/receptor/services/config"
+	"github.com/receptor-mesh/receptor/services/internal/unixsock"
 	"github.com/receptor-mesh/receptor/services/mesh"
 	"github.com/receptor-mesh/receptor/services/tlsconf"
-	"github.com/receptor-mesh/receptor/services/unixsock"
 )
 
 // UnixSocketServer is a unix-socket-server proxy (docs/protocol.md §11.2): it listens

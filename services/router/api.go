@@ -12,11 +12,11 @@ import (
 	controlv1 "github.com/receptor-mesh/receptor/gen/go/receptor/control/v1"
 	meshv1 "github.com/receptor-mesh/receptor/gen/go/receptor/mesh/v1"
 	workv1 "github.com/receptor-mesh/receptor/gen/go/receptor/work/v1"
-	"github.com/receptor-mesh/receptor/services/buildinfo"
-	"github.com/receptor-mesh/receptor/services/gateway"
-	"github.com/receptor-mesh/receptor/services/grpcserve"
+	"github.com/receptor-mesh/receptor/services/internal/buildinfo"
+	"github.com/receptor-mesh/receptor/services/internal/gateway"
+	"github.com/receptor-mesh/receptor/services/internal/grpcserve"
+	"github.com/receptor-mesh/receptor/services/internal/meshapi"
 	"github.com/receptor-mesh/receptor/services/mesh"
-	"github.com/receptor-mesh/receptor/services/meshapi"
 )
 
 // workInfoTimeout bounds the GetStatus call's question to the work agent.

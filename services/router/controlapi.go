@@ -10,9 +10,9 @@ import (
 	controlv1 "github.com/receptor-mesh/receptor/gen/go/receptor/control/v1"
 	meshv1 "github.com/receptor-mesh/receptor/gen/go/receptor/mesh/v1"
 	workv1 "github.com/receptor-mesh/receptor/gen/go/receptor/work/v1"
-	"github.com/receptor-mesh/receptor/services/apierr"
-	"github.com/receptor-mesh/receptor/services/authz"
-	"github.com/receptor-mesh/receptor/services/meshapi"
+	"github.com/receptor-mesh/receptor/services/internal/apierr"
+	"github.com/receptor-mesh/receptor/services/internal/authz"
+	"github.com/receptor-mesh/receptor/services/internal/meshapi"
 )
 
 // maxCreateStdin bounds CreateWork's inline input (proto docs: 4 MiB).

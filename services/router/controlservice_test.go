@@ -16,7 +16,7 @@ import (
 	controlv1 "github.com/receptor-mesh/receptor/gen/go/receptor/control/v1"
 	meshv1 "github.com/receptor-mesh/receptor/gen/go/receptor/mesh/v1"
 	workv1 "github.com/receptor-mesh/receptor/gen/go/receptor/work/v1"
-	"github.com/receptor-mesh/receptor/services/apierr"
+	"github.com/receptor-mesh/receptor/services/internal/apierr"
 )
 
 // TestControlServiceNodeCalls checks the node half of ControlService over

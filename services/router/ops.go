@@ -10,10 +10,10 @@ import (
 	"strings"
 
 	workv1 "github.com/receptor-mesh/receptor/gen/go/receptor/work/v1"
-	"github.com/receptor-mesh/receptor/services/apierr"
-	"github.com/receptor-mesh/receptor/services/buildinfo"
 	"github.com/receptor-mesh/receptor/services/control"
-	"github.com/receptor-mesh/receptor/services/hostmem"
+	"github.com/receptor-mesh/receptor/services/internal/apierr"
+	"github.com/receptor-mesh/receptor/services/internal/buildinfo"
+	"github.com/receptor-mesh/receptor/services/internal/hostmem"
 	"github.com/receptor-mesh/receptor/services/mesh"
 	"github.com/receptor-mesh/receptor/services/mesh/stream"
 	"github.com/receptor-mesh/receptor/services/tlsconf"

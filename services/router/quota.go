@@ -7,8 +7,8 @@ import (
 	"time"
 
 	workv1 "github.com/receptor-mesh/receptor/gen/go/receptor/work/v1"
-	"github.com/receptor-mesh/receptor/services/apierr"
-	"github.com/receptor-mesh/receptor/services/authz"
+	"github.com/receptor-mesh/receptor/services/internal/apierr"
+	"github.com/receptor-mesh/receptor/services/internal/authz"
 )
 
 // reconcileTimeout bounds the question to the work agent about which of a

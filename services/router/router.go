@@ -16,18 +16,18 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	workv1 "github.com/receptor-mesh/receptor/gen/go/receptor/work/v1"
-	"github.com/receptor-mesh/receptor/services/accessconf"
-	"github.com/receptor-mesh/receptor/services/authz"
 	"github.com/receptor-mesh/receptor/services/config"
 	"github.com/receptor-mesh/receptor/services/control"
-	"github.com/receptor-mesh/receptor/services/grpcserve"
+	"github.com/receptor-mesh/receptor/services/internal/accessconf"
+	"github.com/receptor-mesh/receptor/services/internal/authz"
+	"github.com/receptor-mesh/receptor/services/internal/grpcserve"
+	"github.com/receptor-mesh/receptor/services/internal/meshapi"
+	"github.com/receptor-mesh/receptor/services/internal/tlsstore"
 	"github.com/receptor-mesh/receptor/services/mesh"
 	"github.com/receptor-mesh/receptor/services/mesh/firewall"
 	"github.com/receptor-mesh/receptor/services/mesh/stream"
-	"github.com/receptor-mesh/receptor/services/meshapi"
 	"github.com/receptor-mesh/receptor/services/proxy"
 	"github.com/receptor-mesh/receptor/services/tlsconf"
-	"github.com/receptor-mesh/receptor/services/tlsstore"
 )
 
 // Options are the router's dependencies beyond its configuration.

@@ -29,8 +29,8 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/receptor-mesh/receptor/services/hostmem"
-	"github.com/receptor-mesh/receptor/services/work/dirwatch"
+	"github.com/receptor-mesh/receptor/services/internal/dirwatch"
+	"github.com/receptor-mesh/receptor/services/internal/hostmem"
 	"github.com/receptor-mesh/receptor/services/work/signing"
 	"github.com/receptor-mesh/receptor/services/work/unit"
 )

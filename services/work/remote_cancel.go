@@ -8,7 +8,7 @@ import (
 	"errors"
 	"strings"
 
-	"github.com/receptor-mesh/receptor/services/backoff"
+	"github.com/receptor-mesh/receptor/services/internal/backoff"
 	"github.com/receptor-mesh/receptor/services/work/unit"
 )
 

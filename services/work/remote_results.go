@@ -10,7 +10,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/receptor-mesh/receptor/services/backoff"
+	"github.com/receptor-mesh/receptor/services/internal/backoff"
 	"github.com/receptor-mesh/receptor/services/work/unit"
 )
 

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/receptor-mesh/receptor/services/backoff"
+	"github.com/receptor-mesh/receptor/services/internal/backoff"
 	"github.com/receptor-mesh/receptor/services/work/unit"
 )
 

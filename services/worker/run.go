@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/receptor-mesh/receptor/services/config"
-	"github.com/receptor-mesh/receptor/services/grpcserve"
+	"github.com/receptor-mesh/receptor/services/internal/grpcserve"
+	"github.com/receptor-mesh/receptor/services/internal/tlsstore"
 	"github.com/receptor-mesh/receptor/services/meshclient"
-	"github.com/receptor-mesh/receptor/services/tlsstore"
 	"github.com/receptor-mesh/receptor/services/work"
 )
 

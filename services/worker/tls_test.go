@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	meshv1 "github.com/receptor-mesh/receptor/gen/go/receptor/mesh/v1"
-	"github.com/receptor-mesh/receptor/services/grpcserve"
+	"github.com/receptor-mesh/receptor/services/internal/grpcserve"
 	"github.com/receptor-mesh/receptor/services/router"
 	"github.com/receptor-mesh/receptor/services/tlsconf"
 )

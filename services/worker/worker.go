@@ -13,16 +13,16 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	workv1 "github.com/receptor-mesh/receptor/gen/go/receptor/work/v1"
-	"github.com/receptor-mesh/receptor/services/accessconf"
-	"github.com/receptor-mesh/receptor/services/authz"
-	"github.com/receptor-mesh/receptor/services/buildinfo"
 	"github.com/receptor-mesh/receptor/services/config"
-	"github.com/receptor-mesh/receptor/services/grpcserve"
+	"github.com/receptor-mesh/receptor/services/internal/accessconf"
+	"github.com/receptor-mesh/receptor/services/internal/authz"
+	"github.com/receptor-mesh/receptor/services/internal/buildinfo"
+	"github.com/receptor-mesh/receptor/services/internal/grpcserve"
+	"github.com/receptor-mesh/receptor/services/internal/workapi"
 	"github.com/receptor-mesh/receptor/services/tlsconf"
 	"github.com/receptor-mesh/receptor/services/work"
 	"github.com/receptor-mesh/receptor/services/work/command"
 	"github.com/receptor-mesh/receptor/services/work/signing"
-	"github.com/receptor-mesh/receptor/services/work/workapi"
 )
 
 // verifyLeeway is the clock skew tolerated on the exp of signed work (none,

@@ -5,7 +5,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/receptor-mesh/receptor/services/backoff"
+	"github.com/receptor-mesh/receptor/services/internal/backoff"
 )
 
 // Backoff is the redial schedule of dialer backends (docs/protocol.md §3.1): wait

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/receptor-mesh/receptor/services/backoff"
+	"github.com/receptor-mesh/receptor/services/internal/backoff"
 )
 
 func TestBackoffSchedule(t *testing.T) {
@@ -47,7 +47,7 @@ func TestBackoffDefaults(t *testing.T) {
 }
 
 // TestBackoffJitter: the redial schedule spreads each wait by ±10% (how
-// backoff.Policy spreads is tested in services/backoff), also when the
+// backoff.Policy spreads is tested in services/internal/backoff), also when the
 // options leave Jitter unset.
 func TestBackoffJitter(t *testing.T) {
 	want := backoff.Policy{Initial: 5 * time.Second, Max: 20 * time.Second, Factor: 1.5, Jitter: 0.1}

@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/receptor-mesh/receptor/services/backoff"
+	"github.com/receptor-mesh/receptor/services/internal/backoff"
 )
 
 // tlsDialTimeout bounds a TLS dial including the handshake, as upstream

@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/receptor-mesh/receptor/services/backoff"
+	"github.com/receptor-mesh/receptor/services/internal/backoff"
 )
 
 const (

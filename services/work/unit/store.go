@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/receptor-mesh/receptor/services/safedir"
+	"github.com/receptor-mesh/receptor/services/internal/safedir"
 	"golang.org/x/sys/unix"
 )
 

@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/receptor-mesh/receptor/services/safedir"
+	"github.com/receptor-mesh/receptor/services/internal/safedir"
 	"go.uber.org/goleak"
 )
 
