@@ -92,6 +92,9 @@ type entry struct {
 	changed chan struct{} // closed and replaced on every change
 	gone    chan struct{} // closed when the unit is released
 	isGone  bool
+	// listSkipped is set while `work list` leaves the unit out because its
+	// status cannot be read, so that this is logged once, not per list.
+	listSkipped bool
 	// frozen, while a local cancel runs, is the status reported instead of
 	// the file: the dying runner writes a transient Failed "Killed" that
 	// cancel then overwrites with Canceled. Upstream stops watching the file
@@ -590,11 +593,38 @@ func (a *Agent) List(id string) (map[string]unit.Report, error) {
 	for _, e := range entries {
 		r, err := a.report(e)
 		if err != nil {
-			return nil, err
+			a.skipInList(e, err)
+			continue
 		}
+		e.listed()
 		out[e.id] = r
 	}
 	return out, nil
+}
+
+// skipInList leaves a unit whose status cannot be read out of `work list`:
+// one bad unit must not hide the others (AWX's reaper relies on the list).
+// It is logged once until the unit is readable again; a unit released
+// meanwhile is skipped silently. `work status` of the unit still reports
+// the error.
+func (a *Agent) skipInList(e *entry, err error) {
+	if a.lookupLoaded(e.id) != e {
+		return
+	}
+	e.mu.Lock()
+	first := !e.listSkipped
+	e.listSkipped = true
+	e.mu.Unlock()
+	if first {
+		a.log.Warn("work list: leaving out a unit whose status cannot be read", "unit", e.id, "err", err)
+	}
+}
+
+// listed clears the skip mark of skipInList.
+func (e *entry) listed() {
+	e.mu.Lock()
+	e.listSkipped = false
+	e.mu.Unlock()
 }
 
 // Watch sends the unit's status now and after every change, until the unit

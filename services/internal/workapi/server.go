@@ -226,7 +226,9 @@ func (s *Server) ListUnits(_ context.Context, req *workv1.ListUnitsRequest) (*wo
 	for _, id := range ids {
 		st, err := s.UnitStatus(id, l[id])
 		if err != nil {
-			return nil, toStatus(err)
+			// As the agent does for unreadable units: one bad unit does
+			// not hide the others.
+			continue
 		}
 		out.Units = append(out.Units, st)
 	}
