@@ -194,6 +194,9 @@ func New(opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("work agent: %w", err)
 	}
+	if err := store.Prepare(); err != nil {
+		return nil, fmt.Errorf("work agent: %w", err)
+	}
 	types := make(map[string]WorkType, len(opts.WorkTypes))
 	for _, t := range opts.WorkTypes {
 		if t.Name() == RemoteWorkType || types[t.Name()] != nil {

@@ -31,7 +31,7 @@ type Store struct {
 }
 
 // NewStore returns the store of nodeID under dataDir. Nothing is created
-// until the first unit is allocated (upstream creates nothing at startup).
+// here; Prepare creates and checks the node's directory.
 // An empty dataDir means <os temp dir>/receptor. The data directory and the
 // node's directory, where they exist, must pass safedir.Check: another user
 // who created or can write them could read or forge units.
@@ -58,6 +58,38 @@ func (s *Store) checkDirs(check func(string) error) error {
 	for _, d := range []string{filepath.Dir(s.root), s.root} {
 		if err := check(d); err != nil {
 			return fmt.Errorf("opening unit store (datadir and node directory): %w", err)
+		}
+	}
+	return nil
+}
+
+// Prepare makes the store ready for units: it creates the node's directory
+// (mode 0700) when missing, checks it and the data directory with
+// safedir.Check, and proves the node's directory writable by creating and
+// removing a probe file. The work agent calls it at start, so that a data
+// directory it cannot use is reported then, naming the path, rather than at
+// the first submit. The probe is a file, which IDs never lists.
+func (s *Store) Prepare() error {
+	notWritable := func(err error) error {
+		return fmt.Errorf("unit store %s is not writable: %w", s.root, err)
+	}
+	if err := os.MkdirAll(s.root, 0o700); err != nil {
+		return notWritable(err)
+	}
+	if err := s.checkDirs(safedir.Check); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(s.root, ".write-probe-*")
+	if err != nil {
+		return notWritable(err)
+	}
+	name := f.Name()
+	_, werr := f.Write([]byte("probe\n"))
+	cerr := f.Close()
+	rerr := os.Remove(name)
+	for _, err := range []error{werr, cerr, rerr} {
+		if err != nil {
+			return notWritable(err)
 		}
 	}
 	return nil
