@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -189,11 +190,23 @@ func runCommand(log *slog.Logger, ra runnerArgs) int {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 
-	cmd := exec.Command(ra.command, args...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stdout
-	if err := cmd.Start(); err != nil {
+	// The command writes into a pipe and we copy to the stdout file, so
+	// that a failing write (a full disk) is ours to see and report: given
+	// the file itself, the command would only exit with some status.
+	pr, pw, err := os.Pipe()
+	if err != nil {
 		return fail(err)
 	}
+	cmd := exec.Command(ra.command, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, pw, pw
+	err = cmd.Start()
+	pw.Close()
+	if err != nil {
+		pr.Close()
+		return fail(err)
+	}
+	out := &outputCopy{done: make(chan struct{})}
+	go out.run(stdout, pr)
 	running := fmt.Sprintf("Running: PID %d", cmd.Process.Pid)
 	size := dir.StdoutSize()
 	ok := w.set(unit.Running, running, size)
@@ -209,7 +222,13 @@ func runCommand(log *slog.Logger, ra runnerArgs) int {
 	for ok {
 		select {
 		case <-exited:
-			return finish(w, cmd, killed)
+			// The output ends when the last writer closes the pipe;
+			// background processes the command left may hold it open.
+			select {
+			case <-out.done:
+			case <-time.After(outputGrace):
+			}
+			return finish(w, cmd, killed, out.failure())
 		case <-ticker.C:
 			if n := dir.StdoutSize(); n != size {
 				size = n
@@ -231,11 +250,58 @@ func runCommand(log *slog.Logger, ra runnerArgs) int {
 	return 255
 }
 
-func finish(w *statusWriter, cmd *exec.Cmd, killed bool) int {
+// outputGrace is how long the runner waits, once the command exited, for
+// the rest of its output (held by processes it left behind).
+const outputGrace = 2 * time.Second
+
+// outputCopy copies the command's output from the pipe to the stdout file.
+type outputCopy struct {
+	done chan struct{} // closed when the copy ends
+	err  error         // the write error that ended it, read after done
+}
+
+// run copies until the pipe's writers are all gone. On a write error it
+// closes the pipe, so the command's further writes fail (EPIPE) instead of
+// filling a pipe nobody reads.
+func (o *outputCopy) run(dst io.Writer, src *os.File) {
+	defer close(o.done)
+	defer src.Close()
+	buf := make([]byte, 256<<10)
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			if _, err := dst.Write(buf[:n]); err != nil {
+				o.err = err
+				return
+			}
+		}
+		if rerr != nil {
+			return
+		}
+	}
+}
+
+// failure is the write error that ended the copy, if it has ended.
+func (o *outputCopy) failure() error {
+	select {
+	case <-o.done:
+		return o.err
+	default:
+		return nil
+	}
+}
+
+func finish(w *statusWriter, cmd *exec.Cmd, killed bool, outErr error) int {
 	size := w.dir.StdoutSize()
 	if killed {
 		w.set(unit.Failed, "Killed", size)
 		return 255
+	}
+	if outErr != nil {
+		// The output is incomplete whatever the command's exit status;
+		// the OS error says why (e.g. "no space left on device").
+		w.set(unit.Failed, "Error writing stdout: "+outErr.Error(), size)
+		return 1
 	}
 	state := unit.Failed
 	if cmd.ProcessState.Success() {
