@@ -83,6 +83,16 @@ type Ops interface {
 	WorkRelease(ctx context.Context, unitID string, force bool, sig Signature) (pending bool, err error)
 }
 
+// WorkListRenderer may be implemented by an Ops to render the reply to a
+// full `work list` itself, with the bytes WorkListReply would give for
+// WorkList's result: the reply is the same for every caller and large (a
+// few hundred bytes per unit), so an implementation can build it once for
+// many concurrent sessions. The session writes the returned slice and
+// never modifies it.
+type WorkListRenderer interface {
+	WorkListReply(ctx context.Context) ([]byte, error)
+}
+
 // Signature is what the signature rule (docs/protocol.md §14.3) needs from a request.
 type Signature struct {
 	JWT string // the request's "signature" member; "" when absent

@@ -217,6 +217,9 @@ func (s *session) handle(ctx context.Context, line string) bool {
 			}
 			return s.reply(WorkListReply(map[string]WorkStatus{r.UnitID: st}))
 		}
+		if lr, ok := ops.(WorkListRenderer); ok {
+			return s.reply(lr.WorkListReply(ctx))
+		}
 		list, err := ops.WorkList(ctx)
 		if err != nil {
 			return s.reply(nil, err)

@@ -12,6 +12,7 @@ import (
 	workv1 "github.com/receptor-mesh/receptor/gen/go/receptor/work/v1"
 	"github.com/receptor-mesh/receptor/services/internal/apierr"
 	"github.com/receptor-mesh/receptor/services/internal/authz"
+	"github.com/receptor-mesh/receptor/services/internal/coalesce"
 	"github.com/receptor-mesh/receptor/services/internal/meshapi"
 )
 
@@ -28,6 +29,8 @@ type controlAPI struct {
 	reload func(ctx context.Context) error
 	policy *authz.Policy
 	quota  *quota
+	// lists fetches one full unit list for all concurrent ListWork calls.
+	lists coalesce.Group[*controlv1.ListWorkResponse]
 }
 
 // requestOrigin derives trust from the caller: only unix-socket peers are
@@ -278,11 +281,24 @@ func (c *controlAPI) ListWork(ctx context.Context, req *controlv1.ListWorkReques
 	if err != nil {
 		return nil, err
 	}
-	resp, err := wc.ListUnits(ctx, &workv1.ListUnitsRequest{UnitId: req.GetUnitId()})
-	if err != nil {
-		return nil, err
+	if req.GetUnitId() != "" {
+		resp, err := wc.ListUnits(ctx, &workv1.ListUnitsRequest{UnitId: req.GetUnitId()})
+		if err != nil {
+			return nil, err
+		}
+		return &controlv1.ListWorkResponse{Units: resp.GetUnits()}, nil
 	}
-	return &controlv1.ListWorkResponse{Units: resp.GetUnits()}, nil
+	// The full list is shared by concurrent callers, as for `work list`
+	// (ops.WorkListReply); gRPC only reads the message to send it.
+	return c.lists.Do(ctx, func() (*controlv1.ListWorkResponse, error) {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), listTimeout)
+		defer cancel()
+		resp, err := wc.ListUnits(lctx, &workv1.ListUnitsRequest{})
+		if err != nil {
+			return nil, err
+		}
+		return &controlv1.ListWorkResponse{Units: resp.GetUnits()}, nil
+	})
 }
 
 func (c *controlAPI) GetWork(ctx context.Context, req *controlv1.GetWorkRequest) (*controlv1.GetWorkResponse, error) {

@@ -8,11 +8,13 @@ import (
 	"net"
 	"runtime"
 	"strings"
+	"time"
 
 	workv1 "github.com/receptor-mesh/receptor/gen/go/receptor/work/v1"
 	"github.com/receptor-mesh/receptor/services/control"
 	"github.com/receptor-mesh/receptor/services/internal/apierr"
 	"github.com/receptor-mesh/receptor/services/internal/buildinfo"
+	"github.com/receptor-mesh/receptor/services/internal/coalesce"
 	"github.com/receptor-mesh/receptor/services/internal/hostmem"
 	"github.com/receptor-mesh/receptor/services/mesh"
 	"github.com/receptor-mesh/receptor/services/mesh/stream"
@@ -32,6 +34,9 @@ type ops struct {
 	work   workv1.WorkServiceClient // nil: no work agent attached
 	reload func(ctx context.Context) error
 	quota  *quota
+	// lists builds one `work list` reply for all concurrent sessions
+	// (WorkListReply).
+	lists coalesce.Group[[]byte]
 }
 
 var _ control.Ops = (*ops)(nil)
@@ -222,6 +227,31 @@ func (o *ops) WorkList(ctx context.Context) (map[string]control.WorkStatus, erro
 		out[u.GetUnitId()] = workStatus(u)
 	}
 	return out, nil
+}
+
+// listTimeout bounds one shared building of the unit list (it serves
+// every waiting caller, so no caller's context bounds it).
+const listTimeout = time.Minute
+
+// WorkListReply renders the full `work list` reply (control.WorkListRenderer).
+// With a thousand units the reply is hundreds of KiB and building it
+// (the agent reads every status file, then the reply is decoded and
+// re-encoded here) takes a few MiB: one building serves all the sessions
+// waiting for it, so memory does not grow with the number of concurrent
+// requests, and each still gets a list built after its request arrived.
+func (o *ops) WorkListReply(ctx context.Context) ([]byte, error) {
+	if _, err := o.workClient(); err != nil {
+		return nil, err
+	}
+	return o.lists.Do(ctx, func() ([]byte, error) {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), listTimeout)
+		defer cancel()
+		list, err := o.WorkList(lctx)
+		if err != nil {
+			return nil, err
+		}
+		return control.WorkListReply(list)
+	})
 }
 
 func (o *ops) WorkStatus(ctx context.Context, unitID string) (control.WorkStatus, error) {

@@ -19,6 +19,7 @@ import (
 	workv1 "github.com/receptor-mesh/receptor/gen/go/receptor/work/v1"
 	"github.com/receptor-mesh/receptor/services/internal/apierr"
 	"github.com/receptor-mesh/receptor/services/internal/authz"
+	"github.com/receptor-mesh/receptor/services/internal/coalesce"
 	"github.com/receptor-mesh/receptor/services/work"
 	"github.com/receptor-mesh/receptor/services/work/unit"
 )
@@ -41,6 +42,8 @@ type Server struct {
 	agent   *work.Agent
 	version string
 	policy  *authz.Policy
+	// lists builds one full unit list for all concurrent ListUnits calls.
+	lists coalesce.Group[*workv1.ListUnitsResponse]
 }
 
 // New returns a server for agent; version is reported by GetWorkerInfo.
@@ -211,9 +214,19 @@ func (s *Server) Submit(stream grpc.BidiStreamingServer[workv1.SubmitRequest, wo
 	}}})
 }
 
-// ListUnits implements WorkService.ListUnits.
-func (s *Server) ListUnits(_ context.Context, req *workv1.ListUnitsRequest) (*workv1.ListUnitsResponse, error) {
-	l, err := s.agent.List(req.GetUnitId())
+// ListUnits implements WorkService.ListUnits. The full list (every status
+// file read, hundreds of KiB with a thousand units) is built once for all
+// concurrent callers, each getting a list built after its call began;
+// gRPC only reads the shared message to send it.
+func (s *Server) ListUnits(ctx context.Context, req *workv1.ListUnitsRequest) (*workv1.ListUnitsResponse, error) {
+	if req.GetUnitId() != "" {
+		return s.listUnits(req.GetUnitId())
+	}
+	return s.lists.Do(ctx, func() (*workv1.ListUnitsResponse, error) { return s.listUnits("") })
+}
+
+func (s *Server) listUnits(id string) (*workv1.ListUnitsResponse, error) {
+	l, err := s.agent.List(id)
 	if err != nil {
 		return nil, toStatus(err)
 	}
