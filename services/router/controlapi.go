@@ -13,11 +13,12 @@ import (
 	"github.com/receptor-mesh/receptor/services/internal/apierr"
 	"github.com/receptor-mesh/receptor/services/internal/authz"
 	"github.com/receptor-mesh/receptor/services/internal/coalesce"
+	"github.com/receptor-mesh/receptor/services/internal/grpcserve"
 	"github.com/receptor-mesh/receptor/services/internal/meshapi"
 )
 
 // maxCreateStdin bounds CreateWork's inline input (proto docs: 4 MiB).
-const maxCreateStdin = 4 << 20
+const maxCreateStdin = grpcserve.MaxCreateStdin
 
 // controlAPI is the router's ControlService: the node operations come from
 // the MeshService implementation, work goes to the work agent. The REST
@@ -218,7 +219,7 @@ func (c *controlAPI) CreateWork(ctx context.Context, req *controlv1.CreateWorkRe
 		return nil, err
 	}
 	if len(req.GetStdin()) > maxCreateStdin {
-		return nil, apierr.TooLarge("stdin", len(req.GetStdin()), maxCreateStdin)
+		return nil, apierr.StdinTooLarge(len(req.GetStdin()), maxCreateStdin)
 	}
 	adm, err := c.quota.admit(ctx)
 	if err != nil {

@@ -26,6 +26,9 @@ const Domain = "receptor.mesh"
 const (
 	ReasonNodeUnreachable = "NODE_UNREACHABLE"
 	ReasonReloadFailed    = "RELOAD_FAILED"
+	// ReasonPayloadTooLarge marks a request refused for its size alone;
+	// the REST gateway answers it with HTTP 413.
+	ReasonPayloadTooLarge = "PAYLOAD_TOO_LARGE"
 )
 
 // Texts of errors that have no parameters. They are upstream strings where
@@ -110,6 +113,55 @@ func BadRequest(text string) error {
 // InvalidArgument, as the MeshService contract says.
 func TooLarge(what string, size, limit int) error {
 	return InvalidArgument(what, fmt.Sprintf("%d bytes exceeds the limit of %d bytes", size, limit))
+}
+
+// StdinTooLarge is CreateWork's inline stdin over its limit:
+// InvalidArgument "stdin of <size> bytes exceeds the <limit> limit of
+// CreateWork; send larger input with the SubmitWork stream", with a
+// BadRequest field violation for stdin and the ErrorInfo reason
+// ReasonPayloadTooLarge (HTTP 413 on REST).
+func StdinTooLarge(size, limit int) error {
+	return PayloadTooLarge("stdin", fmt.Sprintf("stdin of %d bytes exceeds the %s limit of CreateWork; send larger input with the SubmitWork stream", size, byteSize(limit)))
+}
+
+// PayloadTooLarge refuses a request for the size of one field (or of the
+// whole request, field ""): InvalidArgument with text verbatim, a BadRequest
+// field violation when field is set, and the ErrorInfo reason
+// ReasonPayloadTooLarge, which the REST gateway answers with HTTP 413.
+func PayloadTooLarge(field, text string) error {
+	st := status.New(codes.InvalidArgument, text)
+	info := &errdetails.ErrorInfo{Reason: ReasonPayloadTooLarge, Domain: Domain}
+	if field == "" {
+		return withDetails(st, info)
+	}
+	return withDetails(st, &errdetails.BadRequest{
+		FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: field, Description: text}},
+	}, info)
+}
+
+// IsPayloadTooLarge reports whether err was built by PayloadTooLarge.
+func IsPayloadTooLarge(err error) bool {
+	st, ok := status.FromError(err)
+	if !ok {
+		return false
+	}
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetReason() == ReasonPayloadTooLarge && info.GetDomain() == Domain {
+			return true
+		}
+	}
+	return false
+}
+
+// byteSize writes a limit in MiB or KiB when it is a whole number of them.
+func byteSize(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.Itoa(n>>20) + " MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return strconv.Itoa(n>>10) + " KiB"
+	}
+	return strconv.Itoa(n) + " bytes"
 }
 
 // SignatureRejected is a failed work-signature rule with its upstream text

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	controlv1 "github.com/receptor-mesh/receptor/gen/go/receptor/control/v1"
@@ -64,7 +65,12 @@ type Options struct {
 // believes it. /healthz and /openapi.json need the reader role, like
 // every other route. Errors map to HTTP codes as grpc-gateway's
 // defaults (401 Unauthenticated, 403 PermissionDenied, 429
-// ResourceExhausted), with a google.rpc.Status body.
+// ResourceExhausted), except 413 for requests too large (an oversized body,
+// apierr.PayloadTooLarge such as CreateWork's stdin over 4 MiB), with a
+// google.rpc.Status body (code, message, details) on every route: a
+// results stream refused before its first chunk answers like a unary
+// route (restClient); only an error after output began comes as the
+// stream's last line, {"error": <Status>}.
 // ctx is the registration context of the generated handlers.
 func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler, error) {
 	if conn == nil {
@@ -89,6 +95,11 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 			},
 		}),
 		runtime.WithErrorHandler(errorHandler(limit)),
+		// Errors of streaming routes after output began (those before are
+		// returned by the client, see restClient) become the same Status
+		// as unary routes' errors; the 200 is sent by then, so they come as
+		// the stream's last line, {"error": <Status>}.
+		runtime.WithStreamErrorHandler(func(_ context.Context, err error) *status.Status { return errorStatus(err) }),
 		runtime.WithHealthzEndpoint(healthpb.NewHealthClient(conn)),
 		// Relay the principal the guard authenticated; the in-process
 		// gRPC server authorizes it. No HTTP header becomes gRPC metadata,
@@ -99,7 +110,7 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 		runtime.WithIncomingHeaderMatcher(func(string) (string, bool) { return "", false }),
 		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
 	)
-	if err := controlv1.RegisterControlServiceHandler(ctx, mux, conn); err != nil {
+	if err := controlv1.RegisterControlServiceHandlerClient(ctx, mux, &restClient{controlv1.NewControlServiceClient(conn)}); err != nil {
 		return nil, fmt.Errorf("registering ControlService REST handlers: %w", err)
 	}
 	if err := mux.HandlePath(http.MethodGet, "/openapi.json", serveOpenAPI(mux, opts.Policy)); err != nil {
@@ -175,12 +186,27 @@ func tooLarge(limit int64) error {
 }
 
 // errorHandler is grpc-gateway's default, except that a failure caused by
-// an oversized body is 413.
+// an oversized body, or refused for its size (apierr.PayloadTooLarge), is
+// 413. The body is the google.rpc.Status JSON of errorStatus.
 func errorHandler(limit int64) runtime.ErrorHandlerFunc {
 	return func(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 		if o, ok := r.Context().Value(overflowKey{}).(*overflow); ok && o.hit {
 			err = tooLarge(limit)
 		}
+		var hse *runtime.HTTPStatusError
+		if !errors.As(err, &hse) && apierr.IsPayloadTooLarge(err) {
+			err = &runtime.HTTPStatusError{HTTPStatus: http.StatusRequestEntityTooLarge, Err: err}
+		}
 		runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
 	}
+}
+
+// errorStatus is the Status an error is reported as, on unary and
+// streaming routes alike (what DefaultHTTPErrorHandler sends).
+func errorStatus(err error) *status.Status {
+	var hse *runtime.HTTPStatusError
+	if errors.As(err, &hse) {
+		err = hse.Err
+	}
+	return status.Convert(err)
 }

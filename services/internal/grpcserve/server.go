@@ -23,9 +23,12 @@ import (
 
 // Limits shared by servers and clients.
 const (
+	// MaxCreateStdin bounds CreateWork's inline stdin (proto docs: 4 MiB);
+	// larger input goes through the SubmitWork stream.
+	MaxCreateStdin = 4 << 20
 	// MaxRecvMsgSize admits a CreateWork request with its 4 MiB of stdin
 	// plus the submission parameters.
-	MaxRecvMsgSize = 4<<20 + 64<<10
+	MaxRecvMsgSize = MaxCreateStdin + 64<<10
 	// MaxSendMsgSize bounds replies such as a long ListWork.
 	MaxSendMsgSize = 16 << 20
 	// DefaultMaxConcurrentStreams allows one stream per carried mesh
