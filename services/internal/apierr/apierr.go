@@ -36,6 +36,7 @@ const (
 	textCancelled   = "user cancelled"
 	textShutdown    = "netceptor shutdown"
 	textClosing     = "work agent is closing"
+	textStopping    = "server is stopping"
 )
 
 // NotFound is a lookup failure with its upstream text verbatim, such as
@@ -75,6 +76,13 @@ func WorkAgentUnreachable(addr string, err error) error {
 // down: Unavailable "work agent is closing".
 func WorkAgentClosing() error {
 	return status.Error(codes.Unavailable, textClosing)
+}
+
+// ServerStopping is a streaming call cut short because its gRPC server is
+// stopping: Unavailable "server is stopping", so that clients retry
+// elsewhere or later as after a lost connection.
+func ServerStopping() error {
+	return status.Error(codes.Unavailable, textStopping)
 }
 
 // WorkUnavailable is a work failure towards another node, or of a work

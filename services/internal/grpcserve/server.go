@@ -6,6 +6,7 @@
 package grpcserve
 
 import (
+	"context"
 	"crypto/tls"
 	"log/slog"
 	"time"
@@ -77,6 +78,9 @@ type Server struct {
 	*grpc.Server
 	health          *health.Server
 	shutdownTimeout time.Duration
+	// stopStreams cuts streaming calls short when the server starts to
+	// stop (see streamsEndOnStop).
+	stopStreams context.CancelFunc
 }
 
 // New builds a server with the interceptor chain, limits, keepalive policy,
@@ -108,6 +112,8 @@ func New(opts Options) *Server {
 		unary = append(unary, a.unary)
 		stream = append(stream, a.stream)
 	}
+	stopping, stopStreams := context.WithCancel(context.Background())
+	stream = append(stream, streamsEndOnStop(stopping))
 	serverOpts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
@@ -134,6 +140,7 @@ func New(opts Options) *Server {
 		Server:          grpc.NewServer(serverOpts...),
 		health:          health.NewServer(),
 		shutdownTimeout: shutdown,
+		stopStreams:     stopStreams,
 	}
 	healthpb.RegisterHealthServer(srv.Server, srv.health)
 	reflection.Register(srv.Server)
