@@ -153,6 +153,7 @@ func TestMeshRestartRouteRecovery(t *testing.T) {
 			c.WaitRoutes(map[string]string{"ra": "rb", "rb": "rb"})
 
 			c.Kill()
+			killed := time.Now()
 			a.WaitStatus("route to rc gone", func(s Status) bool { _, ok := s.RoutingTable["rc"]; return !ok })
 			c.Restart()
 			restarted := time.Now()
@@ -170,7 +171,8 @@ func TestMeshRestartRouteRecovery(t *testing.T) {
 				}
 				return aToC != 0 && cToA != 0
 			})
-			t.Logf("after rc's restart: ra routes to rc in %v, rc to ra in %v", aToC, cToA)
+			t.Logf("after rc's restart (%v after the kill; the harness starts it in a later second): ra routes to rc in %v, rc to ra in %v",
+				restarted.Sub(killed), aToC, cToA)
 			if !ok {
 				t.Fatalf("routes not back within %v (ra->rc %v, rc->ra %v)", convergeTimeout, aToC, cToA)
 			}
