@@ -67,9 +67,28 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reload func(
 	// node's own (authz.Internal).
 	srv := grpcserve.New(grpcserve.Options{Logger: log, Policy: policy, Face: grpcserve.FaceInProcess})
 	worker.Register(srv, agent, policy)
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return grpcserve.Serve(ctx, srv, workPipe.Listener()) })
-	g.Go(func() error { return r.Run(ctx) })
+	// Shutdown order: the work agent first, then the router. The agent's
+	// remote units hold MeshService streams (Dial, pooled control
+	// connections) on the router's in-process gRPC server, whose graceful
+	// stop would otherwise wait for them until its timeout. The router
+	// therefore runs under a context of its own, cancelled once the agent
+	// is closed (or when the router itself fails).
+	g, gctx := errgroup.WithContext(ctx)
+	routerCtx, stopRouter := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRouter()
+	g.Go(func() error { return grpcserve.Serve(gctx, srv, workPipe.Listener()) })
+	g.Go(func() error {
+		if err := r.Run(routerCtx); err != nil {
+			return err
+		}
+		return context.Canceled // stopped: end the group
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		_ = agent.Close()
+		stopRouter()
+		return nil
+	})
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
 		err = nil

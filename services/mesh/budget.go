@@ -99,8 +99,8 @@ func (n *Node) deleteEdgeLocked(from, to string) {
 // running count against it).
 func (n *Node) routingStateBytes() int {
 	b := 0
-	for id := range n.known {
-		b += len(id) + knownNodeBytes
+	for id, info := range n.known {
+		b += len(id) + knownNodeBytes + len(info.last)
 	}
 	for from, edges := range n.topo {
 		if from != n.id {

@@ -66,7 +66,12 @@ func (n *Node) WorkCommands() []WorkCommand {
 // commands once some were set; until then the listener's own stand.
 func (n *Node) withWorkCommandsLocked(ad ServiceAd) ServiceAd {
 	if ad.Tags["type"] == controlServiceTag && n.workCmds != nil {
-		ad.WorkCommands = slices.Clone(n.workCmds)
+		// No work types (none, or withdrawn while the work agent is away)
+		// are sent as null, as upstream does.
+		ad.WorkCommands = nil
+		if len(n.workCmds) > 0 {
+			ad.WorkCommands = slices.Clone(n.workCmds)
+		}
 	}
 	return ad
 }

@@ -119,6 +119,10 @@ func (o *Options) setDefaults() {
 // nodeInfo is what we remember of a node's routing updates.
 type nodeInfo struct {
 	epoch, sequence uint64
+	// last is the node's latest accepted routing update as we flood it
+	// (ForwardingNode is our ID); a new peer gets it at once
+	// (sendKnownUpdatesLocked). Counted in routeBytes.
+	last []byte
 }
 
 type adKey struct{ node, service string }

@@ -68,6 +68,21 @@ func (n *Node) processUpdateLocked(u *wire.RoutingUpdate, from *session) {
 			"entries", n.seen.len(), "evicted", n.seen.evicted)
 	}
 	info := n.known[u.NodeID]
+	if u.SuspectedDuplicate == 0 && info != nil &&
+		(u.UpdateEpoch < info.epoch || (u.UpdateEpoch == info.epoch && u.UpdateSequence <= info.sequence)) {
+		return // not newer than what we hold
+	}
+	// What we flood: the update as received, from us.
+	u.ForwardingNode = n.id
+	msg, err := wire.EncodeRoute(u)
+	if err != nil {
+		n.log.Warn("mesh: cannot re-encode routing update", "origin", u.NodeID, "err", err)
+		return
+	}
+	if len(msg) > maxFloodedMessage {
+		n.warnLimitedLocked("route-size", "mesh: re-encoded routing update too large to flood", "origin", u.NodeID, "bytes", len(msg))
+		msg = nil // stored, but neither kept for new peers nor flooded
+	}
 	if u.SuspectedDuplicate != 0 {
 		if info != nil && info.epoch == u.SuspectedDuplicate {
 			info.epoch, info.sequence = u.UpdateEpoch, u.UpdateSequence
@@ -75,14 +90,12 @@ func (n *Node) processUpdateLocked(u *wire.RoutingUpdate, from *session) {
 	} else {
 		stored, have := n.topo[u.NodeID]
 		changed := (!have && u.Connections != nil) || (have && !maps.Equal(stored, u.Connections))
-		grow := 0
+		grow := len(msg)
 		if changed {
-			grow = connsBytes(u.Connections) - connsBytes(stored)
+			grow += connsBytes(u.Connections) - connsBytes(stored)
 		}
 		if info != nil {
-			if u.UpdateEpoch < info.epoch || (u.UpdateEpoch == info.epoch && u.UpdateSequence <= info.sequence) {
-				return
-			}
+			grow -= len(info.last)
 		} else {
 			grow += len(u.NodeID) + knownNodeBytes
 		}
@@ -104,6 +117,8 @@ func (n *Node) processUpdateLocked(u *wire.RoutingUpdate, from *session) {
 			n.hashOfLocked(u.NodeID)
 		}
 		info.epoch, info.sequence = u.UpdateEpoch, u.UpdateSequence
+		n.routeBytes += len(msg) - len(info.last)
+		info.last = msg
 		if changed {
 			n.routeBytes += connsBytes(u.Connections) - connsBytes(stored)
 			conns := make(map[string]float64, len(u.Connections))
@@ -125,14 +140,7 @@ func (n *Node) processUpdateLocked(u *wire.RoutingUpdate, from *session) {
 			n.requestRecomputeLocked()
 		}
 	}
-	u.ForwardingNode = n.id
-	msg, err := wire.EncodeRoute(u)
-	if err != nil {
-		n.log.Warn("mesh: cannot re-encode routing update", "origin", u.NodeID, "err", err)
-		return
-	}
-	if len(msg) > maxFloodedMessage {
-		n.warnLimitedLocked("route-size", "mesh: re-encoded routing update too large to flood", "origin", u.NodeID, "bytes", len(msg))
+	if msg == nil {
 		return
 	}
 	for _, s := range n.sessions {
@@ -212,4 +220,24 @@ func (n *Node) duplicateReportLocked(u *wire.RoutingUpdate) {
 		defer n.wg.Done()
 		n.stop(ErrDuplicateNodeID)
 	}()
+}
+
+// sendKnownUpdatesLocked queues for a new peer the latest routing update
+// we hold of every other node, as we flooded it, so that the peer (a
+// restarted node, say) can route at once instead of waiting for each
+// node's periodic update (docs/protocol.md §5.3). Relaying an update is
+// what flooding does anyway; the peer drops those it has seen (UpdateID)
+// or that are not newer than what it holds, so nothing circulates. At most
+// half of the session's control queue is used: periodic updates bring the
+// rest.
+func (n *Node) sendKnownUpdatesLocked(to *session) {
+	for id, info := range n.known {
+		if id == to.remote || info.last == nil {
+			continue
+		}
+		if len(to.ctrl) >= ctrlQueueLen/2 || to.ctrlBytes.Load()+int64(len(info.last)) > ctrlQueueBytes/2 {
+			return
+		}
+		to.enqueueCtrl(info.last)
+	}
 }

@@ -376,7 +376,9 @@ func (s *session) establish(u *wire.RoutingUpdate) error {
 	n.requestRecomputeLocked()
 	if !s.passive {
 		n.requestFloodLocked()
-		n.advertiseLocked(s) // improvement: the new peer learns ads at once
+		// Improvements: the new peer learns routes and ads at once.
+		n.sendKnownUpdatesLocked(s)
+		n.advertiseLocked(s)
 	}
 	n.log.Info("mesh session established", "peer", rid, "backend", s.kind, "cost", cost)
 	return nil
@@ -407,6 +409,7 @@ func (s *session) routeUpdate(u *wire.RoutingUpdate) error {
 				// The peer heard our initial message: it now takes part in
 				// floods, our connection list and advertisements.
 				n.requestFloodLocked()
+				n.sendKnownUpdatesLocked(s)
 				n.advertiseLocked(s)
 				if c, ok := s.tr.(backends.Confirmer); ok {
 					c.Confirm()

@@ -8,10 +8,12 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
 
 	controlv1 "github.com/receptor-mesh/receptor/gen/go/receptor/control/v1"
 	meshv1 "github.com/receptor-mesh/receptor/gen/go/receptor/mesh/v1"
 	workv1 "github.com/receptor-mesh/receptor/gen/go/receptor/work/v1"
+	"github.com/receptor-mesh/receptor/services/internal/backoff"
 	"github.com/receptor-mesh/receptor/services/internal/buildinfo"
 	"github.com/receptor-mesh/receptor/services/internal/gateway"
 	"github.com/receptor-mesh/receptor/services/internal/grpcserve"
@@ -138,40 +140,86 @@ func (r *Router) workStatus(ctx context.Context) (*meshv1.WorkAgentStatus, error
 // syncWorkCommands keeps the work agent's work types in this node's
 // control-service advertisements: it asks the agent when it (re)appears
 // and every refresh interval after that, so an agent restarted with other
-// work types is reflected within one interval.
+// work types is reflected within one interval. With a work agent in a
+// process of its own (Options.WorkConn), the types are withdrawn (the ads
+// carry no work types and are flooded at once) as soon as the connection
+// to the agent is lost and the agent cannot be asked, so that other nodes
+// do not send work to a node that cannot run it; they come back when the
+// agent does.
 func (r *Router) syncWorkCommands(ctx context.Context) {
 	const (
 		retry   = time.Second
 		refresh = 15 * time.Second
 	)
+	conn := r.opt.WorkConn
 	var last []mesh.WorkCommand
-	first := true
+	advertised := false
 	for {
 		wait := retry
+		var callOpts []grpc.CallOption
+		if conn == nil {
+			// In-process: the agent is there once it is served.
+			callOpts = append(callOpts, grpc.WaitForReady(true))
+		}
 		cctx, cancel := context.WithTimeout(ctx, refresh)
-		info, err := r.work.GetWorkerInfo(cctx, &workv1.GetWorkerInfoRequest{}, grpc.WaitForReady(true))
+		info, err := r.work.GetWorkerInfo(cctx, &workv1.GetWorkerInfoRequest{}, callOpts...)
 		cancel()
-		if err == nil {
+		switch {
+		case err == nil:
 			cmds := make([]mesh.WorkCommand, 0, len(info.GetWorkCommands()))
 			for _, wc := range info.GetWorkCommands() {
 				cmds = append(cmds, mesh.WorkCommand{WorkType: wc.GetWorkType(), Secure: wc.GetSecure()})
 			}
-			if first || !equalWorkCommands(cmds, last) {
+			if !advertised || !equalWorkCommands(cmds, last) {
 				r.node.SetWorkCommands(cmds)
 				r.log.Info("work agent attached", "worktypes", len(cmds))
-				last, first = cmds, false
+				last, advertised = cmds, true
 			}
 			wait = refresh
-		} else if ctx.Err() == nil {
+		case ctx.Err() != nil:
+			return
+		case advertised && conn != nil:
+			r.node.SetWorkCommands([]mesh.WorkCommand{})
+			advertised = false
+			r.log.Warn("work agent unreachable; its work types are withdrawn from the control service advertisement until it is back", "err", err)
+		default:
 			r.log.Debug("work agent not reachable", "err", err)
 		}
-		select {
-		case <-ctx.Done():
+		if !waitWorkAgent(ctx, conn, wait, advertised) {
 			return
-		case <-time.After(wait):
 		}
 	}
 }
+
+// waitWorkAgent waits d; with an agent that is advertised, it returns as
+// soon as conn leaves the Ready state (the agent went away). False when
+// ctx ended.
+func waitWorkAgent(ctx context.Context, conn *grpc.ClientConn, d time.Duration, advertised bool) bool {
+	tctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	if conn != nil && advertised {
+		for st := conn.GetState(); st == connectivity.Ready; st = conn.GetState() {
+			if !conn.WaitForStateChange(tctx, st) {
+				break
+			}
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		if tctx.Err() == nil {
+			// Left Ready: let the reconnect attempt settle before asking.
+			return backoff.Sleep(ctx, agentSettle)
+		}
+		return true
+	}
+	<-tctx.Done()
+	return ctx.Err() == nil
+}
+
+// agentSettle is the pause between losing the connection to the work
+// agent and asking it again (a restart of the agent's listener, or a
+// transient GOAWAY, reconnects within it).
+const agentSettle = 100 * time.Millisecond
 
 func equalWorkCommands(a, b []mesh.WorkCommand) bool {
 	if len(a) != len(b) {

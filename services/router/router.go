@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
 
 	workv1 "github.com/receptor-mesh/receptor/gen/go/receptor/work/v1"
 	"github.com/receptor-mesh/receptor/services/config"
@@ -41,6 +42,12 @@ type Options struct {
 	// passes an in-process client; receptor-router dials the work-agent
 	// entity's address.
 	Work workv1.WorkServiceClient
+	// WorkConn is the connection behind Work when the work agent runs in
+	// a process of its own (receptor-router's work-agent entity): while it
+	// cannot reach the agent, the node withdraws the agent's work types
+	// from its control-service advertisement. Nil: Work is always there
+	// (the all-in-one binary's in-process agent).
+	WorkConn *grpc.ClientConn
 	// TLS holds cfg's named TLS configurations; nil means New builds them
 	// from cfg (tlsstore.FromConfig).
 	TLS *tlsconf.Store
@@ -352,7 +359,7 @@ func RunFromConfig(ctx context.Context, cfg *config.Config, log *slog.Logger, re
 			return err
 		}
 		defer conn.Close()
-		opts.Work = workv1.NewWorkServiceClient(conn)
+		opts.Work, opts.WorkConn = workv1.NewWorkServiceClient(conn), conn
 	}
 	r, err := New(cfg, opts)
 	if err != nil {

@@ -8,12 +8,15 @@ package work
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/receptor-mesh/receptor/services/control/client"
+	"github.com/receptor-mesh/receptor/services/internal/apierr"
 	"github.com/receptor-mesh/receptor/services/internal/backoff"
 	"github.com/receptor-mesh/receptor/services/work/unit"
 )
@@ -108,6 +111,11 @@ func (r *remoteUnit) start(ctx context.Context) error {
 	}
 	defer c.Close()
 	remoteID, err := c.StartSubmit(ctx, req)
+	if re := (*client.RemoteError)(nil); errors.As(err, &re) && apierr.Retryable(re.Message) {
+		// The node is there but cannot run work for a while (its work
+		// agent is away): nothing was created, try again later.
+		return &connError{err}
+	}
 	if err != nil {
 		return err
 	}

@@ -50,8 +50,9 @@ var unitIDRE = regexp.MustCompile(`with ID ([a-zA-Z0-9]+)\.`)
 // StartSubmit sends a JSON work submit (members: node, worktype, tlsclient,
 // signature and the work params; command and subcommand are added) and
 // returns the unit ID of the "Work unit created with ID <id>." reply. Any
-// other reply, an "ERROR: " line included, fails with upstream's "could
-// not parse response: <line>"; connection errors are worded as upstream's
+// other reply fails with upstream's "could not parse response: <line>"
+// (for an "ERROR: " line the error wraps a *RemoteError with the remote's
+// text, so callers can tell what the remote said); connection errors are worded as upstream's
 // "write error sending to <node>" and "read error reading from <node>".
 // Send the payload next with SendPayload, then read the final reply with
 // ReadReply.
@@ -68,6 +69,9 @@ func (c *Conn) StartSubmit(ctx context.Context, members map[string]string) (stri
 		return "", fmt.Errorf("read error reading from %s: %w", c.nodeID, err)
 	}
 	m := unitIDRE.FindStringSubmatch(line)
+	if text, ok := strings.CutPrefix(line, "ERROR: "); ok && m == nil {
+		return "", fmt.Errorf("could not parse response: ERROR: %w", &RemoteError{Message: strings.TrimRight(text, "\n")})
+	}
 	if m == nil {
 		return "", fmt.Errorf("could not parse response: %s", strings.TrimRight(line, "\n"))
 	}

@@ -34,11 +34,13 @@ const (
 // Texts of errors that have no parameters. They are upstream strings where
 // upstream has one (docs/protocol.md §12.5).
 const (
-	textNoWorkAgent = "no work agent is attached to this router; work commands need a running receptor-worker (work-agent entity)"
-	textTimeout     = "timeout"
-	textCancelled   = "user cancelled"
-	textShutdown    = "netceptor shutdown"
-	textClosing     = "work agent is closing"
+	textNoWorkAgent          = "no work agent is attached to this router; work commands need a running receptor-worker (work-agent entity)"
+	textTimeout              = "timeout"
+	textCancelled            = "user cancelled"
+	textShutdown             = "netceptor shutdown"
+	textClosing              = "work agent is closing"
+	textWorkAgentUnavailable = "work agent unavailable"
+	textStopping             = "server is stopping"
 )
 
 // NotFound is a lookup failure with its upstream text verbatim, such as
@@ -68,16 +70,49 @@ func NoWorkAgent() error {
 }
 
 // WorkAgentUnreachable is a call that failed because the router cannot
-// reach its work agent at addr: Unavailable "work agent at <addr> is
-// unreachable: <the transport error's message>".
+// reach its work agent at addr: Unavailable "work agent unavailable: cannot
+// reach <addr>: <the transport error's last part, e.g. connection
+// refused>". A status that already says so passes unchanged, so the text
+// is never wrapped twice. Retrying later succeeds once the agent is back
+// (see Retryable).
 func WorkAgentUnreachable(addr string, err error) error {
-	return status.Errorf(codes.Unavailable, "work agent at %s is unreachable: %s", addr, status.Convert(err).Message())
+	msg := status.Convert(err).Message()
+	if strings.HasPrefix(msg, textWorkAgentUnavailable) {
+		return status.Error(codes.Unavailable, msg)
+	}
+	return status.Errorf(codes.Unavailable, "%s: cannot reach %s: %s", textWorkAgentUnavailable, addr, rootCause(msg))
+}
+
+// rootCause is the last part of a chain of "context: cause" texts, as gRPC
+// transport errors are ("connection error: desc = \"transport: Error
+// while dialing: dial unix /x: connect: connection refused\"").
+func rootCause(msg string) string {
+	msg = strings.TrimRight(msg, `"`)
+	if i := strings.LastIndex(msg, ": "); i >= 0 && i+2 < len(msg) {
+		return msg[i+2:]
+	}
+	return msg
+}
+
+// Retryable reports whether text, an error text of a node's work
+// request (the part after "ERROR: "), says that the node cannot run work
+// for a while only: its work agent is unreachable or closing. Another
+// node's remote work retries such submissions in the background.
+func Retryable(text string) bool {
+	return strings.HasPrefix(text, textWorkAgentUnavailable) || text == textClosing
 }
 
 // WorkAgentClosing is a unit watch cut short by the work agent shutting
 // down: Unavailable "work agent is closing".
 func WorkAgentClosing() error {
 	return status.Error(codes.Unavailable, textClosing)
+}
+
+// ServerStopping is a streaming call cut short because its gRPC server is
+// stopping: Unavailable "server is stopping", so that clients retry
+// elsewhere or later as after a lost connection.
+func ServerStopping() error {
+	return status.Error(codes.Unavailable, textStopping)
 }
 
 // WorkUnavailable is a work failure towards another node, or of a work

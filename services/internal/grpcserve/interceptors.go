@@ -87,3 +87,21 @@ func panicked(logger *slog.Logger, method string, r any) error {
 	logger.Error("panic in gRPC handler", "method", method, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 	return apierr.Internal(fmt.Errorf("handler of %s panicked", method))
 }
+
+// streamsEndOnStop cancels the context of every streaming call once
+// stopping ends (the server is stopping), and reports such a call as
+// Unavailable "server is stopping" so that its client reconnects later.
+// It is the innermost interceptor: the handler sees the cancellable context.
+func streamsEndOnStop(stopping context.Context) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		ctx, cancel := context.WithCancel(ss.Context())
+		defer cancel()
+		stop := context.AfterFunc(stopping, cancel)
+		defer stop()
+		err := handler(srv, &ctxStream{ServerStream: ss, ctx: ctx})
+		if err != nil && stopping.Err() != nil && ss.Context().Err() == nil {
+			return apierr.ServerStopping()
+		}
+		return err
+	}
+}

@@ -40,8 +40,13 @@ func Serve(ctx context.Context, srv *Server, lis net.Listener) error {
 }
 
 // stop stops gracefully within the shutdown timeout, then forcibly.
+// Streaming calls (mesh connections, listeners, result streams) may last
+// forever, so they are cut short at once (Unavailable "server is stopping")
+// instead of holding the graceful stop until its timeout; unary calls
+// finish.
 func (s *Server) stop() {
 	s.health.Shutdown()
+	s.stopStreams()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

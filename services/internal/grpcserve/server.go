@@ -6,6 +6,7 @@
 package grpcserve
 
 import (
+	"context"
 	"crypto/tls"
 	"log/slog"
 	"time"
@@ -80,6 +81,9 @@ type Server struct {
 	*grpc.Server
 	health          *health.Server
 	shutdownTimeout time.Duration
+	// stopStreams cuts streaming calls short when the server starts to
+	// stop (see streamsEndOnStop).
+	stopStreams context.CancelFunc
 }
 
 // New builds a server with the interceptor chain, limits, keepalive policy,
@@ -111,6 +115,8 @@ func New(opts Options) *Server {
 		unary = append(unary, a.unary)
 		stream = append(stream, a.stream)
 	}
+	stopping, stopStreams := context.WithCancel(context.Background())
+	stream = append(stream, streamsEndOnStop(stopping))
 	serverOpts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
@@ -137,6 +143,7 @@ func New(opts Options) *Server {
 		Server:          grpc.NewServer(serverOpts...),
 		health:          health.NewServer(),
 		shutdownTimeout: shutdown,
+		stopStreams:     stopStreams,
 	}
 	healthpb.RegisterHealthServer(srv.Server, srv.health)
 	reflection.Register(srv.Server)

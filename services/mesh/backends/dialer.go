@@ -8,17 +8,35 @@ import (
 	"github.com/receptor-mesh/receptor/services/internal/backoff"
 )
 
-// Backoff is the redial schedule of dialer backends (docs/protocol.md §3.1): wait
-// Initial after a session or a failed dial, grow by Factor up to Max, and go
-// back to Initial after every successful dial. Jitter spreads each wait by
-// ±Jitter (a fraction) so that many dialers do not reconnect in lockstep;
-// upstream has no jitter. Zero fields take the defaults.
+// Backoff is the redial schedule of dialer backends (docs/protocol.md §3.1).
+// It starts with a quick phase: wait Quick, then twice as long each time
+// while that stays below Initial (250 ms, 500 ms, 1 s, 2 s, 4 s by
+// default), each ±50 %, so that a peer that restarts is redialled at once
+// (upstream waits 5 s). Then it waits Initial, growing by Factor up to Max,
+// each ±Jitter (a fraction) so that many dialers do not reconnect in
+// lockstep. The schedule starts over at the quick phase after a session
+// that lasted stableSession or longer; a session that ends sooner (the
+// peer rejects us, e.g. while it still holds our previous session) does
+// not reset it, so repeated short sessions back off as failed dials do.
+// Zero fields take the defaults; a Quick of Initial or more leaves out the
+// quick phase (upstream's schedule).
 type Backoff struct {
 	Initial time.Duration // default 5 s
 	Max     time.Duration // default 20 s
 	Factor  float64       // default 1.5
 	Jitter  float64       // default 0.1
+	Quick   time.Duration // default 250 ms
 }
+
+const (
+	// defaultQuickRedial is Backoff.Quick's default.
+	defaultQuickRedial = 250 * time.Millisecond
+	// quickJitter spreads the waits of the quick phase.
+	quickJitter = 0.5
+	// stableSession is how long a session must last for the schedule to
+	// start over when it ends.
+	stableSession = 2 * time.Second
+)
 
 // DefaultBackoff is upstream's schedule plus ±10% jitter.
 func DefaultBackoff() Backoff {
@@ -51,6 +69,42 @@ func (b Backoff) policy() backoff.Policy {
 	return backoff.Policy{Initial: b.Initial, Max: b.Max, Factor: b.Factor, Jitter: b.Jitter}
 }
 
+// redialSchedule is a running Backoff schedule; not safe for concurrent use.
+type redialSchedule struct {
+	quickStart, quick, initial time.Duration
+	quickPolicy                backoff.Policy
+	main                       *backoff.Backoff
+}
+
+func (b Backoff) schedule() *redialSchedule {
+	p := b.policy()
+	q := b.Quick
+	if q <= 0 {
+		q = defaultQuickRedial
+	}
+	return &redialSchedule{
+		quickStart: q, quick: q, initial: p.Initial,
+		quickPolicy: backoff.Policy{Initial: q, Max: p.Initial, Factor: 2, Jitter: quickJitter},
+		main:        p.Start(),
+	}
+}
+
+// next returns the wait before the next dial and moves the schedule on.
+func (s *redialSchedule) next() time.Duration {
+	if s.quick < s.initial {
+		d := s.quickPolicy.Jittered(s.quick)
+		s.quick *= 2
+		return d
+	}
+	return s.main.Next()
+}
+
+// reset starts the schedule over (after a stable session).
+func (s *redialSchedule) reset() {
+	s.quick = s.quickStart
+	s.main.Reset()
+}
+
 // startDialer runs redialLoop in a goroutine group of its own: the shared
 // Start of every dialer backend. dial gets the group so that the sessions
 // it creates are waited for too.
@@ -68,7 +122,7 @@ func startDialer(ctx context.Context, log *slog.Logger, redial bool, b Backoff,
 // the first session or failure when redial is false.
 func redialLoop(ctx context.Context, log *slog.Logger, redial bool, b Backoff,
 	dial func(context.Context) (Session, error), accept func(Session)) {
-	delay := b.policy().Start()
+	delay := b.schedule()
 	for {
 		s, err := dial(ctx)
 		switch {
@@ -77,15 +131,19 @@ func redialLoop(ctx context.Context, log *slog.Logger, redial bool, b Backoff,
 		case err != nil:
 			log.Warn("backend dial failed", "err", err)
 		default:
-			delay.Reset()
 			log.Debug("backend session started", "remote", s.RemoteAddr())
+			began := time.Now()
 			runSession(ctx, s, accept)
-			log.Debug("backend session ended", "remote", s.RemoteAddr())
+			lasted := time.Since(began)
+			log.Debug("backend session ended", "remote", s.RemoteAddr(), "lasted", lasted)
+			if lasted >= stableSession {
+				delay.reset()
+			}
 		}
 		if !redial {
 			return
 		}
-		wait := delay.Next()
+		wait := delay.next()
 		log.Debug("backend redial scheduled", "in", wait)
 		if !backoff.Sleep(ctx, wait) {
 			return
