@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/receptor-mesh/receptor/services/control/client"
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // Failure bounds for eventually-style polling; never timing assertions.
@@ -466,7 +467,7 @@ func (n *Node) WaitStatus(what string, cond func(Status) bool) Status {
 	n.t.Helper()
 	var last Status
 	var lastErr error
-	ok := poll(convergeTimeout, func() bool {
+	ok := testkit.Poll(convergeTimeout, func() bool {
 		s, _, err := n.status()
 		if err != nil {
 			lastErr = err
@@ -526,28 +527,6 @@ func equalMaps(a, b map[string]string) bool {
 		}
 	}
 	return true
-}
-
-// poll calls cond until it returns true (true) or timeout passes (false).
-func poll(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(pollInterval)
-	}
-}
-
-// eventually fails the test when cond does not hold within timeout.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	if !poll(timeout, cond) {
-		t.Fatalf("%s: not reached within %v", what, timeout)
-	}
 }
 
 // RawConn is a control session spoken byte by byte, as receptorctl does.

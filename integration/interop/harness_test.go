@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/receptor-mesh/receptor/services/control/client"
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // Failure bounds for eventually-style polling (never timing assertions).
@@ -79,25 +81,6 @@ func freeUDPPort(t *testing.T) int {
 	}
 	t.Fatal("no free udp port found")
 	return 0
-}
-
-// eventually polls cond until it reports true or timeout passes; then the
-// test fails with the last state cond described.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last string
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not reached within %v; last state: %s", what, timeout, last)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
 
 // procNode is a receptor process (upstream's, or our binary with the same
@@ -374,25 +357,31 @@ func (p *procNode) Traceroute(target string) ([]ctlHop, error) {
 // waitConnected waits until p's status lists peer as a connection of cost.
 func (p *procNode) waitConnected(peer string, cost float64) {
 	p.t.Helper()
-	eventually(p.t, convergeTimeout, fmt.Sprintf("%s lists connection to %s with cost %v", p.ID, peer, cost), func() (bool, string) {
+	testkit.Eventually(p.t, convergeTimeout, fmt.Sprintf("%s lists connection to %s with cost %v", p.ID, peer, cost), func() error {
 		s, err := p.Status()
 		if err != nil {
-			return false, err.Error()
+			return errors.New(err.Error())
 		}
 		c, ok := s.ConnCost(peer)
-		return ok && c == cost, fmt.Sprintf("connections %+v", s.Connections)
+		if ok && c == cost {
+			return nil
+		}
+		return fmt.Errorf("connections %+v", s.Connections)
 	})
 }
 
 // waitRoute waits until p routes to dest via next.
 func (p *procNode) waitRoute(dest, next string) {
 	p.t.Helper()
-	eventually(p.t, convergeTimeout, fmt.Sprintf("%s routes to %s via %s", p.ID, dest, next), func() (bool, string) {
+	testkit.Eventually(p.t, convergeTimeout, fmt.Sprintf("%s routes to %s via %s", p.ID, dest, next), func() error {
 		s, err := p.Status()
 		if err != nil {
-			return false, err.Error()
+			return errors.New(err.Error())
 		}
-		return s.RoutingTable[dest] == next, fmt.Sprintf("routing table %v", s.RoutingTable)
+		if s.RoutingTable[dest] == next {
+			return nil
+		}
+		return fmt.Errorf("routing table %v", s.RoutingTable)
 	})
 }
 

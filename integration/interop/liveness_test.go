@@ -1,6 +1,7 @@
 package interop
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"syscall"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/receptor-mesh/receptor/services/mesh"
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // idleTimeout bounds waits that include the 21-26 s session idle timeout.
@@ -40,8 +42,11 @@ func TestIdlePeerDropped(t *testing.T) {
 		}
 	}
 	t.Cleanup(resume)
-	eventually(t, idleTimeout, "our node drops the silent upstream session", func() (bool, string) {
-		return !slices.Contains(ourConns(ours)(), "up1"), fmt.Sprint(ourConns(ours)())
+	testkit.Eventually(t, idleTimeout, "our node drops the silent upstream session", func() error {
+		if !slices.Contains(ourConns(ours)(), "up1") {
+			return nil
+		}
+		return errors.New(fmt.Sprint(ourConns(ours)()))
 	})
 	t.Logf("PASS session to the stopped upstream dropped after %v (expected 21-26 s, docs/protocol.md §5.6)", time.Since(stopped).Round(time.Second))
 
@@ -67,13 +72,16 @@ func TestUDPPeerRestart(t *testing.T) {
 	up.Stop()
 	restarted := time.Now()
 	up2 := startProc(t, bin, "up1", args...)
-	eventually(t, idleTimeout+convergeTimeout, "restarted up1 lists ours", func() (bool, string) {
+	testkit.Eventually(t, idleTimeout+convergeTimeout, "restarted up1 lists ours", func() error {
 		s, err := up2.Status()
 		if err != nil {
-			return false, err.Error()
+			return errors.New(err.Error())
 		}
 		_, ok := s.ConnCost("ours")
-		return ok, fmt.Sprintf("connections %+v", s.Connections)
+		if ok {
+			return nil
+		}
+		return fmt.Errorf("connections %+v", s.Connections)
 	})
 	ours.waitConnected("up1", 1)
 	t.Logf("PASS restarted udp peer reconnected after %v", time.Since(restarted).Round(time.Second))

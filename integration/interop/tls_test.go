@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/receptor-mesh/receptor/services/mesh"
+	"github.com/receptor-mesh/receptor/services/testkit"
 	"github.com/receptor-mesh/receptor/services/tlsconf"
 )
 
@@ -130,8 +131,11 @@ func TestTLSBackends(t *testing.T) {
 				}
 				// Evidence that a handshake was attempted and failed, then
 				// spot checks that no session ever appears.
-				eventually(t, convergeTimeout, "a TLS failure in either log", func() (bool, string) {
-					return tlsFailureLogged(dn.Log()) || tlsFailureLogged(ln.Log()), "no TLS error logged yet"
+				testkit.Eventually(t, convergeTimeout, "a TLS failure in either log", func() error {
+					if tlsFailureLogged(dn.Log()) || tlsFailureLogged(ln.Log()) {
+						return nil
+					}
+					return errors.New("no TLS error logged yet")
 				})
 				neverConnected(t, d.dialID, upConns(t, dn), d.listenID)
 				neverConnected(t, d.listenID, upConns(t, ln), d.dialID)
@@ -264,8 +268,11 @@ func TestTLSOurClientVariants(t *testing.T) {
 		}
 		ours := newOurNode(t, "ours")
 		ours.DialTCP(addr, conf, mesh.BackendOptions{})
-		eventually(t, convergeTimeout, "upstream logs the failed handshake", func() (bool, string) {
-			return tlsFailureLogged(up.Log()), "no TLS error logged yet"
+		testkit.Eventually(t, convergeTimeout, "upstream logs the failed handshake", func() error {
+			if tlsFailureLogged(up.Log()) {
+				return nil
+			}
+			return errors.New("no TLS error logged yet")
 		})
 		neverConnected(t, "up1", upConns(t, up), "ours")
 		neverConnected(t, "ours", ourConns(ours), "up1")

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"io"
 	"math/big"
 	"net"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/receptor-mesh/receptor/services/config"
 	"github.com/receptor-mesh/receptor/services/mesh"
+	"github.com/receptor-mesh/receptor/services/testkit"
 	"github.com/receptor-mesh/receptor/services/tlsconf"
 )
 
@@ -130,14 +132,17 @@ func TestTCPProxyTLSPlacement(t *testing.T) {
 		}
 		start(t, cl)
 	}
-	eventually(t, func() bool {
+	testkit.Eventually(t, bound, "node1 sees node3's good service advertised with ConnType 2", func() error {
 		for _, ad := range n1.Status().Advertisements {
 			if ad.NodeID == "node3" && ad.Service == "good" {
-				return ad.ConnType == mesh.ConnTypeStreamTLS
+				if ad.ConnType == mesh.ConnTypeStreamTLS {
+					return nil
+				}
+				return errors.New("want ad.ConnType == mesh.ConnTypeStreamTLS")
 			}
 		}
-		return false
-	}, "node1 sees node3's good service advertised with ConnType 2")
+		return errors.New("no such advertisement yet")
+	})
 
 	localTLS := &tls.Config{RootCAs: pki.pool(), ServerName: "127.0.0.1"}
 	proxyTo := func(service string) string {
