@@ -26,12 +26,11 @@ import (
 // verifying TLS client dialing 127.0.0.1 sees a hostname mismatch.
 func (p *testPKI) certWithoutAddress(t *testing.T, nodeID string) (cert, key string) {
 	t.Helper()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.ensureCA(t)
-	base := filepath.Join(p.dir, nodeID+"-noaddr")
-	p.makeCert(t, base, nodeID, []string{"elsewhere.invalid"}, nil)
-	return base + ".crt", base + ".key"
+	nc := p.Issue(t, testkit.CertRequest{
+		Name: nodeID + "-noaddr", CommonName: nodeID, NodeIDs: []string{nodeID},
+		DNSNames: []string{"elsewhere.invalid"},
+	})
+	return nc.Cert, nc.Key
 }
 
 // fingerprint is the colon-separated SHA-256 of the certificate file's leaf
@@ -76,7 +75,7 @@ func TestTLSBackends(t *testing.T) {
 	upBin := requireUpstream(t)
 	bin := ourBin(t)
 	t.Parallel()
-	other := &testPKI{dir: t.TempDir()} // a CA neither side trusts by default
+	other := newTestPKI(t.TempDir()) // a CA neither side trusts by default
 	good := func(p *testPKI, extra ...string) func(t *testing.T, id string) tlsEnd {
 		return func(t *testing.T, id string) tlsEnd {
 			c, k := p.Node(t, id)
