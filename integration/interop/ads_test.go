@@ -2,7 +2,6 @@ package interop
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"testing"
@@ -51,7 +50,7 @@ func TestAdvertisements(t *testing.T) {
 		testkit.Eventually(t, adTimeout, "up1 lists our ad "+service, func() error {
 			s, err := up1.Status()
 			if err != nil {
-				return errors.New(err.Error())
+				return err
 			}
 			a, ok := s.Ad("ours", service)
 			if ok && a.ConnType == connType && maps.Equal(a.Tags, tags) {
@@ -71,7 +70,7 @@ func TestAdvertisements(t *testing.T) {
 	testkit.Eventually(t, convergeTimeout, "up1 drops our withdrawn ad oecho", func() error {
 		s, err := up1.Status()
 		if err != nil {
-			return errors.New(err.Error())
+			return err
 		}
 		_, ok := s.Ad("ours", "oecho")
 		if !ok {

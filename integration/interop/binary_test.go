@@ -3,7 +3,6 @@ package interop
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -74,7 +73,7 @@ func (p *procNode) waitAd(node, service string, connType int) {
 	testkit.Eventually(p.t, adTimeout, fmt.Sprintf("%s lists the ad %s:%s", p.ID, node, service), func() error {
 		s, err := p.Status()
 		if err != nil {
-			return errors.New(err.Error())
+			return err
 		}
 		a, ok := s.Ad(node, service)
 		if ok && a.ConnType == connType {

@@ -3,7 +3,6 @@ package interop
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"testing"
@@ -87,7 +86,7 @@ func TestCancelForwardedOnce(t *testing.T) {
 			testkit.Eventually(t, convergeTimeout, u.ID+" drops "+node+":"+svc, func() error {
 				s, err := u.Status()
 				if err != nil {
-					return errors.New(err.Error())
+					return err
 				}
 				_, ok := s.Ad(node, svc)
 				if !ok {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -360,7 +359,7 @@ func (p *procNode) waitConnected(peer string, cost float64) {
 	testkit.Eventually(p.t, convergeTimeout, fmt.Sprintf("%s lists connection to %s with cost %v", p.ID, peer, cost), func() error {
 		s, err := p.Status()
 		if err != nil {
-			return errors.New(err.Error())
+			return err
 		}
 		c, ok := s.ConnCost(peer)
 		if ok && c == cost {
@@ -376,7 +375,7 @@ func (p *procNode) waitRoute(dest, next string) {
 	testkit.Eventually(p.t, convergeTimeout, fmt.Sprintf("%s routes to %s via %s", p.ID, dest, next), func() error {
 		s, err := p.Status()
 		if err != nil {
-			return errors.New(err.Error())
+			return err
 		}
 		if s.RoutingTable[dest] == next {
 			return nil

@@ -75,7 +75,7 @@ func TestUDPPeerRestart(t *testing.T) {
 	testkit.Eventually(t, idleTimeout+convergeTimeout, "restarted up1 lists ours", func() error {
 		s, err := up2.Status()
 		if err != nil {
-			return errors.New(err.Error())
+			return err
 		}
 		_, ok := s.ConnCost("ours")
 		if ok {

@@ -3,7 +3,6 @@ package interop
 import (
 	"bytes"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -212,7 +211,7 @@ func TestBinaryProxies(t *testing.T) {
 			testkit.Eventually(t, adTimeout, fmt.Sprintf("%s lists %s:%s", c.p.ID, c.node, c.service), func() error {
 				s, err := c.p.Status()
 				if err != nil {
-					return errors.New(err.Error())
+					return err
 				}
 				a, ok := s.Ad(c.node, c.service)
 				if ok && a.ConnType == c.connType && fmt.Sprint(a.Tags) == fmt.Sprint(c.tags) {

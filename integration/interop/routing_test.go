@@ -97,7 +97,7 @@ func TestRoutingUpstreamOursUpstream(t *testing.T) {
 	testkit.Eventually(t, convergeTimeout, "up1 knows the whole topology", func() error {
 		s, err := up1.Status()
 		if err != nil {
-			return errors.New(err.Error())
+			return err
 		}
 		k := s.KnownConnectionCosts
 		if k["up2"]["ours"] == 1 && k["ours"]["up1"] == 1 && k["ours"]["up2"] == 1 {
@@ -127,7 +127,7 @@ func TestRoutingUpstreamOursUpstream(t *testing.T) {
 	testkit.Eventually(t, convergeTimeout, "up1 forgets the route to up2", func() error {
 		s, err := up1.Status()
 		if err != nil {
-			return errors.New(err.Error())
+			return err
 		}
 		_, ok := s.RoutingTable["up2"]
 		if !ok {

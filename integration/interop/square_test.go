@@ -57,7 +57,7 @@ func TestEqualCostSquare(t *testing.T) {
 		testkit.Eventually(t, convergeTimeout, u.ID+" routes the whole square", func() error {
 			s, err := u.Status()
 			if err != nil {
-				return errors.New(err.Error())
+				return err
 			}
 			if routesOK(s.RoutingTable, u.ID) {
 				return nil

@@ -2,7 +2,6 @@ package interop
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -53,7 +52,7 @@ func remoteWorkWith(t *testing.T, from *procNode, node string, members map[strin
 	var st workStatus
 	testkit.Eventually(t, 45*time.Second, fmt.Sprintf("remote unit %s on %s succeeds", res.UnitID, from.ID), func() error {
 		if err := from.Command("work status "+res.UnitID, &st); err != nil {
-			return errors.New(err.Error())
+			return err
 		}
 		if st.StateName == "Succeeded" && st.StdoutSize == int64(len(payload)) {
 			return nil
