@@ -1,7 +1,6 @@
 package interop
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"syscall"
@@ -46,7 +45,7 @@ func TestIdlePeerDropped(t *testing.T) {
 		if !slices.Contains(ourConns(ours)(), "up1") {
 			return nil
 		}
-		return errors.New(fmt.Sprint(ourConns(ours)()))
+		return fmt.Errorf("connections %v", ourConns(ours)())
 	})
 	t.Logf("PASS session to the stopped upstream dropped after %v (expected 21-26 s, docs/protocol.md §5.6)", time.Since(stopped).Round(time.Second))
 

@@ -103,7 +103,7 @@ func TestRoutingUpstreamOursUpstream(t *testing.T) {
 		if k["up2"]["ours"] == 1 && k["ours"]["up1"] == 1 && k["ours"]["up2"] == 1 {
 			return nil
 		}
-		return errors.New(fmt.Sprint(k))
+		return fmt.Errorf("known connection costs %v", k)
 	})
 	t.Log("PASS routing converged on up1, ours and up2")
 
@@ -133,7 +133,7 @@ func TestRoutingUpstreamOursUpstream(t *testing.T) {
 		if !ok {
 			return nil
 		}
-		return errors.New(fmt.Sprint(s.RoutingTable))
+		return fmt.Errorf("routing table %v", s.RoutingTable)
 	})
 	t.Log("PASS route via ours disappears after ours stops")
 }

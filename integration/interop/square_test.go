@@ -2,7 +2,6 @@ package interop
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -50,7 +49,7 @@ func TestEqualCostSquare(t *testing.T) {
 			if routesOK(rt, o.NodeID()) {
 				return nil
 			}
-			return errors.New(fmt.Sprint(rt))
+			return fmt.Errorf("routing table %v", rt)
 		})
 	}
 	for _, u := range []*procNode{up1, up2} {
@@ -62,7 +61,7 @@ func TestEqualCostSquare(t *testing.T) {
 			if routesOK(s.RoutingTable, u.ID) {
 				return nil
 			}
-			return errors.New(fmt.Sprint(s.RoutingTable))
+			return fmt.Errorf("routing table %v", s.RoutingTable)
 		})
 	}
 	first := map[string]string{"o1": o1.Status().RoutingTable["o2"], "o2": o2.Status().RoutingTable["o1"]}
@@ -124,7 +123,7 @@ func TestEqualCostSquare(t *testing.T) {
 			if !ok {
 				return nil
 			}
-			return errors.New(fmt.Sprint(rt))
+			return fmt.Errorf("routing table %v", rt)
 		})
 		for id, o := range map[string]*ourNode{"o1": o1, "o2": o2} {
 			if got := o.Status().RoutingTable[opposite[id]]; got != first[id] {

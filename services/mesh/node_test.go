@@ -658,7 +658,7 @@ func TestGarbageDropsOnlyThatSession(t *testing.T) {
 		if len(c) == 2 {
 			return nil
 		}
-		return errors.New(fmt.Sprint(c))
+		return fmt.Errorf("connections %v", c)
 	})
 }
 
