@@ -68,11 +68,11 @@ func TestHarnessRetriesTakenPort(t *testing.T) {
 // signal sends sig to the running process.
 func (n *Node) signal(sig os.Signal) error {
 	n.mu.Lock()
-	cmd := n.cmd
+	proc := n.proc
 	n.stopped = true
 	n.mu.Unlock()
-	if cmd == nil {
+	if proc == nil {
 		return os.ErrProcessDone
 	}
-	return cmd.Process.Signal(sig)
+	return proc.Signal(sig)
 }

@@ -218,7 +218,7 @@ func (p *hostilePeer) alive() bool {
 func (n *Node) pid() int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.cmd.Process.Pid
+	return n.proc.Pid()
 }
 
 // rssKiB is the node process's resident memory.

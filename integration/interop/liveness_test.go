@@ -29,7 +29,7 @@ func TestIdlePeerDropped(t *testing.T) {
 	ours.DialTCP(fmt.Sprintf("127.0.0.1:%d", port), nil, mesh.BackendOptions{})
 	ours.waitConnected("up1", 1)
 
-	if err := up.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := up.proc.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatalf("SIGSTOP upstream: %v", err)
 	}
 	stopped := time.Now()
@@ -37,7 +37,7 @@ func TestIdlePeerDropped(t *testing.T) {
 	resume := func() {
 		if !resumed {
 			resumed = true
-			_ = up.cmd.Process.Signal(syscall.SIGCONT)
+			_ = up.proc.Signal(syscall.SIGCONT)
 		}
 	}
 	t.Cleanup(resume)

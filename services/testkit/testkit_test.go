@@ -121,3 +121,57 @@ func TestCommandPKIInProcess(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestProcess(t *testing.T) {
+	dir := t.TempDir()
+	log := dir + "/p.log"
+	p, err := StartProcess(dir, log, "/bin/sh", "-c", "echo ready; exec sleep 30")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Kill)
+	if err := p.WaitReady(10*time.Second, func() error {
+		if !strings.Contains(LogTail(log, 100), "ready") {
+			return errors.New("not logged yet")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if exited, _ := p.Exited(); exited || p.Pid() <= 0 {
+		t.Fatalf("exited %v pid %d", exited, p.Pid())
+	}
+	if err := p.Stop(10 * time.Second); err == nil || errors.Is(err, ErrStopTimeout) {
+		t.Errorf("Stop of a shell killed by SIGTERM: %v", err)
+	}
+
+	early, err := StartProcess(dir, log, "/bin/sh", "-c", "exit 3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(early.Kill)
+	err = early.WaitReady(10*time.Second, func() error { return errors.New("never ready") })
+	if err == nil || !strings.Contains(err.Error(), "exited during start-up") {
+		t.Errorf("WaitReady of an exiting process: %v", err)
+	}
+
+	stubborn, err := StartProcess(dir, log, "/bin/sh", "-c", `trap "" TERM; echo up; while :; do sleep 0.05; done`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stubborn.Kill)
+	if err := stubborn.WaitReady(10*time.Second, func() error {
+		if strings.Count(LogTail(log, 1000), "up") == 0 {
+			return errors.New("no trap yet")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := stubborn.Stop(100 * time.Millisecond); !errors.Is(err, ErrStopTimeout) {
+		t.Errorf("Stop of a process ignoring SIGTERM: %v", err)
+	}
+	if exited, _ := stubborn.Exited(); !exited {
+		t.Error("Stop left a stubborn process running")
+	}
+}
