@@ -153,18 +153,13 @@ func startNode(t testing.TB, spec nodeSpec) *node {
 func waitControlSocket(t testing.TB, n *node) {
 	t.Helper()
 	ctx := testCtx(t)
-	for {
+	testkit.Eventually(t, bound, fmt.Sprintf("node %s: control socket %s answering", n.id, n.ctlSock), func() error {
 		c, err := client.Dial(ctx, n.ctlSock, nil)
-		if err == nil {
-			c.Close()
-			return
+		if err != nil {
+			return err
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("node %s: control socket %s never answered: %v", n.id, n.ctlSock, err)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+		return c.Close()
+	})
 }
 
 // connect dials n's grpc-server unix socket and waits until it answers.
