@@ -15,11 +15,11 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/receptor-mesh/receptor/services/control/client"
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // Failure bounds for eventually-style polling; never timing assertions.
@@ -28,7 +28,6 @@ const (
 	convergeTimeout = 30 * time.Second
 	commandTimeout  = 20 * time.Second
 	stopTimeout     = 10 * time.Second
-	pollInterval    = 100 * time.Millisecond
 	logTailBytes    = 24 << 10
 	bindRetries     = 3
 )
@@ -118,11 +117,9 @@ type Node struct {
 	ports map[string]int
 
 	mu      sync.Mutex
-	cmd     *exec.Cmd
-	done    chan struct{}
-	waitErr error
-	stopped bool      // Stop or Kill has been called for the current run
-	readyAt time.Time // when the last run answered its first status
+	proc    *testkit.Process // the current or last run
+	stopped bool             // Stop or Kill has been called for the current run
+	readyAt time.Time        // when the last run answered its first status
 }
 
 // NewNode prepares a node; nothing runs until Start.
@@ -217,37 +214,22 @@ func (n *Node) startOnce() error {
 	if n.spec.Args != nil {
 		args = append(args, n.spec.Args(n)...)
 	}
-	logf, err := os.OpenFile(n.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err := appendLog(n.Log, fmt.Sprintf("==== start %s %s\n", n.spec.Bin, strings.Join(args, " "))); err != nil {
+		return err
+	}
+	proc, err := testkit.StartProcess(n.Dir, n.Log, binPath(n.spec.Bin), args...)
 	if err != nil {
-		return fmt.Errorf("open log: %w", err)
+		return err
 	}
-	fmt.Fprintf(logf, "==== start %s %s\n", n.spec.Bin, strings.Join(args, " "))
-	cmd := exec.Command(binPath(n.spec.Bin), args...)
-	cmd.Dir = n.Dir
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		_ = logf.Close()
-		return fmt.Errorf("start %s: %w", n.spec.Bin, err)
-	}
-	done := make(chan struct{})
 	n.mu.Lock()
-	n.cmd, n.done, n.waitErr, n.stopped = cmd, done, nil, false
+	n.proc, n.stopped = proc, false
 	n.mu.Unlock()
-	// The waiter ends when the process does; Stop, Kill or the cleanup
-	// always make it end.
-	go func() {
-		err := cmd.Wait()
-		_ = logf.Close()
-		n.mu.Lock()
-		n.waitErr = err
-		n.mu.Unlock()
-		close(done)
-	}()
 	if n.spec.NoReadyCheck {
 		return nil
 	}
-	if err := n.waitReady(done); err != nil {
-		return err
+	if err := proc.WaitReady(startTimeout, func() error { _, _, err := n.status(); return err }); err != nil {
+		proc.Kill()
+		return fmt.Errorf("control socket: %w", err)
 	}
 	n.mu.Lock()
 	n.readyAt = time.Now()
@@ -255,43 +237,27 @@ func (n *Node) startOnce() error {
 	return nil
 }
 
-// waitReady polls the control socket until status answers, failing early
-// when the process exits.
-func (n *Node) waitReady(done chan struct{}) error {
-	deadline := time.Now().Add(startTimeout)
-	var last error
-	for time.Now().Before(deadline) {
-		select {
-		case <-done:
-			n.mu.Lock()
-			err := n.waitErr
-			n.mu.Unlock()
-			return fmt.Errorf("process exited during start-up: %v", err)
-		default:
-		}
-		if _, _, err := n.status(); err == nil {
-			return nil
-		} else {
-			last = err
-		}
-		time.Sleep(pollInterval)
+// appendLog appends line to the log file at path.
+func appendLog(path, line string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("open log: %w", err)
 	}
-	n.Kill()
-	return fmt.Errorf("control socket not ready within %v: %v", startTimeout, last)
+	_, err = f.WriteString(line)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func (n *Node) running() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.done == nil {
+	if n.proc == nil {
 		return false
 	}
-	select {
-	case <-n.done:
-		return false
-	default:
-		return true
-	}
+	exited, _ := n.proc.Exited()
+	return !exited
 }
 
 // Stop sends SIGTERM and requires a clean exit (status 0) within
@@ -299,25 +265,15 @@ func (n *Node) running() bool {
 func (n *Node) Stop() {
 	n.t.Helper()
 	n.mu.Lock()
-	cmd, done := n.cmd, n.done
+	proc := n.proc
 	n.stopped = true
 	n.mu.Unlock()
-	if cmd == nil {
+	if proc == nil {
 		return
 	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(stopTimeout):
-		_ = cmd.Process.Kill()
-		<-done
-		n.t.Errorf("node %s did not exit within %v after SIGTERM", n.ID, stopTimeout)
-		return
-	}
-	n.mu.Lock()
-	err := n.waitErr
-	n.mu.Unlock()
-	if err != nil {
+	if err := proc.Stop(stopTimeout); errors.Is(err, testkit.ErrStopTimeout) {
+		n.t.Errorf("node %s %v", n.ID, err)
+	} else if err != nil {
 		n.t.Errorf("node %s did not exit cleanly after SIGTERM: %v", n.ID, err)
 	}
 }
@@ -325,14 +281,12 @@ func (n *Node) Stop() {
 // Kill ends the node with SIGKILL (a crash) and waits for it.
 func (n *Node) Kill() {
 	n.mu.Lock()
-	cmd, done := n.cmd, n.done
+	proc := n.proc
 	n.stopped = true
 	n.mu.Unlock()
-	if cmd == nil {
-		return
+	if proc != nil {
+		proc.Kill()
 	}
-	_ = cmd.Process.Kill()
-	<-done
 }
 
 // exitedByItself reports whether the last run ended without Stop, Kill
@@ -340,40 +294,24 @@ func (n *Node) Kill() {
 func (n *Node) exitedByItself() (bool, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.done == nil || n.stopped {
+	if n.proc == nil || n.stopped {
 		return false, nil
 	}
-	select {
-	case <-n.done:
-		return true, n.waitErr
-	default:
-		return false, nil
-	}
+	return n.proc.Exited()
 }
 
 // Exited reports whether the process has ended, and its Wait error.
 func (n *Node) Exited() (bool, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	select {
-	case <-n.done:
-		return true, n.waitErr
-	default:
+	if n.proc == nil {
 		return false, nil
 	}
+	return n.proc.Exited()
 }
 
 // logTail is the end of the node's log.
-func (n *Node) logTail() string {
-	b, err := os.ReadFile(n.Log)
-	if err != nil {
-		return fmt.Sprintf("(no log: %v)", err)
-	}
-	if len(b) > logTailBytes {
-		b = append([]byte("...\n"), b[len(b)-logTailBytes:]...)
-	}
-	return string(b)
-}
+func (n *Node) logTail() string { return testkit.LogTail(n.Log, logTailBytes) }
 
 // LogContains reports whether the node's log contains s.
 func (n *Node) LogContains(s string) bool {
@@ -466,7 +404,7 @@ func (n *Node) WaitStatus(what string, cond func(Status) bool) Status {
 	n.t.Helper()
 	var last Status
 	var lastErr error
-	ok := poll(convergeTimeout, func() bool {
+	ok := testkit.Poll(convergeTimeout, func() bool {
 		s, _, err := n.status()
 		if err != nil {
 			lastErr = err
@@ -526,28 +464,6 @@ func equalMaps(a, b map[string]string) bool {
 		}
 	}
 	return true
-}
-
-// poll calls cond until it returns true (true) or timeout passes (false).
-func poll(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(pollInterval)
-	}
-}
-
-// eventually fails the test when cond does not hold within timeout.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	if !poll(timeout, cond) {
-		t.Fatalf("%s: not reached within %v", what, timeout)
-	}
 }
 
 // RawConn is a control session spoken byte by byte, as receptorctl does.

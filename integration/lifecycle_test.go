@@ -1,10 +1,13 @@
 package integration
 
 import (
+	"errors"
 	"net"
 	"os"
 	"syscall"
 	"testing"
+
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // TestShutdownSignals: SIGTERM and SIGINT both end a meshed node with exit
@@ -21,9 +24,12 @@ func TestShutdownSignals(t *testing.T) {
 			if err := b.signal(tc.sig); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, stopTimeout, "nodeb exits", func() bool {
+			testkit.Eventually(t, stopTimeout, "nodeb exits", func() error {
 				exited, _ := b.Exited()
-				return exited
+				if exited {
+					return nil
+				}
+				return errors.New("want exited")
 			})
 			if _, err := b.Exited(); err != nil {
 				t.Errorf("nodeb after %s: %v, want exit status 0", tc.name, err)
@@ -62,11 +68,11 @@ func TestHarnessRetriesTakenPort(t *testing.T) {
 // signal sends sig to the running process.
 func (n *Node) signal(sig os.Signal) error {
 	n.mu.Lock()
-	cmd := n.cmd
+	proc := n.proc
 	n.stopped = true
 	n.mu.Unlock()
-	if cmd == nil {
+	if proc == nil {
 		return os.ErrProcessDone
 	}
-	return cmd.Process.Signal(sig)
+	return proc.Signal(sig)
 }

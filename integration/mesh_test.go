@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // pingRE is the success reply of `ping` (docs/protocol.md §12.3), keys in order.
@@ -222,8 +225,11 @@ func TestMeshDuplicateNodeID(t *testing.T) {
 	a.WaitRoutes(map[string]string{"nodeb": "nodeb"})
 	b1.WaitRoutes(map[string]string{"nodea": "nodea"})
 	b2.Start(Spec{Args: func(n *Node) []string { return append(nodeArgs(n), asArgs(tcpTransport.peer(a))...) }})
-	eventually(t, convergeTimeout, "nodea refuses the second nodeb", func() bool {
-		return b2.LogContains("rejected by peer") && a.LogContains(`already connected to node \"nodeb\"`)
+	testkit.Eventually(t, convergeTimeout, "nodea refuses the second nodeb", func() error {
+		if b2.LogContains("rejected by peer") && a.LogContains(`already connected to node \"nodeb\"`) {
+			return nil
+		}
+		return errors.New("want b2.LogContains(\"rejected by peer\") && a.LogContains(`already connected to node \\\"nodeb\\\"`)")
 	})
 	if st := b2.Status(); len(st.Connections) != 0 {
 		t.Errorf("the second nodeb has connections: %v", st)

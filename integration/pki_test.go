@@ -1,60 +1,35 @@
 package integration
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
+
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
-// testCA is a certificate authority made with the binary's own cert-init.
+// testCA is a certificate authority made with the binary's own cert-init,
+// and node certificates made with its cert-makereq and cert-signreq, as a
+// user would (testkit.CommandPKI over testkit.BinaryCertTool): the TLS tests
+// double as tests of those commands.
 type testCA struct {
-	dir  string
+	*testkit.CommandPKI
 	Cert string
-	Key  string
 }
 
-// newCA runs `--cert-init` as a user would.
+// newCA runs `--cert-init`.
 func newCA(t *testing.T) *testCA {
 	t.Helper()
-	dir := shortTempDir(t)
-	ca := &testCA{dir: dir, Cert: filepath.Join(dir, "ca.crt"), Key: filepath.Join(dir, "ca.key")}
-	res := runCommand(t, dir, routerBin, "",
-		"--cert-init", "commonname=Integration Test CA", "bits=2048",
-		"outcert="+ca.Cert, "outkey="+ca.Key)
-	if res.Code != 0 {
-		t.Fatalf("cert-init: exit %d\n%s", res.Code, res.Out)
-	}
-	return ca
+	p := testkit.NewCommandPKI(testkit.BinaryCertTool(binPath(routerBin)), shortTempDir(t), "Integration Test CA")
+	p.EnsureCA(t)
+	return &testCA{CommandPKI: p, Cert: p.CACert}
 }
 
 // nodeCert is a node's certificate and key.
-type nodeCert struct{ Cert, Key string }
+type nodeCert = testkit.NodeCert
 
-// issue makes a certificate for node id (node-ID SAN, plus localhost and
-// 127.0.0.1 so that peers dialing 127.0.0.1 verify it) with cert-makereq
-// and cert-signreq.
-func (ca *testCA) issue(t *testing.T, id string) nodeCert {
-	t.Helper()
-	req := filepath.Join(ca.dir, id+".csr")
-	nc := nodeCert{Cert: filepath.Join(ca.dir, id+".crt"), Key: filepath.Join(ca.dir, id+".key")}
-	res := runCommand(t, ca.dir, routerBin, "",
-		"--cert-makereq", "bits=2048", "commonname="+id, "dnsname=localhost", "ipaddress=127.0.0.1",
-		"nodeid="+id, "outreq="+req, "outkey="+nc.Key)
-	if res.Code != 0 {
-		t.Fatalf("cert-makereq %s: exit %d\n%s", id, res.Code, res.Out)
-	}
-	res = runCommand(t, ca.dir, routerBin, "",
-		"--cert-signreq", "req="+req, "cacert="+ca.Cert, "cakey="+ca.Key, "outcert="+nc.Cert, "verify=true")
-	if res.Code != 0 {
-		t.Fatalf("cert-signreq %s: exit %d\n%s", id, res.Code, res.Out)
-	}
-	for _, f := range []string{nc.Cert, nc.Key} {
-		if st, err := os.Stat(f); err != nil || st.Size() == 0 {
-			t.Fatalf("certificate file %s missing or empty: %v", f, err)
-		}
-	}
-	return nc
-}
+// issue returns the certificate of node id (node-ID SAN, plus localhost
+// and 127.0.0.1 so that peers dialing 127.0.0.1 verify it), made with
+// cert-makereq and cert-signreq on first use.
+func (ca *testCA) issue(t *testing.T, id string) nodeCert { return ca.Node(t, id) }
 
 // tlsItems are the YAML items tls-server "srv" and tls-client "cli" for a
 // node holding nc, trusting ca, requiring client certificates.

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // echoServers are TCP and UDP echo servers on loopback owned by a test:
@@ -91,10 +93,10 @@ func (e *echoServers) Close() {
 func echoThrough(t *testing.T, network, addr string, size int) {
 	t.Helper()
 	var c net.Conn
-	eventually(t, startTimeout, "dial "+addr, func() bool {
+	testkit.Eventually(t, startTimeout, "dial "+addr, func() error {
 		var err error
 		c, err = net.DialTimeout(network, addr, commandTimeout)
-		return err == nil
+		return err
 	})
 	defer c.Close()
 	payload := make([]byte, size)
@@ -195,7 +197,7 @@ func TestServiceProxies(t *testing.T) {
 		// one echo comes back.
 		msg := []byte("datagram through two hops")
 		buf := make([]byte, 65536)
-		ok := poll(convergeTimeout, func() bool {
+		ok := testkit.Poll(convergeTimeout, func() bool {
 			if _, err := c.Write(msg); err != nil {
 				return false
 			}

@@ -2,10 +2,12 @@ package integration
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // Reliability of the mesh and of remote work: stop times, route recovery
@@ -16,25 +18,18 @@ import (
 func stopTimed(t *testing.T, n *Node) time.Duration {
 	t.Helper()
 	n.mu.Lock()
-	cmd, done := n.cmd, n.done
+	proc := n.proc
 	n.stopped = true
 	n.mu.Unlock()
-	if cmd == nil {
+	if proc == nil {
 		t.Fatalf("node %s is not running", n.ID)
 	}
 	start := time.Now()
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(stopTimeout):
-		_ = cmd.Process.Kill()
-		<-done
+	err := proc.Stop(stopTimeout)
+	took := time.Since(start)
+	if errors.Is(err, testkit.ErrStopTimeout) {
 		t.Fatalf("node %s did not exit within %v after SIGTERM", n.ID, stopTimeout)
 	}
-	took := time.Since(start)
-	n.mu.Lock()
-	err := n.waitErr
-	n.mu.Unlock()
 	if err != nil {
 		t.Errorf("node %s did not exit cleanly after SIGTERM: %v", n.ID, err)
 	}
@@ -158,7 +153,7 @@ func TestMeshRestartRouteRecovery(t *testing.T) {
 			c.Restart()
 			restarted := time.Now()
 			var aToC, cToA time.Duration
-			ok := poll(convergeTimeout, func() bool {
+			ok := testkit.Poll(convergeTimeout, func() bool {
 				if aToC == 0 {
 					if s, _, err := a.status(); err == nil && s.RoutingTable["rc"] == "rb" {
 						aToC = time.Since(restarted)
@@ -234,11 +229,17 @@ func TestWorkSplitWorkerDownAdvert(t *testing.T) {
 		}
 		return false
 	}
-	eventually(t, convergeTimeout, "wb sees sw's work type cat", hasCat)
+	catAdvertised := func() error {
+		if !hasCat() {
+			return errors.New("cat not among sw's advertised work types")
+		}
+		return nil
+	}
+	testkit.Eventually(t, convergeTimeout, "wb sees sw's work type cat", catAdvertised)
 
 	s.worker.Stop()
 	stopped := time.Now()
-	withdrawn := poll(bound, func() bool {
+	withdrawn := testkit.Poll(bound, func() bool {
 		types, ok := controlWorkTypes(t, b, "sw")
 		return ok && len(types) == 0
 	})
@@ -270,7 +271,7 @@ func TestWorkSplitWorkerDownAdvert(t *testing.T) {
 	s.worker.Restart()
 	s.waitWorker()
 	back := time.Now()
-	eventually(t, convergeTimeout, "wb sees sw's work types again", hasCat)
+	testkit.Eventually(t, convergeTimeout, "wb sees sw's work types again", catAdvertised)
 	t.Logf("work types re-advertised %v after the worker was back", time.Since(back))
 	workWaitState(t, b.Socket, b.ID, id, workSucceeded)
 	if got, n := workResults(t, b.Socket, b.ID, id); n != 5 || got != workHex("later") {

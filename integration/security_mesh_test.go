@@ -18,6 +18,7 @@ import (
 
 	"github.com/receptor-mesh/receptor/services/mesh/backends"
 	"github.com/receptor-mesh/receptor/services/mesh/wire"
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // These tests run one hostile mesh peer, written by hand with the wire
@@ -217,7 +218,7 @@ func (p *hostilePeer) alive() bool {
 func (n *Node) pid() int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.cmd.Process.Pid
+	return n.proc.Pid()
 }
 
 // rssKiB is the node process's resident memory.
@@ -262,8 +263,11 @@ func TestHostileForgedDuplicateReport(t *testing.T) {
 	before := p.victimEpoch.Load()
 	p.sendRaw(p.encodeRoute(&wire.RoutingUpdate{NodeID: "victim1", UpdateEpoch: before - 1, UpdateSequence: 1,
 		Connections: map[string]float64{}, SuspectedDuplicate: before}))
-	eventually(t, convergeTimeout, "the victim re-announces with a fresh epoch", func() bool {
-		return p.victimEpoch.Load() > before && v.LogContains("re-announcing with a fresh epoch")
+	testkit.Eventually(t, convergeTimeout, "the victim re-announces with a fresh epoch", func() error {
+		if p.victimEpoch.Load() > before && v.LogContains("re-announcing with a fresh epoch") {
+			return nil
+		}
+		return errors.New("want p.victimEpoch.Load() > before && v.LogContains(\"re-announcing with a fresh epoch\")")
 	})
 	// Three routing intervals (10 s each) and some margin.
 	time.Sleep(35 * time.Second)
@@ -304,7 +308,7 @@ func TestHostileRealDuplicateExits(t *testing.T) {
 		return append(nodeArgs(n), asArgs(tcpTransport.peer(relay))...)
 	}})
 	bound := 30*time.Second + 2*convergeTimeout
-	if !poll(bound, func() bool { exited, _ := second.Exited(); return exited }) {
+	if !testkit.Poll(bound, func() bool { exited, _ := second.Exited(); return exited }) {
 		t.Fatalf("the later duplicate still runs after %v", bound)
 	}
 	_, err := second.Exited()

@@ -3,6 +3,7 @@ package integration
 import (
 	"bufio"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // TestFirewallRegexAlternationAnchored: a firewall regex with an
@@ -110,12 +113,15 @@ func TestTLSOnlyForwardSecretSuites(t *testing.T) {
 		k, err := c.Read(buf)
 		return string(buf[:k]), err
 	}
-	eventually(t, startTimeout, "TLS control listener with an ECDHE suite", func() bool {
+	testkit.Eventually(t, startTimeout, "TLS control listener with an ECDHE suite", func() error {
 		greeting, err := dial(tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)
 		if err != nil {
 			t.Logf("ECDHE dial: %v", err)
 		}
-		return err == nil && strings.HasPrefix(greeting, "Receptor Control")
+		if err == nil && strings.HasPrefix(greeting, "Receptor Control") {
+			return nil
+		}
+		return errors.New("want err == nil && strings.HasPrefix(greeting, \"Receptor Control\")")
 	})
 	for _, suite := range []uint16{tls.TLS_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_RSA_WITH_AES_256_GCM_SHA384} {
 		if greeting, err := dial(suite); err == nil {
@@ -146,17 +152,20 @@ func TestControlTCPPlaintextOffLoopbackRefused(t *testing.T) {
 		return nodeArgs(n, "--local-only", "--control-service", "service=", "tcplisten="+n.Addr("ctl"),
 			"--access", "role=reader", "principals=anonymous")
 	}})
-	eventually(t, startTimeout, "status over plaintext TCP on 127.0.0.1", func() bool {
+	testkit.Eventually(t, startTimeout, "status over plaintext TCP on 127.0.0.1", func() error {
 		c, err := net.DialTimeout("tcp", n.Addr("ctl"), commandTimeout)
 		if err != nil {
-			return false
+			return err
 		}
 		defer c.Close()
 		_ = c.SetDeadline(time.Now().Add(commandTimeout))
 		_, _ = io.WriteString(c, `{"command":"status","requested_fields":["NodeID"]}`+"\n")
 		_ = c.(*net.TCPConn).CloseWrite()
 		b, _ := io.ReadAll(c)
-		return strings.Contains(string(b), `{"NodeID":"nodea"}`)
+		if strings.Contains(string(b), `{"NodeID":"nodea"}`) {
+			return nil
+		}
+		return errors.New("want strings.Contains(string(b), `{\"NodeID\":\"nodea\"}`)")
 	})
 	stillServes(t, n)
 }
@@ -208,7 +217,10 @@ func TestControlIdleConnections(t *testing.T) {
 		}
 		return time.Since(start), nil
 	}
-	eventually(t, startTimeout, "TCP control listener", func() bool { _, err := tcpStatus(); return err == nil })
+	testkit.Eventually(t, startTimeout, "TCP control listener", func() error {
+		_, err := tcpStatus()
+		return err
+	})
 
 	type result struct {
 		greeted bool

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/receptor-mesh/receptor/services/control/client"
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // TestControlSocketPermissions checks the socket's file mode (0600 by
@@ -75,8 +77,11 @@ func TestTLSRequireClientCert(t *testing.T) {
 	l.WaitRoutes(map[string]string{"nodeg": "nodeg"})
 	// noden dialed first; its refusal shows in nodel's log and it never
 	// joins.
-	eventually(t, convergeTimeout, "nodel's log shows the refused TLS handshake", func() bool {
-		return l.LogContains("tls handshake failed") && l.LogContains("certificate")
+	testkit.Eventually(t, convergeTimeout, "nodel's log shows the refused TLS handshake", func() error {
+		if l.LogContains("tls handshake failed") && l.LogContains("certificate") {
+			return nil
+		}
+		return errors.New("want l.LogContains(\"tls handshake failed\") && l.LogContains(\"certificate\")")
 	})
 	if st := l.Status(); st.ConnectedTo("noden") {
 		t.Errorf("nodel accepted noden without a client certificate: %v", st)
@@ -97,8 +102,11 @@ func TestAllowedPeers(t *testing.T) {
 	other.Start(Spec{Args: func(n *Node) []string { return append(nodeArgs(n), asArgs(tcpTransport.peer(l))...) }})
 	ok.Start(Spec{Args: func(n *Node) []string { return append(nodeArgs(n), asArgs(tcpTransport.peer(l))...) }})
 	l.WaitRoutes(map[string]string{"nodeok": "nodeok"})
-	eventually(t, convergeTimeout, "nodel's log shows nodex refused", func() bool {
-		return l.LogContains(`nodex\" is not in allowedpeers`)
+	testkit.Eventually(t, convergeTimeout, "nodel's log shows nodex refused", func() error {
+		if l.LogContains(`nodex\" is not in allowedpeers`) {
+			return nil
+		}
+		return errors.New("want l.LogContains(`nodex\\\" is not in allowedpeers`)")
 	})
 	if st := l.Status(); st.ConnectedTo("nodex") {
 		t.Errorf("nodel accepted nodex, which is not in allowedpeers: %v", st)
@@ -162,12 +170,12 @@ func TestControlTCPWithTLS(t *testing.T) {
 	// The Unix socket may answer a moment before the second control
 	// service listens.
 	var c *client.Conn
-	eventually(t, startTimeout, "control over TLS with a client certificate", func() bool {
+	testkit.Eventually(t, startTimeout, "control over TLS with a client certificate", func() error {
 		c, err = client.Dial(ctx, addr, &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}})
 		if err != nil {
 			t.Logf("dial %s: %v", addr, err)
 		}
-		return err == nil
+		return err
 	})
 	var st struct{ NodeID string }
 	err = c.CommandJSON(ctx, map[string]any{"command": "status", "requested_fields": []string{"NodeID"}}, &st)

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // Failure bounds for work tests: a unit's whole life, and one bulk
@@ -231,7 +233,7 @@ func workWaitState(t *testing.T, sock, nodeID, id string, state int) workUnitSta
 	t.Helper()
 	var last workUnitStatus
 	var lastErr string
-	ok := poll(workUnitTimeout, func() bool {
+	ok := testkit.Poll(workUnitTimeout, func() bool {
 		last, lastErr = workStatus(t, sock, nodeID, id)
 		if lastErr != "" {
 			return false

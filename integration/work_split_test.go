@@ -22,6 +22,7 @@ import (
 
 	controlv1 "github.com/receptor-mesh/receptor/gen/go/receptor/control/v1"
 	workv1 "github.com/receptor-mesh/receptor/gen/go/receptor/work/v1"
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // The split deployment: receptor-router and receptor-worker started from
@@ -111,8 +112,11 @@ const workInitLog = "Initialization complete"
 // start-up completions (the log is appended to across restarts).
 func (s *workSplit) waitRouterInit(before int) {
 	s.router.t.Helper()
-	eventually(s.router.t, startTimeout, "router start-up complete", func() bool {
-		return workLogCount(s.router.t, s.router, workInitLog) > before
+	testkit.Eventually(s.router.t, startTimeout, "router start-up complete", func() error {
+		if workLogCount(s.router.t, s.router, workInitLog) > before {
+			return nil
+		}
+		return errors.New("want workLogCount(s.router.t, s.router, workInitLog) > before")
 	})
 }
 
@@ -130,7 +134,7 @@ func (s *workSplit) restartRouter() {
 func (s *workSplit) waitWorker() {
 	s.router.t.Helper()
 	var last string
-	ok := poll(startTimeout, func() bool {
+	ok := testkit.Poll(startTimeout, func() bool {
 		if exited, err := s.worker.Exited(); exited {
 			s.router.t.Fatalf("receptor-worker exited: %v", err)
 		}
@@ -449,7 +453,12 @@ func TestWorkSplitWorkerKilled(t *testing.T) {
 	want, _ := workDigest(t, workPayload(11, size))
 	id, _ := workSubmit(t, sock, s.id, map[string]string{"node": s.id, "worktype": "slowcat"}, workPayload(11, size))
 	stdout := filepath.Join(workUnitDir(s.datadir, s.id, id), "stdout")
-	eventually(t, workUnitTimeout, "first output", func() bool { return workFileSize(stdout) > 0 })
+	testkit.Eventually(t, workUnitTimeout, "first output", func() error {
+		if workFileSize(stdout) > 0 {
+			return nil
+		}
+		return errors.New("want workFileSize(stdout) > 0")
+	})
 
 	s.worker.Kill()
 	before := workFileSize(stdout)
@@ -457,8 +466,11 @@ func TestWorkSplitWorkerKilled(t *testing.T) {
 		t.Fatalf("the unit finished (%d bytes) before the worker was killed; the test needs a slower unit", before)
 	}
 	// The command runner is detached: output keeps growing with no worker.
-	eventually(t, workUnitTimeout, "output growing while the worker is down", func() bool {
-		return workFileSize(stdout) > before
+	testkit.Eventually(t, workUnitTimeout, "output growing while the worker is down", func() error {
+		if workFileSize(stdout) > before {
+			return nil
+		}
+		return errors.New("want workFileSize(stdout) > before")
 	})
 	if got := workCommand(t, sock, s.id, "work status "+id); !strings.HasPrefix(got, "ERROR: ") {
 		t.Errorf("work status with the worker down: %q, want an ERROR line", got)
@@ -494,7 +506,12 @@ func TestWorkSplitRouterKilledDuringRemoteResults(t *testing.T) {
 	// background) is fine too: a mesh session may still flap at start-up.
 	t.Logf("remote submit: %s", final)
 	local := filepath.Join(workUnitDir(s.datadir, s.id, id), "stdout")
-	eventually(t, workUnitTimeout, "first remote output on sr", func() bool { return workFileSize(local) > 0 })
+	testkit.Eventually(t, workUnitTimeout, "first remote output on sr", func() error {
+		if workFileSize(local) > 0 {
+			return nil
+		}
+		return errors.New("want workFileSize(local) > 0")
+	})
 
 	s.router.Kill()
 	// The mesh connection carrying the stream died with the router, so

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // Work units on all-in-one receptor processes: submit, results, cancel,
@@ -110,10 +113,13 @@ func TestWorkLocalAndRemote(t *testing.T) {
 	if got, want := workCommand(t, a.Socket, a.ID, "work release "+remote), fmt.Sprintf(`{"released":%q}`, remote); got != want {
 		t.Fatalf("remote release: got %q, want %q", got, want)
 	}
-	eventually(t, workUnitTimeout, "remote unit released on a and c", func() bool {
+	testkit.Eventually(t, workUnitTimeout, "remote unit released on a and c", func() error {
 		_, onA := workList(t, a.Socket, a.ID)[remote]
 		_, onC := workList(t, c.Socket, c.ID)[extra.RemoteUnitID]
-		return !onA && !onC
+		if !onA && !onC {
+			return nil
+		}
+		return errors.New("want !onA && !onC")
 	})
 
 	// Cancel on a cancels the running unit on c; a copies the final state.
@@ -166,13 +172,16 @@ func TestWorkCancelKillsChildren(t *testing.T) {
 	id, _ := workSubmit(t, n.Socket, n.ID, map[string]string{"node": "cancel", "worktype": "spawn"}, nil)
 	workWaitState(t, n.Socket, n.ID, id, workRunning)
 	var pid int
-	eventually(t, workUnitTimeout, "grandchild pid file", func() bool {
+	testkit.Eventually(t, workUnitTimeout, "grandchild pid file", func() error {
 		b, err := os.ReadFile(pidfile)
 		if err != nil {
-			return false
+			return err
 		}
 		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
-		return err == nil && pid > 1
+		if err == nil && pid > 1 {
+			return nil
+		}
+		return errors.New("want err == nil && pid > 1")
 	})
 	if workProcessGone(pid) {
 		t.Fatalf("grandchild %d is not running before cancel", pid)
@@ -184,7 +193,12 @@ func TestWorkCancelKillsChildren(t *testing.T) {
 	if st.StateName != "Canceled" || st.Detail != "Canceled" {
 		t.Errorf("after cancel: %+v, want StateName and Detail Canceled", st)
 	}
-	eventually(t, workUnitTimeout, fmt.Sprintf("grandchild %d gone after cancel", pid), func() bool { return workProcessGone(pid) })
+	testkit.Eventually(t, workUnitTimeout, fmt.Sprintf("grandchild %d gone after cancel", pid), func() error {
+		if workProcessGone(pid) {
+			return nil
+		}
+		return errors.New("want workProcessGone(pid)")
+	})
 	if !workProcessGone(pid) {
 		t.Errorf("grandchild %d still runs", pid)
 	}
@@ -246,7 +260,7 @@ func TestWorkConcurrentUnits(t *testing.T) {
 		}
 	}
 	var last map[string]workUnitStatus
-	eventually(t, workUnitTimeout, "all units succeeded", func() bool {
+	testkit.Eventually(t, workUnitTimeout, "all units succeeded", func() error {
 		last = workList(t, n.Socket, n.ID)
 		done := 0
 		for _, id := range ids {
@@ -258,7 +272,10 @@ func TestWorkConcurrentUnits(t *testing.T) {
 				done++
 			}
 		}
-		return done == units
+		if done == units {
+			return nil
+		}
+		return errors.New("want done == units")
 	})
 	// Results streams poll, so read them side by side (bounded).
 	sem := make(chan struct{}, 25)
@@ -327,7 +344,12 @@ func workMiddleNodeRestart(t *testing.T, waitForDrop bool) {
 	id, final := workSubmit(t, a.Socket, a.ID, map[string]string{"node": c.ID, "worktype": "slowcat"}, workPayload(17, size))
 	t.Logf("remote submit: %s", final) // Job Submitted (retried in the background) is fine too
 	local := filepath.Join(workUnitDir(workDatadir(a), a.ID, id), "stdout")
-	eventually(t, workUnitTimeout, "first remote output on a", func() bool { return workFileSize(local) > 0 })
+	testkit.Eventually(t, workUnitTimeout, "first remote output on a", func() error {
+		if workFileSize(local) > 0 {
+			return nil
+		}
+		return errors.New("want workFileSize(local) > 0")
+	})
 
 	dropped := workDroppedConns(t, a)
 	b.Kill()
@@ -339,8 +361,11 @@ func workMiddleNodeRestart(t *testing.T, waitForDrop bool) {
 		// Both of a's connections to c (status and results) end while b
 		// is down: QUIC's idle timeout, about 30 s. Only then is a forced
 		// to ask again from its offset.
-		eventually(t, 2*workUnitTimeout, "a's connections to c ended", func() bool {
-			return workDroppedConns(t, a) >= dropped+2
+		testkit.Eventually(t, 2*workUnitTimeout, "a's connections to c ended", func() error {
+			if workDroppedConns(t, a) >= dropped+2 {
+				return nil
+			}
+			return errors.New("want workDroppedConns(t, a) >= dropped+2")
 		})
 	}
 	b.Restart()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/receptor-mesh/receptor/services/mesh"
 	"github.com/receptor-mesh/receptor/services/mesh/stream"
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // TestAdvertisements checks docs/protocol.md §7 between implementations: our
@@ -46,13 +47,16 @@ func TestAdvertisements(t *testing.T) {
 
 	waitUpAd := func(service string, connType int, tags map[string]string) {
 		t.Helper()
-		eventually(t, adTimeout, "up1 lists our ad "+service, func() (bool, string) {
+		testkit.Eventually(t, adTimeout, "up1 lists our ad "+service, func() error {
 			s, err := up1.Status()
 			if err != nil {
-				return false, err.Error()
+				return err
 			}
 			a, ok := s.Ad("ours", service)
-			return ok && a.ConnType == connType && maps.Equal(a.Tags, tags), fmt.Sprintf("%+v", s.Advertisements)
+			if ok && a.ConnType == connType && maps.Equal(a.Tags, tags) {
+				return nil
+			}
+			return fmt.Errorf("%+v", s.Advertisements)
 		})
 		t.Logf("PASS up1 lists ours:%s with ConnType %d and tags %v", service, connType, tags)
 	}
@@ -63,13 +67,16 @@ func TestAdvertisements(t *testing.T) {
 	if err := ln.Close(); err != nil {
 		t.Fatalf("closing oecho: %v", err)
 	}
-	eventually(t, convergeTimeout, "up1 drops our withdrawn ad oecho", func() (bool, string) {
+	testkit.Eventually(t, convergeTimeout, "up1 drops our withdrawn ad oecho", func() error {
 		s, err := up1.Status()
 		if err != nil {
-			return false, err.Error()
+			return err
 		}
 		_, ok := s.Ad("ours", "oecho")
-		return !ok, fmt.Sprintf("%+v", s.Advertisements)
+		if !ok {
+			return nil
+		}
+		return fmt.Errorf("%+v", s.Advertisements)
 	})
 	t.Log("PASS up1 drops ours:oecho after our Cancel")
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/receptor-mesh/receptor/services/control/client"
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // ourBin is our receptor binary: $RECEPTOR_BIN_DIR/receptor, else
@@ -69,13 +70,16 @@ func controlOverMesh(t *testing.T, from *procNode, node string) ctlStatus {
 // waitUpAd waits until p's status lists node:service with connType.
 func (p *procNode) waitAd(node, service string, connType int) {
 	p.t.Helper()
-	eventually(p.t, adTimeout, fmt.Sprintf("%s lists the ad %s:%s", p.ID, node, service), func() (bool, string) {
+	testkit.Eventually(p.t, adTimeout, fmt.Sprintf("%s lists the ad %s:%s", p.ID, node, service), func() error {
 		s, err := p.Status()
 		if err != nil {
-			return false, err.Error()
+			return err
 		}
 		a, ok := s.Ad(node, service)
-		return ok && a.ConnType == connType, fmt.Sprintf("%+v", s.Advertisements)
+		if ok && a.ConnType == connType {
+			return nil
+		}
+		return fmt.Errorf("%+v", s.Advertisements)
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/receptor-mesh/receptor/services/mesh"
 	"github.com/receptor-mesh/receptor/services/mesh/stream"
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // cancelCounts counts the Cancel advertisements for node:service on a
@@ -82,22 +83,28 @@ func TestCancelForwardedOnce(t *testing.T) {
 			t.Fatalf("closing %s:%s: %v", node, svc, err)
 		}
 		for _, u := range []*procNode{up1, up2} {
-			eventually(t, convergeTimeout, u.ID+" drops "+node+":"+svc, func() (bool, string) {
+			testkit.Eventually(t, convergeTimeout, u.ID+" drops "+node+":"+svc, func() error {
 				s, err := u.Status()
 				if err != nil {
-					return false, err.Error()
+					return err
 				}
 				_, ok := s.Ad(node, svc)
-				return !ok, fmt.Sprintf("%+v", s.Advertisements)
+				if !ok {
+					return nil
+				}
+				return fmt.Errorf("%+v", s.Advertisements)
 			})
 		}
 		// Copies travel around the cycle back to o: wait until o has
 		// received one on each session, then spot-check that o never
 		// sends a second.
-		eventually(t, convergeTimeout, "the Cancel comes back to o over both sessions", func() (bool, string) {
+		testkit.Eventually(t, convergeTimeout, "the Cancel comes back to o over both sessions", func() error {
 			back1, _ := cancelCounts(r1, node, svc)
 			back2, _ := cancelCounts(r2, node, svc)
-			return back1 > 0 && back2 > 0, fmt.Sprintf("from up1 %d, from up2 %d", back1, back2)
+			if back1 > 0 && back2 > 0 {
+				return nil
+			}
+			return fmt.Errorf("from up1 %d, from up2 %d", back1, back2)
 		})
 		for range 10 {
 			for _, r := range []*tcpRelay{r1, r2} {

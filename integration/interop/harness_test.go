@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/receptor-mesh/receptor/services/control/client"
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // Failure bounds for eventually-style polling (never timing assertions).
@@ -81,25 +81,6 @@ func freeUDPPort(t *testing.T) int {
 	return 0
 }
 
-// eventually polls cond until it reports true or timeout passes; then the
-// test fails with the last state cond described.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last string
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not reached within %v; last state: %s", what, timeout, last)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 // procNode is a receptor process (upstream's, or our binary with the same
 // command line) with a control service on a Unix socket.
 type procNode struct {
@@ -108,9 +89,7 @@ type procNode struct {
 	Sock string
 	dir  string
 	log  string
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited
-	err  error         // Wait's result, valid after done
+	proc *testkit.Process
 	// readyLog, when set, must appear in the log before the node counts as
 	// started.
 	readyLog string
@@ -152,7 +131,7 @@ func launch(t *testing.T, bin, id string, args ...string) (*procNode, error) {
 	t.Helper()
 	dir := t.TempDir()
 	p := &procNode{t: t, ID: id, dir: dir, Sock: filepath.Join(dir, "ctl.sock"),
-		log: filepath.Join(dir, "node.log"), done: make(chan struct{})}
+		log: filepath.Join(dir, "node.log")}
 	// Both implementations log this once backends and proxies are bound;
 	// the control socket answers earlier.
 	p.readyLog = "Initialization complete"
@@ -161,24 +140,12 @@ func launch(t *testing.T, bin, id string, args ...string) (*procNode, error) {
 		"--log-level", "level=debug",
 		"--control-service", "filename=" + p.Sock,
 	}, args...)
-	logf, err := os.Create(p.log)
+	proc, err := testkit.StartProcess(dir, p.log, bin, full...)
 	if err != nil {
-		return nil, fmt.Errorf("node %s log file: %w", id, err)
+		return nil, fmt.Errorf("node %s: %w", id, err)
 	}
-	p.cmd = exec.Command(bin, full...)
-	p.cmd.Stdout, p.cmd.Stderr = logf, logf
-	p.cmd.Dir = dir
-	if err := p.cmd.Start(); err != nil {
-		logf.Close()
-		return nil, fmt.Errorf("starting %s as node %s: %w", bin, id, err)
-	}
-	t.Logf("node %s: pid %d: %s %s", id, p.cmd.Process.Pid, filepath.Base(bin), strings.Join(full, " "))
-	// The waiter is owned by this procNode; Stop (in Cleanup) ends it.
-	go func() {
-		p.err = p.cmd.Wait()
-		logf.Close()
-		close(p.done)
-	}()
+	p.proc = proc
+	t.Logf("node %s: pid %d: %s %s", id, p.proc.Pid(), filepath.Base(bin), strings.Join(full, " "))
 	t.Cleanup(func() {
 		p.Stop()
 		if t.Failed() || os.Getenv("INTEROP_LOG") != "" {
@@ -192,24 +159,12 @@ func launch(t *testing.T, bin, id string, args ...string) (*procNode, error) {
 }
 
 // Stop kills the process (if running) and waits for it.
-func (p *procNode) Stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
+func (p *procNode) Stop() { p.proc.Kill() }
 
 // Exited reports whether the process has ended.
 func (p *procNode) Exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
+	exited, _ := p.proc.Exited()
+	return exited
 }
 
 // Log returns the whole log so far.
@@ -219,40 +174,39 @@ func (p *procNode) Log() string {
 }
 
 // LogTail returns the end of the log.
-func (p *procNode) LogTail() string {
-	s := p.Log()
-	if len(s) > logTailBytes {
-		s = "…" + s[len(s)-logTailBytes:]
-	}
-	return s
-}
+func (p *procNode) LogTail() string { return testkit.LogTail(p.log, logTailBytes) }
 
+// waitReady waits until the control socket greets as p.ID and, with
+// readyLog set, the log says the node is up.
 func (p *procNode) waitReady() error {
-	deadline := time.Now().Add(startTimeout)
-	for {
-		if p.Exited() {
-			return fmt.Errorf("node %s exited during startup (%v); log:\n%s", p.ID, p.err, p.LogTail())
-		}
+	var wrongID error
+	err := p.proc.WaitReady(startTimeout, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
 		c, err := client.Dial(ctx, "unix:"+p.Sock, nil)
-		cancel()
-		if err == nil {
-			id := c.NodeID()
-			c.Close()
-			if id != p.ID {
-				return fmt.Errorf("node %s greets as %q", p.ID, id)
-			}
-			// Upstream starts backends after the control service; dialing
-			// before that costs a 5 s redial.
-			if p.readyLog == "" || strings.Contains(p.Log(), p.readyLog) {
-				return nil
-			}
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("node %s control socket not ready within %v: %v; log:\n%s", p.ID, startTimeout, err, p.LogTail())
+		id := c.NodeID()
+		c.Close()
+		if id != p.ID {
+			wrongID = fmt.Errorf("node %s greets as %q", p.ID, id)
+			return nil // no use waiting
 		}
-		time.Sleep(100 * time.Millisecond)
+		// Upstream starts backends after the control service; dialing
+		// before that costs a 5 s redial.
+		if p.readyLog != "" && !strings.Contains(p.Log(), p.readyLog) {
+			return fmt.Errorf("control socket answers; %q not logged yet", p.readyLog)
+		}
+		return nil
+	})
+	if err == nil {
+		err = wrongID
 	}
+	if err != nil {
+		return fmt.Errorf("node %s: %w; log:\n%s", p.ID, err, p.LogTail())
+	}
+	return nil
 }
 
 // Dial opens a control session; the caller closes it.
@@ -374,25 +328,31 @@ func (p *procNode) Traceroute(target string) ([]ctlHop, error) {
 // waitConnected waits until p's status lists peer as a connection of cost.
 func (p *procNode) waitConnected(peer string, cost float64) {
 	p.t.Helper()
-	eventually(p.t, convergeTimeout, fmt.Sprintf("%s lists connection to %s with cost %v", p.ID, peer, cost), func() (bool, string) {
+	testkit.Eventually(p.t, convergeTimeout, fmt.Sprintf("%s lists connection to %s with cost %v", p.ID, peer, cost), func() error {
 		s, err := p.Status()
 		if err != nil {
-			return false, err.Error()
+			return err
 		}
 		c, ok := s.ConnCost(peer)
-		return ok && c == cost, fmt.Sprintf("connections %+v", s.Connections)
+		if ok && c == cost {
+			return nil
+		}
+		return fmt.Errorf("connections %+v", s.Connections)
 	})
 }
 
 // waitRoute waits until p routes to dest via next.
 func (p *procNode) waitRoute(dest, next string) {
 	p.t.Helper()
-	eventually(p.t, convergeTimeout, fmt.Sprintf("%s routes to %s via %s", p.ID, dest, next), func() (bool, string) {
+	testkit.Eventually(p.t, convergeTimeout, fmt.Sprintf("%s routes to %s via %s", p.ID, dest, next), func() error {
 		s, err := p.Status()
 		if err != nil {
-			return false, err.Error()
+			return err
 		}
-		return s.RoutingTable[dest] == next, fmt.Sprintf("routing table %v", s.RoutingTable)
+		if s.RoutingTable[dest] == next {
+			return nil
+		}
+		return fmt.Errorf("routing table %v", s.RoutingTable)
 	})
 }
 

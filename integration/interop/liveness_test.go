@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/receptor-mesh/receptor/services/mesh"
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // idleTimeout bounds waits that include the 21-26 s session idle timeout.
@@ -28,7 +29,7 @@ func TestIdlePeerDropped(t *testing.T) {
 	ours.DialTCP(fmt.Sprintf("127.0.0.1:%d", port), nil, mesh.BackendOptions{})
 	ours.waitConnected("up1", 1)
 
-	if err := up.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := up.proc.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatalf("SIGSTOP upstream: %v", err)
 	}
 	stopped := time.Now()
@@ -36,12 +37,15 @@ func TestIdlePeerDropped(t *testing.T) {
 	resume := func() {
 		if !resumed {
 			resumed = true
-			_ = up.cmd.Process.Signal(syscall.SIGCONT)
+			_ = up.proc.Signal(syscall.SIGCONT)
 		}
 	}
 	t.Cleanup(resume)
-	eventually(t, idleTimeout, "our node drops the silent upstream session", func() (bool, string) {
-		return !slices.Contains(ourConns(ours)(), "up1"), fmt.Sprint(ourConns(ours)())
+	testkit.Eventually(t, idleTimeout, "our node drops the silent upstream session", func() error {
+		if !slices.Contains(ourConns(ours)(), "up1") {
+			return nil
+		}
+		return fmt.Errorf("connections %v", ourConns(ours)())
 	})
 	t.Logf("PASS session to the stopped upstream dropped after %v (expected 21-26 s, docs/protocol.md §5.6)", time.Since(stopped).Round(time.Second))
 
@@ -67,13 +71,16 @@ func TestUDPPeerRestart(t *testing.T) {
 	up.Stop()
 	restarted := time.Now()
 	up2 := startProc(t, bin, "up1", args...)
-	eventually(t, idleTimeout+convergeTimeout, "restarted up1 lists ours", func() (bool, string) {
+	testkit.Eventually(t, idleTimeout+convergeTimeout, "restarted up1 lists ours", func() error {
 		s, err := up2.Status()
 		if err != nil {
-			return false, err.Error()
+			return err
 		}
 		_, ok := s.ConnCost("ours")
-		return ok, fmt.Sprintf("connections %+v", s.Connections)
+		if ok {
+			return nil
+		}
+		return fmt.Errorf("connections %+v", s.Connections)
 	})
 	ours.waitConnected("up1", 1)
 	t.Logf("PASS restarted udp peer reconnected after %v", time.Since(restarted).Round(time.Second))

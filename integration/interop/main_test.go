@@ -19,7 +19,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "interop: temp dir:", err)
 		os.Exit(2)
 	}
-	pki = &testPKI{dir: dir}
+	pki = newTestPKI(dir)
 	code := m.Run()
 	if code == 0 {
 		if err := goleak.Find(); err != nil {

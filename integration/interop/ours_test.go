@@ -11,6 +11,7 @@ import (
 
 	"github.com/receptor-mesh/receptor/services/mesh"
 	"github.com/receptor-mesh/receptor/services/mesh/backends"
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // ourNode is one of our mesh nodes running in the test process.
@@ -113,23 +114,26 @@ func (o *ourNode) logger() *slog.Logger { return o.log }
 // waitConnected waits until our status lists peer with cost.
 func (o *ourNode) waitConnected(peer string, cost float64) {
 	o.t.Helper()
-	eventually(o.t, convergeTimeout, fmt.Sprintf("our %s lists connection to %s with cost %v", o.NodeID(), peer, cost), func() (bool, string) {
+	testkit.Eventually(o.t, convergeTimeout, fmt.Sprintf("our %s lists connection to %s with cost %v", o.NodeID(), peer, cost), func() error {
 		s := o.Status()
 		for _, c := range s.Connections {
 			if c.NodeID == peer && c.Cost == cost {
-				return true, ""
+				return nil
 			}
 		}
-		return false, fmt.Sprintf("connections %+v", s.Connections)
+		return fmt.Errorf("connections %+v", s.Connections)
 	})
 }
 
 // waitRoute waits until our node routes to dest via next.
 func (o *ourNode) waitRoute(dest, next string) {
 	o.t.Helper()
-	eventually(o.t, convergeTimeout, fmt.Sprintf("our %s routes to %s via %s", o.NodeID(), dest, next), func() (bool, string) {
+	testkit.Eventually(o.t, convergeTimeout, fmt.Sprintf("our %s routes to %s via %s", o.NodeID(), dest, next), func() error {
 		rt := o.Status().RoutingTable
-		return rt[dest] == next, fmt.Sprintf("routing table %v", rt)
+		if rt[dest] == next {
+			return nil
+		}
+		return fmt.Errorf("routing table %v", rt)
 	})
 }
 
@@ -137,15 +141,15 @@ func (o *ourNode) waitRoute(dest, next string) {
 func (o *ourNode) waitAd(node, service string, timeout time.Duration) mesh.Advertisement {
 	o.t.Helper()
 	var found mesh.Advertisement
-	eventually(o.t, timeout, fmt.Sprintf("our %s has the advertisement %s:%s", o.NodeID(), node, service), func() (bool, string) {
+	testkit.Eventually(o.t, timeout, fmt.Sprintf("our %s has the advertisement %s:%s", o.NodeID(), node, service), func() error {
 		ads := o.Status().Advertisements
 		for _, a := range ads {
 			if a.NodeID == node && a.Service == service {
 				found = a
-				return true, ""
+				return nil
 			}
 		}
-		return false, fmt.Sprintf("advertisements %+v", ads)
+		return fmt.Errorf("advertisements %+v", ads)
 	})
 	return found
 }

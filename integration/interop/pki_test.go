@@ -2,79 +2,31 @@ package interop
 
 import (
 	"crypto/tls"
-	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 
+	"github.com/receptor-mesh/receptor/services/testkit"
 	"github.com/receptor-mesh/receptor/services/tlsconf"
 )
 
 // testPKI is a CA made with our tlsconf.CertInit and node certificates made
-// with CertMakeReq/CertSignReq, so upstream accepting them also checks our
-// certificate tooling (node-ID SAN DER, docs/protocol.md §9.2).
-type testPKI struct {
-	dir   string
-	mu    sync.Mutex
-	ca    bool
-	nodes map[string]bool
+// with CertMakeReq/CertSignReq (testkit.CommandPKI in process), so upstream
+// accepting them also checks our certificate tooling (node-ID SAN DER,
+// docs/protocol.md §9.2).
+type testPKI struct{ *testkit.CommandPKI }
+
+func newTestPKI(dir string) *testPKI {
+	return &testPKI{testkit.NewCommandPKI(testkit.InProcessCertTool(), dir, "Interop Test CA")}
 }
 
-func (p *testPKI) CACert() string { return filepath.Join(p.dir, "ca.crt") }
+// CACert is the CA certificate file (made by the first Node call).
+func (p *testPKI) CACert() string { return p.CommandPKI.CACert }
 
 // Node returns the certificate and key files of nodeID (SANs: the node ID,
 // DNS localhost and IP 127.0.0.1), creating the CA and the pair on first use.
 func (p *testPKI) Node(t *testing.T, nodeID string) (cert, key string) {
 	t.Helper()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.ensureCA(t)
-	base := filepath.Join(p.dir, nodeID)
-	cert, key = base+".crt", base+".key"
-	if p.nodes[nodeID] {
-		return cert, key
-	}
-	p.makeCert(t, base, nodeID, []string{"localhost"}, []string{"127.0.0.1"})
-	p.nodes[nodeID] = true
-	return cert, key
-}
-
-// ensureCA creates the CA on first use; p.mu is held.
-func (p *testPKI) ensureCA(t *testing.T) {
-	t.Helper()
-	if !p.ca {
-		err := tlsconf.CertInit(tlsconf.CertInitOptions{
-			CommonName: "Interop Test CA", Bits: 2048,
-			OutCert: p.CACert(), OutKey: filepath.Join(p.dir, "ca.key"),
-		})
-		if err != nil {
-			t.Fatalf("cert-init: %v", err)
-		}
-		p.ca = true
-		p.nodes = map[string]bool{}
-	}
-}
-
-// makeCert writes base.crt and base.key for nodeID with the given DNS and
-// IP SANs, signed by the CA; p.mu is held.
-func (p *testPKI) makeCert(t *testing.T, base, nodeID string, dns, ips []string) {
-	t.Helper()
-	cert, key := base+".crt", base+".key"
-	err := tlsconf.CertMakeReq(tlsconf.CertMakeReqOptions{
-		CommonName: nodeID, Bits: 2048,
-		DNSName: dns, IPAddress: ips, NodeID: []string{nodeID},
-		OutReq: base + ".csr", OutKey: key,
-	})
-	if err != nil {
-		t.Fatalf("cert-makereq %s: %v", nodeID, err)
-	}
-	err = tlsconf.CertSignReq(tlsconf.CertSignReqOptions{
-		Req: base + ".csr", CACert: p.CACert(), CAKey: filepath.Join(p.dir, "ca.key"),
-		OutCert: cert, Verify: true,
-	}, strings.NewReader(""), discardWriter{})
-	if err != nil {
-		t.Fatalf("cert-signreq %s: %v", nodeID, err)
-	}
+	nc := p.CommandPKI.Node(t, nodeID)
+	return nc.Cert, nc.Key
 }
 
 // UpstreamTLSArgs are upstream command-line entities defining tls-server
@@ -88,10 +40,6 @@ func (p *testPKI) UpstreamTLSArgs(t *testing.T, nodeID string) []string {
 		"--tls-client", "name=cli", "cert=" + cert, "key=" + key, "rootcas=" + p.CACert(),
 	}
 }
-
-type discardWriter struct{}
-
-func (discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 
 // OurServerTLS is our tls-server config for nodeID, like upstream's "srv".
 func (p *testPKI) OurServerTLS(t *testing.T, nodeID string) *tls.Config {

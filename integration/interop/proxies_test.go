@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/receptor-mesh/receptor/services/mesh/wire"
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // udpEchoServer echoes every datagram on c back to its sender until the
@@ -207,13 +208,16 @@ func TestBinaryProxies(t *testing.T) {
 			{obin, "up1", "udpecho", 0, map[string]string{"address": udpEcho, "type": "UDP Proxy"}},
 			{obin, "up1", "tcpecho", 1, map[string]string{"address": tcpEcho.Addr().String(), "type": "TCP Proxy"}},
 		} {
-			eventually(t, adTimeout, fmt.Sprintf("%s lists %s:%s", c.p.ID, c.node, c.service), func() (bool, string) {
+			testkit.Eventually(t, adTimeout, fmt.Sprintf("%s lists %s:%s", c.p.ID, c.node, c.service), func() error {
 				s, err := c.p.Status()
 				if err != nil {
-					return false, err.Error()
+					return err
 				}
 				a, ok := s.Ad(c.node, c.service)
-				return ok && a.ConnType == c.connType && fmt.Sprint(a.Tags) == fmt.Sprint(c.tags), fmt.Sprintf("%+v", s.Advertisements)
+				if ok && a.ConnType == c.connType && fmt.Sprint(a.Tags) == fmt.Sprint(c.tags) {
+					return nil
+				}
+				return fmt.Errorf("%+v", s.Advertisements)
 			})
 		}
 		t.Log("PASS proxy ads (ConnType 0 UDP Proxy, 1 TCP Proxy, address tags) seen both ways")

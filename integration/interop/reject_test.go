@@ -2,6 +2,7 @@ package interop
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/receptor-mesh/receptor/services/mesh"
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // rejectBytes is the Reject message of docs/protocol.md §4.6.
@@ -19,15 +21,15 @@ var rejectBytes = []byte{0x03, '[', ']'}
 func waitReject(t *testing.T, r *tcpRelay, fromDialer *bool) relayFrame {
 	t.Helper()
 	var got relayFrame
-	eventually(t, convergeTimeout, "a Reject (03 5b 5d) on the wire", func() (bool, string) {
+	testkit.Eventually(t, convergeTimeout, "a Reject (03 5b 5d) on the wire", func() error {
 		fs := r.Frames()
 		for _, f := range fs {
 			if f.Len > 0 && f.Data[0] == 3 && (fromDialer == nil || *fromDialer == f.FromDialer) {
 				got = f
-				return true, ""
+				return nil
 			}
 		}
-		return false, describeFrames(fs)
+		return errors.New(describeFrames(fs))
 	})
 	if !bytes.Equal(got.Data, rejectBytes) {
 		t.Fatalf("reject message bytes %x, want %x", got.Data, rejectBytes)
@@ -97,8 +99,11 @@ func upConns(t *testing.T, p *procNode) func() []string {
 
 func waitLog(t *testing.T, p *procNode, text string) {
 	t.Helper()
-	eventually(t, convergeTimeout, fmt.Sprintf("%s logs %q", p.ID, text), func() (bool, string) {
-		return strings.Contains(p.Log(), text), "not in the log yet"
+	testkit.Eventually(t, convergeTimeout, fmt.Sprintf("%s logs %q", p.ID, text), func() error {
+		if strings.Contains(p.Log(), text) {
+			return nil
+		}
+		return errors.New("not in the log yet")
 	})
 }
 
@@ -134,8 +139,11 @@ func TestSessionRejections(t *testing.T) {
 		// close race (docs/protocol.md §4.6), so its log is the evidence for its side.
 		const upMsg = "rejected connection with node ours because we disagree about the connection cost"
 		fromDialer := true
-		eventually(t, convergeTimeout, "a cost rejection by either side", func() (bool, string) {
-			return strings.Contains(up.Log(), upMsg) || hasReject(r, &fromDialer), describeFrames(r.Frames())
+		testkit.Eventually(t, convergeTimeout, "a cost rejection by either side", func() error {
+			if strings.Contains(up.Log(), upMsg) || hasReject(r, &fromDialer) {
+				return nil
+			}
+			return errors.New(describeFrames(r.Frames()))
 		})
 		checkRejectBytes(t, r)
 		t.Logf("PASS cost 2 (up1) vs 1 (ours) rejected: upstream logged it %v, ours sent Reject %v",

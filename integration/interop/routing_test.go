@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/receptor-mesh/receptor/services/mesh"
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // hopsFrom renders traceroute hops as "node,node,…" (and any error).
@@ -93,13 +94,16 @@ func TestRoutingUpstreamOursUpstream(t *testing.T) {
 	ours.waitRoute("up2", "up2")
 	up1.waitRoute("up2", "ours")
 	up2.waitRoute("up1", "ours")
-	eventually(t, convergeTimeout, "up1 knows the whole topology", func() (bool, string) {
+	testkit.Eventually(t, convergeTimeout, "up1 knows the whole topology", func() error {
 		s, err := up1.Status()
 		if err != nil {
-			return false, err.Error()
+			return err
 		}
 		k := s.KnownConnectionCosts
-		return k["up2"]["ours"] == 1 && k["ours"]["up1"] == 1 && k["ours"]["up2"] == 1, fmt.Sprint(k)
+		if k["up2"]["ours"] == 1 && k["ours"]["up1"] == 1 && k["ours"]["up2"] == 1 {
+			return nil
+		}
+		return fmt.Errorf("known connection costs %v", k)
 	})
 	t.Log("PASS routing converged on up1, ours and up2")
 
@@ -120,13 +124,16 @@ func TestRoutingUpstreamOursUpstream(t *testing.T) {
 	if err := ours.Shutdown(ctx); err != nil {
 		t.Fatalf("shutting down ours: %v", err)
 	}
-	eventually(t, convergeTimeout, "up1 forgets the route to up2", func() (bool, string) {
+	testkit.Eventually(t, convergeTimeout, "up1 forgets the route to up2", func() error {
 		s, err := up1.Status()
 		if err != nil {
-			return false, err.Error()
+			return err
 		}
 		_, ok := s.RoutingTable["up2"]
-		return !ok, fmt.Sprint(s.RoutingTable)
+		if !ok {
+			return nil
+		}
+		return fmt.Errorf("routing table %v", s.RoutingTable)
 	})
 	t.Log("PASS route via ours disappears after ours stops")
 }

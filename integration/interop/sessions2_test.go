@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/receptor-mesh/receptor/services/mesh"
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // secondSessionRejected waits for the evidence that the session through
@@ -22,8 +23,11 @@ import (
 func secondSessionRejected(t *testing.T, second *tcpRelay, up *procNode, peer string) {
 	t.Helper()
 	upMsg := fmt.Sprintf("rejected connection with node %s because it is already connected", peer)
-	eventually(t, convergeTimeout, "the second session is rejected", func() (bool, string) {
-		return hasReject(second, nil) || strings.Contains(up.Log(), upMsg), describeFrames(second.Frames())
+	testkit.Eventually(t, convergeTimeout, "the second session is rejected", func() error {
+		if hasReject(second, nil) || strings.Contains(up.Log(), upMsg) {
+			return nil
+		}
+		return errors.New(describeFrames(second.Frames()))
 	})
 	checkRejectBytes(t, second)
 	t.Logf("PASS second session rejected: Reject on the wire %v, upstream logged it %v",
@@ -49,8 +53,11 @@ func firstSessionIntact(t *testing.T, first *tcpRelay, ours *ourNode, up *procNo
 		t.Fatalf("our connections list %s %d times", up.ID, n)
 	}
 	frames := len(first.Frames())
-	eventually(t, convergeTimeout, "routing traffic continues on the first session", func() (bool, string) {
-		return len(first.Frames()) > frames && first.Accepted() == 1, fmt.Sprintf("%d frames", len(first.Frames()))
+	testkit.Eventually(t, convergeTimeout, "routing traffic continues on the first session", func() error {
+		if len(first.Frames()) > frames && first.Accepted() == 1 {
+			return nil
+		}
+		return fmt.Errorf("%d frames", len(first.Frames()))
 	})
 	t.Log("PASS first session unaffected (one connection, no Reject, pings both ways, traffic continues)")
 }
@@ -258,8 +265,11 @@ func TestDuplicateTwoHops(t *testing.T) {
 		c.waitRoute("dup", "b")
 		laterSecond(int64(a1.Epoch() >> 24))
 		a2 := startProc(t, bin, "dup", "--tcp-peer", fmt.Sprintf("address=127.0.0.1:%d", pc))
-		eventually(t, convergeTimeout, "upstream's later duplicate shuts down", func() (bool, string) {
-			return a2.Exited() || strings.Contains(strings.ToLower(a2.Log()), "duplicate"), "still running"
+		testkit.Eventually(t, convergeTimeout, "upstream's later duplicate shuts down", func() error {
+			if a2.Exited() || strings.Contains(strings.ToLower(a2.Log()), "duplicate") {
+				return nil
+			}
+			return errors.New("still running")
 		})
 		if a1.Err() != nil {
 			t.Fatalf("our earlier dup stopped: %v", a1.Err())

@@ -2,11 +2,13 @@ package interop
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"testing"
 
 	"github.com/receptor-mesh/receptor/services/mesh"
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // transport describes one backend kind on both implementations.
@@ -151,13 +153,16 @@ func TestFirstFrameIsRoute(t *testing.T) {
 	bin := requireUpstream(t)
 	check := func(t *testing.T, r *tcpRelay, dialer, listener string) {
 		t.Helper()
-		eventually(t, convergeTimeout, "frames from both sides", func() (bool, string) {
+		testkit.Eventually(t, convergeTimeout, "frames from both sides", func() error {
 			var d, l bool
 			for _, f := range r.Frames() {
 				d = d || f.FromDialer
 				l = l || !f.FromDialer
 			}
-			return d && l, describeFrames(r.Frames())
+			if d && l {
+				return nil
+			}
+			return errors.New(describeFrames(r.Frames()))
 		})
 		seen := map[bool]bool{}
 		for _, f := range r.Frames() {

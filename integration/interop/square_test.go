@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/receptor-mesh/receptor/services/mesh"
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // TestEqualCostSquare checks docs/protocol.md §6.4: the square
@@ -43,18 +44,24 @@ func TestEqualCostSquare(t *testing.T) {
 		return len(table) >= 3
 	}
 	for _, o := range []*ourNode{o1, o2} {
-		eventually(t, convergeTimeout, o.NodeID()+" routes the whole square", func() (bool, string) {
+		testkit.Eventually(t, convergeTimeout, o.NodeID()+" routes the whole square", func() error {
 			rt := o.Status().RoutingTable
-			return routesOK(rt, o.NodeID()), fmt.Sprint(rt)
+			if routesOK(rt, o.NodeID()) {
+				return nil
+			}
+			return fmt.Errorf("routing table %v", rt)
 		})
 	}
 	for _, u := range []*procNode{up1, up2} {
-		eventually(t, convergeTimeout, u.ID+" routes the whole square", func() (bool, string) {
+		testkit.Eventually(t, convergeTimeout, u.ID+" routes the whole square", func() error {
 			s, err := u.Status()
 			if err != nil {
-				return false, err.Error()
+				return err
 			}
-			return routesOK(s.RoutingTable, u.ID), fmt.Sprint(s.RoutingTable)
+			if routesOK(s.RoutingTable, u.ID) {
+				return nil
+			}
+			return fmt.Errorf("routing table %v", s.RoutingTable)
 		})
 	}
 	first := map[string]string{"o1": o1.Status().RoutingTable["o2"], "o2": o2.Status().RoutingTable["o1"]}
@@ -110,10 +117,13 @@ func TestEqualCostSquare(t *testing.T) {
 		if err != nil {
 			t.Fatalf("leaf shutdown: %v", err)
 		}
-		eventually(t, convergeTimeout, "the leaf is gone from o2's table", func() (bool, string) {
+		testkit.Eventually(t, convergeTimeout, "the leaf is gone from o2's table", func() error {
 			rt := o2.Status().RoutingTable
 			_, ok := rt[leaf.NodeID()]
-			return !ok, fmt.Sprint(rt)
+			if !ok {
+				return nil
+			}
+			return fmt.Errorf("routing table %v", rt)
 		})
 		for id, o := range map[string]*ourNode{"o1": o1, "o2": o2} {
 			if got := o.Status().RoutingTable[opposite[id]]; got != first[id] {

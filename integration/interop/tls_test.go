@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/receptor-mesh/receptor/services/mesh"
+	"github.com/receptor-mesh/receptor/services/testkit"
 	"github.com/receptor-mesh/receptor/services/tlsconf"
 )
 
@@ -25,12 +26,11 @@ import (
 // verifying TLS client dialing 127.0.0.1 sees a hostname mismatch.
 func (p *testPKI) certWithoutAddress(t *testing.T, nodeID string) (cert, key string) {
 	t.Helper()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.ensureCA(t)
-	base := filepath.Join(p.dir, nodeID+"-noaddr")
-	p.makeCert(t, base, nodeID, []string{"elsewhere.invalid"}, nil)
-	return base + ".crt", base + ".key"
+	nc := p.Issue(t, testkit.CertRequest{
+		Name: nodeID + "-noaddr", CommonName: nodeID, NodeIDs: []string{nodeID},
+		DNSNames: []string{"elsewhere.invalid"},
+	})
+	return nc.Cert, nc.Key
 }
 
 // fingerprint is the colon-separated SHA-256 of the certificate file's leaf
@@ -75,7 +75,7 @@ func TestTLSBackends(t *testing.T) {
 	upBin := requireUpstream(t)
 	bin := ourBin(t)
 	t.Parallel()
-	other := &testPKI{dir: t.TempDir()} // a CA neither side trusts by default
+	other := newTestPKI(t.TempDir()) // a CA neither side trusts by default
 	good := func(p *testPKI, extra ...string) func(t *testing.T, id string) tlsEnd {
 		return func(t *testing.T, id string) tlsEnd {
 			c, k := p.Node(t, id)
@@ -130,8 +130,11 @@ func TestTLSBackends(t *testing.T) {
 				}
 				// Evidence that a handshake was attempted and failed, then
 				// spot checks that no session ever appears.
-				eventually(t, convergeTimeout, "a TLS failure in either log", func() (bool, string) {
-					return tlsFailureLogged(dn.Log()) || tlsFailureLogged(ln.Log()), "no TLS error logged yet"
+				testkit.Eventually(t, convergeTimeout, "a TLS failure in either log", func() error {
+					if tlsFailureLogged(dn.Log()) || tlsFailureLogged(ln.Log()) {
+						return nil
+					}
+					return errors.New("no TLS error logged yet")
 				})
 				neverConnected(t, d.dialID, upConns(t, dn), d.listenID)
 				neverConnected(t, d.listenID, upConns(t, ln), d.dialID)
@@ -264,8 +267,11 @@ func TestTLSOurClientVariants(t *testing.T) {
 		}
 		ours := newOurNode(t, "ours")
 		ours.DialTCP(addr, conf, mesh.BackendOptions{})
-		eventually(t, convergeTimeout, "upstream logs the failed handshake", func() (bool, string) {
-			return tlsFailureLogged(up.Log()), "no TLS error logged yet"
+		testkit.Eventually(t, convergeTimeout, "upstream logs the failed handshake", func() error {
+			if tlsFailureLogged(up.Log()) {
+				return nil
+			}
+			return errors.New("no TLS error logged yet")
 		})
 		neverConnected(t, "up1", upConns(t, up), "ours")
 		neverConnected(t, "ours", ourConns(ours), "up1")

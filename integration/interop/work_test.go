@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 type workStatus struct {
@@ -48,11 +50,14 @@ func remoteWorkWith(t *testing.T, from *procNode, node string, members map[strin
 		t.Fatalf("%s: work submit to %s: %+v", from.ID, node, res)
 	}
 	var st workStatus
-	eventually(t, 45*time.Second, fmt.Sprintf("remote unit %s on %s succeeds", res.UnitID, from.ID), func() (bool, string) {
+	testkit.Eventually(t, 45*time.Second, fmt.Sprintf("remote unit %s on %s succeeds", res.UnitID, from.ID), func() error {
 		if err := from.Command("work status "+res.UnitID, &st); err != nil {
-			return false, err.Error()
+			return err
 		}
-		return st.StateName == "Succeeded" && st.StdoutSize == int64(len(payload)), fmt.Sprintf("%+v", st)
+		if st.StateName == "Succeeded" && st.StdoutSize == int64(len(payload)) {
+			return nil
+		}
+		return fmt.Errorf("%+v", st)
 	})
 	cc, err = from.Dial(ctx)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/receptor-mesh/receptor/services/config"
 	"github.com/receptor-mesh/receptor/services/control/client"
+	"github.com/receptor-mesh/receptor/services/testkit"
 	"github.com/receptor-mesh/receptor/services/work/command"
 )
 
@@ -41,21 +42,6 @@ func shortDir(t *testing.T) string {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	return dir
-}
-
-func eventually(t *testing.T, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(bound)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing after %v: %v", what, bound, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // TestRunLocalOnly runs router and work agent in one process from a
@@ -95,7 +81,7 @@ func TestRunLocalOnly(t *testing.T) {
 	dial := func() *client.Conn {
 		t.Helper()
 		var c *client.Conn
-		eventually(t, "control socket", func() (err error) {
+		testkit.Eventually(t, bound, "control socket", func() (err error) {
 			c, err = client.Dial(tctx, sock, nil)
 			return err
 		})
@@ -104,7 +90,7 @@ func TestRunLocalOnly(t *testing.T) {
 	}
 	// The work agent's types reach the control advertisement.
 	c := dial()
-	eventually(t, "work commands advertised", func() error {
+	testkit.Eventually(t, bound, "work commands advertised", func() error {
 		var st struct {
 			NodeID         string
 			Advertisements []struct {
@@ -131,7 +117,7 @@ func TestRunLocalOnly(t *testing.T) {
 		t.Fatalf("work submit = %+v, %v", res, err)
 	}
 	c = dial()
-	eventually(t, "unit succeeds", func() error {
+	testkit.Eventually(t, bound, "unit succeeds", func() error {
 		var ws struct{ StateName string }
 		if err := c.CommandJSON(tctx, map[string]string{"command": "work", "subcommand": "status", "unitid": res.UnitID}, &ws); err != nil {
 			return err
@@ -247,7 +233,7 @@ func TestRemoteWork(t *testing.T) {
 	dial := func() *client.Conn {
 		t.Helper()
 		var c *client.Conn
-		eventually(t, "control socket of a", func() (err error) {
+		testkit.Eventually(t, bound, "control socket of a", func() (err error) {
 			c, err = client.Dial(ctx, sockA, nil)
 			return err
 		})
@@ -256,7 +242,7 @@ func TestRemoteWork(t *testing.T) {
 	}
 	// Wait until b's control service (with its work type) is known at a.
 	c := dial()
-	eventually(t, "b's control ad at a", func() error {
+	testkit.Eventually(t, bound, "b's control ad at a", func() error {
 		var st struct {
 			Advertisements []struct {
 				NodeID, Service string
@@ -278,7 +264,7 @@ func TestRemoteWork(t *testing.T) {
 		t.Fatalf("remote work submit: %v", err)
 	}
 	c = dial()
-	eventually(t, "remote unit succeeds", func() error {
+	testkit.Eventually(t, bound, "remote unit succeeds", func() error {
 		var ws struct{ StateName, Detail string }
 		if err := c.CommandJSON(ctx, map[string]string{"command": "work", "subcommand": "status", "unitid": res.UnitID}, &ws); err != nil {
 			return err

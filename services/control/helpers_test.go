@@ -130,15 +130,3 @@ func (r *rawConn) expectEOF() {
 		r.t.Fatalf("expected EOF, got %q", rest)
 	}
 }
-
-// eventually polls cond until it holds or the failure bound passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(failAfter)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // echoService is a stream service for connect tests: it echoes what it
@@ -120,9 +123,12 @@ func TestClientVanishesMidSubmit(t *testing.T) {
 	r.expect("Work unit created with ID Unit0001. Send stdin data and EOF.\n")
 	_ = r.conn.Close()
 	// The unit got what arrived; the server is still up.
-	eventually(t, "partial payload stored", func() bool {
+	testkit.Eventually(t, failAfter, "partial payload stored", func() error {
 		st, err := ts.ops.WorkStatus(context.Background(), "Unit0001")
-		return err == nil && st.StdoutSize == int64(len("partial payl"))
+		if err == nil && st.StdoutSize == int64(len("partial payl")) {
+			return nil
+		}
+		return errors.New("want err == nil && st.StdoutSize == int64(len(\"partial payl\"))")
 	})
 	r2 := dialRaw(t, ts.path)
 	runTranscript(t, r2, []step{{"work list nosuch\n", "ERROR: unknown work unit nosuch\n"}})
@@ -135,7 +141,12 @@ func TestClientVanishesMidResults(t *testing.T) {
 	r.send("work results Endless1 0\n")
 	r.expect("Streaming results for work unit Endless1\ntick\n")
 	_ = r.conn.Close()
-	eventually(t, "results stream closed", func() bool { return ts.ops.closedStreams() == 1 })
+	testkit.Eventually(t, failAfter, "results stream closed", func() error {
+		if ts.ops.closedStreams() == 1 {
+			return nil
+		}
+		return errors.New("want ts.ops.closedStreams() == 1")
+	})
 	r2 := dialRaw(t, ts.path)
 	runTranscript(t, r2, []step{{"ping nodeb\n", `{"From":"nodeb","Success":true,"Time":321041,"TimeStr":"321.041µs"}` + "\n"}})
 }
@@ -268,10 +279,10 @@ func TestServeUnixAndTCPListeners(t *testing.T) {
 	unixDone := make(chan error, 1)
 	go func() { unixDone <- serveUnix(ctx, srv, path) }()
 	var c net.Conn
-	eventually(t, "unix socket accepting", func() bool {
+	testkit.Eventually(t, failAfter, "unix socket accepting", func() error {
 		var err error
 		c, err = net.Dial("unix", path)
-		return err == nil
+		return err
 	})
 	r := &rawConn{t: t, conn: c.(*net.UnixConn), br: bufio.NewReader(c)}
 	r.expect("Receptor Control, node nodea\n")

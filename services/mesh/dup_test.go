@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/receptor-mesh/receptor/services/mesh/wire"
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // forgedDupReport is a routing update a hostile neighbour x relays,
@@ -29,8 +30,11 @@ func establishedRawPeer(t *testing.T, m *testMesh, a *Node) *rawPeer {
 	p := m.rawDial("a", "x")
 	p.next(wire.TypeRoute)
 	p.sendRoute(map[string]float64{})
-	eventually(t, 10*time.Second, func() (bool, string) {
-		return len(a.Status().Connections) == 1, "x not connected"
+	testkit.Eventually(t, 10*time.Second, "condition", func() error {
+		if len(a.Status().Connections) == 1 {
+			return nil
+		}
+		return errors.New("x not connected")
 	})
 	return p
 }
@@ -44,8 +48,11 @@ func TestForgedDuplicateReportDoesNotStop(t *testing.T) {
 	p := establishedRawPeer(t, m, a)
 	before := a.Epoch()
 	p.send(forgedDupReport(t, "a", before))
-	eventually(t, 5*time.Second, func() (bool, string) {
-		return a.Epoch() > before, "epoch unchanged"
+	testkit.Eventually(t, 5*time.Second, "condition", func() error {
+		if a.Epoch() > before {
+			return nil
+		}
+		return errors.New("epoch unchanged")
 	})
 	after := a.Epoch()
 	// The re-announcement reaches the peer with the new epoch.
@@ -75,8 +82,11 @@ func TestForgedDuplicateReportDoesNotStop(t *testing.T) {
 	}
 	// The suspicion expired: another single report re-announces again.
 	p.send(forgedDupReport(t, "a", after))
-	eventually(t, 5*time.Second, func() (bool, string) {
-		return a.Epoch() > after, "second report: epoch unchanged"
+	testkit.Eventually(t, 5*time.Second, "condition", func() error {
+		if a.Epoch() > after {
+			return nil
+		}
+		return errors.New("second report: epoch unchanged")
 	})
 	if err := a.Err(); err != nil {
 		t.Fatalf("node stopped: %v", err)

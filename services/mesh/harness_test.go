@@ -14,6 +14,7 @@ import (
 	"github.com/receptor-mesh/receptor/services/mesh/backends/memory"
 	"github.com/receptor-mesh/receptor/services/mesh/routing"
 	"github.com/receptor-mesh/receptor/services/mesh/wire"
+	"github.com/receptor-mesh/receptor/services/testkit"
 	"go.uber.org/goleak"
 )
 
@@ -132,38 +133,21 @@ func (m *testMesh) expectedTables() map[string]routing.Table {
 
 // converged reports whether every node's routing table equals the one
 // computed from the true topology (deterministic tie-breaking makes this
-// exact).
-func (m *testMesh) converged() (bool, string) {
+// exact), or the first that does not.
+func (m *testMesh) converged() error {
 	want := m.expectedTables()
 	for id, n := range m.nodes {
 		got := n.Status().RoutingTable
 		if !maps.Equal(got, want[id]) {
-			return false, fmt.Sprintf("%s: table %v, want %v", id, got, want[id])
+			return fmt.Errorf("%s: table %v, want %v", id, got, want[id])
 		}
 	}
-	return true, ""
+	return nil
 }
 
 func (m *testMesh) waitConverged() {
 	m.tb.Helper()
-	eventually(m.tb, 20*time.Second, m.converged)
-}
-
-// eventually polls cond until it holds or the bound passes (a failure
-// bound only, never a timing assertion).
-func eventually(tb testing.TB, bound time.Duration, cond func() (bool, string)) {
-	tb.Helper()
-	deadline := time.Now().Add(bound)
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("condition not met within %v: %s", bound, why)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.Eventually(m.tb, 20*time.Second, "routing converged", m.converged)
 }
 
 // rawPeer is a hand-written peer on a memory session.

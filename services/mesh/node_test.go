@@ -13,6 +13,7 @@ import (
 	"github.com/receptor-mesh/receptor/services/mesh/backends"
 	"github.com/receptor-mesh/receptor/services/mesh/backends/memory"
 	"github.com/receptor-mesh/receptor/services/mesh/wire"
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 func names(prefix string, k int) []string {
@@ -298,8 +299,11 @@ func TestDuplicateNodeIDDirectRejected(t *testing.T) {
 	p1 := m.rawDial("a", "x")
 	p1.next(wire.TypeRoute)
 	p1.sendRoute(map[string]float64{})
-	eventually(t, 10*time.Second, func() (bool, string) {
-		return len(a.Status().Connections) == 1, "x not connected"
+	testkit.Eventually(t, 10*time.Second, "condition", func() error {
+		if len(a.Status().Connections) == 1 {
+			return nil
+		}
+		return errors.New("x not connected")
 	})
 	p2 := m.rawDial("a", "x")
 	p2.next(wire.TypeRoute)
@@ -430,8 +434,11 @@ func TestAllowedPeersAndBindToCertificate(t *testing.T) {
 				}
 				return
 			}
-			eventually(t, 10*time.Second, func() (bool, string) {
-				return len(a.Status().Connections) == 1, "not established"
+			testkit.Eventually(t, 10*time.Second, "condition", func() error {
+				if len(a.Status().Connections) == 1 {
+					return nil
+				}
+				return errors.New("not established")
 			})
 			// A later update claiming another ForwardingNode is rejected.
 			msg, _ := wire.EncodeRoute(&wire.RoutingUpdate{NodeID: "x", UpdateID: "u", UpdateEpoch: 1, UpdateSequence: 9,
@@ -494,8 +501,11 @@ func TestSessionProtocol(t *testing.T) {
 	ping, _ := wire.AppendData(nil, wire.DataHeader{HopsToLive: 5, FromNode: wire.HashName("x"), ToNode: wire.HashName("a"),
 		FromService: "eph", ToService: "ping"}, []byte("ignored"))
 	p.sendRoute(map[string]float64{"a": 2}) // keep routing happy: x lists a
-	eventually(t, 10*time.Second, func() (bool, string) {
-		return a.Status().RoutingTable["x"] == "x", "no route to x"
+	testkit.Eventually(t, 10*time.Second, "condition", func() error {
+		if a.Status().RoutingTable["x"] == "x" {
+			return nil
+		}
+		return errors.New("no route to x")
 	})
 	p.send(ping)
 	reply := p.next(wire.TypeData)
@@ -512,9 +522,12 @@ func TestSessionProtocol(t *testing.T) {
 	if !p.waitClosed() {
 		t.Fatal("no reject on cost disagreement")
 	}
-	eventually(t, 10*time.Second, func() (bool, string) {
+	testkit.Eventually(t, 10*time.Second, "condition", func() error {
 		st := a.Status()
-		return len(st.Connections) == 0 && len(st.RoutingTable) == 0, fmt.Sprintf("%+v", st)
+		if len(st.Connections) == 0 && len(st.RoutingTable) == 0 {
+			return nil
+		}
+		return fmt.Errorf("%+v", st)
 	})
 }
 
@@ -529,8 +542,11 @@ func TestPeerNoLongerListsUs(t *testing.T) {
 	p.sendRoute(map[string]float64{})
 	p.sendRoute(map[string]float64{}) // late initial message: skipped, no reject
 	p.sendRoute(map[string]float64{"a": 1})
-	eventually(t, 10*time.Second, func() (bool, string) {
-		return a.Status().RoutingTable["x"] == "x", "not routed"
+	testkit.Eventually(t, 10*time.Second, "condition", func() error {
+		if a.Status().RoutingTable["x"] == "x" {
+			return nil
+		}
+		return errors.New("not routed")
 	})
 	p.sendRoute(map[string]float64{})
 	if !p.waitClosed() {
@@ -637,9 +653,12 @@ func TestGarbageDropsOnlyThatSession(t *testing.T) {
 	if _, err := m.nodes["b"].Ping(context.Background(), "a"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, func() (bool, string) {
+	testkit.Eventually(t, 10*time.Second, "condition", func() error {
 		c := m.nodes["a"].Status().Connections
-		return len(c) == 2, fmt.Sprint(c)
+		if len(c) == 2 {
+			return nil
+		}
+		return fmt.Errorf("connections %v", c)
 	})
 }
 
@@ -669,11 +688,21 @@ func TestServiceAdvertisements(t *testing.T) {
 		return false
 	}
 	for _, id := range []string{"a", "b", "c"} {
-		eventually(t, 10*time.Second, func() (bool, string) { return hasAd(m.nodes[id]), id + " lacks the ad" })
+		testkit.Eventually(t, 10*time.Second, "condition", func() error {
+			if hasAd(m.nodes[id]) {
+				return nil
+			}
+			return errors.New(id + " lacks the ad")
+		})
 	}
 	s.Close()
 	for _, id := range []string{"a", "b", "c"} {
-		eventually(t, 10*time.Second, func() (bool, string) { return !hasAd(m.nodes[id]), id + " still has the ad" })
+		testkit.Eventually(t, 10*time.Second, "condition", func() error {
+			if !hasAd(m.nodes[id]) {
+				return nil
+			}
+			return errors.New(id + " still has the ad")
+		})
 	}
 	// A node joining later learns ads at establishment, not after AdInterval.
 	m2 := newTestMesh(t)
@@ -684,8 +713,11 @@ func TestServiceAdvertisements(t *testing.T) {
 		t.Fatal(err)
 	}
 	m2.link("x", "y", 1)
-	eventually(t, 10*time.Second, func() (bool, string) {
-		return len(m2.nodes["y"].Status().Advertisements) == 1, "y has no ad"
+	testkit.Eventually(t, 10*time.Second, "condition", func() error {
+		if len(m2.nodes["y"].Status().Advertisements) == 1 {
+			return nil
+		}
+		return errors.New("y has no ad")
 	})
 }
 
@@ -758,20 +790,25 @@ func TestNodeCost(t *testing.T) {
 	if err := b.AddBackend(m.net.Dialer("a", memory.DialerOptions{}), BackendOptions{Cost: 2.5}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, func() (bool, string) {
+	testkit.Eventually(t, 10*time.Second, "condition", func() error {
 		st := a.Status()
-		return st.KnownConnectionCosts["b"]["a"] == 2.5 && len(st.Connections) == 1 && st.Connections[0].Cost == 2.5,
-			fmt.Sprintf("%+v", st)
+		if st.KnownConnectionCosts["b"]["a"] == 2.5 && len(st.Connections) == 1 && st.Connections[0].Cost == 2.5 {
+			return nil
+		}
+		return fmt.Errorf("%+v", st)
 	})
 }
 
 // pingEventually pings until a reply from target arrives (bounded).
 func pingEventually(t *testing.T, from *Node, target string) {
 	t.Helper()
-	eventually(t, 20*time.Second, func() (bool, string) {
+	testkit.Eventually(t, 20*time.Second, "condition", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		res, err := from.Ping(ctx, target)
-		return err == nil && res.From == target, fmt.Sprintf("ping %s: %+v %v", target, res, err)
+		if err == nil && res.From == target {
+			return nil
+		}
+		return fmt.Errorf("ping %s: %+v %v", target, res, err)
 	})
 }

@@ -1,10 +1,12 @@
 package mesh
 
 import (
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/receptor-mesh/receptor/services/mesh/wire"
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // TestNewPeerGetsKnownUpdates: a node sends a new peer the latest routing
@@ -17,11 +19,13 @@ func TestNewPeerGetsKnownUpdates(t *testing.T) {
 	m.mod = func(o *Options) { o.RouteUpdateInterval = time.Hour }
 	a, b := m.add("a"), m.add("b")
 	m.link("b", "a", 1)
-	eventually(t, 10*time.Second, func() (bool, string) {
+	testkit.Eventually(t, 10*time.Second, "b holds a's update listing b", func() error {
 		b.mu.Lock()
 		defer b.mu.Unlock()
-		info := b.known["a"]
-		return info != nil && info.last != nil && b.topo["a"]["b"] == 1, "b holds a's update listing b"
+		if info := b.known["a"]; info == nil || info.last == nil || b.topo["a"]["b"] != 1 {
+			return errors.New("not yet")
+		}
+		return nil
 	})
 	a.mu.Lock()
 	aEpoch := a.epoch

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/receptor-mesh/receptor/services/mesh/backends"
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // TestDatagramsIntactOverTCPHops sends many distinct datagrams a → b → c
@@ -43,8 +44,11 @@ func TestDatagramsIntactOverTCPHops(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 20*time.Second, func() (bool, string) {
-		return nodes["a"].Status().RoutingTable["c"] == "b", "route a → c"
+	testkit.Eventually(t, 20*time.Second, "condition", func() error {
+		if nodes["a"].Status().RoutingTable["c"] == "b" {
+			return nil
+		}
+		return errors.New("route a → c")
 	})
 	dst, err := nodes["c"].ListenPacket("dst")
 	if err != nil {

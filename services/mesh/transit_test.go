@@ -3,11 +3,13 @@ package mesh
 import (
 	"bytes"
 	"encoding/hex"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/receptor-mesh/receptor/services/mesh/wire"
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // TestTransitForwardsBytesUnchanged: a transit node forwards a data message
@@ -27,9 +29,12 @@ func TestTransitForwardsBytesUnchanged(t *testing.T) {
 		p.next(wire.TypeRoute)
 		p.sendRoute(map[string]float64{"a": 1})
 	}
-	eventually(t, 10*time.Second, func() (bool, string) {
+	testkit.Eventually(t, 10*time.Second, "condition", func() error {
 		rt := a.Status().RoutingTable
-		return rt["x"] == "x" && rt["y"] == "y", "routes of a"
+		if rt["x"] == "x" && rt["y"] == "y" {
+			return nil
+		}
+		return errors.New("routes of a")
 	})
 	in := unhex(t, `00 07 ab cd  9c4cc16dd07eeca1  8b6ced1ee9bcb74c
 		73 00 76 00 00 00 00 00  74 6f 73 65 72 76 69 63  70 61 79 6c 6f 61 64`)

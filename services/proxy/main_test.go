@@ -13,6 +13,7 @@ import (
 
 	"github.com/receptor-mesh/receptor/services/mesh"
 	"github.com/receptor-mesh/receptor/services/mesh/backends/memory"
+	"github.com/receptor-mesh/receptor/services/testkit"
 	"go.uber.org/goleak"
 )
 
@@ -67,23 +68,15 @@ func newChain(tb testing.TB) (n1, n2, n3 *mesh.Node) {
 	}
 	link(nodes[0], nodes[1])
 	link(nodes[1], nodes[2])
-	eventually(tb, func() bool {
+	testkit.Eventually(tb, bound, "node1 and node3 route to each other", func() error {
 		_, ok1 := nodes[0].Status().RoutingTable["node3"]
 		_, ok3 := nodes[2].Status().RoutingTable["node1"]
-		return ok1 && ok3
-	}, "node1 and node3 route to each other")
-	return nodes[0], nodes[1], nodes[2]
-}
-
-func eventually(tb testing.TB, cond func() bool, what string) {
-	tb.Helper()
-	deadline := time.Now().Add(bound)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("not within %v: %s", bound, what)
+		if ok1 && ok3 {
+			return nil
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return errors.New("want ok1 && ok3")
+	})
+	return nodes[0], nodes[1], nodes[2]
 }
 
 // start runs p until the test ends.

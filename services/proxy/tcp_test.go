@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/receptor-mesh/receptor/services/config"
 	"github.com/receptor-mesh/receptor/services/mesh"
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // tcpChain starts tcp-client "svc" on node3 towards target and tcp-server on
@@ -79,14 +81,17 @@ func TestTCPProxyAdvertisement(t *testing.T) {
 	n1, _, n3 := newChain(t)
 	tcpChain(t, n1, n3, "127.0.0.1:9")
 	want := map[string]string{"address": "127.0.0.1:9", "type": "TCP Proxy"}
-	eventually(t, func() bool {
+	testkit.Eventually(t, bound, "node1 sees node3's svc advertised with ConnType 1 and the TCP Proxy tags", func() error {
 		for _, ad := range n1.Status().Advertisements {
 			if ad.NodeID == "node3" && ad.Service == "svc" {
-				return ad.ConnType == mesh.ConnTypeStream && maps.Equal(ad.Tags, want)
+				if ad.ConnType == mesh.ConnTypeStream && maps.Equal(ad.Tags, want) {
+					return nil
+				}
+				return fmt.Errorf("advertised with ConnType %d, tags %v", ad.ConnType, ad.Tags)
 			}
 		}
-		return false
-	}, "node1 sees node3's svc advertised with ConnType 1 and the TCP Proxy tags")
+		return errors.New("no such advertisement yet")
+	})
 }
 
 // Client half-closes, then still receives the answer.

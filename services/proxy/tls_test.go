@@ -2,23 +2,16 @@ package proxy
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
+	"errors"
 	"io"
-	"math/big"
 	"net"
-	"os"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/receptor-mesh/receptor/services/config"
 	"github.com/receptor-mesh/receptor/services/mesh"
+	"github.com/receptor-mesh/receptor/services/testkit"
 	"github.com/receptor-mesh/receptor/services/tlsconf"
 )
 
@@ -26,78 +19,25 @@ import (
 // 127.0.0.1 plus Receptor node IDs.
 type testPKI struct {
 	tb     testing.TB
-	dir    string
-	cert   *x509.Certificate
-	key    *ecdsa.PrivateKey
+	ca     *testkit.CA
 	caFile string
-	serial int64
 }
 
 func newPKI(tb testing.TB) *testPKI {
 	tb.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	p := &testPKI{tb: tb, dir: tb.TempDir(), cert: cert, key: key, serial: 1}
-	p.caFile = p.write("ca.crt", "CERTIFICATE", der)
-	return p
-}
-
-func (p *testPKI) write(name, typ string, der []byte) string {
-	path := filepath.Join(p.dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		p.tb.Fatal(err)
-	}
-	return path
+	ca := testkit.NewCA(tb)
+	return &testPKI{tb: tb, ca: ca, caFile: ca.CertFile()}
 }
 
 // leaf issues a certificate for 127.0.0.1 and nodeIDs; it returns the
 // cert and key files.
 func (p *testPKI) leaf(name string, nodeIDs ...string) (certFile, keyFile string) {
 	p.tb.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		p.tb.Fatal(err)
-	}
-	san, err := tlsconf.MarshalSAN(nil, []net.IP{net.IPv4(127, 0, 0, 1)}, nodeIDs)
-	if err != nil {
-		p.tb.Fatal(err)
-	}
-	p.serial++
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(p.serial), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage:        x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		ExtraExtensions: []pkix.Extension{san},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.cert, &key.PublicKey, p.key)
-	if err != nil {
-		p.tb.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		p.tb.Fatal(err)
-	}
-	return p.write(name+".crt", "CERTIFICATE", der), p.write(name+".key", "PRIVATE KEY", kder)
+	c := p.ca.Issue(p.tb, testkit.IssueOptions{CommonName: name, NodeIDs: nodeIDs, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
+	return c.CertFile, c.KeyFile
 }
 
-func (p *testPKI) pool() *x509.CertPool {
-	pool := x509.NewCertPool()
-	pool.AddCert(p.cert)
-	return pool
-}
+func (p *testPKI) pool() *x509.CertPool { return p.ca.Pool() }
 
 // TLS on both legs of tcp-server (local listener, mesh stream verified for
 // node3) and on the mesh listener of tcp-client (ConnType 2).
@@ -130,14 +70,17 @@ func TestTCPProxyTLSPlacement(t *testing.T) {
 		}
 		start(t, cl)
 	}
-	eventually(t, func() bool {
+	testkit.Eventually(t, bound, "node1 sees node3's good service advertised with ConnType 2", func() error {
 		for _, ad := range n1.Status().Advertisements {
 			if ad.NodeID == "node3" && ad.Service == "good" {
-				return ad.ConnType == mesh.ConnTypeStreamTLS
+				if ad.ConnType == mesh.ConnTypeStreamTLS {
+					return nil
+				}
+				return errors.New("want ad.ConnType == mesh.ConnTypeStreamTLS")
 			}
 		}
-		return false
-	}, "node1 sees node3's good service advertised with ConnType 2")
+		return errors.New("no such advertisement yet")
+	})
 
 	localTLS := &tls.Config{RootCAs: pki.pool(), ServerName: "127.0.0.1"}
 	proxyTo := func(service string) string {

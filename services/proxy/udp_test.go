@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/receptor-mesh/receptor/services/config"
 	"github.com/receptor-mesh/receptor/services/mesh"
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // udpEcho answers every datagram with the source address it came from
@@ -116,14 +118,17 @@ func TestUDPProxyRoundTrip(t *testing.T) {
 func TestUDPProxyAdvertisement(t *testing.T) {
 	_, cl, n1 := udpChain(t, Options{})
 	want := map[string]string{"address": cl.cfg.Address, "type": "UDP Proxy"}
-	eventually(t, func() bool {
+	testkit.Eventually(t, bound, "node1 sees node3's dns advertised with ConnType 0 and the UDP Proxy tags", func() error {
 		for _, ad := range n1.Status().Advertisements {
 			if ad.NodeID == "node3" && ad.Service == "dns" {
-				return ad.ConnType == mesh.ConnTypeDatagram && maps.Equal(ad.Tags, want)
+				if ad.ConnType == mesh.ConnTypeDatagram && maps.Equal(ad.Tags, want) {
+					return nil
+				}
+				return fmt.Errorf("advertised with ConnType %d, tags %v", ad.ConnType, ad.Tags)
 			}
 		}
-		return false
-	}, "node1 sees node3's dns advertised with ConnType 0 and the UDP Proxy tags")
+		return errors.New("no such advertisement yet")
+	})
 }
 
 func TestUDPProxyIdleExpiry(t *testing.T) {
@@ -134,9 +139,12 @@ func TestUDPProxyIdleExpiry(t *testing.T) {
 	}
 	defer c.Close()
 	exchange(t, c, []byte("hi"))
-	eventually(t, func() bool {
-		return srv.relay.Load().numSessions() == 0 && cl.relay.Load().numSessions() == 0
-	}, "idle sessions expire on both sides")
+	testkit.Eventually(t, bound, "idle sessions expire on both sides", func() error {
+		if srv.relay.Load().numSessions() == 0 && cl.relay.Load().numSessions() == 0 {
+			return nil
+		}
+		return errors.New("want srv.relay.Load().numSessions() == 0 && cl.relay.Load().numSessions() == 0")
+	})
 	// A new datagram opens a new session and still gets through.
 	if _, got := exchange(t, c, []byte("again")); string(got) != "again" {
 		t.Fatalf("reply after expiry = %q", got)

@@ -5,6 +5,8 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"maps"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/receptor-mesh/receptor/services/config"
 	"github.com/receptor-mesh/receptor/services/mesh"
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 func TestUnixSocketProxy(t *testing.T) {
@@ -81,14 +84,17 @@ func TestUnixSocketProxy(t *testing.T) {
 	}
 
 	want := map[string]string{"filename": targetPath, "type": "Unix Proxy"}
-	eventually(t, func() bool {
+	testkit.Eventually(t, bound, "node1 sees node3's sock advertised with ConnType 1 and the Unix Proxy tags", func() error {
 		for _, ad := range n1.Status().Advertisements {
 			if ad.NodeID == "node3" && ad.Service == "sock" {
-				return ad.ConnType == mesh.ConnTypeStream && maps.Equal(ad.Tags, want)
+				if ad.ConnType == mesh.ConnTypeStream && maps.Equal(ad.Tags, want) {
+					return nil
+				}
+				return fmt.Errorf("advertised with ConnType %d, tags %v", ad.ConnType, ad.Tags)
 			}
 		}
-		return false
-	}, "node1 sees node3's sock advertised with ConnType 1 and the Unix Proxy tags")
+		return errors.New("no such advertisement yet")
+	})
 }
 
 // Stopping releases the lock, so the same file can be served again.

@@ -17,6 +17,7 @@ import (
 	meshv1 "github.com/receptor-mesh/receptor/gen/go/receptor/mesh/v1"
 	workv1 "github.com/receptor-mesh/receptor/gen/go/receptor/work/v1"
 	"github.com/receptor-mesh/receptor/services/internal/apierr"
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // TestControlServiceNodeCalls checks the node half of ControlService over
@@ -201,7 +202,7 @@ func waitState(t *testing.T, c controlv1.ControlServiceClient, id, name string) 
 	t.Helper()
 	ctx := testCtx(t)
 	var last *workv1.UnitStatus
-	eventually(t, "unit "+id+" "+name, func() error {
+	testkit.Eventually(t, bound, "unit "+id+" "+name, func() error {
 		resp, err := c.GetWork(ctx, &controlv1.GetWorkRequest{UnitId: id})
 		if err != nil {
 			return err
@@ -223,7 +224,7 @@ func TestControlServiceWork(t *testing.T) {
 	ctx := testCtx(t)
 
 	// The agent's work types reach the control advertisement and status.
-	eventually(t, "work commands in the control ad", func() error {
+	testkit.Eventually(t, bound, "work commands in the control ad", func() error {
 		var want []*meshv1.WorkCommand
 		for _, c := range testWorkTypes {
 			want = append(want, &meshv1.WorkCommand{WorkType: c.WorkType, Secure: c.VerifySignature})

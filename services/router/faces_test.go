@@ -24,6 +24,7 @@ import (
 	controlv1 "github.com/receptor-mesh/receptor/gen/go/receptor/control/v1"
 	workv1 "github.com/receptor-mesh/receptor/gen/go/receptor/work/v1"
 	"github.com/receptor-mesh/receptor/services/control/client"
+	"github.com/receptor-mesh/receptor/services/testkit"
 	"github.com/receptor-mesh/receptor/services/work/signing"
 )
 
@@ -74,7 +75,7 @@ func startFacesNode(t *testing.T) *facesNode {
 		},
 	})
 	f := &facesNode{node: n, base: "http://127.0.0.1:" + strconv.Itoa(port), signer: signer, ctlTCP: "tcp:127.0.0.1:" + strconv.Itoa(ctlPort)}
-	eventually(t, "REST gateway up", func() error {
+	testkit.Eventually(t, bound, "REST gateway up", func() error {
 		resp, err := http.Get(f.base + "/v1/version")
 		if err != nil {
 			return err
@@ -124,7 +125,7 @@ func TestReceptorctlSocket(t *testing.T) {
 			}
 		}
 	}
-	eventually(t, "control ad with work commands", func() error {
+	testkit.Eventually(t, bound, "control ad with work commands", func() error {
 		if err := c.CommandJSON(ctx, map[string]string{"command": "status"}, &st); err != nil {
 			return err
 		}
@@ -163,7 +164,7 @@ func TestReceptorctlSocket(t *testing.T) {
 		t.Errorf("work submit = %+v", res)
 	}
 	c = dial()
-	eventually(t, "unit succeeds", func() error {
+	testkit.Eventually(t, bound, "unit succeeds", func() error {
 		var ws struct{ StateName string }
 		if err := c.CommandJSON(ctx, map[string]string{"command": "work", "subcommand": "status", "unitid": res.UnitID}, &ws); err != nil {
 			return err

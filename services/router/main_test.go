@@ -24,6 +24,7 @@ import (
 	"github.com/receptor-mesh/receptor/services/control/client"
 	"github.com/receptor-mesh/receptor/services/internal/grpcserve"
 	"github.com/receptor-mesh/receptor/services/internal/workapi"
+	"github.com/receptor-mesh/receptor/services/testkit"
 	"github.com/receptor-mesh/receptor/services/work"
 	"github.com/receptor-mesh/receptor/services/work/command"
 	"github.com/receptor-mesh/receptor/services/work/signing"
@@ -152,18 +153,13 @@ func startNode(t testing.TB, spec nodeSpec) *node {
 func waitControlSocket(t testing.TB, n *node) {
 	t.Helper()
 	ctx := testCtx(t)
-	for {
+	testkit.Eventually(t, bound, fmt.Sprintf("node %s: control socket %s answering", n.id, n.ctlSock), func() error {
 		c, err := client.Dial(ctx, n.ctlSock, nil)
-		if err == nil {
-			c.Close()
-			return
+		if err != nil {
+			return err
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("node %s: control socket %s never answered: %v", n.id, n.ctlSock, err)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+		return c.Close()
+	})
 }
 
 // connect dials n's grpc-server unix socket and waits until it answers.
@@ -210,22 +206,6 @@ func runRouter(t testing.TB, r *Router) (stop func() error) {
 	return stop
 }
 
-// eventually polls cond until it holds, failing the test after bound.
-func eventually(t testing.TB, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(bound)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing after %v: %v", what, bound, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // line starts a line a - b - c of routers and waits until a routes to c.
 func line(t testing.TB) (a, b, c *node) {
 	t.Helper()
@@ -241,7 +221,7 @@ func line(t testing.TB) (a, b, c *node) {
 func waitRoutes(t testing.TB, n *node, ids ...string) {
 	t.Helper()
 	ctx := testCtx(t)
-	eventually(t, "routes of "+n.id, func() error {
+	testkit.Eventually(t, bound, "routes of "+n.id, func() error {
 		resp, err := n.mesh.GetStatus(ctx, &meshv1.GetStatusRequest{})
 		if err != nil {
 			return err

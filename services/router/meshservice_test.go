@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	meshv1 "github.com/receptor-mesh/receptor/gen/go/receptor/mesh/v1"
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // TestMeshService exercises every MeshService RPC over the grpc-server unix
@@ -63,7 +64,7 @@ func TestMeshService(t *testing.T) {
 			t.Errorf("a knows costs of %d nodes, want 3: %v", len(kc), kc)
 		}
 		// Every node's control service is advertised, and reaches a.
-		eventually(t, "control ads at a", func() error {
+		testkit.Eventually(t, bound, "control ads at a", func() error {
 			resp, err := a.mesh.GetStatus(ctx, &meshv1.GetStatusRequest{})
 			if err != nil {
 				return err
@@ -315,7 +316,7 @@ func TestMeshService(t *testing.T) {
 		}
 
 		// The advertisement reaches a with its tags.
-		eventually(t, "secho ad at a", func() error {
+		testkit.Eventually(t, bound, "secho ad at a", func() error {
 			resp, err := a.mesh.GetStatus(ctx, &meshv1.GetStatusRequest{})
 			if err != nil {
 				return err
@@ -358,7 +359,7 @@ func TestMeshService(t *testing.T) {
 		}
 		// b's control ad carries them, locally and as seen from a and c.
 		for _, n := range []*node{b, a, c} {
-			eventually(t, "work commands of b's control ad at "+n.id, func() error {
+			testkit.Eventually(t, bound, "work commands of b's control ad at "+n.id, func() error {
 				return checkControlAd(ctx, n, "b", want)
 			})
 		}
@@ -366,7 +367,7 @@ func TestMeshService(t *testing.T) {
 		if _, err := b.mesh.SetWorkCommands(ctx, &meshv1.SetWorkCommandsRequest{}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "cleared work commands at a", func() error { return checkControlAd(ctx, a, "b", nil) })
+		testkit.Eventually(t, bound, "cleared work commands at a", func() error { return checkControlAd(ctx, a, "b", nil) })
 		_, err := b.mesh.SetWorkCommands(ctx, &meshv1.SetWorkCommandsRequest{WorkCommands: []*meshv1.WorkCommand{{}}})
 		if status.Code(err) != codes.InvalidArgument {
 			t.Errorf("empty work type: %v, want InvalidArgument", err)

@@ -3,6 +3,7 @@ package router
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/receptor-mesh/receptor/services/config"
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // TestRouterStartsProxies: a tcp-server entity is served by the router, as
@@ -57,17 +59,10 @@ func TestRouterStartsProxies(t *testing.T) {
 
 	// The proxy binds during start-up; poll until it accepts (failure bound only).
 	var conn net.Conn
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testkit.Eventually(t, bound, fmt.Sprintf("tcp-server port %d accepting", port), func() error {
 		conn, err = net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("tcp-server port %d never accepted: %v", port, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err
+	})
 	defer conn.Close()
 	if err := conn.SetDeadline(time.Now().Add(20 * time.Second)); err != nil {
 		t.Fatal(err)

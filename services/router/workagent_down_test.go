@@ -13,6 +13,7 @@ import (
 	"github.com/receptor-mesh/receptor/services/internal/grpcserve"
 	"github.com/receptor-mesh/receptor/services/internal/workapi"
 	"github.com/receptor-mesh/receptor/services/mesh"
+	"github.com/receptor-mesh/receptor/services/testkit"
 	"github.com/receptor-mesh/receptor/services/tlsconf"
 )
 
@@ -69,7 +70,7 @@ func TestWorkAgentDownWithdrawsWorkTypes(t *testing.T) {
 		return nil
 	}
 	want := []string{"cat", "echo", "sleep", "secure"} // testWorkTypes
-	eventually(t, "work types advertised", func() error {
+	testkit.Eventually(t, bound, "work types advertised", func() error {
 		if got := types(); !slices.Equal(got, want) || len(advertised()) != len(want) {
 			return fmt.Errorf("work types %v, advertised %v", got, advertised())
 		}
@@ -78,7 +79,7 @@ func TestWorkAgentDownWithdrawsWorkTypes(t *testing.T) {
 
 	stopAgent()
 	start := time.Now()
-	eventually(t, "work types withdrawn", func() error {
+	testkit.Eventually(t, bound, "work types withdrawn", func() error {
 		if got := types(); len(got) != 0 || advertised() != nil {
 			return fmt.Errorf("work types %v, advertised %v", got, advertised())
 		}
@@ -90,7 +91,7 @@ func TestWorkAgentDownWithdrawsWorkTypes(t *testing.T) {
 
 	stopAgent = serve()
 	defer stopAgent()
-	eventually(t, "work types advertised again", func() error {
+	testkit.Eventually(t, bound, "work types advertised again", func() error {
 		if got := types(); !slices.Equal(got, want) || len(advertised()) != len(want) {
 			return fmt.Errorf("work types %v, advertised %v", got, advertised())
 		}

@@ -1,12 +1,9 @@
 package tlsconf
 
 import (
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"testing"
 	"time"
 )
@@ -48,57 +45,6 @@ func TestInsecureListenerCert(t *testing.T) {
 			t.Error("SAN extension present")
 		}
 	}
-}
-
-func TestVerifyInsecureCert(t *testing.T) {
-	p := getPKI(t)
-	ins, err := InsecureListenerCert()
-	if err != nil {
-		t.Fatal(err)
-	}
-	real, err := loadCertificate(p.serverCert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Dates are not checked: an expired cert with the CN passes.
-	expired := selfSignedCN(t, InsecureCommonName, time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
-	lookalike := selfSignedCN(t, InsecureCommonName+" ", time.Now(), time.Now().Add(time.Hour))
-	tests := []struct {
-		name string
-		raw  [][]byte
-		ok   bool
-	}{
-		{"insecure cert", [][]byte{ins.Certificate[0]}, true},
-		{"garbage then insecure cert", [][]byte{{1, 2, 3}, ins.Certificate[0]}, true},
-		{"expired insecure cert", [][]byte{expired}, true},
-		{"real cert", [][]byte{real.Raw}, false},
-		{"similar CN", [][]byte{lookalike}, false},
-		{"garbage", [][]byte{{0x30, 0x00}}, false},
-		{"none", nil, false},
-	}
-	for _, tt := range tests {
-		err := VerifyInsecureCert(tt.raw, nil)
-		if tt.ok != (err == nil) {
-			t.Errorf("%s: %v", tt.name, err)
-		}
-		if err != nil && err.Error() != "insecure connection to secure service" {
-			t.Errorf("%s: error text %q", tt.name, err)
-		}
-	}
-}
-
-func selfSignedCN(t *testing.T, cn string, from, to time.Time) []byte {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 1024)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn}, NotBefore: from, NotAfter: to}
-	out, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 func TestInsecureHandshake(t *testing.T) {

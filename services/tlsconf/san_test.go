@@ -2,18 +2,13 @@ package tlsconf
 
 import (
 	"bytes"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/hex"
-	"math/big"
 	"net"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 func mustHex(t testing.TB, s string) []byte {
@@ -139,56 +134,6 @@ func TestParseSANNodeIDs(t *testing.T) {
 	}
 }
 
-// selfSigned returns a DER certificate with the given extra extensions.
-func selfSigned(t testing.TB, exts []pkix.Extension) []byte {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 1024)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:    big.NewInt(7),
-		Subject:         pkix.Name{CommonName: "t"},
-		NotBefore:       time.Now().Add(-time.Hour),
-		NotAfter:        time.Now().Add(time.Hour),
-		ExtraExtensions: exts,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return der
-}
-
-func TestNodeIDsFromCert(t *testing.T) {
-	long := strings.Repeat("x", 300)
-	ext, err := MarshalSAN([]string{"h.example"}, []net.IP{net.ParseIP("10.0.0.1")}, []string{"node1", long})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(selfSigned(t, []pkix.Extension{ext}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids, err := NodeIDsFromCert(cert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(ids, []string{"node1", long}) {
-		t.Errorf("ids = %q", ids)
-	}
-	// Go's own SAN parser sees the DNS name and IP next to our otherNames.
-	if !slices.Equal(cert.DNSNames, []string{"h.example"}) || len(cert.IPAddresses) != 1 {
-		t.Errorf("x509 SAN view: %v %v", cert.DNSNames, cert.IPAddresses)
-	}
-	if err := VerifyPeerNodeID(cert, "node1"); err != nil {
-		t.Errorf("VerifyPeerNodeID(node1): %v", err)
-	}
-	if _, err := NodeIDsFromCert(nil); err == nil {
-		t.Error("nil certificate accepted")
-	}
-}
-
 func TestVerifyPeerNodeIDErrors(t *testing.T) {
 	p := getPKI(t)
 	load := func(path string) *x509.Certificate {
@@ -251,29 +196,6 @@ func FuzzParseSANNodeIDs(f *testing.F) {
 		again, err := ParseSANNodeIDs(ext.Value)
 		if err != nil || !slices.Equal(again, ids) {
 			t.Fatalf("round trip of %q: %q, %v", ids, again, err)
-		}
-	})
-}
-
-func FuzzNodeIDsFromCert(f *testing.F) {
-	ext, err := MarshalSAN([]string{"localhost"}, nil, []string{"node1"})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(selfSigned(f, []pkix.Extension{ext}))
-	f.Add(selfSigned(f, nil))
-	f.Add([]byte{0x30, 0x00})
-	f.Fuzz(func(t *testing.T, der []byte) {
-		cert, err := x509.ParseCertificate(der)
-		if err != nil {
-			return
-		}
-		ids, err := NodeIDsFromCert(cert)
-		if err != nil {
-			return
-		}
-		if err := VerifyPeerNodeID(cert, "\x00no such node"); err == nil && !slices.Contains(ids, "\x00no such node") {
-			t.Fatal("VerifyPeerNodeID accepted an absent node ID")
 		}
 	})
 }

@@ -16,9 +16,14 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/receptor-mesh/receptor/services/testkit"
 	"github.com/receptor-mesh/receptor/services/work/command"
 	"github.com/receptor-mesh/receptor/services/work/unit"
 )
+
+// waitBound is the failure bound of the waits in these tests (never a timing
+// assertion).
+const waitBound = 20 * time.Second
 
 func TestMain(m *testing.M) {
 	// Command units re-execute this test binary as their runner.
@@ -161,22 +166,18 @@ func TestStatusReportBytes(t *testing.T) {
 	id := submit(t, a, "echo", map[string]string{"params": "hello world"}, "")
 	results(t, a, id, 0)
 	// The runner's exit is observed asynchronously; ExtraData turns null then.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testkit.Eventually(t, waitBound, "final status", func() error {
 		r, err := a.Status(id)
 		if err != nil {
 			t.Fatal(err)
 		}
 		b, _ := json.Marshal(r)
 		want := `{"Detail":"exit status 0","ExtraData":null,"State":2,"StateName":"Succeeded","StdoutSize":12,"WorkType":"echo"}`
-		if string(b) == want {
-			break
+		if string(b) != want {
+			return fmt.Errorf("status = %s, want %s", b, want)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("status = %s, want %s", b, want)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func TestResultsOffsets(t *testing.T) {

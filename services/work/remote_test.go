@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/receptor-mesh/receptor/services/testkit"
 	"github.com/receptor-mesh/receptor/services/work/signing"
 	"github.com/receptor-mesh/receptor/services/work/unit"
 )
@@ -454,16 +455,12 @@ func TestRemoteResultsWaitForStatus(t *testing.T) {
 		t.Fatalf("remote Submit = %+v, %v", res, err)
 	}
 	stdout := filepath.Join(m.a.store.Root(), res.UnitID, "stdout")
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if b, _ := os.ReadFile(stdout); string(b) == "all of it\n" {
-			break
+	testkit.Eventually(t, waitBound, "results arrived", func() error {
+		if b, _ := os.ReadFile(stdout); string(b) != "all of it\n" {
+			return fmt.Errorf("stdout %q", b)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("results never arrived")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	// Everything is here, but A's status still says the unit runs. Watch
 	// how often A asks again over a few safety intervals.
 	start, asked := time.Now(), m.mesh.resultsAsked.Load()
@@ -523,10 +520,7 @@ func TestRemoteDialsPerNodeBounded(t *testing.T) {
 			}
 		})
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for m.mesh.inDial.Load() < maxDialsPerNode && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.Poll(waitBound, func() bool { return m.mesh.inDial.Load() >= maxDialsPerNode })
 	close(m.mesh.dialGate)
 	wg.Wait()
 	if got := m.mesh.maxInDial.Load(); got != maxDialsPerNode {

@@ -24,6 +24,7 @@ import (
 	"github.com/receptor-mesh/receptor/services/control/client"
 	"github.com/receptor-mesh/receptor/services/internal/grpcserve"
 	"github.com/receptor-mesh/receptor/services/router"
+	"github.com/receptor-mesh/receptor/services/testkit"
 	"github.com/receptor-mesh/receptor/services/work/command"
 )
 
@@ -117,21 +118,6 @@ func service(t testing.TB, name string, fn func(ctx context.Context) error) (sto
 	return stop
 }
 
-func eventually(t testing.TB, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(bound)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing after %v: %v", what, bound, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*bound)
 	t.Cleanup(cancel)
@@ -146,7 +132,7 @@ func submitAndRead(t *testing.T, ctlSock, node, workType, input string) string {
 	// The router may be starting: wait for its control socket.
 	dial := func() *client.Conn {
 		var c *client.Conn
-		eventually(t, "control socket", func() (err error) {
+		testkit.Eventually(t, bound, "control socket", func() (err error) {
 			c, err = client.Dial(ctx, ctlSock, nil)
 			return err
 		})
@@ -154,7 +140,7 @@ func submitAndRead(t *testing.T, ctlSock, node, workType, input string) string {
 	}
 	c := dial()
 	// The work agent may be starting too: wait until the router reaches it.
-	eventually(t, "work agent", func() error {
+	testkit.Eventually(t, bound, "work agent", func() error {
 		_, err := c.Command(ctx, "work list")
 		return err
 	})
@@ -165,7 +151,7 @@ func submitAndRead(t *testing.T, ctlSock, node, workType, input string) string {
 	}
 	c = dial()
 	defer c.Close()
-	eventually(t, "unit "+res.UnitID+" succeeds", func() error {
+	testkit.Eventually(t, bound, "unit "+res.UnitID+" succeeds", func() error {
 		var ws struct {
 			StateName string
 			Detail    string
@@ -299,7 +285,7 @@ func TestNodeIDMismatch(t *testing.T) {
 	workerLog, logs := newLog(t)
 	service(t, "router", func(ctx context.Context) error { return router.RunFromConfig(ctx, routerCfg, routerLog, nil) })
 	service(t, "worker", func(ctx context.Context) error { return RunFromConfig(ctx, workerCfg, workerLog, nil) })
-	eventually(t, "mismatch logged", func() error {
+	testkit.Eventually(t, bound, "mismatch logged", func() error {
 		s := logs.String()
 		if strings.Contains(s, "node ID differs") && strings.Contains(s, "router=a") && strings.Contains(s, "worker=x") {
 			return nil

@@ -11,6 +11,8 @@ import (
 	"math/big"
 	"strings"
 	"testing"
+
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -158,20 +160,7 @@ func TestTrustsOrigin(t *testing.T) {
 
 func selfSigned(t testing.TB, cn string, dns []string) *x509.Certificate {
 	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 1024)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn}, DNSNames: dns}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return testkit.SelfSigned(t, testkit.IssueOptions{CommonName: cn, DNSNames: dns}).X509
 }
 
 func TestFromCertificate(t *testing.T) {

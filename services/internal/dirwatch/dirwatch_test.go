@@ -1,6 +1,7 @@
 package dirwatch
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -8,6 +9,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -120,13 +123,12 @@ func TestLockFileOpenCloseIsQuiet(t *testing.T) {
 	if err := os.WriteFile(stdout, []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for calls.Load() == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if calls.Load() == 0 {
-		t.Fatal("the write was not reported")
-	}
+	testkit.Eventually(t, 10*time.Second, "the write reported", func() error {
+		if calls.Load() == 0 {
+			return errors.New("no change call yet")
+		}
+		return nil
+	})
 	if n := early.Load(); n != 0 {
 		t.Fatalf("%d change calls for opening and closing the lock file", n)
 	}

@@ -167,7 +167,7 @@ func start(t *testing.T, opts Options, tlsConf *tls.Config) *env {
 	scheme := "http"
 	if tlsConf != nil {
 		scheme = "https"
-		transport.TLSClientConfig = &tls.Config{RootCAs: testPool, MinVersion: tls.VersionTLS12}
+		transport.TLSClientConfig = &tls.Config{RootCAs: trustServed(tlsConf), MinVersion: tls.VersionTLS12}
 		transport.ForceAttemptHTTP2 = true
 	}
 	client := &http.Client{Transport: transport, Timeout: 20 * time.Second}
@@ -330,7 +330,7 @@ func TestResultsStream(t *testing.T) {
 		t.Run(fmt.Sprintf("tls=%v", secure), func(t *testing.T) {
 			var tlsConf *tls.Config
 			if secure {
-				tlsConf = &tls.Config{Certificates: []tls.Certificate{testCert}, MinVersion: tls.VersionTLS12}
+				tlsConf = testServerTLS(t)
 			}
 			e := start(t, Options{}, tlsConf)
 			resp, err := e.client.Get(e.base + "/v1/work/u1/results?offset=0")

@@ -2,16 +2,11 @@ package grpcserve
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"path/filepath"
 	"sync"
@@ -26,6 +21,7 @@ import (
 	meshv1 "github.com/receptor-mesh/receptor/gen/go/receptor/mesh/v1"
 	"github.com/receptor-mesh/receptor/services/internal/apierr"
 	"github.com/receptor-mesh/receptor/services/internal/authz"
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -148,52 +144,11 @@ type testPKI struct {
 
 func newTestPKI(t testing.TB) *testPKI {
 	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf := func(serial int64, name string, usage x509.ExtKeyUsage) tls.Certificate {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial),
-			Subject:      pkix.Name{CommonName: name},
-			NotBefore:    time.Now().Add(-time.Hour),
-			NotAfter:     time.Now().Add(time.Hour),
-			KeyUsage:     x509.KeyUsageDigitalSignature,
-			ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-			IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(caCert)
+	ca := testkit.NewCA(t)
+	loopback := []net.IP{net.IPv4(127, 0, 0, 1)}
 	return &testPKI{
-		pool:   pool,
-		server: leaf(2, "server", x509.ExtKeyUsageServerAuth),
-		client: leaf(3, "client", x509.ExtKeyUsageClientAuth),
+		pool:   ca.Pool(),
+		server: ca.Issue(t, testkit.IssueOptions{CommonName: "server", IPs: loopback, Usage: testkit.ServerOnly}).TLS,
+		client: ca.Issue(t, testkit.IssueOptions{CommonName: "client", IPs: loopback, Usage: testkit.ClientOnly}).TLS,
 	}
 }

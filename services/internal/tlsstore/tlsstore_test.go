@@ -1,56 +1,24 @@
 package tlsstore
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/receptor-mesh/receptor/services/config"
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // writePair writes a self-signed certificate and its key as PEM files.
-func writePair(t *testing.T, dir string) (certPath, keyPath string) {
+func writePair(t *testing.T) (certPath, keyPath string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPath, keyPath = filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
-	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certPath, keyPath
+	c := testkit.SelfSigned(t, testkit.IssueOptions{CommonName: "test"})
+	return c.CertFile, c.KeyFile
 }
 
 func load(t *testing.T, yaml string) *config.Config {
@@ -64,7 +32,7 @@ func load(t *testing.T, yaml string) *config.Config {
 
 // TestFromConfig checks that each entity's parameters reach its TLS config.
 func TestFromConfig(t *testing.T) {
-	cert, key := writePair(t, t.TempDir())
+	cert, key := writePair(t)
 	cfg := load(t, fmt.Sprintf(`---
 - node:
     id: a
@@ -143,7 +111,7 @@ func TestFromConfig(t *testing.T) {
 // TestFromConfigNodeIDCheck checks that the node ID reaches the store: a
 // certificate without it fails unless the check is skipped.
 func TestFromConfigNodeIDCheck(t *testing.T) {
-	cert, key := writePair(t, t.TempDir())
+	cert, key := writePair(t)
 	cfg := load(t, fmt.Sprintf("---\n- node:\n    id: a\n- tls-server:\n    name: s\n    cert: %s\n    key: %s\n", cert, key))
 	_, err := FromConfig(cfg, nil)
 	if err == nil || !strings.Contains(err.Error(), "nodeID=a not found") {

@@ -3,18 +3,14 @@ package backends
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/asn1"
 	"errors"
-	"math/big"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // failAfter bounds every wait in these tests; it is a failure bound, not
@@ -172,117 +168,36 @@ func fastBackoff() Backoff {
 // carry Receptor node-ID SANs.
 type testPKI struct {
 	pool           *x509.CertPool
-	server, client tls.Certificate
-	rogue          tls.Certificate // self-signed, untrusted
+	server, client *testkit.Cert
+	rogue          *testkit.Cert // self-signed, untrusted
 }
 
 const testHost = "receptor-test.invalid"
 
+// leafOptions is a certificate for 127.0.0.1, testHost and nodeID. The
+// node-ID SAN is tlsconf.MarshalSAN's, whose bytes TestMarshalSANGolden
+// (services/tlsconf) checks against docs/protocol.md §9.2.
+func leafOptions(nodeID string) testkit.IssueOptions {
+	return testkit.IssueOptions{
+		CommonName: nodeID, NodeIDs: []string{nodeID},
+		DNSNames: []string{testHost}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+}
+
 func newTestPKI(t *testing.T) *testPKI {
 	t.Helper()
-	caKey := newKey(t)
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &testPKI{pool: x509.NewCertPool()}
-	p.pool.AddCert(ca)
-	p.server = leaf(t, ca, caKey, 2, "server-node")
-	p.client = leaf(t, ca, caKey, 3, "client-node")
-	p.rogue = leaf(t, nil, nil, 4, "client-node")
-	return p
-}
-
-func newKey(t *testing.T) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-// leaf issues a certificate for 127.0.0.1, testHost and nodeID (self-signed
-// when ca is nil).
-func leaf(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, serial int64, nodeID string) tls.Certificate {
-	t.Helper()
-	key := newKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber:    big.NewInt(serial),
-		Subject:         pkix.Name{CommonName: nodeID},
-		NotBefore:       time.Now().Add(-time.Hour),
-		NotAfter:        time.Now().Add(time.Hour),
-		KeyUsage:        x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		ExtraExtensions: []pkix.Extension{sanExtension(t, testHost, net.IPv4(127, 0, 0, 1), nodeID)},
-	}
-	if ca == nil {
-		ca, caKey = tmpl, key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
-// sanExtension encodes dNSName, iPAddress and a Receptor otherName
-// (docs/protocol.md §9.2) by hand, so the test does not trust the code under test.
-func sanExtension(t *testing.T, dns string, ip net.IP, nodeID string) pkix.Extension {
-	t.Helper()
-	oid, err := asn1.Marshal(asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 2312, 19, 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	utf8, err := asn1.MarshalWithParams(nodeID, "utf8")
-	if err != nil {
-		t.Fatal(err)
-	}
-	explicit, err := asn1.Marshal(asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: utf8})
-	if err != nil {
-		t.Fatal(err)
-	}
-	names := []asn1.RawValue{
-		{Class: asn1.ClassContextSpecific, Tag: 2, Bytes: []byte(dns)},
-		{Class: asn1.ClassContextSpecific, Tag: 7, Bytes: ip.To4()},
-		{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: append(oid, explicit...)},
-	}
-	value, err := asn1.Marshal(names)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Value: value}
-}
-
-func (p *testPKI) serverConfig() *tls.Config {
-	return &tls.Config{
-		Certificates: []tls.Certificate{p.server},
-		ClientCAs:    p.pool,
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		MinVersion:   tls.VersionTLS12,
+	ca := testkit.NewCA(t)
+	return &testPKI{
+		pool:   ca.Pool(),
+		server: ca.Issue(t, leafOptions("server-node")),
+		client: ca.Issue(t, leafOptions("client-node")),
+		rogue:  testkit.SelfSigned(t, leafOptions("client-node")),
 	}
 }
 
-func (p *testPKI) clientConfig() *tls.Config {
-	return &tls.Config{
-		Certificates: []tls.Certificate{p.client},
-		RootCAs:      p.pool,
-		MinVersion:   tls.VersionTLS12,
-	}
-}
+func (p *testPKI) serverConfig() *tls.Config { return p.server.ServerConfig() }
+
+func (p *testPKI) clientConfig() *tls.Config { return p.client.ClientConfig() }
 
 func nodeIDs(t *testing.T, s Session) []string {
 	t.Helper()

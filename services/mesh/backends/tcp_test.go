@@ -3,7 +3,6 @@ package backends
 import (
 	"context"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,15 +12,6 @@ import (
 	"sync"
 	"testing"
 )
-
-func TestSANHelperMatchesSpecBytes(t *testing.T) {
-	// docs/protocol.md §9.2 example; guards the certificates the TLS tests build.
-	ext := sanExtension(t, "example.com", net.IPv4(127, 0, 0, 1), "node1")
-	want := "3029820b6578616d706c652e636f6d87047f000001a01406092b0601040192081301a0070c056e6f646531"
-	if got := hex.EncodeToString(ext.Value); got != want {
-		t.Fatalf("SAN = %s, want %s", got, want)
-	}
-}
 
 func newTCPPair(t *testing.T, serverTLS, clientTLS *tls.Config) (*running, *running) {
 	t.Helper()
@@ -91,7 +81,7 @@ func TestTCPTLSUntrustedClientGetsNoSession(t *testing.T) {
 	}
 	lr := start(t, l)
 	rogue := pki.clientConfig()
-	rogue.Certificates = []tls.Certificate{pki.rogue}
+	rogue.Certificates = []tls.Certificate{pki.rogue.TLS}
 	d, err := NewTCPDialer(TCPDialerOptions{Address: l.Addr().String(), TLS: rogue})
 	if err != nil {
 		t.Fatal(err)

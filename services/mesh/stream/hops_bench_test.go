@@ -3,6 +3,7 @@
 package stream
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"syscall"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/receptor-mesh/receptor/services/mesh"
 	"github.com/receptor-mesh/receptor/services/mesh/backends"
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // BenchmarkStream2HopsTCP is the stream benchmark of scripts/bench in one
@@ -45,8 +47,11 @@ func BenchmarkStream2HopsTCP(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	eventually(b, "routes", func() bool {
-		return nodes[0].Status().RoutingTable["p3"] != "" && nodes[2].Status().RoutingTable["p1"] != ""
+	testkit.Eventually(b, failAfter, "routes", func() error {
+		if nodes[0].Status().RoutingTable["p3"] != "" && nodes[2].Status().RoutingTable["p1"] != "" {
+			return nil
+		}
+		return errors.New("want nodes[0].Status().RoutingTable[\"p3\"] != \"\" && nodes[2].Status().RoutingTable[\"p1\"] != \"\"")
 	})
 	l, err := Listen(testCtx(b), nodes[2], "sink", ListenOptions{Logger: quiet})
 	if err != nil {

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/receptor-mesh/receptor/services/mesh"
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // TestInflightBoundPerService: a flood of QUIC connections that never
@@ -110,5 +112,10 @@ func TestInflightBoundPerService(t *testing.T) {
 	for _, qc := range open {
 		_ = qc.CloseWithError(0, "")
 	}
-	eventually(t, "flood slots released", func() bool { return flood.inflight.n.Load() == 0 })
+	testkit.Eventually(t, failAfter, "flood slots released", func() error {
+		if flood.inflight.n.Load() == 0 {
+			return nil
+		}
+		return errors.New("want flood.inflight.n.Load() == 0")
+	})
 }

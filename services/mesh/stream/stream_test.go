@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/receptor-mesh/receptor/services/mesh"
+	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 func TestEcho(t *testing.T) {
@@ -46,7 +47,12 @@ func TestEcho(t *testing.T) {
 			// Both sides finished: the connection tears itself down and
 			// the dialer's ephemeral service is released.
 			waitEnded(t, c)
-			eventually(t, "ephemeral service released", func() bool { return w.client.numBound() == 0 })
+			testkit.Eventually(t, failAfter, "ephemeral service released", func() error {
+				if w.client.numBound() == 0 {
+					return nil
+				}
+				return errors.New("want w.client.numBound() == 0")
+			})
 			if got := w.net.maxSize.Load(); got > MaxDatagram {
 				t.Fatalf("largest datagram %d bytes, want <= %d", got, MaxDatagram)
 			}
@@ -274,7 +280,12 @@ func TestManyConcurrentConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	serverWG.Wait()
-	eventually(t, "all ephemeral services released", func() bool { return w.client.numBound() == 0 })
+	testkit.Eventually(t, failAfter, "all ephemeral services released", func() error {
+		if w.client.numBound() == 0 {
+			return nil
+		}
+		return errors.New("want w.client.numBound() == 0")
+	})
 }
 
 func TestStopSending(t *testing.T) {
@@ -295,9 +306,12 @@ func TestStopSending(t *testing.T) {
 	}
 	buf := make([]byte, 32<<10)
 	var werr error
-	eventually(t, "writes to fail after STOP_SENDING", func() bool {
+	testkit.Eventually(t, failAfter, "writes to fail after STOP_SENDING", func() error {
 		_, werr = c.Write(buf)
-		return werr != nil
+		if werr != nil {
+			return nil
+		}
+		return errors.New("want werr != nil")
 	})
 	if !IsStopSending(werr) {
 		t.Fatalf("write error %v, want STOP_SENDING 499", werr)
@@ -337,7 +351,12 @@ func TestCloseConnection(t *testing.T) {
 	}
 	waitEnded(t, s)
 	waitEnded(t, c)
-	eventually(t, "ephemeral service released", func() bool { return w.client.numBound() == 0 })
+	testkit.Eventually(t, failAfter, "ephemeral service released", func() error {
+		if w.client.numBound() == 0 {
+			return nil
+		}
+		return errors.New("want w.client.numBound() == 0")
+	})
 }
 
 func TestDeadlines(t *testing.T) {
@@ -404,7 +423,12 @@ func TestListenerReactsToServiceUnknown(t *testing.T) {
 	// the 30 s idle timeout (and the 20 s bound of waitEnded).
 	w.net.setLoss(1_000_000)
 	_ = c.CloseConnection()
-	eventually(t, "dialer socket released", func() bool { return w.client.numBound() == 0 })
+	testkit.Eventually(t, failAfter, "dialer socket released", func() error {
+		if w.client.numBound() == 0 {
+			return nil
+		}
+		return errors.New("want w.client.numBound() == 0")
+	})
 	select {
 	case <-s.Done():
 		t.Fatal("listener connection ended before the unreachable arrived")
@@ -456,8 +480,11 @@ func TestCloseEndsBlockedReadAndWrite(t *testing.T) {
 		_, err := c.Write(make([]byte, 64<<20))
 		writeErr <- err
 	}()
-	eventually(t, "the write to block on flow control", func() bool {
-		return c.qc.ConnectionStats().BytesSent > initialStreamWindow/2
+	testkit.Eventually(t, failAfter, "the write to block on flow control", func() error {
+		if c.qc.ConnectionStats().BytesSent > initialStreamWindow/2 {
+			return nil
+		}
+		return errors.New("want c.qc.ConnectionStats().BytesSent > initialStreamWindow/2")
 	})
 	if err := c.Close(); err != nil {
 		t.Fatalf("Close: %v", err)

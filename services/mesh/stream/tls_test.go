@@ -2,89 +2,36 @@ package stream
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io"
-	"math/big"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/receptor-mesh/receptor/services/mesh"
+	"github.com/receptor-mesh/receptor/services/testkit"
 	"github.com/receptor-mesh/receptor/services/tlsconf"
 )
 
 // testPKI is a CA that issues certificates carrying Receptor node-ID SANs.
 type testPKI struct {
-	t    testing.TB
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
+	t  testing.TB
+	ca *testkit.CA
 }
 
-func newTestPKI(t testing.TB) *testPKI {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testPKI{t: t, cert: cert, key: key, pool: pool}
-}
+func newTestPKI(t testing.TB) *testPKI { return &testPKI{t: t, ca: testkit.NewCA(t)} }
 
 // issue returns a leaf for nodeID, usable by servers and clients.
 func (p *testPKI) issue(nodeID string) tls.Certificate {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	san, err := tlsconf.MarshalSAN(nil, nil, []string{nodeID})
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{
-		SerialNumber:    serial,
-		Subject:         pkix.Name{CommonName: nodeID},
-		NotBefore:       time.Now().Add(-time.Hour),
-		NotAfter:        time.Now().Add(time.Hour),
-		KeyUsage:        x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		ExtraExtensions: []pkix.Extension{san},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.cert, &key.PublicKey, p.key)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return p.ca.Issue(p.t, testkit.IssueOptions{CommonName: nodeID, NodeIDs: []string{nodeID}}).TLS
 }
 
 func (p *testPKI) serverConfig(nodeID string) *tls.Config {
 	return &tls.Config{
 		Certificates: []tls.Certificate{p.issue(nodeID)},
-		ClientCAs:    p.pool,
+		ClientCAs:    p.ca.Pool(),
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		MinVersion:   tls.VersionTLS13,
 	}
@@ -95,7 +42,7 @@ func (p *testPKI) serverConfig(nodeID string) *tls.Config {
 func (p *testPKI) clientConfig(ownNode, target string) *tls.Config {
 	return tlsconf.ForNode(&tls.Config{
 		Certificates: []tls.Certificate{p.issue(ownNode)},
-		RootCAs:      p.pool,
+		RootCAs:      p.ca.Pool(),
 		MinVersion:   tls.VersionTLS13,
 	}, target)
 }

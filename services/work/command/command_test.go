@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +17,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/receptor-mesh/receptor/services/testkit"
 	"github.com/receptor-mesh/receptor/services/work/unit"
 )
 
@@ -186,11 +189,15 @@ func (f *fixture) start(typ *Type, params map[string]string, stdin []byte) (unit
 	return dir, e
 }
 
+// waitBound is the failure bound of waits in these tests (never a timing
+// assertion).
+const waitBound = 20 * time.Second
+
 func waitDone(t *testing.T, e *Execution) {
 	t.Helper()
 	select {
 	case <-e.Done():
-	case <-time.After(20 * time.Second):
+	case <-time.After(waitBound):
 		t.Fatal("unit did not finish")
 	}
 }
@@ -273,30 +280,26 @@ func TestPrepareRejectsExtraParams(t *testing.T) {
 	}
 }
 
-// waitFor polls cond (a failure bound, not a timing assertion).
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestRunningStatusAndCancelKillsChildren(t *testing.T) {
 	f := newFixture(t)
 	typ := f.typ(Config{WorkType: "sh", Command: "sh", Params: `-c "sleep 1000 & echo \$!; wait"`})
 	dir, e := f.start(typ, nil, nil)
 	var child int
-	waitFor(t, "child pid on stdout", func() bool {
+	testkit.Eventually(t, waitBound, "child pid on stdout", func() error {
 		b, _ := os.ReadFile(dir.Path(unit.StdoutFile))
 		n, err := strconv.Atoi(strings.TrimSpace(string(b)))
 		child = n
-		return err == nil && bytes.HasSuffix(b, []byte("\n"))
+		if err == nil && bytes.HasSuffix(b, []byte("\n")) {
+			return nil
+		}
+		return errors.New("want err == nil && bytes.HasSuffix(b, []byte(\"\\n\"))")
 	})
-	waitFor(t, "Running status", func() bool { return status(t, dir).State == unit.Running })
+	testkit.Eventually(t, waitBound, "Running status", func() error {
+		if st := status(t, dir); st.State != unit.Running {
+			return fmt.Errorf("state %v (%s)", st.State, st.Detail)
+		}
+		return nil
+	})
 	st := status(t, dir)
 	var ex extraData
 	if err := json.Unmarshal(st.ExtraData, &ex); err != nil || ex.Pid <= 0 {
@@ -315,9 +318,12 @@ func TestRunningStatusAndCancelKillsChildren(t *testing.T) {
 	if st.State != unit.Canceled || st.Detail != "Canceled" || st.ExtraData != nil {
 		t.Fatalf("status after cancel = %+v", st)
 	}
-	waitFor(t, "child to die", func() bool {
+	testkit.Eventually(t, waitBound, "child to die", func() error {
 		_, running, err := processStart(child)
-		return err != nil || !running
+		if err != nil || !running {
+			return nil
+		}
+		return errors.New("want err != nil || !running")
 	})
 	// Cancel of a finished unit is a no-op.
 	if err := e.Cancel(context.Background()); err != nil {
@@ -330,7 +336,12 @@ func TestDetachAndRestartAdoptsRunner(t *testing.T) {
 	gate := filepath.Join(t.TempDir(), "go")
 	typ := f.typ(Config{WorkType: "sh", Command: "sh", Params: `-c "while [ ! -e ` + gate + ` ]; do sleep 0.02; done; echo finished"`})
 	dir, e := f.start(typ, nil, nil)
-	waitFor(t, "Running status", func() bool { return status(t, dir).State == unit.Running })
+	testkit.Eventually(t, waitBound, "Running status", func() error {
+		if st := status(t, dir); st.State != unit.Running {
+			return fmt.Errorf("state %v (%s)", st.State, st.Detail)
+		}
+		return nil
+	})
 	if !isRunnerOf(e.id.Pid, dir) || isRunnerOf(e.id.Pid, unit.Dir(string(dir)+"x")) || isRunnerOf(os.Getpid(), dir) || isRunnerOf(0, dir) {
 		t.Fatal("isRunnerOf does not single out the unit's runner")
 	}
@@ -445,7 +456,12 @@ func TestRunnerOutlivesWorker(t *testing.T) {
 		out, _ := os.ReadFile(logPath)
 		t.Fatalf("worker: %v: %s", err, out)
 	}
-	waitFor(t, "Running status", func() bool { return status(t, dir).State == unit.Running })
+	testkit.Eventually(t, waitBound, "Running status", func() error {
+		if st := status(t, dir); st.State != unit.Running {
+			return fmt.Errorf("state %v (%s)", st.State, st.Detail)
+		}
+		return nil
+	})
 	e, err := typ.Restart(dir, status(t, dir))
 	if err != nil || e == nil {
 		t.Fatalf("Restart = %v, %v; want the orphaned runner adopted", e, err)

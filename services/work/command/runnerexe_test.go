@@ -2,11 +2,13 @@ package command
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
 
+	"github.com/receptor-mesh/receptor/services/testkit"
 	"github.com/receptor-mesh/receptor/services/work/unit"
 )
 
@@ -94,7 +96,12 @@ func TestUnitRunsViaDedicatedRunner(t *testing.T) {
 				t.Fatal(err)
 			}
 			dir, e := f.start(typ, nil, nil)
-			waitFor(t, "Running status", func() bool { return status(t, dir).State == unit.Running })
+			testkit.Eventually(t, waitBound, "Running status", func() error {
+				if st := status(t, dir); st.State != unit.Running {
+					return fmt.Errorf("state %v (%s)", st.State, st.Detail)
+				}
+				return nil
+			})
 			if got := argv0(t, e.id.Pid); got != want {
 				t.Fatalf("runner argv[0] = %q, want %q", got, want)
 			}
