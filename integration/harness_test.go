@@ -54,7 +54,12 @@ func freePort(t *testing.T) int {
 	if ports.used == nil {
 		ports.used = map[int]bool{}
 	}
-	for range 100 {
+	// The kernel picks the TCP port; the UDP side of the same number must
+	// be free too, and no other node of this run may have it. Under load
+	// (thousands of sockets from parallel tests) a pick can fail either
+	// check many times in a row: try hard, and say why when giving up.
+	var udpBusy, handedOut int
+	for range 2000 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatalf("reserving a port: %v", err)
@@ -63,16 +68,18 @@ func freePort(t *testing.T) int {
 		u, uerr := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
 		_ = l.Close()
 		if uerr != nil {
+			udpBusy++
 			continue
 		}
 		_ = u.Close()
 		if ports.used[port] {
+			handedOut++
 			continue
 		}
 		ports.used[port] = true
 		return port
 	}
-	t.Fatal("no free port found in 100 tries")
+	t.Fatalf("no free port found in 2000 tries (%d with the UDP port busy, %d already handed out)", udpBusy, handedOut)
 	return 0
 }
 
