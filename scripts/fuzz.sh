@@ -20,6 +20,9 @@
 #                 a trailing /... takes the packages below it
 #   FUZZ_TARGETS  an extended regexp the target name must match, e.g.
 #                 'FuzzReadFrame|FuzzGateway'
+#   FUZZ_MINIMIZE -fuzzminimizetime: how long the fuzzer may shrink each new
+#                 interesting input, during which it does not fuzz (default
+#                 1s short, 10s long; the go command's own default is 60s)
 #
 # Per target it prints the executions, the new interesting inputs (from the
 # fuzzer's last "fuzz: elapsed: ..., execs: N (...), new interesting: M"
@@ -31,8 +34,8 @@ cd "$(dirname "$0")/.."
 
 mode=${1:-short}
 case "$mode" in
-  short) fuzztime=${FUZZTIME:-3s} ;;
-  long) fuzztime=${FUZZTIME_LONG:-10m} ;;
+  short) fuzztime=${FUZZTIME:-3s} minimize=${FUZZ_MINIMIZE:-1s} ;;
+  long) fuzztime=${FUZZTIME_LONG:-10m} minimize=${FUZZ_MINIMIZE:-10s} ;;
   *) echo "usage: $0 [short|long]" >&2; exit 2 ;;
 esac
 keep=${FUZZ_KEEP:-200}
@@ -96,7 +99,7 @@ while read -r dir target; do
   ran=$((ran + 1))
   echo "fuzz $dir $target ($fuzztime)"
   result=ok
-  if ! go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$dir" </dev/null >"$log" 2>&1; then
+  if ! go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -fuzzminimizetime "$minimize" "$dir" </dev/null >"$log" 2>&1; then
     # The Go fuzzer reports "context deadline exceeded" when -fuzztime
     # ends while it is still minimizing a new interesting input: that is
     # not a finding. A real one writes its failing input to testdata.
