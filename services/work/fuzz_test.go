@@ -2,14 +2,22 @@ package work
 
 import (
 	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
+	"errors"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/receptor-mesh/receptor/services/control/client"
+	"github.com/receptor-mesh/receptor/services/work/signing"
 	"github.com/receptor-mesh/receptor/services/work/unit"
 )
 
@@ -102,6 +110,93 @@ func FuzzRemoteStatusReply(f *testing.F) {
 		default:
 			if !done || st.State != before.State || st.Detail != before.Detail || st.StdoutSize != 0 {
 				t.Fatalf("unparsable reply: done %v, status %v %q %d", done, st.State, st.Detail, st.StdoutSize)
+			}
+		}
+	})
+}
+
+// FuzzSignatureRule drives the agent's signature rule (docs/protocol.md
+// §14.3, the check every signed request passes) with tokens from a real
+// signer, tokens for another node and arbitrary text: unsigned types
+// refuse any signature with upstream's text, trusted callers need none,
+// and otherwise the verdict is the verifier's, returned as an ErrSignature
+// error with the verifier's exact text.
+func FuzzSignatureRule(f *testing.F) {
+	dir := f.TempDir()
+	key, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		f.Fatal(err)
+	}
+	priv, pub := filepath.Join(dir, "sign.pem"), filepath.Join(dir, "verify.pem")
+	pubDER, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if os.WriteFile(priv, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}), 0o600) != nil ||
+		os.WriteFile(pub, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o600) != nil {
+		f.Fatal("writing keys")
+	}
+	signer, err := signing.NewSigner(priv, 0)
+	if err != nil {
+		f.Fatal(err)
+	}
+	verifier, err := signing.NewVerifier(pub, 0)
+	if err != nil {
+		f.Fatal(err)
+	}
+	a, err := New(Options{NodeID: "nodea", DataDir: filepath.Join(dir, "data"), Verifier: verifier,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { a.Close() })
+	good, err := signer.Sign("nodea")
+	if err != nil {
+		f.Fatal(err)
+	}
+	// A token for another node is refused whether or not it expired.
+	other, err := signer.Sign("nodeb")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range []string{"", "x", good[:len(good)-2], good + "x", strings.Replace(good, ".", "..", 1)} {
+		for mode := range uint8(8) {
+			f.Add(mode, s)
+		}
+	}
+	f.Fuzz(func(t *testing.T, mode uint8, text string) {
+		needs, trusted := mode&1 != 0, mode&2 != 0
+		// Tokens live minutes, campaigns longer: sign afresh.
+		good, err := signer.Sign("nodea")
+		if err != nil {
+			t.Fatal(err)
+		}
+		token := text
+		switch mode >> 2 % 4 {
+		case 1:
+			token = good
+		case 2:
+			token = other
+		case 3:
+			token = good + text
+		}
+		err = a.checkSignature(needs, Auth{Signature: token, Trusted: trusted})
+		switch {
+		case !needs && token != "":
+			if err != errUnexpectedSignature {
+				t.Fatalf("unsigned type with a signature: %v", err)
+			}
+		case !needs, trusted:
+			if err != nil {
+				t.Fatalf("needs %v, trusted %v: %v", needs, trusted, err)
+			}
+		default:
+			verr := verifier.Verify(token, "nodea")
+			if (err == nil) != (verr == nil) {
+				t.Fatalf("token %q: rule %v, verifier %v", token, err, verr)
+			}
+			if err != nil && (!errors.Is(err, ErrSignature) || err.Error() != verr.Error()) {
+				t.Fatalf("token %q: rule error %q, want ErrSignature %q", token, err, verr)
+			}
+			if token == good && err != nil {
+				t.Fatalf("the signer's own token for this node was refused: %v", err)
 			}
 		}
 	})
