@@ -7,9 +7,10 @@ BIN      := $(CURDIR)/bin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.0.0-dev)
 LDFLAGS  := -X github.com/receptor-mesh/receptor/services/internal/buildinfo.Version=$(VERSION)
 FUZZTIME ?= 3s
+FUZZTIME_LONG ?= 10m
 BENCHTIME ?= 1x
 
-.PHONY: all build test unit integration fuzz generate lint run bench clean
+.PHONY: all build test unit integration fuzz fuzz-long generate lint run bench clean
 
 all: build
 
@@ -28,6 +29,12 @@ integration: build
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+# Every target for FUZZTIME_LONG each; new interesting inputs are copied into
+# the packages' testdata/fuzz (commit them). Subsets: FUZZ_PKGS="./services/mesh/..."
+# FUZZ_TARGETS='FuzzReadFrame|FuzzGateway'. Exits non-zero on a finding.
+fuzz-long:
+	FUZZTIME_LONG=$(FUZZTIME_LONG) ./scripts/fuzz.sh long
 
 generate:
 	./scripts/generate.sh

@@ -168,39 +168,3 @@ func TestBridgeWithoutHalfClose(t *testing.T) {
 		t.Fatalf("left after the bridge ended: %v, want EOF", err)
 	}
 }
-
-// FuzzBridge checks that arbitrary bytes, written in arbitrary pieces,
-// cross the bridge unchanged in both directions.
-func FuzzBridge(f *testing.F) {
-	f.Add([]byte("hello"), []byte("world"), uint16(1))
-	f.Add([]byte{}, []byte{0, 1, 2}, uint16(0))
-	f.Add(pattern(70000, 3), []byte{}, uint16(4096))
-	f.Fuzz(func(t *testing.T, toB, toA []byte, piece uint16) {
-		p := int(piece)%8192 + 1
-		left, right, res := runBridge(t, context.Background())
-		send := func(c *net.TCPConn, data []byte) {
-			for len(data) > 0 {
-				n := min(p, len(data))
-				if _, err := c.Write(data[:n]); err != nil {
-					return
-				}
-				data = data[n:]
-			}
-			_ = c.CloseWrite()
-		}
-		go send(left, toB)
-		go send(right, toA)
-		atB := make(chan []byte, 1)
-		go func() {
-			b, _ := io.ReadAll(right)
-			atB <- b
-		}()
-		atA, _ := io.ReadAll(left)
-		if got := <-atB; !bytes.Equal(got, toB) || !bytes.Equal(atA, toA) {
-			t.Fatalf("bytes changed crossing the bridge: %d/%d received, %d/%d sent", len(got), len(atA), len(toB), len(toA))
-		}
-		if r := <-res; r.err != nil || r.aToB != int64(len(toB)) || r.bToA != int64(len(toA)) {
-			t.Fatalf("Bridge = %d, %d, %v", r.aToB, r.bToA, r.err)
-		}
-	})
-}

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/receptor-mesh/receptor/services/internal/backoff"
 	"github.com/receptor-mesh/receptor/services/work/unit"
@@ -72,6 +73,23 @@ func (r *remoteUnit) statusLoop(ctx context.Context, pollNow <-chan struct{}) {
 	}
 }
 
+// maxRemoteDetail bounds the Detail of a remote status kept locally. A
+// peer's reply may be as long as client.MaxPeerReplyBytes, and its Detail,
+// re-encoded with JSON escapes (up to 6 bytes a character), would outgrow
+// the status file limit (unit.MaxStatusSize) and make the unit unreadable.
+const maxRemoteDetail = 64 << 10
+
+// truncateUTF8 cuts s to at most n bytes at a character boundary.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
 // applyStatus copies one status reply into the local unit; true means
 // monitoring is over.
 func (r *remoteUnit) applyStatus(line string, failures *int) bool {
@@ -96,7 +114,7 @@ func (r *remoteUnit) applyStatus(line string, failures *int) bool {
 		return true
 	}
 	if _, err := r.e.dir.Update(func(st *unit.Status) {
-		st.State, st.Detail, st.StdoutSize = rs.State, rs.Detail, rs.StdoutSize
+		st.State, st.Detail, st.StdoutSize = rs.State, truncateUTF8(rs.Detail, maxRemoteDetail), rs.StdoutSize
 	}); err != nil {
 		*failures++
 		if *failures > 3 {

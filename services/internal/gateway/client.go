@@ -15,9 +15,10 @@ import (
 // refuses inline stdin over CreateWork's limit itself, with the limit and
 // the SubmitWork alternative in the message (gRPC's own send limit would
 // answer with its internal text), and waits for the first message of a
-// results stream, so that an error before any output (unknown unit,
-// signature refused) is the call's error: grpc-gateway then reports it
-// with the HTTP code and envelope of unary routes, not as a stream chunk.
+// results or traceroute stream, so that an error before any output
+// (unknown unit, signature refused, unknown node) is the call's error:
+// grpc-gateway then reports it with the HTTP code and envelope of unary
+// routes, not as a stream chunk.
 type restClient struct {
 	controlv1.ControlServiceClient
 }
@@ -30,7 +31,19 @@ func (c *restClient) CreateWork(ctx context.Context, req *controlv1.CreateWorkRe
 }
 
 func (c *restClient) GetWorkResults(ctx context.Context, req *controlv1.GetWorkResultsRequest, opts ...grpc.CallOption) (controlv1.ControlService_GetWorkResultsClient, error) {
-	st, err := c.ControlServiceClient.GetWorkResults(ctx, req, opts...)
+	return peekFirst(c.ControlServiceClient.GetWorkResults(ctx, req, opts...))
+}
+
+// Traceroute waits for the first hop like GetWorkResults, so that a
+// refused traceroute (unknown node, bad request) answers with the unary
+// envelope too.
+func (c *restClient) Traceroute(ctx context.Context, req *controlv1.TracerouteRequest, opts ...grpc.CallOption) (controlv1.ControlService_TracerouteClient, error) {
+	return peekFirst(c.ControlServiceClient.Traceroute(ctx, req, opts...))
+}
+
+// peekFirst reads a server stream's first message: an error instead of it
+// becomes the call's error, and the message (or EOF) is replayed.
+func peekFirst[T any](st grpc.ServerStreamingClient[T], err error) (grpc.ServerStreamingClient[T], error) {
 	if err != nil {
 		return nil, err
 	}
@@ -38,21 +51,21 @@ func (c *restClient) GetWorkResults(ctx context.Context, req *controlv1.GetWorkR
 	if err != nil && err != io.EOF {
 		return nil, err
 	}
-	return &peekedResults{ControlService_GetWorkResultsClient: st, first: first, firstErr: err}, nil
+	return &peeked[T]{ServerStreamingClient: st, first: first, firstErr: err}, nil
 }
 
-// peekedResults replays the message (or EOF) GetWorkResults read first.
-type peekedResults struct {
-	controlv1.ControlService_GetWorkResultsClient
-	first    *controlv1.GetWorkResultsResponse
+// peeked replays the message (or EOF) peekFirst read first.
+type peeked[T any] struct {
+	grpc.ServerStreamingClient[T]
+	first    *T
 	firstErr error
 	replayed bool
 }
 
-func (p *peekedResults) Recv() (*controlv1.GetWorkResultsResponse, error) {
+func (p *peeked[T]) Recv() (*T, error) {
 	if !p.replayed {
 		p.replayed = true
 		return p.first, p.firstErr
 	}
-	return p.ControlService_GetWorkResultsClient.Recv()
+	return p.ServerStreamingClient.Recv()
 }

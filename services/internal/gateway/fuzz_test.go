@@ -1,8 +1,12 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -10,8 +14,12 @@ import (
 	"testing"
 
 	controlv1 "github.com/receptor-mesh/receptor/gen/go/receptor/control/v1"
+	meshv1 "github.com/receptor-mesh/receptor/gen/go/receptor/mesh/v1"
+	workv1 "github.com/receptor-mesh/receptor/gen/go/receptor/work/v1"
+	"github.com/receptor-mesh/receptor/services/internal/apierr"
 	"github.com/receptor-mesh/receptor/services/internal/authz"
 	"github.com/receptor-mesh/receptor/services/internal/grpcserve"
+	"google.golang.org/grpc"
 )
 
 // FuzzGateway sends arbitrary request bodies and unit IDs through the
@@ -102,10 +110,16 @@ func FuzzGuard(f *testing.F) {
 // fuzz target ends.
 func fuzzHandler(f *testing.F, opts Options) http.Handler {
 	f.Helper()
+	return fuzzHandlerFor(f, opts, testControl{proceed: make(chan struct{})})
+}
+
+// fuzzHandlerFor is fuzzHandler with the given ControlService.
+func fuzzHandlerFor(f *testing.F, opts Options, svc controlv1.ControlServiceServer) http.Handler {
+	f.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	p := grpcserve.NewInProcess()
 	srv := grpcserve.New(grpcserve.Options{Logger: quietLogger(), Policy: opts.Policy, Face: grpcserve.FaceInProcess})
-	controlv1.RegisterControlServiceServer(srv, testControl{proceed: make(chan struct{})})
+	controlv1.RegisterControlServiceServer(srv, svc)
 	done := make(chan error, 1)
 	go func() { done <- grpcserve.Serve(ctx, srv, p.Listener()) }()
 	conn, err := p.Dial()
@@ -120,4 +134,221 @@ func fuzzHandler(f *testing.F, opts Options) http.Handler {
 		f.Fatal(err)
 	}
 	return h
+}
+
+// routeControl is a ControlService for FuzzGatewayRoutes: every method
+// answers at once, echoing the unit ID or node it received, unless that
+// starts with "!", whose next byte picks an error of the catalogue ("!x"
+// the one internal error; "!l" fails a results stream after its first
+// chunk).
+type routeControl struct {
+	controlv1.UnimplementedControlServiceServer
+}
+
+func routeError(key string) error {
+	if !strings.HasPrefix(key, "!") || len(key) < 2 {
+		return nil
+	}
+	switch key[1] {
+	case 'n':
+		return apierr.NotFound("unknown work unit " + key)
+	case 'i':
+		return apierr.InvalidArgument("unit_id", "must not be "+key)
+	case 'd':
+		return apierr.SignatureRejected("could not verify signature: signature is empty")
+	case 'a':
+		return apierr.NoWorkAgent()
+	case 'm':
+		return apierr.MeshFailure("nodeb", "timeout")
+	case 'r':
+		return apierr.ReloadFailed("reload failed", 3)
+	case 'x':
+		return apierr.Internal(errors.New("disk on fire"))
+	}
+	return nil
+}
+
+func (routeControl) GetStatus(context.Context, *controlv1.GetStatusRequest) (*controlv1.GetStatusResponse, error) {
+	return &controlv1.GetStatusResponse{Status: &meshv1.NodeStatus{NodeId: "nodea"}}, nil
+}
+
+func (routeControl) GetVersion(context.Context, *controlv1.GetVersionRequest) (*controlv1.GetVersionResponse, error) {
+	return &controlv1.GetVersionResponse{Version: &meshv1.VersionInfo{Version: "1.0"}}, nil
+}
+
+func (routeControl) Ping(_ context.Context, req *controlv1.PingRequest) (*controlv1.PingResponse, error) {
+	if err := routeError(req.GetNode()); err != nil {
+		return nil, err
+	}
+	return &controlv1.PingResponse{Result: &meshv1.PingResult{FromNode: req.GetNode()}}, nil
+}
+
+func (routeControl) Traceroute(req *controlv1.TracerouteRequest, stream grpc.ServerStreamingServer[controlv1.TracerouteResponse]) error {
+	if err := routeError(req.GetNode()); err != nil {
+		return err
+	}
+	for i := range 2 {
+		if err := stream.Send(&controlv1.TracerouteResponse{Hop: &meshv1.TracerouteHop{Index: uint32(i), FromNode: req.GetNode()}}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (routeControl) Reload(context.Context, *controlv1.ReloadRequest) (*controlv1.ReloadResponse, error) {
+	return &controlv1.ReloadResponse{}, nil
+}
+
+func (routeControl) ListWork(_ context.Context, req *controlv1.ListWorkRequest) (*controlv1.ListWorkResponse, error) {
+	if err := routeError(req.GetUnitId()); err != nil {
+		return nil, err
+	}
+	return &controlv1.ListWorkResponse{Units: []*workv1.UnitStatus{{UnitId: req.GetUnitId()}}}, nil
+}
+
+func (routeControl) GetWorkResults(req *controlv1.GetWorkResultsRequest, stream grpc.ServerStreamingServer[controlv1.GetWorkResultsResponse]) error {
+	id := req.GetUnitId()
+	if strings.HasPrefix(id, "!l") {
+		if err := stream.Send(&controlv1.GetWorkResultsResponse{Data: []byte(id), Offset: req.GetOffset()}); err != nil {
+			return err
+		}
+		return apierr.MeshFailure("nodeb", "timeout")
+	}
+	if err := routeError(id); err != nil {
+		return err
+	}
+	for range 2 {
+		if err := stream.Send(&controlv1.GetWorkResultsResponse{Data: []byte(id), Offset: req.GetOffset()}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (routeControl) CancelWork(_ context.Context, req *controlv1.CancelWorkRequest) (*controlv1.CancelWorkResponse, error) {
+	if err := routeError(req.GetUnitId()); err != nil {
+		return nil, err
+	}
+	return &controlv1.CancelWorkResponse{UnitId: req.GetUnitId()}, nil
+}
+
+func (routeControl) ReleaseWork(_ context.Context, req *controlv1.ReleaseWorkRequest) (*controlv1.ReleaseWorkResponse, error) {
+	if err := routeError(req.GetUnitId()); err != nil {
+		return nil, err
+	}
+	return &controlv1.ReleaseWorkResponse{UnitId: req.GetUnitId()}, nil
+}
+
+// gatewayRoutes are the REST routes other than work create and get; %s is
+// the path parameter. The last entry stands for any method and path.
+var gatewayRoutes = []struct{ method, path string }{
+	{http.MethodGet, "/v1/work"},
+	{http.MethodGet, "/v1/work/%s/results"},
+	{http.MethodPost, "/v1/work/%s:cancel"},
+	{http.MethodDelete, "/v1/work/%s"},
+	{http.MethodGet, "/v1/status"},
+	{http.MethodGet, "/v1/version"},
+	{http.MethodPost, "/v1/nodes/%s:ping"},
+	{http.MethodGet, "/v1/nodes/%s/traceroute"},
+	{http.MethodPost, "/v1/reload"},
+	{"", "%s"},
+}
+
+// FuzzGatewayRoutes sends fuzzed path parameters, query strings and bodies
+// to every REST route but work create and get (FuzzGateway's), and
+// arbitrary methods and paths, through the gateway to an in-process
+// ControlService: every answer is a 2xx whose body is JSON (one value, or
+// a stream of them), or a JSON status; a 500 only comes from the service's
+// internal error; and a plain unit ID or node reaches the service as sent.
+func FuzzGatewayRoutes(f *testing.F) {
+	for _, seed := range []struct {
+		route                      uint8
+		param, query, body, method string
+	}{
+		{0, "", "unitId=abc", "", ""},
+		{0, "", "unit_id=!n&x=%zz", "", ""},
+		{1, "abc", "offset=5&signature=t", "", ""},
+		{1, "abc", "offset=-1", "", ""},
+		{1, "abc", "offset=99999999999999999999", "", ""},
+		{1, "!l", "", "", ""},
+		{2, "abc", "", `{"signature":"t"}`, ""},
+		{2, "abc", "", `{"unitId":"other"}`, ""},
+		{2, "!x", "", `{}`, ""},
+		{3, "abc", "force=true", "", ""},
+		{3, "abc", "force=maybe", "", ""},
+		{4, "", "", "", ""},
+		{5, "", "", "", ""},
+		{6, "nodeb", "", `{"hopsToLive":3,"timeout":"1s"}`, ""},
+		{6, "nodeb", "", `{"timeout":"forever"}`, ""},
+		{7, "!m", "", "", ""},
+		{8, "", "", `{}`, ""},
+		{8, "", "", `[`, ""},
+		{9, "/v1/work/a/b/c", "", "", "PATCH"},
+		{9, "/openapi.json", "", "", "GET"},
+		{9, "/healthz", "", "", "GET"},
+		{9, "//v1/../v1/status", "", "", "GET"},
+	} {
+		f.Add(seed.route, seed.param, seed.query, seed.body, seed.method)
+	}
+	h := fuzzHandlerFor(f, Options{MaxBodyBytes: 512, Policy: openPolicy(f)}, routeControl{})
+	f.Fuzz(func(t *testing.T, route uint8, param, query, body, method string) {
+		r := gatewayRoutes[int(route)%len(gatewayRoutes)]
+		path := param
+		if r.method != "" {
+			method = r.method
+			path = strings.Replace(r.path, "%s", url.PathEscape(param), 1)
+		}
+		target := "http://127.0.0.1:8080" + path
+		if query != "" {
+			target += "?" + query
+		}
+		req, err := http.NewRequest(method, target, strings.NewReader(body))
+		if err != nil || !strings.HasPrefix(req.URL.Path, "/") {
+			return // not a request net/http would send
+		}
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		what := func() string { return fmt.Sprintf("%s %s = %d with body %q", method, target, w.Code, w.Body.Bytes()) }
+		if w.Code >= 200 && w.Code < 300 {
+			for dec := json.NewDecoder(bytes.NewReader(w.Body.Bytes())); ; {
+				var v any
+				if err := dec.Decode(&v); err == io.EOF {
+					break
+				} else if err != nil {
+					if strings.HasPrefix(path, "/openapi") {
+						break
+					}
+					t.Fatalf("%s: not JSON (%v)", what(), err)
+				}
+			}
+			// A plain parameter (nothing the path grammar or the
+			// catalogue switch would read) is what the service echoes.
+			if r.method != "" && strings.Contains(r.path, "%s") && param != "" && !strings.ContainsAny(param, "/%:!") &&
+				(route%10 == 2 || route%10 == 3 || route%10 == 6) {
+				var echo struct {
+					UnitID string `json:"unitId"`
+					Result struct {
+						FromNode string `json:"fromNode"`
+					} `json:"result"`
+				}
+				if err := json.Unmarshal(w.Body.Bytes(), &echo); err != nil || (echo.UnitID != param && echo.Result.FromNode != param) {
+					t.Fatalf("%s: the service did not get %q (%v)", what(), param, err)
+				}
+			}
+			return
+		}
+		var st struct {
+			Code    *int    `json:"code"`
+			Message *string `json:"message"`
+		}
+		if err := json.Unmarshal(w.Body.Bytes(), &st); err != nil || st.Code == nil || st.Message == nil {
+			t.Fatalf("%s: not a JSON status (%v)", what(), err)
+		}
+		if w.Code == http.StatusInternalServerError && r.method != "" && !strings.HasPrefix(param, "!x") {
+			t.Fatalf("%s: internal error without the service failing", what())
+		}
+	})
 }

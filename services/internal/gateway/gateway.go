@@ -11,6 +11,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
@@ -156,10 +158,38 @@ func (b *bodyLimiter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		runtime.HTTPError(r.Context(), b.mux, out, w, r, tooLarge(b.limit))
 		return
 	}
+	if !validUTF8Request(r) {
+		// Path parameters and query values become proto string fields,
+		// which gRPC refuses to marshal unless they are UTF-8: without
+		// this check the caller's mistake came back as a 500.
+		_, out := runtime.MarshalerForRequest(b.mux, r)
+		runtime.HTTPError(r.Context(), b.mux, out, w, r, apierr.BadRequest("request path and query must be valid UTF-8"))
+		return
+	}
 	o := &overflow{}
 	r = r.WithContext(context.WithValue(r.Context(), overflowKey{}, o))
 	r.Body = &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, b.limit), o: o}
 	b.mux.ServeHTTP(w, r)
+}
+
+// validUTF8Request reports whether the request's path and query, once
+// unescaped, are UTF-8.
+func validUTF8Request(r *http.Request) bool {
+	if !utf8.ValidString(r.URL.Path) {
+		return false
+	}
+	q, _ := url.ParseQuery(r.URL.RawQuery) // malformed pairs are the gateway's to report
+	for k, vs := range q {
+		if !utf8.ValidString(k) {
+			return false
+		}
+		for _, v := range vs {
+			if !utf8.ValidString(v) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 type limitedBody struct {

@@ -1,6 +1,7 @@
 package meshapi_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"testing"
@@ -44,22 +45,35 @@ var allowed = map[codes.Code]bool{
 	codes.Unavailable: true, codes.DeadlineExceeded: true, codes.Canceled: true, codes.PermissionDenied: true,
 }
 
+// fuzzMarker is the datagram FuzzPacketSocketRequests sends itself after
+// an input's requests: its arrival proves the server handled them all.
+var fuzzMarker = []byte("\x00fuzz: end of input\x00")
+
 // FuzzPacketSocketRequests feeds arbitrary request sequences to a real
-// server over a real node.
+// server over a real node (set up once). A bound socket stays open after
+// the client half-closes, so instead of waiting for the call's deadline the
+// harness ends each input with a datagram to its own socket and stops at
+// its echo: sends are handled in order, so every request before it was
+// handled. Calls end only with the codes of bad input, never with a panic
+// (Internal or Unknown).
 func FuzzPacketSocketRequests(f *testing.F) {
 	f.Add(frame(&meshv1.PacketSocketRequest{Msg: &meshv1.PacketSocketRequest_Bind{Bind: &meshv1.PacketBind{Service: "x"}}},
 		&meshv1.PacketSocketRequest{Msg: &meshv1.PacketSocketRequest_Send{Send: &meshv1.PacketSend{Node: "b", Service: "y", Data: []byte("d")}}}))
 	f.Add(frame(&meshv1.PacketSocketRequest{Msg: &meshv1.PacketSocketRequest_Bind{Bind: &meshv1.PacketBind{Service: "unreach", Advertise: true}}}))
 	f.Add(frame(&meshv1.PacketSocketRequest{Msg: &meshv1.PacketSocketRequest_Send{Send: &meshv1.PacketSend{Node: "localhost"}}}))
+	f.Add(frame(&meshv1.PacketSocketRequest{Msg: &meshv1.PacketSocketRequest_Bind{Bind: &meshv1.PacketBind{}}},
+		&meshv1.PacketSocketRequest{Msg: &meshv1.PacketSocketRequest_Send{Send: &meshv1.PacketSend{Node: "localhost", Service: "nobody", Data: []byte("x")}}},
+		&meshv1.PacketSocketRequest{Msg: &meshv1.PacketSocketRequest_Bind{Bind: &meshv1.PacketBind{Service: "again"}}}))
 	f.Add([]byte{0, 3, 0xff, 0xff, 0xff})
 	e := newEnv(f, meshapi.Options{})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		s, err := e.mc.PacketSocket(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
+		sent := 0
 		for _, raw := range splitMessages(data) {
 			var req meshv1.PacketSocketRequest
 			if proto.Unmarshal(raw, &req) != nil {
@@ -68,14 +82,35 @@ func FuzzPacketSocketRequests(f *testing.F) {
 			if s.Send(&req) != nil {
 				break
 			}
+			sent++
 		}
-		_ = s.CloseSend()
+		// The server answers the first request with Bound or an error; with
+		// no request at all it waits for one.
+		marked := sent == 0
+		if marked {
+			_ = s.CloseSend()
+		}
 		for {
-			if _, err := s.Recv(); err != nil {
+			resp, err := s.Recv()
+			if err != nil {
 				if !allowed[status.Code(err)] {
 					t.Fatalf("call ended with %v", err)
 				}
+				if status.Code(err) == codes.DeadlineExceeded {
+					t.Fatalf("call neither ended nor echoed the end marker: %v", err)
+				}
 				return
+			}
+			if b := resp.GetBound(); b != nil && !marked {
+				marked = true
+				end := &meshv1.PacketSocketRequest{Msg: &meshv1.PacketSocketRequest_Send{Send: &meshv1.PacketSend{
+					Node: "localhost", Service: b.GetService(), Data: fuzzMarker}}}
+				if s.Send(end) != nil || s.CloseSend() != nil {
+					continue // the call is ending; Recv reports how
+				}
+			}
+			if p := resp.GetPacket(); p != nil && bytes.Equal(p.GetData(), fuzzMarker) {
+				return // cancel ends the call
 			}
 		}
 	})

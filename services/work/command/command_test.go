@@ -63,35 +63,6 @@ func TestSplitParams(t *testing.T) {
 	}
 }
 
-func FuzzSplitParams(f *testing.F) {
-	for _, s := range []string{"", "a b", `"x y" 'z'`, `a\ b`, `"unterminated`, "# c\nd", "\xff\xfe"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		args, err := SplitParams(s)
-		if err != nil {
-			return
-		}
-		// Re-quoting every word and splitting again is the identity.
-		quoted := make([]string, len(args))
-		for i, a := range args {
-			quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		}
-		again, err := SplitParams(strings.Join(quoted, " "))
-		if err != nil {
-			t.Fatalf("re-split of %q: %v", quoted, err)
-		}
-		if len(again) != len(args) {
-			t.Fatalf("re-split of %q = %q, want %q", quoted, again, args)
-		}
-		for i := range args {
-			if again[i] != args[i] {
-				t.Fatalf("re-split of %q = %q, want %q", quoted, again, args)
-			}
-		}
-	})
-}
-
 func TestCombineParams(t *testing.T) {
 	tests := []struct {
 		cfg, rt string

@@ -47,7 +47,9 @@ func (s Status) Report(extra json.RawMessage) Report {
 }
 
 // Marshal encodes the record as the status file content: compact JSON and a
-// newline.
+// newline. A record over MaxStatusSize is refused (ErrStatusTooLarge), as
+// no reader would accept the file: writers keep the old record instead of
+// making the unit unreadable.
 func (s Status) Marshal() ([]byte, error) {
 	if len(s.ExtraData) == 0 {
 		s.ExtraData = nil
@@ -55,6 +57,9 @@ func (s Status) Marshal() ([]byte, error) {
 	b, err := json.Marshal(s)
 	if err != nil {
 		return nil, fmt.Errorf("encoding status of %s unit: %w", s.WorkType, err)
+	}
+	if len(b)+1 > MaxStatusSize {
+		return nil, fmt.Errorf("encoding status of %s unit (%d bytes): %w", s.WorkType, len(b)+1, ErrStatusTooLarge)
 	}
 	return append(b, '\n'), nil
 }
