@@ -48,6 +48,10 @@ import (
 // of 64 KiB, 0.1 s apart (about 4 s of running).
 const unitSize = 2 << 20
 
+// answerTimeout bounds the wait for the submitter's answer to a submit
+// after a fault in the upload phase.
+const answerTimeout = 30 * time.Second
+
 var (
 	kinds   = []string{"executor", "middle", "submitter", "router", "worker"}
 	signals = []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM}
@@ -106,7 +110,7 @@ func newCellEnv(t *testing.T, kind string) cellEnv {
 		}
 		return cellEnv{submitter: s.router, node: "s", victim: victim, healthy: s.waitHealthy}
 	default:
-		l := startLine(t, lineOptions{})
+		l := startLine(t, lineOptions{env: true})
 		victim := map[string]*proc{"executor": l.c, "middle": l.b, "submitter": l.a}[kind]
 		return cellEnv{submitter: l.a, node: "c", victim: victim, healthy: l.waitHealthy}
 	}
@@ -155,7 +159,15 @@ func runCell(t *testing.T, kind string, sig syscall.Signal, phase string) {
 			t.Fatalf("submit ended before half of stdin was sent: %+v", sub)
 		}
 	}
-	sub = <-subc
+	// After the fault the submitter answers the submit (a result or an
+	// error) within answerTimeout; a session left hanging is a finding.
+	select {
+	case sub = <-subc:
+	case <-time.After(answerTimeout):
+		t.Errorf("HUNG: no answer to the submit %v after the fault; goroutines of %s:\n%s",
+			answerTimeout, env.submitter.name, goroutineDump(env.submitter))
+		sub = <-subc
+	}
 	if sub.err != nil {
 		if phase != "upload" || !onUploadPath(kind) {
 			t.Fatalf("LOST: submit failed although the fault was not on its path: %v", sub.err)

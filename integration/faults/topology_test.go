@@ -55,7 +55,7 @@ type line struct {
 
 // lineOptions adds entities to the nodes of a line.
 type lineOptions struct {
-	a, b, c []string
+	a, b, c func(p *proc) []string
 	env     bool // serve pprof on every node (RECEPTOR_PPROF)
 }
 
@@ -67,14 +67,20 @@ func startLine(t *testing.T, o lineOptions) *line {
 		c: newProc(t, "c", "c", "receptor", ""),
 	}
 	peer := func() string { return entity("tcp-peer", "address", l.b.addr("mesh")) }
+	extra := func(f func(*proc) []string, p *proc) []string {
+		if f == nil {
+			return nil
+		}
+		return f(p)
+	}
 	l.b.config = func(p *proc) string {
-		return nodeConfig(p, append([]string{entity("tcp-listener", "port", fmt.Sprint(p.port("mesh")), "bindaddr", "127.0.0.1")}, o.b...)...)
+		return nodeConfig(p, append([]string{entity("tcp-listener", "port", fmt.Sprint(p.port("mesh")), "bindaddr", "127.0.0.1")}, extra(o.b, p)...)...)
 	}
 	l.a.config = func(p *proc) string {
-		return nodeConfig(p, append([]string{peer(), workTypes(t)}, o.a...)...)
+		return nodeConfig(p, append([]string{peer(), workTypes(t)}, extra(o.a, p)...)...)
 	}
 	l.c.config = func(p *proc) string {
-		return nodeConfig(p, append([]string{peer(), workTypes(t)}, o.c...)...)
+		return nodeConfig(p, append([]string{peer(), workTypes(t)}, extra(o.c, p)...)...)
 	}
 	for _, p := range []*proc{l.b, l.a, l.c} {
 		if o.env {
@@ -127,6 +133,9 @@ func startSplit(t *testing.T) *split {
 	// The worker is ready when the router reaches it: `work list` answers
 	// JSON instead of "ERROR: work agent unavailable".
 	s.worker.ready = func(*proc) error { return s.workOK() }
+	for _, p := range []*proc{s.router, s.worker} {
+		p.env = []string{"RECEPTOR_PPROF=" + p.addr("pprof")}
+	}
 	s.router.start()
 	s.worker.start()
 	return s

@@ -111,6 +111,12 @@ func submit(ctx context.Context, p *proc, members map[string]string, stdin io.Re
 	}
 	id = m[1]
 	if err := c.SendPayload(ctx, stdin); err != nil {
+		// The node may have answered before it stopped reading: show it.
+		rctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if line, rerr := c.ReadLine(rctx); rerr == nil {
+			return id, res, fmt.Errorf("send stdin: %w (reply: %q)", err, line)
+		}
 		return id, res, fmt.Errorf("send stdin: %w", err)
 	}
 	line, err = c.ReadLine(ctx)
