@@ -27,7 +27,7 @@ integration: build
 	RECEPTOR_BIN_DIR=$(BIN) $(GO) test -race -count=1 -timeout 10m ./integration/...
 
 # The whole fault campaign (docs/reliability.md): the kill/restart matrix
-# and 1,000 units / 1,000 streams; about 5 minutes on 2 cores. `make test`
+# and 1,000 units / 1,000 streams; about 3 minutes on 2 cores. `make test`
 # runs its short version as part of integration/...
 test-faults: build
 	FAULTS=full RECEPTOR_BIN_DIR=$(BIN) $(GO) test -race -count=1 -timeout 30m -v ./integration/faults/
