@@ -127,7 +127,7 @@ func (f *fakeOps) WorkSubmit(_ context.Context, req WorkSubmitRequest, created f
 	if local && req.TTL != "" {
 		return WorkSubmitResult{}, errors.New("ttl option is intended for remote work only")
 	}
-	if req.WorkType != "cat" && req.WorkType != "secure" {
+	if req.WorkType != "cat" && req.WorkType != "secure" && req.WorkType != "failmid" {
 		return WorkSubmitResult{}, fmt.Errorf("unknown work type %s", req.WorkType)
 	}
 	if req.Params["params"] != "" {
@@ -141,6 +141,11 @@ func (f *fakeOps) WorkSubmit(_ context.Context, req WorkSubmitRequest, created f
 	f.mu.Unlock()
 	if err := created(id); err != nil {
 		return WorkSubmitResult{}, err
+	}
+	if req.WorkType == "failmid" {
+		// The agent goes away after 4 bytes of the payload.
+		_, _ = io.ReadFull(stdin, make([]byte, 4))
+		return WorkSubmitResult{}, errors.New("work agent unavailable: gone")
 	}
 	data, err := io.ReadAll(io.LimitReader(stdin, 1<<20))
 	if err != nil {

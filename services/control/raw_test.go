@@ -134,6 +134,23 @@ func TestClientVanishesMidSubmit(t *testing.T) {
 	runTranscript(t, r2, []step{{"work list nosuch\n", "ERROR: unknown work unit nosuch\n"}})
 }
 
+// TestSubmitFailsMidPayload: when the submit fails while the payload is
+// still arriving (a split node's worker died), the error is the last reply
+// and the session ends: the rest of the payload is never read as commands
+// (the client, still writing stdin, would otherwise deadlock against the
+// error replies to its own payload; found by integration/faults).
+func TestSubmitFailsMidPayload(t *testing.T) {
+	ts := startServer(t, Options{}, OriginUnix)
+	r := dialRaw(t, ts.path)
+	r.send("work submit localhost failmid\nABCDwork release Unit0001\nwork list\n")
+	r.expect("Work unit created with ID Unit0001. Send stdin data and EOF.\n")
+	r.expect("ERROR: work agent unavailable: gone\n")
+	r.expectEOF()
+	if _, err := ts.ops.WorkStatus(context.Background(), "Unit0001"); err != nil {
+		t.Fatalf("payload bytes were run as a command: %v", err)
+	}
+}
+
 func TestClientVanishesMidResults(t *testing.T) {
 	ts := startServer(t, Options{}, OriginUnix)
 	ts.ops.addUnit("Endless1", &fakeUnit{workType: "cat", state: 1, endless: true})

@@ -266,6 +266,14 @@ func (s *session) submit(ctx context.Context, r WorkSubmitRequest) bool {
 		return false
 	}
 	if err != nil {
+		if stdin.opened() {
+			// The payload runs to EOF, so whatever the agent did not read
+			// of it must never be taken for command lines (a client still
+			// sending stdin would also deadlock against our error replies
+			// to them): answer and end the session.
+			s.reply(nil, err)
+			return false
+		}
 		return s.reply(nil, err)
 	}
 	return s.reply(SubmitReply(res))
@@ -283,6 +291,13 @@ func (g *gatedReader) open() {
 	g.mu.Lock()
 	g.isOpen = true
 	g.mu.Unlock()
+}
+
+// opened reports whether the payload was opened (the created line sent).
+func (g *gatedReader) opened() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.isOpen
 }
 
 func (g *gatedReader) Read(p []byte) (int, error) {
