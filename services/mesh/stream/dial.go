@@ -45,6 +45,11 @@ func DialConn(ctx context.Context, network mesh.PacketNetwork, node, service str
 		log = slog.Default()
 	}
 	fail := func(err error) (*Conn, error) { return nil, fmt.Errorf("mesh: dial %s: %w", target, err) }
+	done, err := acquireHandshake(ctx, network, node)
+	if err != nil {
+		return fail(err)
+	}
+	defer done()
 	var tlsConf *tls.Config
 	if opts.TLS == nil {
 		tlsConf = insecureClientTLS(network.NodeID())

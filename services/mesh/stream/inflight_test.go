@@ -119,3 +119,44 @@ func TestInflightBoundPerService(t *testing.T) {
 		return errors.New("want flood.inflight.n.Load() == 0")
 	})
 }
+
+// TestHandshakeSlots: at most MaxHandshakesPerNode dials toward one node
+// run at once; a waiting dial gives up with its context, and slots of
+// other nodes are independent.
+func TestHandshakeSlots(t *testing.T) {
+	a := newMemNet(16).node("hs-a")
+	ctx := context.Background()
+	var releases []func()
+	for range MaxHandshakesPerNode {
+		rel, err := acquireHandshake(ctx, a, "far")
+		if err != nil {
+			t.Fatal(err)
+		}
+		releases = append(releases, rel)
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := acquireHandshake(short, a, "far"); err == nil {
+		t.Fatal("a dial over the bound got a slot")
+	}
+	other, err := acquireHandshake(ctx, a, "other")
+	if err != nil {
+		t.Fatalf("another node's slots are shared: %v", err)
+	}
+	other()
+	releases[0]()
+	rel, err := acquireHandshake(ctx, a, "far")
+	if err != nil {
+		t.Fatalf("a freed slot was not reused: %v", err)
+	}
+	rel()
+	for _, r := range releases[1:] {
+		r()
+	}
+	handshakes.Lock()
+	n := len(handshakes.m)
+	handshakes.Unlock()
+	if n != 0 {
+		t.Errorf("%d slot entries left after every dial ended", n)
+	}
+}
