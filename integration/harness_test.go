@@ -221,7 +221,7 @@ func (n *Node) startOnce() error {
 	if n.spec.Args != nil {
 		args = append(args, n.spec.Args(n)...)
 	}
-	if err := appendLog(n.Log, fmt.Sprintf("==== start %s %s\n", n.spec.Bin, strings.Join(args, " "))); err != nil {
+	if err := testkit.AppendLog(n.Log, fmt.Sprintf("==== start %s %s\n", n.spec.Bin, strings.Join(args, " "))); err != nil {
 		return err
 	}
 	proc, err := testkit.StartProcess(n.Dir, n.Log, binPath(n.spec.Bin), args...)
@@ -242,19 +242,6 @@ func (n *Node) startOnce() error {
 	n.readyAt = time.Now()
 	n.mu.Unlock()
 	return nil
-}
-
-// appendLog appends line to the log file at path.
-func appendLog(path, line string) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return fmt.Errorf("open log: %w", err)
-	}
-	_, err = f.WriteString(line)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 func (n *Node) running() bool {

@@ -178,7 +178,7 @@ func (p *proc) startOnce() error {
 		args = append(append(append([]string(nil), p.env...), bin), args...)
 		bin = envBin
 	}
-	if err := appendLog(p.log, fmt.Sprintf("==== start %s %s\n", bin, strings.Join(args, " "))); err != nil {
+	if err := testkit.AppendLog(p.log, fmt.Sprintf("==== start %s %s\n", bin, strings.Join(args, " "))); err != nil {
 		return err
 	}
 	cur, err := testkit.StartProcess(p.dir, p.log, bin, args...)
@@ -198,18 +198,6 @@ func (p *proc) startOnce() error {
 	return nil
 }
 
-func appendLog(path, line string) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return fmt.Errorf("open log: %w", err)
-	}
-	_, err = f.WriteString(line)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
 // pid is the PID of the current run.
 func (p *proc) pid() int {
 	p.mu.Lock()
@@ -224,7 +212,7 @@ func (p *proc) kill(sig syscall.Signal) {
 	p.mu.Lock()
 	cur := p.cur
 	p.mu.Unlock()
-	_ = appendLog(p.log, fmt.Sprintf("==== fault: %v\n", sig))
+	_ = testkit.AppendLog(p.log, fmt.Sprintf("==== fault: %v\n", sig))
 	if sig == syscall.SIGKILL {
 		cur.Kill()
 		return

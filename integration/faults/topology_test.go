@@ -16,7 +16,7 @@ import (
 // stdin) and produced over seconds.
 func slowcat(t *testing.T) string {
 	t.Helper()
-	p, err := filepath.Abs(filepath.Join("testdata", "slowcat.sh"))
+	p, err := filepath.Abs(filepath.Join("..", "testdata", "work", "slowcat.sh"))
 	if err != nil {
 		t.Fatal(err)
 	}

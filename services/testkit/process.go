@@ -112,6 +112,20 @@ func (p *Process) WaitReady(timeout time.Duration, ready func() error) error {
 	return fmt.Errorf("not ready within %v: %v", timeout, last)
 }
 
+// AppendLog appends line to the log file at path (a harness's own
+// marks between a child's output: starts, faults).
+func AppendLog(path, line string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("open log: %w", err)
+	}
+	_, err = f.WriteString(line)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // LogTail is the last max bytes of the log file at path.
 func LogTail(path string, max int) string {
 	b, err := os.ReadFile(path)
