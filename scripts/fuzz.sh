@@ -99,7 +99,9 @@ while read -r dir target; do
   ran=$((ran + 1))
   echo "fuzz $dir $target ($fuzztime)"
   result=ok
-  if ! go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -fuzzminimizetime "$minimize" "$dir" </dev/null >"$log" 2>&1; then
+  # -timeout 0: go test's default 10 minute limit would end a long run
+  # with a panic that looks like a finding.
+  if ! go test -run '^$' -timeout 0 -fuzz "^${target}\$" -fuzztime "$fuzztime" -fuzzminimizetime "$minimize" "$dir" </dev/null >"$log" 2>&1; then
     # The Go fuzzer reports "context deadline exceeded" when -fuzztime
     # ends while it is still minimizing a new interesting input: that is
     # not a finding. A real one writes its failing input to testdata.
