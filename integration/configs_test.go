@@ -6,18 +6,6 @@ import (
 	"strings"
 )
 
-// entity renders one item of an upstream v1 YAML configuration list, a
-// single-key map of the entity name to a map of params. Values are YAML as
-// given (flow syntax for lists and maps).
-func entity(name string, kv ...string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "- %s:\n", name)
-	for i := 0; i+1 < len(kv); i += 2 {
-		fmt.Fprintf(&b, "    %s: %s\n", kv[i], kv[i+1])
-	}
-	return b.String()
-}
-
 // nodeYAML is a node's v1 configuration: node (with extra node params),
 // debug logging, a control service on n.Socket, and items.
 func nodeYAML(n *Node, nodeParams []string, items ...string) string {

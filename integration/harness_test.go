@@ -22,6 +22,14 @@ import (
 	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
+// Harness helpers shared with the other binary suites (services/testkit).
+var (
+	freePort     = testkit.FreePort
+	shortTempDir = testkit.ShortTempDir
+	entity       = testkit.Entity
+	yamlQuote    = testkit.YAMLQuote
+)
+
 // Failure bounds for eventually-style polling; never timing assertions.
 const (
 	startTimeout    = 30 * time.Second
@@ -36,65 +44,6 @@ const routerBin = "receptor-router"
 
 // binPath is the path of one of the project's binaries.
 func binPath(name string) string { return filepath.Join(binDir, name) }
-
-// ports hands out loopback ports that were free a moment ago, never the
-// same one twice in this process (nodes of one test must not collide with
-// each other; collisions with other processes are retried in Start).
-var ports struct {
-	sync.Mutex
-	used map[int]bool
-}
-
-// freePort returns a port free for both TCP and UDP on 127.0.0.1, so one
-// number works for every backend kind.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ports.Lock()
-	defer ports.Unlock()
-	if ports.used == nil {
-		ports.used = map[int]bool{}
-	}
-	// The kernel picks the TCP port; the UDP side of the same number must
-	// be free too, and no other node of this run may have it. Under load
-	// (thousands of sockets from parallel tests) a pick can fail either
-	// check many times in a row: try hard, and say why when giving up.
-	var udpBusy, handedOut int
-	for range 2000 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("reserving a port: %v", err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, uerr := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		_ = l.Close()
-		if uerr != nil {
-			udpBusy++
-			continue
-		}
-		_ = u.Close()
-		if ports.used[port] {
-			handedOut++
-			continue
-		}
-		ports.used[port] = true
-		return port
-	}
-	t.Fatalf("no free port found in 2000 tries (%d with the UDP port busy, %d already handed out)", udpBusy, handedOut)
-	return 0
-}
-
-// shortTempDir is a temporary directory with a short path: Unix socket
-// paths are limited to about 100 bytes, too few for t.TempDir() under
-// subtests.
-func shortTempDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "rit-")
-	if err != nil {
-		t.Fatalf("temp dir: %v", err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	return dir
-}
 
 // Spec says how to run one node. Config and Args are called again when
 // the node is restarted after a bind race, after its ports were forgotten.

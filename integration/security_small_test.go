@@ -85,14 +85,7 @@ func TestUnsafeDirectoriesRefused(t *testing.T) {
 // serves one offering ECDHE.
 func TestTLSOnlyForwardSecretSuites(t *testing.T) {
 	t.Parallel()
-	ca := newCA(t)
-	nc, cc := ca.issue(t, "nodea"), ca.issue(t, "ctlclient")
-	n := NewNode(t, "nodea")
-	n.Start(Spec{Config: func(n *Node) string {
-		return nodeYAML(n, nil, append(ca.tlsItems(nc),
-			entity("control-service", "service", "ctltls", "tcplisten", n.Addr("ctl"), "tcptls", "srv"),
-			"- local-only\n")...)
-	}})
+	n, _, cc := startTLSControl(t)
 	pair, err := tls.LoadX509KeyPair(cc.Cert, cc.Key)
 	if err != nil {
 		t.Fatal(err)

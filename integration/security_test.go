@@ -140,11 +140,11 @@ func TestFirewallReject(t *testing.T) {
 	checkPing(t, c, "nodeb")
 }
 
-// TestControlTCPWithTLS: a control service on TCP with tcptls and
-// requireclientcert serves a client holding a CA-signed certificate and
-// refuses one without (docs/protocol.md §12.1).
-func TestControlTCPWithTLS(t *testing.T) {
-	t.Parallel()
+// startTLSControl starts nodea with a control service on TCP behind TLS
+// (requireclientcert, the test CA's clientcas) that lets the certificate
+// it returns, "ctlclient", read.
+func startTLSControl(t *testing.T) (*Node, *testCA, nodeCert) {
+	t.Helper()
 	ca := newCA(t)
 	nc, cc := ca.issue(t, "nodea"), ca.issue(t, "ctlclient")
 	n := NewNode(t, "nodea")
@@ -154,6 +154,15 @@ func TestControlTCPWithTLS(t *testing.T) {
 			entity("access", "role", "reader", "principals", "[cert:ctlclient]"),
 			"- local-only\n")...)
 	}})
+	return n, ca, cc
+}
+
+// TestControlTCPWithTLS: a control service on TCP with tcptls and
+// requireclientcert serves a client holding a CA-signed certificate and
+// refuses one without (docs/protocol.md §12.1).
+func TestControlTCPWithTLS(t *testing.T) {
+	t.Parallel()
+	n, ca, cc := startTLSControl(t)
 	pool := x509.NewCertPool()
 	pem, err := os.ReadFile(ca.Cert)
 	if err != nil || !pool.AppendCertsFromPEM(pem) {

@@ -335,12 +335,6 @@ func workCommandEntity(worktype, command, params string, allowRuntime bool) stri
 	return entity("work-command", kv...)
 }
 
-// yamlQuote quotes s as a YAML double-quoted scalar.
-func yamlQuote(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
-}
-
 // workTestdata is the absolute path of a file in testdata/work.
 func workTestdata(t *testing.T, name string) string {
 	t.Helper()

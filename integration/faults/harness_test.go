@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,14 @@ import (
 
 	"github.com/receptor-mesh/receptor/services/control/client"
 	"github.com/receptor-mesh/receptor/services/testkit"
+)
+
+// Harness helpers shared with the other binary suites (services/testkit).
+var (
+	freePort     = testkit.FreePort
+	shortTempDir = testkit.ShortTempDir
+	entity       = testkit.Entity
+	yamlQuote    = testkit.YAMLQuote
 )
 
 // Failure bounds for polling; never timing assertions.
@@ -32,65 +39,6 @@ const (
 // full reports whether the whole campaign runs (FAULTS=full, make
 // test-faults); otherwise the short version runs (make test).
 func full() bool { return os.Getenv("FAULTS") == "full" }
-
-// ports hands out loopback ports that were free a moment ago, never the
-// same one twice in this process.
-var ports struct {
-	sync.Mutex
-	used map[int]bool
-}
-
-// freePort returns a TCP port of 127.0.0.1 free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ports.Lock()
-	defer ports.Unlock()
-	if ports.used == nil {
-		ports.used = map[int]bool{}
-	}
-	for range 1000 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("reserving a port: %v", err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		_ = l.Close()
-		if !ports.used[port] {
-			ports.used[port] = true
-			return port
-		}
-	}
-	t.Fatal("no free port found")
-	return 0
-}
-
-// shortTempDir is a temporary directory with a short path (Unix socket
-// paths are limited to about 100 bytes).
-func shortTempDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "rft-")
-	if err != nil {
-		t.Fatalf("temp dir: %v", err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	return dir
-}
-
-// entity renders one item of an upstream v1 YAML configuration list.
-func entity(name string, kv ...string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "- %s:\n", name)
-	for i := 0; i+1 < len(kv); i += 2 {
-		fmt.Fprintf(&b, "    %s: %s\n", kv[i], kv[i+1])
-	}
-	return b.String()
-}
-
-// yamlQuote quotes s as a YAML double-quoted scalar.
-func yamlQuote(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
-}
 
 // proc is one receptor process (any of the binaries) with its own
 // directory, configuration, ports and log. Several procs may share a node

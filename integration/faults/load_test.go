@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -246,25 +245,34 @@ const (
 func runUnits(l *line, n int) []error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	return burst(n, func(i int) error {
+		node := "a"
+		if i%2 == 1 {
+			node = "c"
+		}
+		if err := oneUnit(ctx, l.a, node, i); err != nil {
+			return fmt.Errorf("unit %d on %s: %w", i, node, err)
+		}
+		return nil
+	})
+}
+
+// burst runs do(0..n-1) in n goroutines released at the same moment and
+// returns the errors they reported.
+func burst(n int, do func(i int) error) []error {
 	var mu sync.Mutex
 	var errs []error
 	var wg sync.WaitGroup
 	gate := make(chan struct{})
 	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			<-gate
-			node := "a"
-			if i%2 == 1 {
-				node = "c"
-			}
-			if err := oneUnit(ctx, l.a, node, i); err != nil {
+			if err := do(i); err != nil {
 				mu.Lock()
-				errs = append(errs, fmt.Errorf("unit %d on %s: %w", i, node, err))
+				errs = append(errs, err)
 				mu.Unlock()
 			}
-		}()
+		})
 	}
 	close(gate)
 	wg.Wait()
@@ -310,36 +318,20 @@ func oneUnit(ctx context.Context, a *proc, node string, i int) error {
 // runStreams opens n TCP connections at once to addr (a's tcp-server),
 // each sending 4 KiB and reading them back through the mesh.
 func runStreams(addr string, n int) []error {
-	var mu sync.Mutex
-	var errs []error
-	var wg sync.WaitGroup
-	var open atomic.Int64
-	gate := make(chan struct{})
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-gate
-			if err := oneStream(addr, i, &open); err != nil {
-				mu.Lock()
-				errs = append(errs, fmt.Errorf("stream %d: %w", i, err))
-				mu.Unlock()
-			}
-		}()
-	}
-	close(gate)
-	wg.Wait()
-	return errs
+	return burst(n, func(i int) error {
+		if err := oneStream(addr, i); err != nil {
+			return fmt.Errorf("stream %d: %w", i, err)
+		}
+		return nil
+	})
 }
 
-func oneStream(addr string, i int, open *atomic.Int64) error {
+func oneStream(addr string, i int) error {
 	c, err := net.DialTimeout("tcp", addr, commandTimeout)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	open.Add(1)
-	defer open.Add(-1)
 	_ = c.SetDeadline(time.Now().Add(3 * time.Minute))
 	msg := make([]byte, 4096)
 	rng := rand.New(rand.NewPCG(uint64(i), 11))

@@ -22,6 +22,11 @@ import (
 	"github.com/receptor-mesh/receptor/services/work/command"
 )
 
+// Test helpers shared by every package (services/testkit).
+var (
+	shortDir = testkit.ShortTempDir
+)
+
 func TestMain(m *testing.M) {
 	// Command work units re-execute this test binary as their runner.
 	if command.IsRunnerInvocation(os.Args[1:]) {
@@ -33,16 +38,6 @@ func TestMain(m *testing.M) {
 const bound = 20 * time.Second
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
-func shortDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "aio")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
 
 // TestRunLocalOnly runs router and work agent in one process from a
 // local-only configuration and uses work through the control socket.

@@ -6,12 +6,18 @@ import (
 	"errors"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/receptor-mesh/receptor/services/testkit"
+)
+
+// Test helpers shared by every package (services/testkit).
+var (
+	shortDir = testkit.ShortTempDir
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -25,17 +31,6 @@ type testServer struct {
 	path string
 	srv  *Server
 	stop func() error
-}
-
-// shortDir returns a temp dir whose paths fit in a sockaddr_un.
-func shortDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "ctl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	return dir
 }
 
 // startServer serves a fake node on a fresh Unix socket with the given

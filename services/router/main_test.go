@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -28,6 +27,12 @@ import (
 	"github.com/receptor-mesh/receptor/services/work"
 	"github.com/receptor-mesh/receptor/services/work/command"
 	"github.com/receptor-mesh/receptor/services/work/signing"
+)
+
+// Test helpers shared by every package (services/testkit).
+var (
+	freePort = testkit.FreePort
+	shortDir = testkit.ShortTempDir
 )
 
 func TestMain(m *testing.M) {
@@ -60,29 +65,6 @@ func testLogger(t testing.TB) *slog.Logger {
 type tWriter struct{ t testing.TB }
 
 func (w tWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// shortDir is a temporary directory with a short path: unix socket paths
-// are limited to 108 bytes and t.TempDir embeds the test name.
-func shortDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "rt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
 
 // node is one running router of a test mesh.
 type node struct {

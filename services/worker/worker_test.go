@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -26,6 +25,12 @@ import (
 	"github.com/receptor-mesh/receptor/services/router"
 	"github.com/receptor-mesh/receptor/services/testkit"
 	"github.com/receptor-mesh/receptor/services/work/command"
+)
+
+// Test helpers shared by every package (services/testkit).
+var (
+	freePort = testkit.FreePort
+	shortDir = testkit.ShortTempDir
 )
 
 func TestMain(m *testing.M) {
@@ -63,26 +68,6 @@ func (l *logBuffer) String() string {
 func newLog(t testing.TB) (*slog.Logger, *logBuffer) {
 	lb := &logBuffer{t: t}
 	return slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})), lb
-}
-
-func shortDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "wk")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func parse(t testing.TB, args ...string) *config.Config {

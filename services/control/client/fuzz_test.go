@@ -117,11 +117,7 @@ func FuzzClientReplies(f *testing.F) {
 		if len(server) > maxFuzzReply {
 			return
 		}
-		conn := &replayConn{r: bytes.NewReader(server)}
-		if op&8 != 0 {
-			conn.r = iotest.OneByteReader(conn.r)
-		}
-		sc := splitScript(server)
+		conn, sc := replayServer(server, op)
 		ctx := context.Background()
 
 		cc, err := NewConn(ctx, conn)
@@ -279,11 +275,7 @@ func FuzzPeerReplies(f *testing.F) {
 		if len(server) > maxFuzzReply {
 			return
 		}
-		conn := &replayConn{r: bytes.NewReader(server)}
-		if op&8 != 0 {
-			conn.r = iotest.OneByteReader(conn.r)
-		}
-		sc := splitScript(server)
+		conn, sc := replayServer(server, op)
 		ctx := context.Background()
 		c, err := Greet(ctx, conn, "nodeb")
 		if want := len(sc.lines) > 0 && strings.Contains(sc.lines[0], "nodeb"); (err == nil) != want {
@@ -349,4 +341,15 @@ func FuzzPeerReplies(f *testing.F) {
 			}
 		}
 	})
+}
+
+// replayServer is a connection that plays server's bytes (one at a time
+// when op has bit 8 set, to exercise partial reads) and the script of
+// those bytes' lines.
+func replayServer(server []byte, op uint8) (*replayConn, script) {
+	conn := &replayConn{r: bytes.NewReader(server)}
+	if op&8 != 0 {
+		conn.r = iotest.OneByteReader(conn.r)
+	}
+	return conn, splitScript(server)
 }

@@ -11,20 +11,16 @@ import (
 	"github.com/receptor-mesh/receptor/services/internal/safedir"
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
+
+	"github.com/receptor-mesh/receptor/services/testkit"
+)
+
+// Test helpers shared by every package (services/testkit).
+var (
+	shortDir = testkit.ShortTempDir
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// shortDir keeps socket paths under the 108-byte sun_path limit.
-func shortDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "us")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	return dir
-}
 
 func TestListen(t *testing.T) {
 	tests := []struct {
