@@ -41,6 +41,10 @@ func firstSessionIntact(t *testing.T, first *tcpRelay, ours *ourNode, up *procNo
 	if n := first.Accepted(); n != 1 || hasReject(first, nil) {
 		t.Fatalf("first session disturbed: %d connections through its relay, Reject %v", n, hasReject(first, nil))
 	}
+	// A listed connection is not yet a route: each side routes once it
+	// holds the other's routing update.
+	ours.waitRoute(up.ID, up.ID)
+	up.waitRoute(ours.NodeID(), ours.NodeID())
 	ourPing(t, ours, up.ID)
 	upPing(t, up, ours.NodeID())
 	n := 0
