@@ -147,7 +147,7 @@ func textClass(text string) int {
 		return false
 	}
 	switch {
-	case has("permission denied", "could not verify signature", "token not valid", "token audience did not match",
+	case has("permission denied", "authentication required", "could not verify signature", "token not valid", "token audience did not match",
 		"signature is empty", "blocked by firewall", "certificate", "tls: "):
 		return ExitRefused
 	case has("unknown work unit", "unknown work type", "unknown TLS config", "unknown connection", "service unknown"):

@@ -106,7 +106,7 @@ func (a *app) printError(err error, code int) {
 	msg := errorText(err)
 	switch a.output {
 	case "json", "yaml":
-		_ = a.writeValue(a.stdio.Err, map[string]any{"error": msg, "class": className(code), "exit_code": code}, false)
+		_ = a.writeValue(a.stdio.Err, map[string]any{"error": msg, "class": className(code), "exit_code": code}, a.output == "json")
 	default:
 		fmt.Fprintf(a.stdio.Err, "ERROR: %s\n", msg)
 	}
@@ -233,19 +233,21 @@ func (a *app) backend(ctx context.Context) (backend, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	var be backend
 	switch {
 	case a.grpcAddr != "" && a.socket != "":
 		return nil, "", usageError(errors.New("give --socket or --grpc, not both"))
 	case a.grpcAddr != "":
-		a.be, err = newGRPCBackend(a.grpcAddr, tlsConf)
+		be, err = newGRPCBackend(a.grpcAddr, tlsConf)
 	case a.socket != "":
-		a.be, err = newSocketBackend(expandHome(a.socket), tlsConf)
+		be, err = newSocketBackend(expandHome(a.socket), tlsConf)
 	default:
 		return nil, "", usageError(errors.New("Missing option '--socket' (or --grpc).")) //nolint:staticcheck // receptorctl's text
 	}
 	if err != nil {
 		return nil, "", err
 	}
+	a.be = be
 	version, err := a.be.NodeVersion(ctx)
 	if err != nil {
 		return nil, "", err

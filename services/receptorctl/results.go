@@ -75,6 +75,10 @@ func (a *app) results(ctx context.Context, be backend, unitID string, rf *result
 	for {
 		n, streamErr := a.streamResults(ctx, be, unitID, offset, bar)
 		offset += n
+		if err := ctx.Err(); err != nil {
+			bar.done()
+			return err
+		}
 		if n > 0 {
 			deadline = time.Time{}
 			retry.Reset()
@@ -147,6 +151,9 @@ func (a *app) streamResults(ctx context.Context, be backend, unitID string, offs
 		return 0, err
 	}
 	defer r.Close()
+	// The stream's reads do not watch ctx: closing the stream ends them.
+	stop := context.AfterFunc(ctx, func() { _ = r.Close() })
+	defer stop()
 	buf := make([]byte, 64<<10)
 	var n int64
 	for {
