@@ -14,7 +14,7 @@ BENCHTIME ?= 1x
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 IMAGE    ?= localhost/receptor:latest
-BINARIES := receptor receptor-router receptor-worker receptor-runner
+BINARIES := receptor receptor-router receptor-worker receptor-runner receptor-probe
 # Where `make integration` has integration/interop write how many of its
 # tests were skipped and why (printed after the run).
 INTEROP_SUMMARY := $(BIN)/.interop-summary

@@ -25,7 +25,7 @@ fi
 
 # The image has no C library: a dynamically linked binary would not start.
 # Go writes the dynamic loader's path into binaries built with cgo.
-for b in receptor receptor-runner receptor-router receptor-worker; do
+for b in receptor receptor-runner receptor-router receptor-worker receptor-probe; do
   if [[ -f "$bin/$b" ]] && LC_ALL=C grep -q -a -E '/lib(64)?/ld-(linux|musl)' "$bin/$b"; then
     echo "image.sh: $bin/$b is dynamically linked; rebuild it with 'make build' (CGO_ENABLED=0)" >&2
     exit 1

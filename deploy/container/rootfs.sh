@@ -16,7 +16,7 @@ bin=${1:?usage: rootfs.sh BIN OUT}
 out=${2:?usage: rootfs.sh BIN OUT}
 here=$(cd "$(dirname "$0")" && pwd)
 
-for b in receptor receptor-runner receptor-router receptor-worker; do
+for b in receptor receptor-runner receptor-router receptor-worker receptor-probe; do
   if [ ! -x "$bin/$b" ]; then
     echo "rootfs.sh: $bin/$b is missing (run make build)" >&2
     exit 1
@@ -34,8 +34,9 @@ chmod 0750 "$out/empty"
 
 # receptor is the entrypoint; receptor-runner must sit beside it (the work
 # agent starts it to run command units); receptor-router and
-# receptor-worker run the split deployment from the same image.
-for b in receptor receptor-runner receptor-router receptor-worker; do
+# receptor-worker run the split deployment from the same image;
+# receptor-probe checks their gRPC health (Kubernetes exec probes).
+for b in receptor receptor-runner receptor-router receptor-worker receptor-probe; do
   cp "$bin/$b" "$out/rootfs/usr/bin/$b"
   chmod 0755 "$out/rootfs/usr/bin/$b"
 done

@@ -94,6 +94,7 @@ func TestImage(t *testing.T) {
 			testkit.Entity("node", "id", "image-node", "datadir", "/var/lib/receptor")+
 			testkit.Entity("control-service", "service", "control", "filename", "/run/receptor/receptor.sock")+
 			testkit.Entity("tcp-listener", "port", "7323")+
+			testkit.Entity("grpc-server", "filename", "/run/receptor/grpc.sock")+
 			// The image has no shell: the one command at hand is receptor.
 			testkit.Entity("work-command", "worktype", "version", "command", "receptor", "params", "--version"))
 		name := "receptor-mounted"
@@ -146,6 +147,13 @@ func TestImage(t *testing.T) {
 		got := runVersionUnit(t, sock)
 		if strings.TrimSpace(got) != strings.TrimSpace(string(want)) {
 			t.Errorf("unit results %q, want %q", got, want)
+		}
+		// The Kubernetes manifests' exec probe, run in the container.
+		if out, err := p.run("exec", name, "receptor-probe", "unix:///run/receptor/grpc.sock"); err != nil {
+			t.Errorf("receptor-probe in the container: %v\n%s", err, out)
+		}
+		if out, err := p.run("exec", name, "receptor-probe", "unix:///run/receptor/none.sock"); err == nil {
+			t.Errorf("receptor-probe of a missing socket succeeded: %s", out)
 		}
 		stopContainer(t, p, name)
 	})
