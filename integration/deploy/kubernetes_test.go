@@ -117,6 +117,11 @@ func TestKubernetesManifests(t *testing.T) {
 	if p := str(get(ann, "prometheus.io/port")); !strings.HasSuffix(listen, ":"+p) || ports["http"] != p {
 		t.Errorf("prometheus.io/port %q: http-gateway listens on %q, container port http %q", p, listen, ports["http"])
 	}
+	// Off loopback the gateway refuses to start without TLS (validate does
+	// not see that: it is checked when the listener opens).
+	if param(t, routerConf, "http-gateway", "tls") == "" || str(get(ann, "prometheus.io/scheme")) != "https" {
+		t.Errorf("http-gateway on %q needs tls (and prometheus.io/scheme https)", listen)
+	}
 	if p := str(get(ann, "prometheus.io/path")); p != "/metrics" {
 		t.Errorf("prometheus.io/path %q", p)
 	}
