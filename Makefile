@@ -1,6 +1,8 @@
 # Receptor (Go) — build, test, run.
 #   make run     a local node from the embedded default config (socket, gRPC, REST)
 #   make test    unit + integration tests with the race detector, plus short fuzz runs
+#   make install PREFIX=/usr/local DESTDIR=   the binaries into $(DESTDIR)$(PREFIX)/bin
+#   make image   the container image (deploy/container) from bin/, with podman or buildah
 SHELL    := /bin/bash
 GO       ?= go
 BIN      := $(CURDIR)/bin
@@ -9,14 +11,34 @@ LDFLAGS  := -X github.com/receptor-mesh/receptor/services/internal/buildinfo.Ver
 FUZZTIME ?= 3s
 FUZZTIME_LONG ?= 10m
 BENCHTIME ?= 1x
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+IMAGE    ?= localhost/receptor:latest
+BINARIES := receptor receptor-router receptor-worker receptor-runner receptor-probe receptorctl
+# Where `make integration` has integration/interop write how many of its
+# tests were skipped and why (printed after the run).
+INTEROP_SUMMARY := $(BIN)/.interop-summary
 
-.PHONY: all build test unit integration test-faults fuzz fuzz-long generate lint run bench clean
+.PHONY: all build install image test unit integration test-faults fuzz fuzz-long generate lint run bench clean
 
 all: build
 
+# Static binaries (CGO_ENABLED=0: no C library needed): they run on any
+# Linux and in the FROM-scratch image (make image).
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+
+# receptor-runner must stay beside receptor and receptor-worker: the work
+# agent starts it to run command units.
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(addprefix $(BIN)/,$(BINARIES)) $(DESTDIR)$(PREFIX)/bin/
+
+# The image of deploy/container/Containerfile, assembled FROM scratch from
+# the binaries in bin/ (scripts/image.sh; podman or buildah).
+image: build
+	BIN=$(BIN) IMAGE=$(IMAGE) VERSION=$(VERSION) ./scripts/image.sh
 
 # The integration tests run the binaries built here (RECEPTOR_BIN_DIR).
 test: build unit integration fuzz
@@ -25,7 +47,10 @@ unit:
 	$(GO) test -race -count=1 -timeout 10m $$($(GO) list ./... | grep -v /integration)
 
 integration: build
-	RECEPTOR_BIN_DIR=$(BIN) $(GO) test -race -count=1 -timeout 10m ./integration/...
+	@rm -f $(INTEROP_SUMMARY)
+	RECEPTOR_BIN_DIR=$(BIN) RECEPTOR_INTEROP_SUMMARY=$(INTEROP_SUMMARY) \
+	  $(GO) test -race -count=1 -timeout 10m ./integration/...; \
+	  rc=$$?; cat $(INTEROP_SUMMARY) 2>/dev/null; exit $$rc
 
 # The whole fault campaign (docs/reliability.md): the kill/restart matrix
 # and 1,000 units / 1,000 streams; about 3 minutes on 2 cores. `make test`
