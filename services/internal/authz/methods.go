@@ -21,6 +21,8 @@ var methodActions = map[string]Action{
 	controlv1.ControlService_GetWorkResults_FullMethodName: ActionWorkRead,
 	controlv1.ControlService_CancelWork_FullMethodName:     ActionWorkCancel,
 	controlv1.ControlService_ReleaseWork_FullMethodName:    ActionWorkRelease,
+	controlv1.ControlService_WatchMesh_FullMethodName:      ActionWatchMesh,
+	controlv1.ControlService_WatchWork_FullMethodName:      ActionWorkRead,
 
 	meshv1.MeshService_GetStatus_FullMethodName:       ActionStatus,
 	meshv1.MeshService_GetVersion_FullMethodName:      ActionStatus,
