@@ -53,8 +53,14 @@ func TestSubscribeSnapshotThenChanges(t *testing.T) {
 	nextEvent(t, sub, EventNodeAppeared, func(e Event) bool { return e.Node == "d" })
 	m.add("e")
 	m.link("a", "e", 1)
-	m.link("e", "c", 1)
+	m.link("e", "c", 2) // dearer than via b until b goes
 	nextEvent(t, sub, EventLinkUp, func(e Event) bool { return e.Peer == "e" })
+	testkit.Eventually(t, 10*time.Second, "a knows e's link to c", func() error {
+		if _, ok := a.Status().KnownConnectionCosts["e"]["c"]; !ok {
+			return errors.New("not yet")
+		}
+		return nil
+	})
 	m.kill("b")
 	nextEvent(t, sub, EventLinkDown, func(e Event) bool { return e.Peer == "b" })
 	nextEvent(t, sub, EventRouteChanged, func(e Event) bool { return e.Node == "c" && e.NextHop == "e" && e.OldNextHop == "b" })
