@@ -54,6 +54,8 @@ const (
 	ActionConnect                       // connect: a raw stream to any mesh service
 	ActionSignWork                      // have this node sign a submission
 	ActionMeshSocket                    // MeshService dial, listen, datagram sockets, adverts
+	ActionMetrics                       // read the Prometheus metrics (/metrics)
+	ActionWatchMesh                     // follow the mesh's events (WatchMesh)
 	actionEnd
 )
 
@@ -72,6 +74,8 @@ var actions = [...]struct {
 	ActionConnect:     {"connect", RoleAdmin},
 	ActionSignWork:    {"signwork", RoleAdmin},
 	ActionMeshSocket:  {"mesh socket", RoleAdmin},
+	ActionMetrics:     {"metrics", RoleReader},
+	ActionWatchMesh:   {"watch mesh", RoleReader},
 }
 
 func (a Action) valid() bool { return a > 0 && a < actionEnd }
