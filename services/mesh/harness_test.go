@@ -187,10 +187,10 @@ func (p *rawPeer) send(msg []byte) {
 }
 
 // isLinkProbe reports whether m is a node's RTT probe of its link
-// (probe.go): a ping sent with HopsToLive 1.
+// (probe.go).
 func isLinkProbe(m []byte) bool {
 	h, _, err := wire.DecodeData(m)
-	return err == nil && h.ToService == "ping" && h.HopsToLive == 1
+	return err == nil && IsLinkProbe(h)
 }
 
 // next returns the next message of type t, skipping others and RTT

@@ -16,6 +16,14 @@ import (
 // the measurement. One probe per session is outstanding at a time; a
 // probe unanswered within the interval is simply replaced.
 
+// IsLinkProbe reports whether a data message header is a node's RTT probe
+// of a link: a ping sent with HopsToLive 1, which no node forwards. Tools
+// that watch a session's traffic (tests, captures) use it to tell probes
+// from the traffic they look for.
+func IsLinkProbe(h wire.DataHeader) bool {
+	return h.ToService == servicePing && h.HopsToLive == 1
+}
+
 // probeLocked sends an RTT probe on s if it is established and confirmed.
 func (n *Node) probeLocked(s *session, now time.Time) {
 	if !s.established || !s.confirmed() {
