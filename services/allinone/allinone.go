@@ -25,17 +25,17 @@ func Check(cfg *config.Config, log *slog.Logger) error {
 	if err := router.Check(cfg, log); err != nil {
 		return err
 	}
-	return worker.Check(cfg, log)
+	return worker.CheckAgent(cfg, log)
 }
 
 // Run runs router and work agent until ctx is cancelled.
-func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reload func() (*config.Config, error)) error {
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reload *config.Reloader) error {
 	if log == nil {
 		log = slog.Default()
 	}
 	if !cfg.HasBackends() {
 		log.Warn("Nothing to do - no backends are running.")
-		return errors.New("no backends configured: add a listener, a peer or local-only (see --help)")
+		return router.ErrNoBackends
 	}
 	policy, err := accessconf.Policy(cfg, log)
 	if err != nil {

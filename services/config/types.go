@@ -391,4 +391,7 @@ type Config struct {
 	Order []EntityRef
 	// Sources lists the configuration files loaded, in order.
 	Sources []string
+	// V2 is set by the --config-v2 switch: the files are upstream's v2 form
+	// and, as upstream, watched for changes (the process reloads on a change).
+	V2 bool
 }

@@ -57,7 +57,7 @@ func startReloadNode(t *testing.T, id, extra string) *reloadNode {
 	}
 	r, err := New(cfg, Options{
 		Logger: testLogger(t),
-		Reload: func() (*config.Config, error) { return config.LoadFile(path, nil) },
+		Reload: &config.Reloader{Load: func() (*config.Config, error) { return config.ParseArgs([]string{"-c", path}, nil) }},
 	})
 	if err != nil {
 		t.Fatal(err)

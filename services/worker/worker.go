@@ -88,8 +88,19 @@ func orDefault(log *slog.Logger) *slog.Logger {
 	return log
 }
 
-// Check validates the work side of cfg without starting anything.
+// Check validates cfg for receptor-worker without starting anything: what
+// RunFromConfig needs (router and grpc-server entities), then the work side
+// (CheckAgent).
 func Check(cfg *config.Config, log *slog.Logger) error {
+	if err := checkProcess(cfg); err != nil {
+		return err
+	}
+	return CheckAgent(cfg, log)
+}
+
+// CheckAgent validates the work side of cfg (work types, signing keys)
+// without starting anything; the all-in-one binary checks only this.
+func CheckAgent(cfg *config.Config, log *slog.Logger) error {
 	log = orDefault(log)
 	if _, err := workTypes(cfg, log); err != nil {
 		return err
