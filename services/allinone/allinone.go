@@ -52,6 +52,13 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reload *conf
 	if err != nil {
 		return err
 	}
+	// Until r.Run owns the node, a failure here must stop it.
+	running := false
+	defer func() {
+		if !running {
+			r.Node().Close()
+		}
+	}()
 	meshConn, err := r.InProcessConn()
 	if err != nil {
 		return err
@@ -73,6 +80,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reload *conf
 	// stop would otherwise wait for them until its timeout. The router
 	// therefore runs under a context of its own, cancelled once the agent
 	// is closed (or when the router itself fails).
+	running = true
 	g, gctx := errgroup.WithContext(ctx)
 	routerCtx, stopRouter := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRouter()

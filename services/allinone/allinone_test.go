@@ -156,7 +156,9 @@ func TestRunErrors(t *testing.T) {
 		want string
 	}{
 		{"no backends", []string{"--node", "id=x", "datadir=" + dir}, "no backends configured"},
-		{"ip-router", []string{"--node", "id=x", "datadir=" + dir, "--local-only", "--ip-router", "networkname=n", "localnet=10.0.0.0/30"}, "ip-router"},
+		{"ip-router", []string{"--node", "id=x", "datadir=" + dir, "--local-only", "--ip-router", "networkname=n", "localnet=10.0.0.0/30"}, "ip-router: not implemented by this build"},
+		{"work-python", []string{"--node", "id=x", "datadir=" + dir, "--local-only", "--work-python", "worktype=p", "plugin=x", "function=f"},
+			"work-python p: [DEPRECATION WARNING] 'work-python' option is not currently being used"},
 		{"busy socket", []string{"--node", "id=x", "datadir=" + dir, "--local-only",
 			"--control-service", "filename=" + filepath.Join(dir, "busy.sock"),
 			"--control-service", "service=c2", "filename=" + filepath.Join(dir, "busy.sock")}, "control-service"},

@@ -123,10 +123,7 @@ func checkBackends(cfg *config.Config) error {
 // rather than starting without them.
 func checkUnsupported(cfg *config.Config) error {
 	if len(cfg.IPRouters) > 0 {
-		return errors.New("ip-router: not supported by this build (it needs a tun device); remove the entity")
-	}
-	if len(cfg.CommandServices) > 0 {
-		return errors.New("command-service: not supported by this build (upstream offers it only in its separate command-service program); remove the entity")
+		return errors.New("ip-router: not implemented by this build (upstream routes IP over the mesh through a tun device; we do not); remove the entity")
 	}
 	return nil
 }

@@ -48,7 +48,9 @@ func workTypes(cfg *config.Config, log *slog.Logger) ([]work.WorkType, error) {
 		log.Warn("work-kubernetes is not supported by this build; the work type is not registered", "worktype", wk.WorkType)
 	}
 	for _, wp := range cfg.WorkPython {
-		log.Warn("work-python is deprecated and not supported by this build; the work type is not registered", "worktype", wp.WorkType)
+		// Upstream fails at start-up too: its work-python always ends with
+		// this deprecation error.
+		return nil, fmt.Errorf("work-python %s: [DEPRECATION WARNING] 'work-python' option is not currently being used. This feature will be removed from receptor in a future release", wp.WorkType)
 	}
 	return types, nil
 }
