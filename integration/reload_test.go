@@ -97,7 +97,9 @@ func TestReloadEverySource(t *testing.T) {
 			writeFile(second, listeners("one", "two"))
 			return nodeYAML(n, nil, entity("work-command", "worktype", "echo", "command", "echo"))
 		},
-		Args: func(n *Node) []string { return []string{"-c", second, "--tcp-peer", "address=" + b.Addr("mesh"), "redial=true"} },
+		Args: func(n *Node) []string {
+			return []string{"-c", second, "--tcp-peer", "address=" + b.Addr("mesh"), "redial=true"}
+		},
 	})
 	a.WaitRoutes(map[string]string{"b": "b"})
 	waitAccepts(t, a.Addr("one"), true)
