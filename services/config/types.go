@@ -183,7 +183,8 @@ type IPRouter struct {
 	Routes      string `cfg:"routes" help:"Comma-separated CIDR subnets to advertise"`
 }
 
-// CommandService is upstream's `command-service` entity (not described in docs/protocol.md).
+// CommandService is the `command-service` entity: a command run on a
+// pseudo-terminal for each connection to a mesh service (docs/protocol.md §11.1).
 type CommandService struct {
 	Service string `cfg:"service,required,svc" help:"Mesh service to listen on"`
 	Command string `cfg:"command,required" help:"Command to run for each connection"`
