@@ -401,3 +401,21 @@ func TestCommandServiceBinary(t *testing.T) {
 		t.Errorf("command output = %q", got)
 	}
 }
+
+// TestConfigV2Watch starts the all-in-one binary as upstream's v2 mode is
+// started (--config-v2 --config FILE) and edits the file: the listener
+// change is applied without a reload command, as upstream watches it.
+func TestConfigV2Watch(t *testing.T) {
+	a := NewNode(t, "a")
+	v2 := func(n *Node, port string) string {
+		return fmt.Sprintf("node:\n  id: %s\n  datadir: %s\nlog-level:\n  level: debug\ncontrol-services:\n  - service: control\n    filename: %s\ntcp-listeners:\n  - port: %d\n    bindaddr: 127.0.0.1\n",
+			n.ID, filepath.Join(n.Dir, "data"), n.Socket, n.Port(port))
+	}
+	a.Start(Spec{Bin: "receptor", Config: func(n *Node) string { return v2(n, "one") }, Args: func(*Node) []string { return []string{"--config-v2"} }})
+	waitAccepts(t, a.Addr("one"), true)
+	if err := os.WriteFile(a.ConfigPath(), []byte(v2(a, "two")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitAccepts(t, a.Addr("two"), true)
+	waitAccepts(t, a.Addr("one"), false)
+}
