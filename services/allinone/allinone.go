@@ -26,17 +26,17 @@ func Check(cfg *config.Config, log *slog.Logger) error {
 	if err := router.Check(cfg, log); err != nil {
 		return err
 	}
-	return worker.Check(cfg, log)
+	return worker.CheckAgent(cfg, log)
 }
 
 // Run runs router and work agent until ctx is cancelled.
-func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reload func() (*config.Config, error)) error {
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reload *config.Reloader) error {
 	if log == nil {
 		log = slog.Default()
 	}
 	if !cfg.HasBackends() {
 		log.Warn("Nothing to do - no backends are running.")
-		return errors.New("no backends configured: add a listener, a peer or local-only (see --help)")
+		return router.ErrNoBackends
 	}
 	policy, err := accessconf.Policy(cfg, log)
 	if err != nil {
@@ -55,6 +55,13 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reload func(
 	if err != nil {
 		return err
 	}
+	// Until r.Run owns the node, a failure here must stop it.
+	running := false
+	defer func() {
+		if !running {
+			r.Node().Close()
+		}
+	}()
 	meshConn, err := r.InProcessConn()
 	if err != nil {
 		return err
@@ -79,6 +86,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reload func(
 	// stop would otherwise wait for them until its timeout. The router
 	// therefore runs under a context of its own, cancelled once the agent
 	// is closed (or when the router itself fails).
+	running = true
 	g, gctx := errgroup.WithContext(ctx)
 	routerCtx, stopRouter := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRouter()

@@ -195,7 +195,8 @@ type IPRouter struct {
 	Routes      string `cfg:"routes" help:"Comma-separated CIDR subnets to advertise"`
 }
 
-// CommandService is upstream's `command-service` entity (not described in docs/protocol.md).
+// CommandService is the `command-service` entity: a command run on a
+// pseudo-terminal for each connection to a mesh service (docs/protocol.md §11.1).
 type CommandService struct {
 	Service string `cfg:"service,required,svc" help:"Mesh service to listen on"`
 	Command string `cfg:"command,required" help:"Command to run for each connection"`
@@ -405,4 +406,7 @@ type Config struct {
 	Order []EntityRef
 	// Sources lists the configuration files loaded, in order.
 	Sources []string
+	// V2 is set by the --config-v2 switch: the files are upstream's v2 form
+	// and, as upstream, watched for changes (the process reloads on a change).
+	V2 bool
 }

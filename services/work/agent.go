@@ -462,6 +462,10 @@ const (
 type SubmitResult struct {
 	Result string `json:"result"`
 	UnitID string `json:"unitid"`
+	// Reason says why a start was deferred (Result is ResultSubmitted):
+	// the gRPC and REST replies carry it; the control protocol's reply is
+	// upstream's and has no place for it.
+	Reason string `json:"-"`
 }
 
 // Submit creates a unit, stores stdin as its payload, and starts it.

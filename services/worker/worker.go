@@ -49,7 +49,9 @@ func workTypes(cfg *config.Config, log *slog.Logger) ([]work.WorkType, error) {
 		log.Warn("work-kubernetes is not supported by this build; the work type is not registered", "worktype", wk.WorkType)
 	}
 	for _, wp := range cfg.WorkPython {
-		log.Warn("work-python is deprecated and not supported by this build; the work type is not registered", "worktype", wp.WorkType)
+		// Upstream fails at start-up too: its work-python always ends with
+		// this deprecation error.
+		return nil, fmt.Errorf("work-python %s: [DEPRECATION WARNING] 'work-python' option is not currently being used. This feature will be removed from receptor in a future release", wp.WorkType)
 	}
 	return types, nil
 }
@@ -89,8 +91,19 @@ func orDefault(log *slog.Logger) *slog.Logger {
 	return log
 }
 
-// Check validates the work side of cfg without starting anything.
+// Check validates cfg for receptor-worker without starting anything: what
+// RunFromConfig needs (router and grpc-server entities), then the work side
+// (CheckAgent).
 func Check(cfg *config.Config, log *slog.Logger) error {
+	if err := checkProcess(cfg); err != nil {
+		return err
+	}
+	return CheckAgent(cfg, log)
+}
+
+// CheckAgent validates the work side of cfg (work types, signing keys)
+// without starting anything; the all-in-one binary checks only this.
+func CheckAgent(cfg *config.Config, log *slog.Logger) error {
 	log = orDefault(log)
 	if _, err := workTypes(cfg, log); err != nil {
 		return err

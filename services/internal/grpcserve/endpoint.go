@@ -33,7 +33,7 @@ func StartEndpoint(ctx context.Context, g *errgroup.Group, ep Endpoint, log *slo
 	if ep.Filename == "" && ep.TCPListen == "" {
 		return fmt.Errorf("grpc-server: no listeners specified (set filename or tcplisten)")
 	}
-	if ep.TCPListen != "" && ep.TLS != nil && ep.TLS.ClientCAs == nil && ep.TLS.GetConfigForClient == nil {
+	if ep.TCPListen != "" && ep.TLS != nil && ep.TLS.ClientCAs == nil {
 		return fmt.Errorf("grpc-server tcplisten %q: the tls-server config has no clientcas; the API identifies TCP callers by client certificates issued by those CAs (set clientcas)", ep.TCPListen)
 	}
 	if ep.Filename != "" {

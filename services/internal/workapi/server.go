@@ -210,7 +210,7 @@ func (s *Server) Submit(stream grpc.BidiStreamingServer[workv1.SubmitRequest, wo
 		return err
 	}
 	return stream.Send(&workv1.SubmitResponse{Msg: &workv1.SubmitResponse_Result{Result: &workv1.SubmitResult{
-		UnitId: res.UnitID, Started: res.Result == work.ResultStarted, Status: st,
+		UnitId: res.UnitID, Started: res.Result == work.ResultStarted, Status: st, DeferredReason: res.Reason,
 	}}})
 }
 

@@ -517,9 +517,13 @@ type SubmitResult struct {
 	// background ("Job Submitted").
 	Started bool `protobuf:"varint,2,opt,name=started,proto3" json:"started,omitempty"`
 	// The unit's status after the start attempt.
-	Status        *UnitStatus `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Status *UnitStatus `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	// Why the start was deferred (started is false), e.g. that the node is
+	// unknown or unreachable now; empty when started. As upstream, such a unit
+	// is kept Pending and its start retried, so the call itself succeeds.
+	DeferredReason string `protobuf:"bytes,4,opt,name=deferred_reason,json=deferredReason,proto3" json:"deferred_reason,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SubmitResult) Reset() {
@@ -573,6 +577,13 @@ func (x *SubmitResult) GetStatus() *UnitStatus {
 	return nil
 }
 
+func (x *SubmitResult) GetDeferredReason() string {
+	if x != nil {
+		return x.DeferredReason
+	}
+	return ""
+}
+
 var File_receptor_work_v1_unit_proto protoreflect.FileDescriptor
 
 const file_receptor_work_v1_unit_proto_rawDesc = "" +
@@ -608,11 +619,12 @@ const file_receptor_work_v1_unit_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"&\n" +
 	"\vUnitCreated\x12\x17\n" +
-	"\aunit_id\x18\x01 \x01(\tR\x06unitId\"w\n" +
+	"\aunit_id\x18\x01 \x01(\tR\x06unitId\"\xa0\x01\n" +
 	"\fSubmitResult\x12\x17\n" +
 	"\aunit_id\x18\x01 \x01(\tR\x06unitId\x12\x18\n" +
 	"\astarted\x18\x02 \x01(\bR\astarted\x124\n" +
-	"\x06status\x18\x03 \x01(\v2\x1c.receptor.work.v1.UnitStatusR\x06status*\xa1\x01\n" +
+	"\x06status\x18\x03 \x01(\v2\x1c.receptor.work.v1.UnitStatusR\x06status\x12'\n" +
+	"\x0fdeferred_reason\x18\x04 \x01(\tR\x0edeferredReason*\xa1\x01\n" +
 	"\tUnitState\x12\x1a\n" +
 	"\x16UNIT_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12UNIT_STATE_PENDING\x10\x01\x12\x16\n" +
