@@ -54,6 +54,7 @@ const (
 	ActionConnect                       // connect: a raw stream to any mesh service
 	ActionSignWork                      // have this node sign a submission
 	ActionMeshSocket                    // MeshService dial, listen, datagram sockets, adverts
+	ActionWebView                       // the web view's files (public code, no node data)
 	actionEnd
 )
 
@@ -72,6 +73,11 @@ var actions = [...]struct {
 	ActionConnect:     {"connect", RoleAdmin},
 	ActionSignWork:    {"signwork", RoleAdmin},
 	ActionMeshSocket:  {"mesh socket", RoleAdmin},
+	// The files of the web view (GET /ui/...) are the same public code for
+	// everyone and carry no node data: a caller without credentials must
+	// get the page to be asked for them. What the page shows comes through
+	// the API routes, each authorized under its own action.
+	ActionWebView: {"web view", RoleNone},
 }
 
 func (a Action) valid() bool { return a > 0 && a < actionEnd }
