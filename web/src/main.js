@@ -143,6 +143,8 @@ async function watchWork(signal) {
 
 // ---- drawing ----
 
+// [ms since page load, nodes, links] of the first draws, for measurements.
+const draws = [];
 let redrawQueued = false;
 function redraw() {
   if (redrawQueued) return;
@@ -156,6 +158,7 @@ function redraw() {
     $('mesh-count').textContent = `(${reach} reachable${v.nodes.length > reach ? `, ${v.nodes.length - reach} unreachable` : ''})`;
     $('gone-count').textContent = v.hidden ? `(${v.hidden} hidden)` : '';
     document.body.dataset.nodes = String(v.nodes.length);
+    if (draws.length < 1000) draws.push([performance.now(), v.nodes.length, v.links.length]);
     document.body.dataset.links = String(v.links.length);
     if (selected) details(selected);
   });
@@ -301,4 +304,4 @@ function init() {
 init();
 
 // For tests and the curious: the figures the page measured.
-window.receptorView = { mesh, work, HIDE_AFTER_MS, age };
+window.receptorView = { mesh, work, draws, HIDE_AFTER_MS, age };
