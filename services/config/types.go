@@ -24,6 +24,18 @@ type LogLevel struct {
 	Level string `cfg:"level,bare" default:"error" help:"Log level: error, warning, info or debug"`
 }
 
+// LogFormat is the `log-format` entity.
+type LogFormat struct {
+	Format string `cfg:"format,bare" default:"text" help:"Log line format: text (upstream-style lines) or json (one JSON object per line)"`
+}
+
+// Metrics is the `metrics` entity: a listener serving Prometheus metrics
+// at /metrics (the http-gateway serves them too).
+type Metrics struct {
+	TCPListen string `cfg:"tcplisten,required" help:"TCP port or host:port; without tls only a loopback address"`
+	TLS       string `cfg:"tls" ref:"tls-server" help:"Name of a tls-server config (HTTPS; with clientcas, client certificates name callers as cert:NAME)"`
+}
+
 // Trace is the `trace` entity (accepted, no effect upstream).
 type Trace struct{}
 
@@ -342,6 +354,7 @@ type EntityRef struct {
 type Config struct {
 	Node      Node
 	LogLevel  string // error, warning, info or debug; "info" when log-level is absent
+	LogFormat string // text or json; "" means text
 	Trace     bool
 	LocalOnly bool
 
@@ -374,6 +387,7 @@ type Config struct {
 
 	GRPCServers []GRPCServer
 	HTTPGateway *HTTPGateway
+	Metrics     *Metrics
 	Access      []Access
 	WorkAgent   *WorkAgent
 	Router      *RouterEndpoint

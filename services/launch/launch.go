@@ -106,7 +106,11 @@ func (p Program) Main(ctx context.Context, env Env) int {
 		fmt.Fprintf(env.Stdout, "Error: %v\n", err)
 		return 1
 	}
-	log := logging.New(env.Stdout, level)
+	log, err := logging.NewFormat(env.Stdout, level, cfg.LogFormat)
+	if err != nil {
+		fmt.Fprintf(env.Stdout, "Error: %v\n", err)
+		return 1
+	}
 
 	if p.Check != nil {
 		if err := p.Check(cfg, log); err != nil {

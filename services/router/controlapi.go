@@ -15,6 +15,7 @@ import (
 	"github.com/receptor-mesh/receptor/services/internal/coalesce"
 	"github.com/receptor-mesh/receptor/services/internal/grpcserve"
 	"github.com/receptor-mesh/receptor/services/internal/meshapi"
+	"github.com/receptor-mesh/receptor/services/mesh"
 )
 
 // maxCreateStdin bounds CreateWork's inline input (proto docs: 4 MiB).
@@ -26,6 +27,7 @@ const maxCreateStdin = grpcserve.MaxCreateStdin
 type controlAPI struct {
 	controlv1.UnimplementedControlServiceServer
 	mesh   *meshapi.Server
+	node   *mesh.Node
 	work   workv1.WorkServiceClient // nil: no work agent attached
 	reload func(ctx context.Context) error
 	policy *authz.Policy

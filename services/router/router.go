@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/receptor-mesh/receptor/services/internal/authz"
 	"github.com/receptor-mesh/receptor/services/internal/grpcserve"
 	"github.com/receptor-mesh/receptor/services/internal/meshapi"
+	"github.com/receptor-mesh/receptor/services/internal/metrics"
 	"github.com/receptor-mesh/receptor/services/internal/tlsstore"
 	"github.com/receptor-mesh/receptor/services/mesh"
 	"github.com/receptor-mesh/receptor/services/mesh/firewall"
@@ -54,6 +56,11 @@ type Options struct {
 	// Policy authorizes every face; nil means New builds it from cfg's
 	// access entities (accessconf.Policy).
 	Policy *authz.Policy
+	// Metrics is the process's registry; nil means New makes one. The
+	// router registers the mesh node's, the QUIC streams' and the
+	// authorizer's collectors on it, and serves it at the http-gateway's
+	// /metrics and on a metrics entity's listener.
+	Metrics *metrics.Registry
 }
 
 // Router is a running node agent.
@@ -68,8 +75,9 @@ type Router struct {
 	opt  Options
 	// policy is the one authorizer of every face; quota holds each
 	// principal's unit count and stdin limit against it.
-	policy *authz.Policy
-	quota  *quota
+	policy  *authz.Policy
+	quota   *quota
+	metrics *metrics.Registry
 
 	reloadMu      sync.Mutex // one reload at a time: each stops and restarts all backends
 	backendMu     sync.Mutex
@@ -148,7 +156,17 @@ func New(cfg *config.Config, opts Options) (*Router, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Router{cfg: cfg, log: log, node: node, tls: store, work: opts.Work, opt: opts, policy: policy}
+	reg := opts.Metrics
+	if reg == nil {
+		reg = metrics.New()
+	}
+	for _, c := range []prometheus.Collector{node.Collector(), stream.Collector(), policy.Collector()} {
+		if err := reg.Register(c); err != nil {
+			node.Close()
+			return nil, fmt.Errorf("registering metrics: %w", err)
+		}
+	}
+	r := &Router{cfg: cfg, log: log, node: node, tls: store, work: opts.Work, opt: opts, policy: policy, metrics: reg}
 	r.quota = newQuota(policy, opts.Work)
 	r.ops = &ops{node: node, tls: store, work: opts.Work, reload: r.reload, quota: r.quota}
 	r.ctl = control.NewServer(r.ops, control.Options{Logger: log, Policy: policy})

@@ -20,6 +20,8 @@ var methodActions = map[string]Action{
 	"/receptor.control.v1.ControlService/GetWorkResults": ActionWorkRead,
 	"/receptor.control.v1.ControlService/CancelWork":     ActionWorkCancel,
 	"/receptor.control.v1.ControlService/ReleaseWork":    ActionWorkRelease,
+	"/receptor.control.v1.ControlService/WatchMesh":      ActionWatchMesh,
+	"/receptor.control.v1.ControlService/WatchWork":      ActionWorkRead,
 
 	"/receptor.mesh.v1.MeshService/GetStatus":       ActionStatus,
 	"/receptor.mesh.v1.MeshService/GetVersion":      ActionStatus,

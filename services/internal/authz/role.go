@@ -54,6 +54,8 @@ const (
 	ActionConnect                       // connect: a raw stream to any mesh service
 	ActionSignWork                      // have this node sign a submission
 	ActionMeshSocket                    // MeshService dial, listen, datagram sockets, adverts
+	ActionMetrics                       // read the Prometheus metrics (/metrics)
+	ActionWatchMesh                     // follow the mesh's events (WatchMesh)
 	ActionWebView                       // the web view's files (public code, no node data)
 	actionEnd
 )
@@ -73,6 +75,8 @@ var actions = [...]struct {
 	ActionConnect:     {"connect", RoleAdmin},
 	ActionSignWork:    {"signwork", RoleAdmin},
 	ActionMeshSocket:  {"mesh socket", RoleAdmin},
+	ActionMetrics:     {"metrics", RoleReader},
+	ActionWatchMesh:   {"watch mesh", RoleReader},
 	// The files of the web view (GET /ui/...) are the same public code for
 	// everyone and carry no node data: a caller without credentials must
 	// get the page to be asked for them. What the page shows comes through

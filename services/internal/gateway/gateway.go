@@ -54,6 +54,10 @@ type Options struct {
 	AllowedHosts []string
 	// AllowOrigins are browser origins allowed to call cross-site (CORS).
 	AllowOrigins []string
+	// Metrics, when set, is served at GET /metrics; it authorizes the
+	// caller itself (metrics.Handler) from the principal the guard put in
+	// the request's context.
+	Metrics http.Handler
 }
 
 // New returns the REST handler for ControlService over conn: the routes of
@@ -120,8 +124,15 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 	if err := mux.HandlePath(http.MethodGet, "/openapi.json", serveOpenAPI(mux, opts.Policy)); err != nil {
 		return nil, fmt.Errorf("registering /openapi.json: %w", err)
 	}
+	if opts.Metrics != nil {
+		if err := mux.HandlePath(http.MethodGet, "/metrics", func(w http.ResponseWriter, r *http.Request, _ map[string]string) {
+			opts.Metrics.ServeHTTP(w, r)
+		}); err != nil {
+			return nil, fmt.Errorf("registering /metrics: %w", err)
+		}
+	}
 	opts.Logger = logger
-	api := &bodyLimiter{mux: mux, limit: limit, logger: logger}
+	api := sse{&bodyLimiter{mux: mux, limit: limit, logger: logger}}
 	ui := newUIHandler(mux, opts.Policy)
 	return newGuard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
