@@ -15,6 +15,7 @@ import (
 	"github.com/receptor-mesh/receptor/services/config"
 	"github.com/receptor-mesh/receptor/services/internal/accessconf"
 	"github.com/receptor-mesh/receptor/services/internal/grpcserve"
+	"github.com/receptor-mesh/receptor/services/internal/metrics"
 	"github.com/receptor-mesh/receptor/services/meshclient"
 	"github.com/receptor-mesh/receptor/services/router"
 	"github.com/receptor-mesh/receptor/services/worker"
@@ -48,7 +49,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reload func(
 	}
 	defer workConn.Close()
 
-	r, err := router.New(cfg, router.Options{Logger: log, Reload: reload, Work: workv1.NewWorkServiceClient(workConn), Policy: policy})
+	// One registry for both halves; the router serves it.
+	reg := metrics.New()
+	r, err := router.New(cfg, router.Options{Logger: log, Reload: reload, Work: workv1.NewWorkServiceClient(workConn), Policy: policy, Metrics: reg})
 	if err != nil {
 		return err
 	}
@@ -62,10 +65,13 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reload func(
 		return err
 	}
 	defer agent.Close()
+	if err := reg.Register(agent.Collector()); err != nil {
+		return err
+	}
 
 	// Only the router reaches this server (in-process): its calls are the
 	// node's own (authz.Internal).
-	srv := grpcserve.New(grpcserve.Options{Logger: log, Policy: policy, Face: grpcserve.FaceInProcess})
+	srv := grpcserve.New(grpcserve.Options{Logger: log, Policy: policy, Face: grpcserve.FaceInProcess, Prometheus: reg.GRPC})
 	worker.Register(srv, agent, policy)
 	// Shutdown order: the work agent first, then the router. The agent's
 	// remote units hold MeshService streams (Dial, pooled control

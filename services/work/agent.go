@@ -75,6 +75,10 @@ type Agent struct {
 	dialing map[string]chan struct{} // per remote node, see maxDialsPerNode
 	pools   map[string]*statusPool   // per remote node and tls-client
 	closed  bool
+
+	watchMu  sync.Mutex
+	watchers map[*UnitWatch]struct{} // see WatchAll
+	counts   workCounters
 }
 
 // entry is the in-memory side of one unit.
@@ -86,6 +90,9 @@ type entry struct {
 	remote   *remoteUnit
 
 	op sync.Mutex // serializes cancel/release of this unit
+	// touch tells the agent's watches of all units that the unit changed
+	// (set at registration).
+	touch func()
 
 	mu      sync.Mutex
 	exec    Execution
@@ -112,7 +119,11 @@ func (e *entry) notify() {
 	e.mu.Lock()
 	close(e.changed)
 	e.changed = make(chan struct{})
+	touch := e.touch
 	e.mu.Unlock()
+	if touch != nil {
+		touch()
+	}
 }
 
 func (e *entry) changes() <-chan struct{} {
@@ -211,7 +222,7 @@ func New(opts Options) (*Agent, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &Agent{
 		opts: opts, log: opts.Logger, store: store, watch: w, types: types,
-		ctx: ctx, cancel: cancel, units: make(map[string]*entry),
+		ctx: ctx, cancel: cancel, units: make(map[string]*entry), watchers: map[*UnitWatch]struct{}{},
 	}
 	ids, err := store.IDs()
 	if err != nil {
@@ -295,6 +306,11 @@ func (a *Agent) register(e *entry) bool {
 		return false
 	}
 	a.units[e.id] = e
+	id := e.id
+	e.mu.Lock()
+	e.touch = func() { a.touched(id) }
+	e.mu.Unlock()
+	defer a.touched(id) // after a.mu is released: a watch sees the unit now
 	if err := a.watch.Add(string(e.dir), e.notify); err != nil {
 		a.log.Warn("watching unit directory; falling back to slow polling", "unit", e.id, "err", err)
 	}
@@ -449,7 +465,14 @@ type SubmitResult struct {
 }
 
 // Submit creates a unit, stores stdin as its payload, and starts it.
-func (a *Agent) Submit(ctx context.Context, req SubmitRequest, stdin io.Reader) (SubmitResult, error) {
+func (a *Agent) Submit(ctx context.Context, req SubmitRequest, stdin io.Reader) (res SubmitResult, err error) {
+	defer func() {
+		if res.UnitID != "" {
+			a.counts.submittedOK.Add(1)
+		} else {
+			a.counts.submittedErr.Add(1)
+		}
+	}()
 	if a.isLocal(req.Node) {
 		return a.submitLocal(ctx, req, stdin)
 	}

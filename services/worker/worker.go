@@ -18,6 +18,7 @@ import (
 	"github.com/receptor-mesh/receptor/services/internal/authz"
 	"github.com/receptor-mesh/receptor/services/internal/buildinfo"
 	"github.com/receptor-mesh/receptor/services/internal/grpcserve"
+	"github.com/receptor-mesh/receptor/services/internal/metrics"
 	"github.com/receptor-mesh/receptor/services/internal/workapi"
 	"github.com/receptor-mesh/receptor/services/tlsconf"
 	"github.com/receptor-mesh/receptor/services/work"
@@ -131,20 +132,37 @@ func Register(srv *grpcserve.Server, agent *work.Agent, policy *authz.Policy) {
 	workv1.RegisterWorkServiceServer(srv, workapi.New(agent, buildinfo.Get().Version, policy))
 }
 
-// serve serves agent's WorkService on every grpc-server entity of cfg
-// until ctx is cancelled; store resolves their tls names.
+// serve serves agent's WorkService on every grpc-server entity of cfg,
+// and its metrics on the metrics entity, until ctx is cancelled; store
+// resolves their tls names.
 func serve(ctx context.Context, cfg *config.Config, store *tlsconf.Store, agent *work.Agent, log *slog.Logger) error {
 	policy, err := accessconf.Policy(cfg, log)
 	if err != nil {
 		return err
 	}
+	reg := metrics.New()
+	if err := reg.Register(agent.Collector()); err != nil {
+		return err
+	}
+	if err := reg.Register(policy.Collector()); err != nil {
+		return err
+	}
 	g, ctx := errgroup.WithContext(ctx)
+	if mc := cfg.Metrics; mc != nil {
+		tlsCfg, err := store.Server(mc.TLS)
+		if err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		if err := metrics.Start(ctx, g, metrics.Listener{TCPListen: mc.TCPListen, TLS: tlsCfg, Policy: policy, Registry: reg}, log); err != nil {
+			return err
+		}
+	}
 	for _, gs := range cfg.GRPCServers {
 		tlsCfg, err := store.Server(gs.TLS)
 		if err != nil {
 			return fmt.Errorf("grpc-server: %w", err)
 		}
-		ep := grpcserve.Endpoint{Filename: gs.Filename, Permissions: os.FileMode(gs.Permissions), TCPListen: gs.TCPListen, TLS: tlsCfg, Policy: policy}
+		ep := grpcserve.Endpoint{Filename: gs.Filename, Permissions: os.FileMode(gs.Permissions), TCPListen: gs.TCPListen, TLS: tlsCfg, Policy: policy, Prometheus: reg.GRPC}
 		if err := grpcserve.StartEndpoint(ctx, g, ep, log, func(s *grpcserve.Server) { Register(s, agent, policy) }); err != nil {
 			return err
 		}

@@ -259,6 +259,9 @@ func (s *Server) GetUnitStatus(_ context.Context, req *workv1.GetUnitStatusReque
 
 // WatchUnitStatus implements WorkService.WatchUnitStatus.
 func (s *Server) WatchUnitStatus(req *workv1.WatchUnitStatusRequest, stream grpc.ServerStreamingServer[workv1.WatchUnitStatusResponse]) error {
+	if req.GetAllUnits() {
+		return s.watchAll(stream)
+	}
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
 	ch, err := s.agent.Watch(ctx, req.GetUnitId())
