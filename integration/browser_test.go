@@ -151,6 +151,11 @@ func (b *browser) waitFor(what, expr string, timeout time.Duration) {
 	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(100*time.Millisecond)))
 	if err != nil {
 		b.shot("timeout-" + what)
+		if ctx.Err() == nil {
+			if live, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('live')?.textContent || ''`)); err == nil {
+				b.t.Logf("page status line: %q", live)
+			}
+		}
 		if errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "timeout") {
 			b.t.Fatalf("%s: not within %v (%s)", what, timeout, expr)
 		}

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -99,3 +100,112 @@ func statusOf(t *testing.T, base, token string) map[string]string {
 	restJSON(t, "GET", base+"/v1/status", token, "", &st)
 	return st.RoutingTable
 }
+
+// TestWebUIMesh drives the web view of a 5-node mesh of real binaries:
+// the graph shows the 5 nodes and the right links; a killed node turns
+// unreachable and is then removed; a unit submitted elsewhere appears,
+// streams its output on its page and reaches Succeeded; a long unit is
+// canceled from the page. Screenshots of each step are saved.
+//
+//	ui --- b --- d --- e
+//	 \         /
+//	  `-- c --'
+func TestWebUIMesh(t *testing.T) {
+	t.Parallel()
+	b := newBrowser(t, 1280, 900)
+	ui := NewNode(t, "ui")
+	nodes := map[string]*Node{"ui": ui}
+	for _, id := range []string{"b", "c", "d", "e"} {
+		nodes[id] = NewNode(t, id)
+	}
+	peers := map[string][]string{"b": {"ui"}, "c": {"ui"}, "d": {"b", "c"}, "e": {"d"}}
+	slowcat := workTestdata(t, "slowcat.sh")
+	ui.Start(Spec{Bin: workAllInOneBin, Config: func(n *Node) string {
+		return uiNodeYAML(n,
+			workCommandEntity("slowcat", slowcat, "7 0.4", false),
+			workCommandEntity("sleep", "sleep", "300", false))
+	}})
+	for _, id := range []string{"b", "c", "d", "e"} {
+		n := nodes[id]
+		var items []string
+		items = append(items, asYAML(tcpTransport.listener(n)))
+		for _, p := range peers[id] {
+			items = append(items, asYAML(tcpTransport.peer(nodes[p])))
+		}
+		n.Start(Spec{Config: func(n *Node) string { return nodeYAML(n, nil, items...) }})
+	}
+	ui.WaitKnownNodes("ui", "b", "c", "d", "e")
+	base := "http://" + ui.Addr("http")
+	token := gatewayToken(t, ui)
+
+	b.signIn(base, token)
+	b.waitFor("5 nodes and 5 links drawn", `document.querySelectorAll('#graph .node:not(.leaving)').length === 5 && `+
+		`document.querySelectorAll('#graph .link:not(.leaving)').length === 5`, 30*time.Second)
+	links := eval[[]string](b, `[...document.querySelectorAll('#graph .link:not(.leaving)')].map(l => l.dataset.a + '-' + l.dataset.b).sort()`)
+	if want := []string{"b-d", "b-ui", "c-d", "c-ui", "d-e"}; strings.Join(links, " ") != strings.Join(want, " ") {
+		t.Errorf("links drawn = %v, want %v", links, want)
+	}
+	ids := eval[[]string](b, `[...document.querySelectorAll('#graph .node')].map(n => n.dataset.id).sort()`)
+	if strings.Join(ids, " ") != "b c d e ui" {
+		t.Errorf("nodes drawn = %v", ids)
+	}
+	if !eval[bool](b, `document.querySelector('#graph .node[data-id="ui"]').classList.contains('local')`) {
+		t.Error("the local node is not marked")
+	}
+	b.shot("mesh-5-nodes")
+
+	// Keyboard: Tab reaches a node, Enter shows its details.
+	b.do("select d with the keyboard",
+		chromedp.Focus(chromedp.CSS(`#graph .node[data-id="d"]`)),
+		chromedp.KeyEvent("\r"))
+	b.waitFor("details of d", `document.getElementById('details-title').textContent === 'd'`, 10*time.Second)
+	b.shot("node-details")
+
+	// Kill e: it turns unreachable, then leaves the graph.
+	nodes["e"].Kill()
+	b.waitFor("e unreachable", `document.querySelector('#graph .node[data-id="e"]')?.classList.contains('gone')`, 30*time.Second)
+	b.shot("node-e-unreachable")
+	b.waitFor("e removed", `!document.querySelector('#graph .node[data-id="e"]') && `+
+		`document.querySelectorAll('#graph .node').length === 4`, 60*time.Second)
+	b.shot("node-e-removed")
+
+	// A unit submitted through the API appears, streams and succeeds.
+	var created struct {
+		Result struct {
+			UnitID string `json:"unitId"`
+		} `json:"result"`
+	}
+	restJSON(t, "POST", base+"/v1/work", token, `{"params":{"workType":"slowcat","node":"ui"},"stdin":"`+
+		b64("line 1\nline 2\nline 3\nline 4\nline 5\n")+`"}`, &created)
+	id := created.Result.UnitID
+	row := `#work-table tr[data-unit="` + id + `"]`
+	b.waitFor("unit in the table", `!!document.querySelector('`+row+`')`, 20*time.Second)
+	b.shot("unit-listed")
+	b.do("open the unit", chromedp.Click(chromedp.CSS(row+" a")))
+	b.waitFor("output streaming", `document.getElementById('unit-output').textContent.includes('line 1')`, 20*time.Second)
+	b.shot("unit-output-streaming")
+	b.waitFor("unit succeeded with its output", `document.getElementById('unit-meta').textContent.includes('Succeeded') && `+
+		`document.getElementById('unit-output').textContent === "line 1\nline 2\nline 3\nline 4\nline 5\n"`, 30*time.Second)
+	b.shot("unit-succeeded")
+
+	// A long unit is canceled from the page (two presses: ask, confirm).
+	restJSON(t, "POST", base+"/v1/work", token, `{"params":{"workType":"sleep","node":"ui"}}`, &created)
+	id = created.Result.UnitID
+	b.do("back to the mesh", chromedp.Navigate(base+"/ui/#/"))
+	row = `#work-table tr[data-unit="` + id + `"]`
+	b.waitFor("long unit running", `document.querySelector('`+row+`')?.textContent.includes('Running')`, 20*time.Second)
+	b.do("cancel", chromedp.Click(chromedp.CSS(row+` button[data-action="cancel"]`)))
+	b.shot("cancel-asked")
+	b.do("confirm cancel", chromedp.Click(chromedp.CSS(row+` button[data-action="cancel"]`)))
+	b.waitFor("unit canceled", `document.querySelector('`+row+`')?.textContent.includes('Canceled')`, 20*time.Second)
+	b.shot("unit-canceled")
+	var st struct {
+		StateName string `json:"stateName"`
+	}
+	restJSON(t, "GET", base+"/v1/work/"+id, token, "", &st)
+	if st.StateName != "Canceled" {
+		t.Errorf("unit %s after cancel from the page: %s", id, st.StateName)
+	}
+}
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }

@@ -118,6 +118,9 @@ async function watchMesh(signal) {
       first = false;
       setLive('live');
       redraw();
+      // The snapshot is the mesh's view; the status adds the host and work
+      // agent (CPUs, memory, capacity) for the details panel.
+      refreshSoon(signal);
       return;
     }
     if (first || !m.event) return;

@@ -149,33 +149,37 @@ export class WorkTable {
   }
 
   fill(tr, u, access) {
+    // Cells are made once and updated in place, so a focused link or
+    // button stays where it is while the unit changes.
     const id = u.unitId;
-    const td = () => tr.appendChild(document.createElement('td'));
-    const focused = tr.contains(document.activeElement) ? document.activeElement.dataset.action || 'link' : '';
-    tr.replaceChildren();
-    const a = document.createElement('a');
-    a.href = `#/work/${encodeURIComponent(id)}`;
-    a.textContent = id;
-    a.className = 'mono';
-    td().append(a);
-    const st = td();
-    const badge = document.createElement('span');
+    if (!tr.cells.length) {
+      for (let i = 0; i < 7; i++) tr.insertCell();
+      const a = document.createElement('a');
+      a.href = `#/work/${encodeURIComponent(id)}`;
+      a.textContent = id;
+      a.className = 'mono';
+      tr.cells[0].append(a);
+      tr.cells[1].append(document.createElement('span'));
+      tr.cells[4].className = 'age';
+      tr.cells[5].className = 'num';
+      tr.cells[6].className = 'actions';
+    }
+    const [, st, type, node, ag, out, act] = tr.cells;
+    const badge = st.firstChild;
     badge.className = `state state-${stateName(u).toLowerCase()}`;
     badge.textContent = stateName(u);
-    st.append(badge);
     st.title = u.detail || '';
-    td().textContent = u.workType || '';
-    td().textContent = u.node || '';
-    const ag = td();
-    ag.className = 'age';
+    type.textContent = u.workType || '';
+    node.textContent = u.node || '';
     ag.textContent = age(Date.now() - this.model.created(id));
-    const out = td();
-    out.className = 'num';
     out.textContent = bytes(u.stdoutSize);
-    const act = td();
-    act.className = 'actions';
-    act.append(...unitActions(u, access, this.report, (x) => this.model.remove(x)));
-    if (focused) (tr.querySelector(`[data-action="${focused}"]`) || a).focus();
+    const acts = JSON.stringify([!!u.complete, access]);
+    if (act.dataset.key !== acts) {
+      act.dataset.key = acts;
+      const focused = act.contains(document.activeElement) ? document.activeElement.dataset.action : '';
+      act.replaceChildren(...unitActions(u, access, this.report, (x) => this.model.remove(x)));
+      if (focused) (act.querySelector(`[data-action="${focused}"]`) || tr.cells[0].firstChild).focus();
+    }
   }
 
   ages() {
@@ -274,8 +278,7 @@ export class UnitPage {
     const dl = this.q('#unit-meta');
     dl.replaceChildren();
     const acts = this.q('#unit-actions');
-    acts.replaceChildren();
-    if (!u) return;
+    if (!u) { acts.replaceChildren(); acts.dataset.key = ''; return; }
     const row = (k, v) => {
       const dt = document.createElement('dt');
       dt.textContent = k;
@@ -291,6 +294,12 @@ export class UnitPage {
     row('Age', age(Date.now() - this.model.created(this.id)));
     row('Output', bytes(u.stdoutSize));
     if (u.extraData && typeof u.extraData === 'object') row('Extra', JSON.stringify(u.extraData));
-    acts.append(...unitActions(u, this.getAccess(), (m, bad) => this.report(m, bad), () => { location.hash = '#/'; }));
+    // Rebuilt only when they change, so a press in progress (ask, then
+    // confirm) survives the unit's output growing.
+    const key = JSON.stringify([this.id, !!u.complete, this.getAccess()]);
+    if (acts.dataset.key !== key) {
+      acts.dataset.key = key;
+      acts.replaceChildren(...unitActions(u, this.getAccess(), (m, bad) => this.report(m, bad), () => { location.hash = '#/'; }));
+    }
   }
 }
