@@ -42,6 +42,8 @@ fuzz:
 fuzz-long:
 	FUZZTIME_LONG=$(FUZZTIME_LONG) ./scripts/fuzz.sh long
 
+# gen/ from proto/ (buf) and the web view's bundle gen/webui from web/
+# (npm ci + esbuild; needs node and npm, the Go build does not).
 generate:
 	./scripts/generate.sh
 
@@ -51,6 +53,7 @@ lint:
 	./scripts/lint.sh
 
 run: build
+	@echo 'Web view: http://127.0.0.1:8080/ui/ (sign in with the admin token: cat /tmp/receptor-local/http-gateway.token)'
 	@echo 'REST needs the admin token the node creates on start, e.g.:'
 	@echo '  curl -H "Authorization: Bearer $$(cat /tmp/receptor-local/http-gateway.token)" 127.0.0.1:8080/v1/status'
 	$(BIN)/receptor --embedded-config

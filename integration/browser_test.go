@@ -183,10 +183,32 @@ func (b *browser) shot(name string) string {
 	return file
 }
 
+// navigate loads url, trying again when Chromium reports that the
+// machine's network changed (other tests and builds add and remove
+// interfaces; Chromium then aborts loads with ERR_NETWORK_CHANGED).
+func (b *browser) navigate(url string) {
+	b.t.Helper()
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
+		err := chromedp.Do(ctx, chromedp.Navigate(url))
+		cancel()
+		if err == nil {
+			return
+		}
+		if attempt < 5 && strings.Contains(err.Error(), "ERR_NETWORK_CHANGED") {
+			b.t.Logf("loading %s: %v; trying again", url, err)
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		b.t.Fatalf("loading %s: %v", url, err)
+	}
+}
+
 // signIn opens the web view at base and signs in with token.
 func (b *browser) signIn(base, token string) {
 	b.t.Helper()
-	b.do("open the web view", chromedp.Navigate(base+"/ui/"), chromedp.WaitVisible(chromedp.CSS("#token")))
+	b.navigate(base + "/ui/")
+	b.do("open the web view", chromedp.WaitVisible(chromedp.CSS("#token")))
 	b.do("sign in",
 		chromedp.SendKeys(chromedp.CSS("#token"), token),
 		chromedp.Click(chromedp.CSS("#login-form button[type=submit]")),

@@ -182,6 +182,7 @@ func TestWebUI100Nodes(t *testing.T) {
 	b.waitFor("100 nodes drawn", fmt.Sprintf(`Number(document.body.dataset.nodes) >= %d`, size), 60*time.Second)
 	rendered := eval[float64](b, fmt.Sprintf(`window.receptorView.draws.find(d => d[1] >= %d)[0]`, size))
 	b.shot("100-nodes")
+	t.Logf("draws [ms, nodes, links]: %v", eval[[][]float64](b, `window.receptorView.draws.slice(0, 20)`))
 
 	// Measure the page while 20 links flap: frame gaps and timer lateness.
 	eval[bool](b, `(() => {

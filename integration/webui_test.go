@@ -30,9 +30,10 @@ func TestWebUINoCredentials(t *testing.T) {
 	n.Start(Spec{Config: func(n *Node) string { return uiNodeYAML(n) }})
 	base := "http://" + n.Addr("http")
 
-	b.do("open the web view", chromedp.Navigate(base+"/ui/"), chromedp.WaitVisible(chromedp.CSS("#token")))
+	b.navigate(base + "/ui/")
+	b.do("open the web view", chromedp.WaitVisible(chromedp.CSS("#token")))
 	b.shot("token-prompt")
-	if !eval[bool](b, `document.getElementById('view-home').hidden && document.getElementById('view-unit').hidden`) {
+	if !eval[bool](b, `document.getElementById('view-home').offsetParent === null && document.getElementById('view-unit').offsetParent === null`) {
 		t.Error("the mesh or unit view is shown without a token")
 	}
 	if text := eval[string](b, `document.body.innerText`); strings.Contains(text, n.ID) {
@@ -43,7 +44,7 @@ func TestWebUINoCredentials(t *testing.T) {
 	if !strings.HasPrefix(status, "401 ") || strings.Contains(status, n.ID) {
 		t.Errorf("GET /v1/status without a token from the page = %s, want 401 without data", status)
 	}
-	for _, path := range []string{"/v1/work", "/v1/mesh/watch", "/v1/work/watch"} {
+	for _, path := range []string{"/v1/work", "/v1/mesh/watch", "/v1/work/watch", "/v1/access"} {
 		if s := evalAwait[string](b, `fetch(`+jsString(path)+`).then(r => String(r.status))`); s != "401" {
 			t.Errorf("GET %s without a token from the page = %s, want 401", path, s)
 		}
@@ -54,7 +55,7 @@ func TestWebUINoCredentials(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#login-form button[type=submit]")))
 	b.waitFor("refusal shown", `document.getElementById('login-error').textContent.includes('refused')`, 10*time.Second)
 	b.shot("wrong-token-refused")
-	if !eval[bool](b, `document.getElementById('view-home').hidden`) {
+	if !eval[bool](b, `document.getElementById('view-home').offsetParent === null`) {
 		t.Error("the mesh view is shown after a refused token")
 	}
 	if text := eval[string](b, `document.body.innerText`); strings.Contains(text, n.ID) {
@@ -120,8 +121,11 @@ func TestWebUIMesh(t *testing.T) {
 	}
 	peers := map[string][]string{"b": {"ui"}, "c": {"ui"}, "d": {"b", "c"}, "e": {"d"}}
 	slowcat := workTestdata(t, "slowcat.sh")
+	const readerToken = "webui-reader-token-0123456789"
+	readerFile := writeToken(t, shortTempDir(t), "viewer", readerToken)
 	ui.Start(Spec{Bin: workAllInOneBin, Config: func(n *Node) string {
 		return uiNodeYAML(n,
+			entity("access", "role", "reader", "tokenfile", readerFile),
 			workCommandEntity("slowcat", slowcat, "7 0.4", false),
 			workCommandEntity("sleep", "sleep", "300", false))
 	}})
@@ -191,7 +195,7 @@ func TestWebUIMesh(t *testing.T) {
 	// A long unit is canceled from the page (two presses: ask, confirm).
 	restJSON(t, "POST", base+"/v1/work", token, `{"params":{"workType":"sleep","node":"ui"}}`, &created)
 	id = created.Result.UnitID
-	b.do("back to the mesh", chromedp.Navigate(base+"/ui/#/"))
+	b.do("back to the mesh", chromedp.Click(chromedp.CSS("#nav-mesh")))
 	row = `#work-table tr[data-unit="` + id + `"]`
 	b.waitFor("long unit running", `document.querySelector('`+row+`')?.textContent.includes('Running')`, 20*time.Second)
 	b.do("cancel", chromedp.Click(chromedp.CSS(row+` button[data-action="cancel"]`)))
@@ -206,6 +210,16 @@ func TestWebUIMesh(t *testing.T) {
 	if st.StateName != "Canceled" {
 		t.Errorf("unit %s after cancel from the page: %s", id, st.StateName)
 	}
+
+	// A reader sees the units but gets no cancel or release buttons.
+	b.do("sign out", chromedp.Click(chromedp.CSS("#signout")), chromedp.WaitVisible(chromedp.CSS("#token")))
+	b.signIn(base, readerToken)
+	b.waitFor("reader sees the units", `document.querySelectorAll('#work-table tbody tr').length === 2 && `+
+		`document.getElementById('who').textContent.includes('token:viewer (reader)')`, 20*time.Second)
+	if n := eval[int](b, `document.querySelectorAll('#work-table button').length`); n != 0 {
+		t.Errorf("a reader is offered %d cancel/release buttons", n)
+	}
+	b.shot("reader-no-buttons")
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }

@@ -46,7 +46,8 @@ export class Graph {
   /** update shows view (MeshModel.view()); new things fade in, gone ones fade out. */
   update(view) {
     const keep = new Set();
-    let added = 0;
+    let added = 0; // new nodes
+    let relinked = 0; // new links between nodes already shown
     for (const n of view.nodes) {
       keep.add(n.id);
       let d = this.nodes.get(n.id);
@@ -83,7 +84,7 @@ export class Graph {
         d.g.dataset.b = l.b;
         this.linkLayer.append(d.g);
         this.links.set(l.id, d);
-        added++;
+        relinked++;
       }
       d.g.classList.remove('leaving');
       Object.assign(d, l);
@@ -114,6 +115,10 @@ export class Graph {
       this.sim.alpha(0.05).restart();
     } else if (added > 0 || view.nodes.length !== this.drawnNodes) {
       this.sim.alpha(Math.max(this.sim.alpha(), 0.3)).restart();
+    } else if (relinked > 0) {
+      // A link came back: let the layout settle a little, without
+      // shaking the whole graph (flapping links would keep it moving).
+      this.sim.alpha(Math.max(this.sim.alpha(), 0.08)).restart();
     } else {
       this.draw();
     }

@@ -281,8 +281,10 @@ async function start() {
   $('signout').hidden = false;
   setLive('connecting…');
   try {
-    access = await call('GET', '/v1/access', undefined, signal);
-    $('who').textContent = `${access.principal || ''} (${access.role || ''})`;
+    const a = await call('GET', '/v1/access', undefined, signal);
+    const allowed = new Set(a.allowedActions || []);
+    access = { principal: a.principal, role: a.role, workCancel: allowed.has('work cancel'), workRelease: allowed.has('work release') };
+    $('who').textContent = `${a.principal || ''} (${a.role || ''})`;
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) return;
     access = {};

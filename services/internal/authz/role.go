@@ -102,5 +102,16 @@ func (a Action) Required() Role {
 	return RoleAdmin + 1
 }
 
+// Actions lists every action r may perform, in declaration order.
+func (r Role) Actions() []Action {
+	var out []Action
+	for a := ActionStatus; a < actionEnd; a++ {
+		if r.Allows(a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // Allows reports whether r may perform a.
 func (r Role) Allows(a Action) bool { return r >= a.Required() }
