@@ -10,7 +10,7 @@ FUZZTIME ?= 3s
 FUZZTIME_LONG ?= 10m
 BENCHTIME ?= 1x
 
-.PHONY: all build test unit integration test-faults fuzz fuzz-long generate lint run bench clean
+.PHONY: all build test unit integration test-faults fuzz fuzz-long generate lint run bench bench-webui clean
 
 all: build
 
@@ -61,6 +61,12 @@ run: build
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./services/...
 	RECEPTOR_BIN_DIR=$(BIN) ./scripts/bench/run.sh
+
+# The web view on a 100-node in-process mesh in headless Chromium (needs
+# chromium): time to draw, frame gaps and timer lateness while 20 links
+# flap (docs/webui.md). No race detector: it measures.
+bench-webui: build
+	RECEPTOR_BIN_DIR=$(BIN) $(GO) test -count=1 -run '^$$' -bench BenchmarkWebUI100Nodes -benchtime 1x -timeout 10m ./integration/
 
 clean:
 	rm -rf $(BIN)

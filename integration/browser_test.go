@@ -35,7 +35,7 @@ func chromiumPath() string {
 
 // browser is one headless Chromium for one test, with one tab.
 type browser struct {
-	t     *testing.T
+	t     testing.TB
 	ctx   context.Context
 	shots string // screenshots go here: the test's artifact directory
 
@@ -47,7 +47,7 @@ type browser struct {
 // newBrowser starts Chromium for t (a window of width x height CSS pixels)
 // and stops it when t ends. Page errors (uncaught exceptions, content
 // security policy refusals) fail the test.
-func newBrowser(t *testing.T, width, height int) *browser {
+func newBrowser(t testing.TB, width, height int) *browser {
 	t.Helper()
 	path := chromiumPath()
 	if path == "" {

@@ -92,16 +92,6 @@ func restJSON(t *testing.T, method, url, token, body string, out any) {
 	}
 }
 
-// statusOf is the routing table of the node behind the gateway at base.
-func statusOf(t *testing.T, base, token string) map[string]string {
-	t.Helper()
-	var st struct {
-		RoutingTable map[string]string `json:"routingTable"`
-	}
-	restJSON(t, "GET", base+"/v1/status", token, "", &st)
-	return st.RoutingTable
-}
-
 // TestWebUIMesh drives the web view of a 5-node mesh of real binaries:
 // the graph shows the 5 nodes and the right links; a killed node turns
 // unreachable and is then removed; a unit submitted elsewhere appears,
