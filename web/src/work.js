@@ -81,7 +81,8 @@ function confirmButton(label, ask, act) {
 export function unitActions(u, access, report, released) {
   const out = [];
   const id = u.unitId;
-  if (!u.complete && access.workCancel !== false) {
+  const finished = u.complete || /^(canceled|failed|succeeded)$/i.test(stateName(u));
+  if (!finished && access.workCancel !== false) {
     const b = confirmButton('Cancel', 'Confirm cancel', async () => {
       try {
         const r = await call('POST', `/v1/work/${encodeURIComponent(id)}:cancel`, {});
@@ -173,7 +174,7 @@ export class WorkTable {
     node.textContent = u.node || '';
     ag.textContent = age(Date.now() - this.model.created(id));
     out.textContent = bytes(u.stdoutSize);
-    const acts = JSON.stringify([!!u.complete, access]);
+    const acts = JSON.stringify([!!u.complete, stateName(u), access]);
     if (act.dataset.key !== acts) {
       act.dataset.key = acts;
       const focused = act.contains(document.activeElement) ? document.activeElement.dataset.action : '';
@@ -296,7 +297,7 @@ export class UnitPage {
     if (u.extraData && typeof u.extraData === 'object') row('Extra', JSON.stringify(u.extraData));
     // Rebuilt only when they change, so a press in progress (ask, then
     // confirm) survives the unit's output growing.
-    const key = JSON.stringify([this.id, !!u.complete, this.getAccess()]);
+    const key = JSON.stringify([this.id, !!u.complete, stateName(u), this.getAccess()]);
     if (acts.dataset.key !== key) {
       acts.dataset.key = key;
       acts.replaceChildren(...unitActions(u, this.getAccess(), (m, bad) => this.report(m, bad), () => { location.hash = '#/'; }));
