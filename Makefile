@@ -19,7 +19,7 @@ BINARIES := receptor receptor-router receptor-worker receptor-runner receptor-pr
 # tests were skipped and why (printed after the run).
 INTEROP_SUMMARY := $(BIN)/.interop-summary
 
-.PHONY: all build install image test unit integration test-faults fuzz fuzz-long generate lint run bench clean
+.PHONY: all build install image test unit integration test-faults fuzz fuzz-long generate lint run bench bench-webui clean
 
 all: build
 
@@ -67,6 +67,8 @@ fuzz:
 fuzz-long:
 	FUZZTIME_LONG=$(FUZZTIME_LONG) ./scripts/fuzz.sh long
 
+# gen/ from proto/ (buf) and the web view's bundle gen/webui from web/
+# (npm ci + esbuild; needs node and npm, the Go build does not).
 generate:
 	./scripts/generate.sh
 
@@ -76,6 +78,7 @@ lint:
 	./scripts/lint.sh
 
 run: build
+	@echo 'Web view: http://127.0.0.1:8080/ui/ (sign in with the admin token: cat /tmp/receptor-local/http-gateway.token)'
 	@echo 'REST needs the admin token the node creates on start, e.g.:'
 	@echo '  curl -H "Authorization: Bearer $$(cat /tmp/receptor-local/http-gateway.token)" 127.0.0.1:8080/v1/status'
 	$(BIN)/receptor --embedded-config
@@ -83,6 +86,12 @@ run: build
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./services/...
 	RECEPTOR_BIN_DIR=$(BIN) ./scripts/bench/run.sh
+
+# The web view on a 100-node in-process mesh in headless Chromium (needs
+# chromium): time to draw, frame gaps and timer lateness while 20 links
+# flap (docs/webui.md). No race detector: it measures.
+bench-webui: build
+	RECEPTOR_BIN_DIR=$(BIN) $(GO) test -count=1 -run '^$$' -bench BenchmarkWebUI100Nodes -benchtime 1x -timeout 10m ./integration/
 
 clean:
 	rm -rf $(BIN)

@@ -368,3 +368,16 @@ func (c *controlAPI) ReleaseWork(ctx context.Context, req *controlv1.ReleaseWork
 	}
 	return &controlv1.ReleaseWorkResponse{UnitId: resp.GetUnitId(), Pending: resp.GetPending()}, nil
 }
+
+// GetAccess describes the caller to itself: its principal, role and the
+// actions that role allows (the web view shows cancel and release buttons
+// only to callers allowed to use them).
+func (c *controlAPI) GetAccess(ctx context.Context, _ *controlv1.GetAccessRequest) (*controlv1.GetAccessResponse, error) {
+	pr := authz.FromContext(ctx)
+	role := c.policy.RoleOf(pr)
+	resp := &controlv1.GetAccessResponse{Principal: pr.String(), Role: role.String()}
+	for _, a := range role.Actions() {
+		resp.AllowedActions = append(resp.AllowedActions, a.String())
+	}
+	return resp, nil
+}

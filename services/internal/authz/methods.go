@@ -22,6 +22,7 @@ var methodActions = map[string]Action{
 	"/receptor.control.v1.ControlService/ReleaseWork":    ActionWorkRelease,
 	"/receptor.control.v1.ControlService/WatchMesh":      ActionWatchMesh,
 	"/receptor.control.v1.ControlService/WatchWork":      ActionWorkRead,
+	"/receptor.control.v1.ControlService/GetAccess":      ActionStatus,
 
 	"/receptor.mesh.v1.MeshService/GetStatus":       ActionStatus,
 	"/receptor.mesh.v1.MeshService/GetVersion":      ActionStatus,

@@ -42,3 +42,13 @@ func TestMethodTableCoversServices(t *testing.T) {
 		}
 	}
 }
+
+// TestNoPublicMethod checks that no gRPC method is open to callers without
+// a role: the only such action is the web view's files, an HTTP route.
+func TestNoPublicMethod(t *testing.T) {
+	for m, a := range methodActions {
+		if RoleNone.Allows(a) {
+			t.Errorf("method %s maps to %v, which callers without a role may do", m, a)
+		}
+	}
+}

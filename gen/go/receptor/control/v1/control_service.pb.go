@@ -108,6 +108,109 @@ func (MeshEventKind) EnumDescriptor() ([]byte, []int) {
 	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{0}
 }
 
+// GetAccessRequest asks what the caller may do.
+type GetAccessRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAccessRequest) Reset() {
+	*x = GetAccessRequest{}
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAccessRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAccessRequest) ProtoMessage() {}
+
+func (x *GetAccessRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAccessRequest.ProtoReflect.Descriptor instead.
+func (*GetAccessRequest) Descriptor() ([]byte, []int) {
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{0}
+}
+
+// GetAccessResponse describes the caller to itself.
+type GetAccessResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The caller as the node names it: "token:NAME", "cert:NAME", "uid:N",
+	// "node:ID", ... (docs/security.md).
+	Principal string `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
+	// The caller's role: "reader", "operator" or "admin".
+	Role string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	// The actions the caller may perform, by name: "status", "work read",
+	// "work submit", "work cancel", "work release", "reload", ...
+	AllowedActions []string `protobuf:"bytes,3,rep,name=allowed_actions,json=allowedActions,proto3" json:"allowed_actions,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *GetAccessResponse) Reset() {
+	*x = GetAccessResponse{}
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAccessResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAccessResponse) ProtoMessage() {}
+
+func (x *GetAccessResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAccessResponse.ProtoReflect.Descriptor instead.
+func (*GetAccessResponse) Descriptor() ([]byte, []int) {
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *GetAccessResponse) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *GetAccessResponse) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *GetAccessResponse) GetAllowedActions() []string {
+	if x != nil {
+		return x.AllowedActions
+	}
+	return nil
+}
+
 // WatchMeshRequest starts a mesh watch.
 type WatchMeshRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -117,7 +220,7 @@ type WatchMeshRequest struct {
 
 func (x *WatchMeshRequest) Reset() {
 	*x = WatchMeshRequest{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[0]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -129,7 +232,7 @@ func (x *WatchMeshRequest) String() string {
 func (*WatchMeshRequest) ProtoMessage() {}
 
 func (x *WatchMeshRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[0]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -142,7 +245,7 @@ func (x *WatchMeshRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchMeshRequest.ProtoReflect.Descriptor instead.
 func (*WatchMeshRequest) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{0}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{2}
 }
 
 // WatchMeshResponse is one message of a mesh watch: the snapshot (first
@@ -159,7 +262,7 @@ type WatchMeshResponse struct {
 
 func (x *WatchMeshResponse) Reset() {
 	*x = WatchMeshResponse{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[1]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -171,7 +274,7 @@ func (x *WatchMeshResponse) String() string {
 func (*WatchMeshResponse) ProtoMessage() {}
 
 func (x *WatchMeshResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[1]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -184,7 +287,7 @@ func (x *WatchMeshResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchMeshResponse.ProtoReflect.Descriptor instead.
 func (*WatchMeshResponse) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{1}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *WatchMeshResponse) GetSnapshot() *MeshSnapshot {
@@ -214,7 +317,7 @@ type MeshSnapshot struct {
 
 func (x *MeshSnapshot) Reset() {
 	*x = MeshSnapshot{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[2]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -226,7 +329,7 @@ func (x *MeshSnapshot) String() string {
 func (*MeshSnapshot) ProtoMessage() {}
 
 func (x *MeshSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[2]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -239,7 +342,7 @@ func (x *MeshSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MeshSnapshot.ProtoReflect.Descriptor instead.
 func (*MeshSnapshot) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{2}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *MeshSnapshot) GetStatus() *v1.NodeStatus {
@@ -288,7 +391,7 @@ type MeshEvent struct {
 
 func (x *MeshEvent) Reset() {
 	*x = MeshEvent{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[3]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -300,7 +403,7 @@ func (x *MeshEvent) String() string {
 func (*MeshEvent) ProtoMessage() {}
 
 func (x *MeshEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[3]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -313,7 +416,7 @@ func (x *MeshEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MeshEvent.ProtoReflect.Descriptor instead.
 func (*MeshEvent) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{3}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *MeshEvent) GetKind() MeshEventKind {
@@ -402,7 +505,7 @@ type WatchWorkRequest struct {
 
 func (x *WatchWorkRequest) Reset() {
 	*x = WatchWorkRequest{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[4]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -414,7 +517,7 @@ func (x *WatchWorkRequest) String() string {
 func (*WatchWorkRequest) ProtoMessage() {}
 
 func (x *WatchWorkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[4]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -427,7 +530,7 @@ func (x *WatchWorkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchWorkRequest.ProtoReflect.Descriptor instead.
 func (*WatchWorkRequest) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{4}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{6}
 }
 
 // WatchWorkResponse is one unit event; see WatchWork for the order.
@@ -447,7 +550,7 @@ type WatchWorkResponse struct {
 
 func (x *WatchWorkResponse) Reset() {
 	*x = WatchWorkResponse{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[5]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -459,7 +562,7 @@ func (x *WatchWorkResponse) String() string {
 func (*WatchWorkResponse) ProtoMessage() {}
 
 func (x *WatchWorkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[5]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -472,7 +575,7 @@ func (x *WatchWorkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchWorkResponse.ProtoReflect.Descriptor instead.
 func (*WatchWorkResponse) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{5}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *WatchWorkResponse) GetKind() v11.UnitEventKind {
@@ -512,7 +615,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[6]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -524,7 +627,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[6]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -537,7 +640,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{6}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{8}
 }
 
 // GetStatusResponse carries the node's status.
@@ -551,7 +654,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[7]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -563,7 +666,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[7]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -576,7 +679,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{7}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetStatusResponse) GetStatus() *v1.NodeStatus {
@@ -595,7 +698,7 @@ type GetVersionRequest struct {
 
 func (x *GetVersionRequest) Reset() {
 	*x = GetVersionRequest{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[8]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -607,7 +710,7 @@ func (x *GetVersionRequest) String() string {
 func (*GetVersionRequest) ProtoMessage() {}
 
 func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[8]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -620,7 +723,7 @@ func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetVersionRequest) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{8}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{10}
 }
 
 // GetVersionResponse carries build information.
@@ -634,7 +737,7 @@ type GetVersionResponse struct {
 
 func (x *GetVersionResponse) Reset() {
 	*x = GetVersionResponse{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[9]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -646,7 +749,7 @@ func (x *GetVersionResponse) String() string {
 func (*GetVersionResponse) ProtoMessage() {}
 
 func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[9]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -659,7 +762,7 @@ func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetVersionResponse) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{9}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetVersionResponse) GetVersion() *v1.VersionInfo {
@@ -685,7 +788,7 @@ type PingRequest struct {
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[10]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -697,7 +800,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[10]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -710,7 +813,7 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{10}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PingRequest) GetNode() string {
@@ -745,7 +848,7 @@ type PingResponse struct {
 
 func (x *PingResponse) Reset() {
 	*x = PingResponse{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[11]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -757,7 +860,7 @@ func (x *PingResponse) String() string {
 func (*PingResponse) ProtoMessage() {}
 
 func (x *PingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[11]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -770,7 +873,7 @@ func (x *PingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingResponse.ProtoReflect.Descriptor instead.
 func (*PingResponse) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{11}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PingResponse) GetResult() *v1.PingResult {
@@ -791,7 +894,7 @@ type TracerouteRequest struct {
 
 func (x *TracerouteRequest) Reset() {
 	*x = TracerouteRequest{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[12]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -803,7 +906,7 @@ func (x *TracerouteRequest) String() string {
 func (*TracerouteRequest) ProtoMessage() {}
 
 func (x *TracerouteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[12]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -816,7 +919,7 @@ func (x *TracerouteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracerouteRequest.ProtoReflect.Descriptor instead.
 func (*TracerouteRequest) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{12}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TracerouteRequest) GetNode() string {
@@ -837,7 +940,7 @@ type TracerouteResponse struct {
 
 func (x *TracerouteResponse) Reset() {
 	*x = TracerouteResponse{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[13]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -849,7 +952,7 @@ func (x *TracerouteResponse) String() string {
 func (*TracerouteResponse) ProtoMessage() {}
 
 func (x *TracerouteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[13]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -862,7 +965,7 @@ func (x *TracerouteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracerouteResponse.ProtoReflect.Descriptor instead.
 func (*TracerouteResponse) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{13}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TracerouteResponse) GetHop() *v1.TracerouteHop {
@@ -881,7 +984,7 @@ type ReloadRequest struct {
 
 func (x *ReloadRequest) Reset() {
 	*x = ReloadRequest{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[14]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -893,7 +996,7 @@ func (x *ReloadRequest) String() string {
 func (*ReloadRequest) ProtoMessage() {}
 
 func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[14]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -906,7 +1009,7 @@ func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadRequest.ProtoReflect.Descriptor instead.
 func (*ReloadRequest) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{14}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{16}
 }
 
 // ReloadResponse reports a successful reload.
@@ -918,7 +1021,7 @@ type ReloadResponse struct {
 
 func (x *ReloadResponse) Reset() {
 	*x = ReloadResponse{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[15]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -930,7 +1033,7 @@ func (x *ReloadResponse) String() string {
 func (*ReloadResponse) ProtoMessage() {}
 
 func (x *ReloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[15]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -943,7 +1046,7 @@ func (x *ReloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadResponse.ProtoReflect.Descriptor instead.
 func (*ReloadResponse) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{15}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{17}
 }
 
 // SubmitWorkRequest is one client message of a SubmitWork call.
@@ -962,7 +1065,7 @@ type SubmitWorkRequest struct {
 
 func (x *SubmitWorkRequest) Reset() {
 	*x = SubmitWorkRequest{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[16]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -974,7 +1077,7 @@ func (x *SubmitWorkRequest) String() string {
 func (*SubmitWorkRequest) ProtoMessage() {}
 
 func (x *SubmitWorkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[16]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -987,7 +1090,7 @@ func (x *SubmitWorkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitWorkRequest.ProtoReflect.Descriptor instead.
 func (*SubmitWorkRequest) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{16}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SubmitWorkRequest) GetMsg() isSubmitWorkRequest_Msg {
@@ -1050,7 +1153,7 @@ type SubmitWorkResponse struct {
 
 func (x *SubmitWorkResponse) Reset() {
 	*x = SubmitWorkResponse{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[17]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1062,7 +1165,7 @@ func (x *SubmitWorkResponse) String() string {
 func (*SubmitWorkResponse) ProtoMessage() {}
 
 func (x *SubmitWorkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[17]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1075,7 +1178,7 @@ func (x *SubmitWorkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitWorkResponse.ProtoReflect.Descriptor instead.
 func (*SubmitWorkResponse) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{17}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SubmitWorkResponse) GetMsg() isSubmitWorkResponse_Msg {
@@ -1135,7 +1238,7 @@ type CreateWorkRequest struct {
 
 func (x *CreateWorkRequest) Reset() {
 	*x = CreateWorkRequest{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[18]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1147,7 +1250,7 @@ func (x *CreateWorkRequest) String() string {
 func (*CreateWorkRequest) ProtoMessage() {}
 
 func (x *CreateWorkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[18]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1160,7 +1263,7 @@ func (x *CreateWorkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWorkRequest.ProtoReflect.Descriptor instead.
 func (*CreateWorkRequest) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{18}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CreateWorkRequest) GetParams() *v11.SubmitParams {
@@ -1188,7 +1291,7 @@ type CreateWorkResponse struct {
 
 func (x *CreateWorkResponse) Reset() {
 	*x = CreateWorkResponse{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[19]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1200,7 +1303,7 @@ func (x *CreateWorkResponse) String() string {
 func (*CreateWorkResponse) ProtoMessage() {}
 
 func (x *CreateWorkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[19]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1213,7 +1316,7 @@ func (x *CreateWorkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWorkResponse.ProtoReflect.Descriptor instead.
 func (*CreateWorkResponse) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{19}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CreateWorkResponse) GetResult() *v11.SubmitResult {
@@ -1234,7 +1337,7 @@ type ListWorkRequest struct {
 
 func (x *ListWorkRequest) Reset() {
 	*x = ListWorkRequest{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[20]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1246,7 +1349,7 @@ func (x *ListWorkRequest) String() string {
 func (*ListWorkRequest) ProtoMessage() {}
 
 func (x *ListWorkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[20]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1259,7 +1362,7 @@ func (x *ListWorkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkRequest.ProtoReflect.Descriptor instead.
 func (*ListWorkRequest) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{20}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListWorkRequest) GetUnitId() string {
@@ -1280,7 +1383,7 @@ type ListWorkResponse struct {
 
 func (x *ListWorkResponse) Reset() {
 	*x = ListWorkResponse{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[21]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1292,7 +1395,7 @@ func (x *ListWorkResponse) String() string {
 func (*ListWorkResponse) ProtoMessage() {}
 
 func (x *ListWorkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[21]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1305,7 +1408,7 @@ func (x *ListWorkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkResponse) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{21}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListWorkResponse) GetUnits() []*v11.UnitStatus {
@@ -1326,7 +1429,7 @@ type GetWorkRequest struct {
 
 func (x *GetWorkRequest) Reset() {
 	*x = GetWorkRequest{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[22]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1338,7 +1441,7 @@ func (x *GetWorkRequest) String() string {
 func (*GetWorkRequest) ProtoMessage() {}
 
 func (x *GetWorkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[22]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1351,7 +1454,7 @@ func (x *GetWorkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkRequest.ProtoReflect.Descriptor instead.
 func (*GetWorkRequest) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{22}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetWorkRequest) GetUnitId() string {
@@ -1372,7 +1475,7 @@ type GetWorkResponse struct {
 
 func (x *GetWorkResponse) Reset() {
 	*x = GetWorkResponse{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[23]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1384,7 +1487,7 @@ func (x *GetWorkResponse) String() string {
 func (*GetWorkResponse) ProtoMessage() {}
 
 func (x *GetWorkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[23]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1397,7 +1500,7 @@ func (x *GetWorkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkResponse.ProtoReflect.Descriptor instead.
 func (*GetWorkResponse) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{23}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetWorkResponse) GetStatus() *v11.UnitStatus {
@@ -1424,7 +1527,7 @@ type GetWorkResultsRequest struct {
 
 func (x *GetWorkResultsRequest) Reset() {
 	*x = GetWorkResultsRequest{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[24]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1436,7 +1539,7 @@ func (x *GetWorkResultsRequest) String() string {
 func (*GetWorkResultsRequest) ProtoMessage() {}
 
 func (x *GetWorkResultsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[24]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1449,7 +1552,7 @@ func (x *GetWorkResultsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkResultsRequest.ProtoReflect.Descriptor instead.
 func (*GetWorkResultsRequest) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{24}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetWorkResultsRequest) GetUnitId() string {
@@ -1487,7 +1590,7 @@ type GetWorkResultsResponse struct {
 
 func (x *GetWorkResultsResponse) Reset() {
 	*x = GetWorkResultsResponse{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[25]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1499,7 +1602,7 @@ func (x *GetWorkResultsResponse) String() string {
 func (*GetWorkResultsResponse) ProtoMessage() {}
 
 func (x *GetWorkResultsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[25]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1512,7 +1615,7 @@ func (x *GetWorkResultsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkResultsResponse.ProtoReflect.Descriptor instead.
 func (*GetWorkResultsResponse) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{25}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetWorkResultsResponse) GetData() []byte {
@@ -1543,7 +1646,7 @@ type CancelWorkRequest struct {
 
 func (x *CancelWorkRequest) Reset() {
 	*x = CancelWorkRequest{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[26]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1555,7 +1658,7 @@ func (x *CancelWorkRequest) String() string {
 func (*CancelWorkRequest) ProtoMessage() {}
 
 func (x *CancelWorkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[26]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1568,7 +1671,7 @@ func (x *CancelWorkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelWorkRequest.ProtoReflect.Descriptor instead.
 func (*CancelWorkRequest) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{26}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CancelWorkRequest) GetUnitId() string {
@@ -1599,7 +1702,7 @@ type CancelWorkResponse struct {
 
 func (x *CancelWorkResponse) Reset() {
 	*x = CancelWorkResponse{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[27]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1611,7 +1714,7 @@ func (x *CancelWorkResponse) String() string {
 func (*CancelWorkResponse) ProtoMessage() {}
 
 func (x *CancelWorkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[27]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1624,7 +1727,7 @@ func (x *CancelWorkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelWorkResponse.ProtoReflect.Descriptor instead.
 func (*CancelWorkResponse) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{27}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CancelWorkResponse) GetUnitId() string {
@@ -1657,7 +1760,7 @@ type ReleaseWorkRequest struct {
 
 func (x *ReleaseWorkRequest) Reset() {
 	*x = ReleaseWorkRequest{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[28]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1669,7 +1772,7 @@ func (x *ReleaseWorkRequest) String() string {
 func (*ReleaseWorkRequest) ProtoMessage() {}
 
 func (x *ReleaseWorkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[28]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1682,7 +1785,7 @@ func (x *ReleaseWorkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseWorkRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseWorkRequest) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{28}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ReleaseWorkRequest) GetUnitId() string {
@@ -1720,7 +1823,7 @@ type ReleaseWorkResponse struct {
 
 func (x *ReleaseWorkResponse) Reset() {
 	*x = ReleaseWorkResponse{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[29]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1732,7 +1835,7 @@ func (x *ReleaseWorkResponse) String() string {
 func (*ReleaseWorkResponse) ProtoMessage() {}
 
 func (x *ReleaseWorkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[29]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1745,7 +1848,7 @@ func (x *ReleaseWorkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseWorkResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseWorkResponse) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{29}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ReleaseWorkResponse) GetUnitId() string {
@@ -1767,6 +1870,11 @@ var File_receptor_control_v1_control_service_proto protoreflect.FileDescriptor
 const file_receptor_control_v1_control_service_proto_rawDesc = "" +
 	"\n" +
 	")receptor/control/v1/control_service.proto\x12\x13receptor.control.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dreceptor/mesh/v1/status.proto\x1a\x1breceptor/work/v1/unit.proto\"\x12\n" +
+	"\x10GetAccessRequest\"n\n" +
+	"\x11GetAccessResponse\x12\x1c\n" +
+	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\x12'\n" +
+	"\x0fallowed_actions\x18\x03 \x03(\tR\x0eallowedActions\"\x12\n" +
 	"\x10WatchMeshRequest\"\x88\x01\n" +
 	"\x11WatchMeshResponse\x12=\n" +
 	"\bsnapshot\x18\x01 \x01(\v2!.receptor.control.v1.MeshSnapshotR\bsnapshot\x124\n" +
@@ -1863,8 +1971,7 @@ const file_receptor_control_v1_control_service_proto_rawDesc = "" +
 	"\x18MESH_EVENT_KIND_LINK_RTT\x10\x05\x12!\n" +
 	"\x1dMESH_EVENT_KIND_ROUTE_CHANGED\x10\x06\x12!\n" +
 	"\x1dMESH_EVENT_KIND_ADVERTISEMENT\x10\a\x12+\n" +
-	"'MESH_EVENT_KIND_ADVERTISEMENT_CANCELLED\x10\b2\xa7\n" +
-	"\n" +
+	"'MESH_EVENT_KIND_ADVERTISEMENT_CANCELLED\x10\b2\x83\v\n" +
 	"\x0eControlService\x12Z\n" +
 	"\tGetStatus\x12%.receptor.control.v1.GetStatusRequest\x1a&.receptor.control.v1.GetStatusResponse\x12]\n" +
 	"\n" +
@@ -1884,7 +1991,8 @@ const file_receptor_control_v1_control_service_proto_rawDesc = "" +
 	"CancelWork\x12&.receptor.control.v1.CancelWorkRequest\x1a'.receptor.control.v1.CancelWorkResponse\x12`\n" +
 	"\vReleaseWork\x12'.receptor.control.v1.ReleaseWorkRequest\x1a(.receptor.control.v1.ReleaseWorkResponse\x12\\\n" +
 	"\tWatchMesh\x12%.receptor.control.v1.WatchMeshRequest\x1a&.receptor.control.v1.WatchMeshResponse0\x01\x12\\\n" +
-	"\tWatchWork\x12%.receptor.control.v1.WatchWorkRequest\x1a&.receptor.control.v1.WatchWorkResponse0\x01BHZFgithub.com/receptor-mesh/receptor/gen/go/receptor/control/v1;controlv1b\x06proto3"
+	"\tWatchWork\x12%.receptor.control.v1.WatchWorkRequest\x1a&.receptor.control.v1.WatchWorkResponse0\x01\x12Z\n" +
+	"\tGetAccess\x12%.receptor.control.v1.GetAccessRequest\x1a&.receptor.control.v1.GetAccessResponseBHZFgithub.com/receptor-mesh/receptor/gen/go/receptor/control/v1;controlv1b\x06proto3"
 
 var (
 	file_receptor_control_v1_control_service_proto_rawDescOnce sync.Once
@@ -1899,107 +2007,111 @@ func file_receptor_control_v1_control_service_proto_rawDescGZIP() []byte {
 }
 
 var file_receptor_control_v1_control_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_receptor_control_v1_control_service_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_receptor_control_v1_control_service_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_receptor_control_v1_control_service_proto_goTypes = []any{
 	(MeshEventKind)(0),             // 0: receptor.control.v1.MeshEventKind
-	(*WatchMeshRequest)(nil),       // 1: receptor.control.v1.WatchMeshRequest
-	(*WatchMeshResponse)(nil),      // 2: receptor.control.v1.WatchMeshResponse
-	(*MeshSnapshot)(nil),           // 3: receptor.control.v1.MeshSnapshot
-	(*MeshEvent)(nil),              // 4: receptor.control.v1.MeshEvent
-	(*WatchWorkRequest)(nil),       // 5: receptor.control.v1.WatchWorkRequest
-	(*WatchWorkResponse)(nil),      // 6: receptor.control.v1.WatchWorkResponse
-	(*GetStatusRequest)(nil),       // 7: receptor.control.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),      // 8: receptor.control.v1.GetStatusResponse
-	(*GetVersionRequest)(nil),      // 9: receptor.control.v1.GetVersionRequest
-	(*GetVersionResponse)(nil),     // 10: receptor.control.v1.GetVersionResponse
-	(*PingRequest)(nil),            // 11: receptor.control.v1.PingRequest
-	(*PingResponse)(nil),           // 12: receptor.control.v1.PingResponse
-	(*TracerouteRequest)(nil),      // 13: receptor.control.v1.TracerouteRequest
-	(*TracerouteResponse)(nil),     // 14: receptor.control.v1.TracerouteResponse
-	(*ReloadRequest)(nil),          // 15: receptor.control.v1.ReloadRequest
-	(*ReloadResponse)(nil),         // 16: receptor.control.v1.ReloadResponse
-	(*SubmitWorkRequest)(nil),      // 17: receptor.control.v1.SubmitWorkRequest
-	(*SubmitWorkResponse)(nil),     // 18: receptor.control.v1.SubmitWorkResponse
-	(*CreateWorkRequest)(nil),      // 19: receptor.control.v1.CreateWorkRequest
-	(*CreateWorkResponse)(nil),     // 20: receptor.control.v1.CreateWorkResponse
-	(*ListWorkRequest)(nil),        // 21: receptor.control.v1.ListWorkRequest
-	(*ListWorkResponse)(nil),       // 22: receptor.control.v1.ListWorkResponse
-	(*GetWorkRequest)(nil),         // 23: receptor.control.v1.GetWorkRequest
-	(*GetWorkResponse)(nil),        // 24: receptor.control.v1.GetWorkResponse
-	(*GetWorkResultsRequest)(nil),  // 25: receptor.control.v1.GetWorkResultsRequest
-	(*GetWorkResultsResponse)(nil), // 26: receptor.control.v1.GetWorkResultsResponse
-	(*CancelWorkRequest)(nil),      // 27: receptor.control.v1.CancelWorkRequest
-	(*CancelWorkResponse)(nil),     // 28: receptor.control.v1.CancelWorkResponse
-	(*ReleaseWorkRequest)(nil),     // 29: receptor.control.v1.ReleaseWorkRequest
-	(*ReleaseWorkResponse)(nil),    // 30: receptor.control.v1.ReleaseWorkResponse
-	(*v1.NodeStatus)(nil),          // 31: receptor.mesh.v1.NodeStatus
-	(*v1.LinkHealth)(nil),          // 32: receptor.mesh.v1.LinkHealth
-	(*timestamppb.Timestamp)(nil),  // 33: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 34: google.protobuf.Duration
-	(*v1.Advertisement)(nil),       // 35: receptor.mesh.v1.Advertisement
-	(v11.UnitEventKind)(0),         // 36: receptor.work.v1.UnitEventKind
-	(*v11.UnitStatus)(nil),         // 37: receptor.work.v1.UnitStatus
-	(*v1.VersionInfo)(nil),         // 38: receptor.mesh.v1.VersionInfo
-	(*v1.PingResult)(nil),          // 39: receptor.mesh.v1.PingResult
-	(*v1.TracerouteHop)(nil),       // 40: receptor.mesh.v1.TracerouteHop
-	(*v11.SubmitParams)(nil),       // 41: receptor.work.v1.SubmitParams
-	(*v11.UnitCreated)(nil),        // 42: receptor.work.v1.UnitCreated
-	(*v11.SubmitResult)(nil),       // 43: receptor.work.v1.SubmitResult
+	(*GetAccessRequest)(nil),       // 1: receptor.control.v1.GetAccessRequest
+	(*GetAccessResponse)(nil),      // 2: receptor.control.v1.GetAccessResponse
+	(*WatchMeshRequest)(nil),       // 3: receptor.control.v1.WatchMeshRequest
+	(*WatchMeshResponse)(nil),      // 4: receptor.control.v1.WatchMeshResponse
+	(*MeshSnapshot)(nil),           // 5: receptor.control.v1.MeshSnapshot
+	(*MeshEvent)(nil),              // 6: receptor.control.v1.MeshEvent
+	(*WatchWorkRequest)(nil),       // 7: receptor.control.v1.WatchWorkRequest
+	(*WatchWorkResponse)(nil),      // 8: receptor.control.v1.WatchWorkResponse
+	(*GetStatusRequest)(nil),       // 9: receptor.control.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),      // 10: receptor.control.v1.GetStatusResponse
+	(*GetVersionRequest)(nil),      // 11: receptor.control.v1.GetVersionRequest
+	(*GetVersionResponse)(nil),     // 12: receptor.control.v1.GetVersionResponse
+	(*PingRequest)(nil),            // 13: receptor.control.v1.PingRequest
+	(*PingResponse)(nil),           // 14: receptor.control.v1.PingResponse
+	(*TracerouteRequest)(nil),      // 15: receptor.control.v1.TracerouteRequest
+	(*TracerouteResponse)(nil),     // 16: receptor.control.v1.TracerouteResponse
+	(*ReloadRequest)(nil),          // 17: receptor.control.v1.ReloadRequest
+	(*ReloadResponse)(nil),         // 18: receptor.control.v1.ReloadResponse
+	(*SubmitWorkRequest)(nil),      // 19: receptor.control.v1.SubmitWorkRequest
+	(*SubmitWorkResponse)(nil),     // 20: receptor.control.v1.SubmitWorkResponse
+	(*CreateWorkRequest)(nil),      // 21: receptor.control.v1.CreateWorkRequest
+	(*CreateWorkResponse)(nil),     // 22: receptor.control.v1.CreateWorkResponse
+	(*ListWorkRequest)(nil),        // 23: receptor.control.v1.ListWorkRequest
+	(*ListWorkResponse)(nil),       // 24: receptor.control.v1.ListWorkResponse
+	(*GetWorkRequest)(nil),         // 25: receptor.control.v1.GetWorkRequest
+	(*GetWorkResponse)(nil),        // 26: receptor.control.v1.GetWorkResponse
+	(*GetWorkResultsRequest)(nil),  // 27: receptor.control.v1.GetWorkResultsRequest
+	(*GetWorkResultsResponse)(nil), // 28: receptor.control.v1.GetWorkResultsResponse
+	(*CancelWorkRequest)(nil),      // 29: receptor.control.v1.CancelWorkRequest
+	(*CancelWorkResponse)(nil),     // 30: receptor.control.v1.CancelWorkResponse
+	(*ReleaseWorkRequest)(nil),     // 31: receptor.control.v1.ReleaseWorkRequest
+	(*ReleaseWorkResponse)(nil),    // 32: receptor.control.v1.ReleaseWorkResponse
+	(*v1.NodeStatus)(nil),          // 33: receptor.mesh.v1.NodeStatus
+	(*v1.LinkHealth)(nil),          // 34: receptor.mesh.v1.LinkHealth
+	(*timestamppb.Timestamp)(nil),  // 35: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 36: google.protobuf.Duration
+	(*v1.Advertisement)(nil),       // 37: receptor.mesh.v1.Advertisement
+	(v11.UnitEventKind)(0),         // 38: receptor.work.v1.UnitEventKind
+	(*v11.UnitStatus)(nil),         // 39: receptor.work.v1.UnitStatus
+	(*v1.VersionInfo)(nil),         // 40: receptor.mesh.v1.VersionInfo
+	(*v1.PingResult)(nil),          // 41: receptor.mesh.v1.PingResult
+	(*v1.TracerouteHop)(nil),       // 42: receptor.mesh.v1.TracerouteHop
+	(*v11.SubmitParams)(nil),       // 43: receptor.work.v1.SubmitParams
+	(*v11.UnitCreated)(nil),        // 44: receptor.work.v1.UnitCreated
+	(*v11.SubmitResult)(nil),       // 45: receptor.work.v1.SubmitResult
 }
 var file_receptor_control_v1_control_service_proto_depIdxs = []int32{
-	3,  // 0: receptor.control.v1.WatchMeshResponse.snapshot:type_name -> receptor.control.v1.MeshSnapshot
-	4,  // 1: receptor.control.v1.WatchMeshResponse.event:type_name -> receptor.control.v1.MeshEvent
-	31, // 2: receptor.control.v1.MeshSnapshot.status:type_name -> receptor.mesh.v1.NodeStatus
-	32, // 3: receptor.control.v1.MeshSnapshot.links:type_name -> receptor.mesh.v1.LinkHealth
+	5,  // 0: receptor.control.v1.WatchMeshResponse.snapshot:type_name -> receptor.control.v1.MeshSnapshot
+	6,  // 1: receptor.control.v1.WatchMeshResponse.event:type_name -> receptor.control.v1.MeshEvent
+	33, // 2: receptor.control.v1.MeshSnapshot.status:type_name -> receptor.mesh.v1.NodeStatus
+	34, // 3: receptor.control.v1.MeshSnapshot.links:type_name -> receptor.mesh.v1.LinkHealth
 	0,  // 4: receptor.control.v1.MeshEvent.kind:type_name -> receptor.control.v1.MeshEventKind
-	33, // 5: receptor.control.v1.MeshEvent.time:type_name -> google.protobuf.Timestamp
-	34, // 6: receptor.control.v1.MeshEvent.rtt:type_name -> google.protobuf.Duration
-	35, // 7: receptor.control.v1.MeshEvent.advertisement:type_name -> receptor.mesh.v1.Advertisement
-	36, // 8: receptor.control.v1.WatchWorkResponse.kind:type_name -> receptor.work.v1.UnitEventKind
-	37, // 9: receptor.control.v1.WatchWorkResponse.status:type_name -> receptor.work.v1.UnitStatus
-	33, // 10: receptor.control.v1.WatchWorkResponse.time:type_name -> google.protobuf.Timestamp
-	31, // 11: receptor.control.v1.GetStatusResponse.status:type_name -> receptor.mesh.v1.NodeStatus
-	38, // 12: receptor.control.v1.GetVersionResponse.version:type_name -> receptor.mesh.v1.VersionInfo
-	34, // 13: receptor.control.v1.PingRequest.timeout:type_name -> google.protobuf.Duration
-	39, // 14: receptor.control.v1.PingResponse.result:type_name -> receptor.mesh.v1.PingResult
-	40, // 15: receptor.control.v1.TracerouteResponse.hop:type_name -> receptor.mesh.v1.TracerouteHop
-	41, // 16: receptor.control.v1.SubmitWorkRequest.params:type_name -> receptor.work.v1.SubmitParams
-	42, // 17: receptor.control.v1.SubmitWorkResponse.created:type_name -> receptor.work.v1.UnitCreated
-	43, // 18: receptor.control.v1.SubmitWorkResponse.result:type_name -> receptor.work.v1.SubmitResult
-	41, // 19: receptor.control.v1.CreateWorkRequest.params:type_name -> receptor.work.v1.SubmitParams
-	43, // 20: receptor.control.v1.CreateWorkResponse.result:type_name -> receptor.work.v1.SubmitResult
-	37, // 21: receptor.control.v1.ListWorkResponse.units:type_name -> receptor.work.v1.UnitStatus
-	37, // 22: receptor.control.v1.GetWorkResponse.status:type_name -> receptor.work.v1.UnitStatus
-	7,  // 23: receptor.control.v1.ControlService.GetStatus:input_type -> receptor.control.v1.GetStatusRequest
-	9,  // 24: receptor.control.v1.ControlService.GetVersion:input_type -> receptor.control.v1.GetVersionRequest
-	11, // 25: receptor.control.v1.ControlService.Ping:input_type -> receptor.control.v1.PingRequest
-	13, // 26: receptor.control.v1.ControlService.Traceroute:input_type -> receptor.control.v1.TracerouteRequest
-	15, // 27: receptor.control.v1.ControlService.Reload:input_type -> receptor.control.v1.ReloadRequest
-	17, // 28: receptor.control.v1.ControlService.SubmitWork:input_type -> receptor.control.v1.SubmitWorkRequest
-	19, // 29: receptor.control.v1.ControlService.CreateWork:input_type -> receptor.control.v1.CreateWorkRequest
-	21, // 30: receptor.control.v1.ControlService.ListWork:input_type -> receptor.control.v1.ListWorkRequest
-	23, // 31: receptor.control.v1.ControlService.GetWork:input_type -> receptor.control.v1.GetWorkRequest
-	25, // 32: receptor.control.v1.ControlService.GetWorkResults:input_type -> receptor.control.v1.GetWorkResultsRequest
-	27, // 33: receptor.control.v1.ControlService.CancelWork:input_type -> receptor.control.v1.CancelWorkRequest
-	29, // 34: receptor.control.v1.ControlService.ReleaseWork:input_type -> receptor.control.v1.ReleaseWorkRequest
-	1,  // 35: receptor.control.v1.ControlService.WatchMesh:input_type -> receptor.control.v1.WatchMeshRequest
-	5,  // 36: receptor.control.v1.ControlService.WatchWork:input_type -> receptor.control.v1.WatchWorkRequest
-	8,  // 37: receptor.control.v1.ControlService.GetStatus:output_type -> receptor.control.v1.GetStatusResponse
-	10, // 38: receptor.control.v1.ControlService.GetVersion:output_type -> receptor.control.v1.GetVersionResponse
-	12, // 39: receptor.control.v1.ControlService.Ping:output_type -> receptor.control.v1.PingResponse
-	14, // 40: receptor.control.v1.ControlService.Traceroute:output_type -> receptor.control.v1.TracerouteResponse
-	16, // 41: receptor.control.v1.ControlService.Reload:output_type -> receptor.control.v1.ReloadResponse
-	18, // 42: receptor.control.v1.ControlService.SubmitWork:output_type -> receptor.control.v1.SubmitWorkResponse
-	20, // 43: receptor.control.v1.ControlService.CreateWork:output_type -> receptor.control.v1.CreateWorkResponse
-	22, // 44: receptor.control.v1.ControlService.ListWork:output_type -> receptor.control.v1.ListWorkResponse
-	24, // 45: receptor.control.v1.ControlService.GetWork:output_type -> receptor.control.v1.GetWorkResponse
-	26, // 46: receptor.control.v1.ControlService.GetWorkResults:output_type -> receptor.control.v1.GetWorkResultsResponse
-	28, // 47: receptor.control.v1.ControlService.CancelWork:output_type -> receptor.control.v1.CancelWorkResponse
-	30, // 48: receptor.control.v1.ControlService.ReleaseWork:output_type -> receptor.control.v1.ReleaseWorkResponse
-	2,  // 49: receptor.control.v1.ControlService.WatchMesh:output_type -> receptor.control.v1.WatchMeshResponse
-	6,  // 50: receptor.control.v1.ControlService.WatchWork:output_type -> receptor.control.v1.WatchWorkResponse
-	37, // [37:51] is the sub-list for method output_type
-	23, // [23:37] is the sub-list for method input_type
+	35, // 5: receptor.control.v1.MeshEvent.time:type_name -> google.protobuf.Timestamp
+	36, // 6: receptor.control.v1.MeshEvent.rtt:type_name -> google.protobuf.Duration
+	37, // 7: receptor.control.v1.MeshEvent.advertisement:type_name -> receptor.mesh.v1.Advertisement
+	38, // 8: receptor.control.v1.WatchWorkResponse.kind:type_name -> receptor.work.v1.UnitEventKind
+	39, // 9: receptor.control.v1.WatchWorkResponse.status:type_name -> receptor.work.v1.UnitStatus
+	35, // 10: receptor.control.v1.WatchWorkResponse.time:type_name -> google.protobuf.Timestamp
+	33, // 11: receptor.control.v1.GetStatusResponse.status:type_name -> receptor.mesh.v1.NodeStatus
+	40, // 12: receptor.control.v1.GetVersionResponse.version:type_name -> receptor.mesh.v1.VersionInfo
+	36, // 13: receptor.control.v1.PingRequest.timeout:type_name -> google.protobuf.Duration
+	41, // 14: receptor.control.v1.PingResponse.result:type_name -> receptor.mesh.v1.PingResult
+	42, // 15: receptor.control.v1.TracerouteResponse.hop:type_name -> receptor.mesh.v1.TracerouteHop
+	43, // 16: receptor.control.v1.SubmitWorkRequest.params:type_name -> receptor.work.v1.SubmitParams
+	44, // 17: receptor.control.v1.SubmitWorkResponse.created:type_name -> receptor.work.v1.UnitCreated
+	45, // 18: receptor.control.v1.SubmitWorkResponse.result:type_name -> receptor.work.v1.SubmitResult
+	43, // 19: receptor.control.v1.CreateWorkRequest.params:type_name -> receptor.work.v1.SubmitParams
+	45, // 20: receptor.control.v1.CreateWorkResponse.result:type_name -> receptor.work.v1.SubmitResult
+	39, // 21: receptor.control.v1.ListWorkResponse.units:type_name -> receptor.work.v1.UnitStatus
+	39, // 22: receptor.control.v1.GetWorkResponse.status:type_name -> receptor.work.v1.UnitStatus
+	9,  // 23: receptor.control.v1.ControlService.GetStatus:input_type -> receptor.control.v1.GetStatusRequest
+	11, // 24: receptor.control.v1.ControlService.GetVersion:input_type -> receptor.control.v1.GetVersionRequest
+	13, // 25: receptor.control.v1.ControlService.Ping:input_type -> receptor.control.v1.PingRequest
+	15, // 26: receptor.control.v1.ControlService.Traceroute:input_type -> receptor.control.v1.TracerouteRequest
+	17, // 27: receptor.control.v1.ControlService.Reload:input_type -> receptor.control.v1.ReloadRequest
+	19, // 28: receptor.control.v1.ControlService.SubmitWork:input_type -> receptor.control.v1.SubmitWorkRequest
+	21, // 29: receptor.control.v1.ControlService.CreateWork:input_type -> receptor.control.v1.CreateWorkRequest
+	23, // 30: receptor.control.v1.ControlService.ListWork:input_type -> receptor.control.v1.ListWorkRequest
+	25, // 31: receptor.control.v1.ControlService.GetWork:input_type -> receptor.control.v1.GetWorkRequest
+	27, // 32: receptor.control.v1.ControlService.GetWorkResults:input_type -> receptor.control.v1.GetWorkResultsRequest
+	29, // 33: receptor.control.v1.ControlService.CancelWork:input_type -> receptor.control.v1.CancelWorkRequest
+	31, // 34: receptor.control.v1.ControlService.ReleaseWork:input_type -> receptor.control.v1.ReleaseWorkRequest
+	3,  // 35: receptor.control.v1.ControlService.WatchMesh:input_type -> receptor.control.v1.WatchMeshRequest
+	7,  // 36: receptor.control.v1.ControlService.WatchWork:input_type -> receptor.control.v1.WatchWorkRequest
+	1,  // 37: receptor.control.v1.ControlService.GetAccess:input_type -> receptor.control.v1.GetAccessRequest
+	10, // 38: receptor.control.v1.ControlService.GetStatus:output_type -> receptor.control.v1.GetStatusResponse
+	12, // 39: receptor.control.v1.ControlService.GetVersion:output_type -> receptor.control.v1.GetVersionResponse
+	14, // 40: receptor.control.v1.ControlService.Ping:output_type -> receptor.control.v1.PingResponse
+	16, // 41: receptor.control.v1.ControlService.Traceroute:output_type -> receptor.control.v1.TracerouteResponse
+	18, // 42: receptor.control.v1.ControlService.Reload:output_type -> receptor.control.v1.ReloadResponse
+	20, // 43: receptor.control.v1.ControlService.SubmitWork:output_type -> receptor.control.v1.SubmitWorkResponse
+	22, // 44: receptor.control.v1.ControlService.CreateWork:output_type -> receptor.control.v1.CreateWorkResponse
+	24, // 45: receptor.control.v1.ControlService.ListWork:output_type -> receptor.control.v1.ListWorkResponse
+	26, // 46: receptor.control.v1.ControlService.GetWork:output_type -> receptor.control.v1.GetWorkResponse
+	28, // 47: receptor.control.v1.ControlService.GetWorkResults:output_type -> receptor.control.v1.GetWorkResultsResponse
+	30, // 48: receptor.control.v1.ControlService.CancelWork:output_type -> receptor.control.v1.CancelWorkResponse
+	32, // 49: receptor.control.v1.ControlService.ReleaseWork:output_type -> receptor.control.v1.ReleaseWorkResponse
+	4,  // 50: receptor.control.v1.ControlService.WatchMesh:output_type -> receptor.control.v1.WatchMeshResponse
+	8,  // 51: receptor.control.v1.ControlService.WatchWork:output_type -> receptor.control.v1.WatchWorkResponse
+	2,  // 52: receptor.control.v1.ControlService.GetAccess:output_type -> receptor.control.v1.GetAccessResponse
+	38, // [38:53] is the sub-list for method output_type
+	23, // [23:38] is the sub-list for method input_type
 	23, // [23:23] is the sub-list for extension type_name
 	23, // [23:23] is the sub-list for extension extendee
 	0,  // [0:23] is the sub-list for field type_name
@@ -2010,12 +2122,12 @@ func file_receptor_control_v1_control_service_proto_init() {
 	if File_receptor_control_v1_control_service_proto != nil {
 		return
 	}
-	file_receptor_control_v1_control_service_proto_msgTypes[10].OneofWrappers = []any{}
-	file_receptor_control_v1_control_service_proto_msgTypes[16].OneofWrappers = []any{
+	file_receptor_control_v1_control_service_proto_msgTypes[12].OneofWrappers = []any{}
+	file_receptor_control_v1_control_service_proto_msgTypes[18].OneofWrappers = []any{
 		(*SubmitWorkRequest_Params)(nil),
 		(*SubmitWorkRequest_Stdin)(nil),
 	}
-	file_receptor_control_v1_control_service_proto_msgTypes[17].OneofWrappers = []any{
+	file_receptor_control_v1_control_service_proto_msgTypes[19].OneofWrappers = []any{
 		(*SubmitWorkResponse_Created)(nil),
 		(*SubmitWorkResponse_Result)(nil),
 	}
@@ -2025,7 +2137,7 @@ func file_receptor_control_v1_control_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_receptor_control_v1_control_service_proto_rawDesc), len(file_receptor_control_v1_control_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   30,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -33,6 +33,7 @@ const (
 	ControlService_ReleaseWork_FullMethodName    = "/receptor.control.v1.ControlService/ReleaseWork"
 	ControlService_WatchMesh_FullMethodName      = "/receptor.control.v1.ControlService/WatchMesh"
 	ControlService_WatchWork_FullMethodName      = "/receptor.control.v1.ControlService/WatchWork"
+	ControlService_GetAccess_FullMethodName      = "/receptor.control.v1.ControlService/GetAccess"
 )
 
 // ControlServiceClient is the client API for ControlService service.
@@ -103,6 +104,10 @@ type ControlServiceClient interface {
 	// call fails with UNAVAILABLE. Over REST: GET /v1/work/watch (lines or
 	// Server-Sent Events, as WatchMesh).
 	WatchWork(ctx context.Context, in *WatchWorkRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchWorkResponse], error)
+	// GetAccess tells the caller who the node takes it for and what it may do,
+	// so that a client (the web view) offers only the actions it is allowed.
+	// Over REST: GET /v1/access.
+	GetAccess(ctx context.Context, in *GetAccessRequest, opts ...grpc.CallOption) (*GetAccessResponse, error)
 }
 
 type controlServiceClient struct {
@@ -292,6 +297,16 @@ func (c *controlServiceClient) WatchWork(ctx context.Context, in *WatchWorkReque
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ControlService_WatchWorkClient = grpc.ServerStreamingClient[WatchWorkResponse]
 
+func (c *controlServiceClient) GetAccess(ctx context.Context, in *GetAccessRequest, opts ...grpc.CallOption) (*GetAccessResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetAccessResponse)
+	err := c.cc.Invoke(ctx, ControlService_GetAccess_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ControlServiceServer is the server API for ControlService service.
 // All implementations must embed UnimplementedControlServiceServer
 // for forward compatibility.
@@ -360,6 +375,10 @@ type ControlServiceServer interface {
 	// call fails with UNAVAILABLE. Over REST: GET /v1/work/watch (lines or
 	// Server-Sent Events, as WatchMesh).
 	WatchWork(*WatchWorkRequest, grpc.ServerStreamingServer[WatchWorkResponse]) error
+	// GetAccess tells the caller who the node takes it for and what it may do,
+	// so that a client (the web view) offers only the actions it is allowed.
+	// Over REST: GET /v1/access.
+	GetAccess(context.Context, *GetAccessRequest) (*GetAccessResponse, error)
 	mustEmbedUnimplementedControlServiceServer()
 }
 
@@ -411,6 +430,9 @@ func (UnimplementedControlServiceServer) WatchMesh(*WatchMeshRequest, grpc.Serve
 }
 func (UnimplementedControlServiceServer) WatchWork(*WatchWorkRequest, grpc.ServerStreamingServer[WatchWorkResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchWork not implemented")
+}
+func (UnimplementedControlServiceServer) GetAccess(context.Context, *GetAccessRequest) (*GetAccessResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetAccess not implemented")
 }
 func (UnimplementedControlServiceServer) mustEmbedUnimplementedControlServiceServer() {}
 func (UnimplementedControlServiceServer) testEmbeddedByValue()                        {}
@@ -646,6 +668,24 @@ func _ControlService_WatchWork_Handler(srv interface{}, stream grpc.ServerStream
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ControlService_WatchWorkServer = grpc.ServerStreamingServer[WatchWorkResponse]
 
+func _ControlService_GetAccess_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetAccessRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServiceServer).GetAccess(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControlService_GetAccess_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServiceServer).GetAccess(ctx, req.(*GetAccessRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ControlService_ServiceDesc is the grpc.ServiceDesc for ControlService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -688,6 +728,10 @@ var ControlService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReleaseWork",
 			Handler:    _ControlService_ReleaseWork_Handler,
+		},
+		{
+			MethodName: "GetAccess",
+			Handler:    _ControlService_GetAccess_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
