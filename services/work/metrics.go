@@ -181,7 +181,6 @@ func (a *Agent) startObserver() {
 	go a.observeUnits(w)
 }
 
-
 var (
 	descUnits = prometheus.NewDesc("receptor_work_units",
 		"Work units held by the agent, by state and work type (\"remote\" for units running on another node).",
