@@ -194,14 +194,7 @@ func (a *app) printMeshResponse(resp *controlv1.WatchMeshResponse) error {
 		f = fields("peer", e.GetPeer(), "backend", e.GetBackendKind(), "cost", str(floatNumber(e.GetCost())),
 			"rtt", textRTT(e.GetRtt()), "reason", e.GetReason())
 	case controlv1.MeshEventKind_MESH_EVENT_KIND_ROUTE_CHANGED:
-		next, prev := e.GetNextHop(), e.GetPreviousNextHop()
-		if next == "" {
-			next = "-"
-		}
-		if prev == "" {
-			prev = "-"
-		}
-		f = fields("node", e.GetNodeId(), "via", prev+"->"+next)
+		f = fields("node", e.GetNodeId(), "next_hop", e.GetNextHop(), "previous_next_hop", e.GetPreviousNextHop())
 	case controlv1.MeshEventKind_MESH_EVENT_KIND_ADVERTISEMENT, controlv1.MeshEventKind_MESH_EVENT_KIND_ADVERTISEMENT_CANCELLED:
 		ad := e.GetAdvertisement()
 		var wt []string
