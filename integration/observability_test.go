@@ -3,18 +3,26 @@ package integration
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
+	"github.com/receptor-mesh/receptor/services/control/client"
 	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
@@ -58,6 +66,10 @@ func TestMetricsThreeNodes(t *testing.T) {
 	tokDir := shortTempDir(t)
 	readerTok := "reader-token-0123456789"
 	readerPath := writeToken(t, tokDir, "prom", readerTok)
+	// a verifies signed work (type "secure") with pub; key signs the
+	// tokens the test sends; its tls-server certificate is reported.
+	key, pub := verificationKey(t)
+	nc := newCA(t).issue(t, "obsa")
 	a.Start(Spec{Bin: workAllInOneBin, Config: func(n *Node) string {
 		return "---\n" + entity("node", "id", n.ID, "datadir", n.Dir+"/data") +
 			"    firewallrules:\n      - action: reject\n        tonode: obsc\n        toservice: ping\n" +
@@ -66,6 +78,10 @@ func TestMetricsThreeNodes(t *testing.T) {
 			entity("tcp-listener", "port", strconv.Itoa(n.Port("mesh"))) +
 			entity("http-gateway", "tcplisten", n.Addr("http")) +
 			entity("access", "role", "reader", "tokenfile", readerPath) +
+			entity("tls-server", "name", "obs-tls", "cert", nc.Cert, "key", nc.Key) +
+			entity("work-verification", "publickey", pub) +
+			entity("work-command", "worktype", "secure", "command", "cat", "verifysignature", "true") +
+			workCommandEntity("false", "false", "", false) +
 			workCommandEntity("cat", "cat", "", false)
 	}})
 	b.Start(Spec{Config: func(n *Node) string {
@@ -149,6 +165,87 @@ func TestMetricsThreeNodes(t *testing.T) {
 		t.Errorf("firewall_reject drops %v -> %v after a blocked ping", before, after)
 	}
 
+	// Work, control and certificate figures move: a failing unit counts as
+	// Failed; an expired token sent from b over the mesh to a's control
+	// service counts a signature failure with its clock skew; a control
+	// session on a's unix socket counts on the unix face; c streamed the
+	// 1 MiB of results to a.
+	code, resp = restCall(t, "POST", base+"/v1/work", map[string]string{"Authorization": "Bearer " + admin, "Content-Type": "application/json"},
+		`{"params":{"workType":"false","node":"obsa"},"stdin":""}`)
+	if code != http.StatusOK {
+		t.Fatalf("submit false: %d %s", code, truncate(resp))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	local, err := a.Dial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := local.Command(ctx, "status"); err != nil {
+		t.Fatalf("status over the unix socket: %v", err)
+	}
+	_ = local.Close()
+	viaB, err := b.Dial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := viaB.Connect(ctx, "obsa", "control", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote, err := client.NewConn(ctx, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired := signToken(t, key, "obsa", time.Now().Add(-10*time.Minute))
+	if _, err := remote.SubmitWork(ctx, map[string]string{"node": "obsa", "worktype": "secure", "signature": expired}, strings.NewReader("x")); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Errorf("submit with an expired token: %v, want refused as expired", err)
+	}
+	_ = remote.Close()
+	_ = viaB.Close()
+	testkit.Eventually(t, 30*time.Second, "work, control and certificate figures", func() error {
+		m := scrape(t, base+"/metrics", admin)
+		cm := scrape(t, "http://"+c.Addr("metrics")+"/metrics", readerTok)
+		for _, w := range []struct {
+			body, name string
+			labels     []string
+			min        float64
+		}{
+			{m, "receptor_work_units_completed_total", []string{`work_type="false"`, `outcome="Failed"`}, 1},
+			{m, "receptor_work_units_completed_total", []string{`work_type="remote"`, `outcome="Succeeded"`}, 1},
+			{m, "receptor_work_remote_status_polls_total", []string{`outcome="ok"`}, 1},
+			{m, "receptor_work_signature_failures_total", []string{`reason="expired"`}, 1},
+			{m, "receptor_work_signature_clock_skew_seconds_count", []string{`reason="expired"`}, 1},
+			// the token expired 10 min ago: over 300 s late
+			{m, "receptor_work_signature_clock_skew_seconds_sum", []string{`reason="expired"`}, 300},
+			{m, "receptor_control_sessions_total", []string{`face="unix"`}, 1},
+			{m, "receptor_control_sessions_total", []string{`face="mesh"`}, 1},
+			{m, "receptor_control_requests_total", []string{`command="status"`, `outcome="ok"`}, 1},
+			{m, "receptor_control_requests_total", []string{`command="work submit"`, `outcome="error"`}, 1},
+			{m, "receptor_tls_certificate_expiry_seconds", []string{`entity="tls-server"`, `name="obs-tls"`}, 3600},
+			{cm, "receptor_work_results_sent_bytes_total", []string{`work_type="cat"`}, 1 << 20},
+			{cm, "receptor_work_units_completed_total", []string{`work_type="cat"`, `outcome="Succeeded"`}, 1},
+		} {
+			if v, ok := metricValue(w.body, w.name, w.labels...); !ok || v < w.min {
+				return fmt.Errorf("%s%v = %v (present %v), want >= %v", w.name, w.labels, v, ok, w.min)
+			}
+		}
+		for _, name := range []string{"receptor_work_unit_start_duration_seconds_count", "receptor_work_unit_run_duration_seconds_count", "receptor_work_remote_reconnects_total"} {
+			if _, ok := metricValue(m, name); !ok {
+				return fmt.Errorf("%s absent", name)
+			}
+		}
+		return nil
+	})
+	m = scrape(t, base+"/metrics", readerTok)
+	problems, err = promlint.New(strings.NewReader(m)).Lint()
+	if err != nil {
+		t.Fatalf("lint: %v", err)
+	}
+	for _, p := range problems {
+		t.Errorf("metrics lint after the work and control traffic: %s: %s", p.Metric, p.Text)
+	}
+
 	// Killing b takes a's link to it down (the series stays, at 0).
 	b.Kill()
 	testkit.Eventually(t, 40*time.Second, "link down", func() error {
@@ -158,6 +255,37 @@ func TestMetricsThreeNodes(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// verificationKey returns an RSA key and the path of its public key as
+// PEM, for a work-verification entity.
+func verificationKey(t *testing.T) (*rsa.PrivateKey, string) {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "verify.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return key, path
+}
+
+// signToken signs a work token for node audience expiring at exp.
+func signToken(t *testing.T, key *rsa.PrivateKey, audience string, exp time.Time) string {
+	t.Helper()
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodRS512, jwt.RegisteredClaims{
+		Audience: jwt.ClaimStrings{audience}, ExpiresAt: jwt.NewNumericDate(exp),
+	}).SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
 
 // TestWatchMeshREST follows a 4-node mesh through GET /v1/mesh/watch: a

@@ -182,6 +182,12 @@ func New(cfg *config.Config, opts Options) (*Router, error) {
 	r.quota = newQuota(policy, opts.Work)
 	r.ops = &ops{node: node, tls: store, work: opts.Work, reload: r.reload, quota: r.quota}
 	r.ctl = control.NewServer(r.ops, control.Options{Logger: log, Policy: policy})
+	for _, c := range []prometheus.Collector{r.ctl.Collector(), metrics.CertExpiry(metrics.CertsOf(cfg))} {
+		if err := reg.Register(c); err != nil {
+			node.Close()
+			return nil, fmt.Errorf("registering metrics: %w", err)
+		}
+	}
 	r.inproc = grpcserve.NewInProcess()
 	if err := r.newAPIs(); err != nil {
 		node.Close()

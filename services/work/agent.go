@@ -28,6 +28,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/receptor-mesh/receptor/services/internal/dirwatch"
 	"github.com/receptor-mesh/receptor/services/internal/hostmem"
@@ -79,6 +80,7 @@ type Agent struct {
 	watchMu  sync.Mutex
 	watchers map[*UnitWatch]struct{} // see WatchAll
 	counts   workCounters
+	m        *workMetrics
 }
 
 // entry is the in-memory side of one unit.
@@ -108,6 +110,9 @@ type entry struct {
 	// before it signals, so status replies never show that transient, and
 	// remote monitors (ours and upstream's) stop at the first complete state.
 	frozen *unit.Status
+	// life is the unit's lifecycle as the metrics observer saw it
+	// (metrics.go).
+	life life
 }
 
 func newEntry(id string, dir unit.Dir, workType string) *entry {
@@ -223,7 +228,9 @@ func New(opts Options) (*Agent, error) {
 	a := &Agent{
 		opts: opts, log: opts.Logger, store: store, watch: w, types: types,
 		ctx: ctx, cancel: cancel, units: make(map[string]*entry), watchers: map[*UnitWatch]struct{}{},
+		m: newWorkMetrics(opts.WorkTypes),
 	}
+	a.startObserver()
 	ids, err := store.IDs()
 	if err != nil {
 		a.Close()
@@ -277,6 +284,9 @@ func (a *Agent) recover(id string) *entry {
 		}
 	}
 	e := newEntry(id, dir, st.WorkType)
+	// A unit found on disk counts in the lifecycle figures from the state
+	// it has now: an ended one is not counted again.
+	e.life = life{state: st.State, ended: st.State.Complete() || st.State == unit.Canceled}
 	if !a.register(e) {
 		return a.lookupLoaded(id)
 	}
@@ -408,6 +418,7 @@ type Auth struct {
 func (a *Agent) checkSignature(needs bool, auth Auth) error {
 	if !needs {
 		if auth.Signature != "" {
+			a.signatureFailed(reasonUnexpected, nil)
 			return errUnexpectedSignature
 		}
 		return nil
@@ -416,6 +427,7 @@ func (a *Agent) checkSignature(needs bool, auth Auth) error {
 		return nil
 	}
 	if err := a.opts.Verifier.Verify(auth.Signature, a.opts.NodeID); err != nil {
+		a.signatureFailed(signing.Reason(err), err)
 		return signatureError(err)
 	}
 	return nil
@@ -530,6 +542,7 @@ func (a *Agent) allocate(workType string, extra json.RawMessage) (*entry, error)
 		return nil, err
 	}
 	e := newEntry(id, dir, workType)
+	e.life = life{created: time.Now(), state: unit.Pending}
 	if !a.register(e) {
 		_ = dir.Remove()
 		return nil, ErrClosed

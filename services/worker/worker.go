@@ -160,6 +160,9 @@ func serve(ctx context.Context, cfg *config.Config, store *tlsconf.Store, agent 
 	if err := reg.Register(policy.Collector()); err != nil {
 		return err
 	}
+	if err := reg.Register(metrics.CertExpiry(metrics.CertsOf(cfg))); err != nil {
+		return err
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	if mc := cfg.Metrics; mc != nil {
 		tlsCfg, err := store.Server(mc.TLS)
