@@ -608,7 +608,9 @@ func (a *Agent) report(e *entry) (unit.Report, error) {
 	case a.types[st.WorkType] == nil:
 		extra = json.RawMessage(`"Unknown WorkType"`)
 	}
-	return st.Report(extra), nil
+	r := st.Report(extra)
+	r.Updated = e.dir.Updated()
+	return r, nil
 }
 
 // List returns every unit's status, or only id's when id is not empty.
