@@ -139,25 +139,35 @@ ADVERTISEMENT_CANCELLED. Runs until interrupted (exit 0).`,
 			if err != nil {
 				return err
 			}
-			for first := true; ; first = false {
-				resp, err := s.Recv()
-				if err != nil {
-					if first && !errors.Is(err, io.EOF) && status.Code(err) != codes.ResourceExhausted && cmd.Context().Err() == nil {
-						return err // the watch never started: its failure's class
-					}
-					return watchEnd(cmd.Context(), ctx, err)
-				}
-				if resp.GetSnapshot() != nil && !snapshot {
-					continue
-				}
-				if err := a.printMeshResponse(resp); err != nil {
-					return err
-				}
-			}
+			return follow(cmd, ctx, s.Recv, func(resp *controlv1.WatchMeshResponse) bool {
+				return resp.GetSnapshot() != nil && !snapshot
+			}, a.printMeshResponse)
 		},
 	}
 	cmd.Flags().BoolVar(&snapshot, "snapshot", true, "Print the snapshot the watch starts from (--snapshot=false: only changes)")
 	return cmd
+}
+
+// follow prints a watch's responses (those skip rejects) until it ends. A
+// first Recv that fails other than by a clean end, RESOURCE_EXHAUSTED or
+// the user's interrupt means the watch never started (e.g. no work agent):
+// that error's class is the exit code; any other end goes to watchEnd.
+func follow[T any](cmd *cobra.Command, ctx context.Context, recv func() (T, error), skip func(T) bool, print func(T) error) error {
+	for first := true; ; first = false {
+		resp, err := recv()
+		if err != nil {
+			if first && !errors.Is(err, io.EOF) && status.Code(err) != codes.ResourceExhausted && cmd.Context().Err() == nil {
+				return err
+			}
+			return watchEnd(cmd.Context(), ctx, err)
+		}
+		if skip(resp) {
+			continue
+		}
+		if err := print(resp); err != nil {
+			return err
+		}
+	}
 }
 
 // printMeshResponse writes one WatchMesh response.
@@ -227,24 +237,10 @@ output size) and RELEASED. Runs until interrupted (exit 0).`,
 			if err != nil {
 				return err
 			}
-			for first := true; ; first = false {
-				resp, err := s.Recv()
-				if err != nil {
-					if first && !errors.Is(err, io.EOF) && status.Code(err) != codes.ResourceExhausted && cmd.Context().Err() == nil {
-						return err // the watch never started (e.g. no work agent): its failure's class
-					}
-					return watchEnd(cmd.Context(), ctx, err)
-				}
-				switch resp.GetKind() {
-				case workv1.UnitEventKind_UNIT_EVENT_KIND_SNAPSHOT, workv1.UnitEventKind_UNIT_EVENT_KIND_SNAPSHOT_END:
-					if !snapshot {
-						continue
-					}
-				}
-				if err := a.printWorkResponse(resp); err != nil {
-					return err
-				}
-			}
+			return follow(cmd, ctx, s.Recv, func(resp *controlv1.WatchWorkResponse) bool {
+				k := resp.GetKind()
+				return !snapshot && (k == workv1.UnitEventKind_UNIT_EVENT_KIND_SNAPSHOT || k == workv1.UnitEventKind_UNIT_EVENT_KIND_SNAPSHOT_END)
+			}, a.printWorkResponse)
 		},
 	}
 	cmd.Flags().BoolVar(&snapshot, "snapshot", true, "Print the existing units the watch starts with (--snapshot=false: only changes)")
