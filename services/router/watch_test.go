@@ -14,7 +14,6 @@ import (
 	controlv1 "github.com/receptor-mesh/receptor/gen/go/receptor/control/v1"
 	"github.com/receptor-mesh/receptor/services/internal/grpcserve"
 	"github.com/receptor-mesh/receptor/services/mesh"
-	"github.com/receptor-mesh/receptor/services/testkit"
 )
 
 // TestWatchMeshSlowReader: a WatchMesh client that stops reading while the
@@ -50,6 +49,29 @@ func TestWatchMeshSlowReader(t *testing.T) {
 	// client does not read.
 	const binds = 4 * watchBuffer
 	node := a.r.Node()
+	// A second, node-level subscription large enough for everything shows
+	// when the events have happened: GetStatus lists a local service as
+	// soon as it is bound, before the advertising run stores it.
+	_, seen := node.Subscribe(4 * binds)
+	defer seen.Close()
+	waitEvents := func(kind mesh.EventKind, want int) {
+		t.Helper()
+		n := 0
+		timeout := time.After(bound)
+		for n < want {
+			select {
+			case ev, ok := <-seen.C:
+				if !ok {
+					t.Fatalf("the counting subscription ended: %v", seen.Err())
+				}
+				if ev.Kind == kind {
+					n++
+				}
+			case <-timeout:
+				t.Fatalf("%d of %d %v events", n, want, kind)
+			}
+		}
+	}
 	var socks []mesh.PacketConn
 	for i := range binds {
 		pc, err := node.ListenPacketAndAdvertise(fmt.Sprintf("f%d", i), mesh.ServiceAd{ConnType: mesh.ConnTypeDatagram})
@@ -58,21 +80,13 @@ func TestWatchMeshSlowReader(t *testing.T) {
 		}
 		socks = append(socks, pc)
 	}
-	testkit.Eventually(t, bound, "every service advertised", func() error {
-		st, err := a.control.GetStatus(ctx, &controlv1.GetStatusRequest{})
-		if err != nil {
-			return err
-		}
-		if n := len(st.GetStatus().GetAdvertisements()); n < binds {
-			return fmt.Errorf("%d advertisements", n)
-		}
-		return nil
-	})
+	waitEvents(mesh.EventAdvertisement, binds)
 	for _, pc := range socks {
 		if err := pc.Close(); err != nil {
 			t.Fatal(err)
 		}
 	}
+	waitEvents(mesh.EventAdvertisementCancelled, binds)
 	// The node is unaffected while the watcher is stuck.
 	for range 3 {
 		if _, err := a.control.GetStatus(ctx, &controlv1.GetStatusRequest{}); err != nil {
