@@ -36,7 +36,7 @@ type options struct {
 
 func (o options) want(section string) bool { return len(o.only) == 0 || o.only[section] }
 
-const sections = "converge,rss,stream,latency,work"
+const sections = "converge,nodes,rss,stream,latency,work"
 
 func main() {
 	var o options
@@ -125,6 +125,9 @@ func run(o options) error {
 			rep.add(row{Group: "converge", Name: name, Value: ms(el), Target: "≤ 1 s (100 nodes)",
 				Verdict: verdict(k != 100 || el <= time.Second)})
 		}
+	}
+	if o.want("nodes") {
+		nodesSection(ctx, o, &ps, dir, &rep)
 	}
 	if idle != nil {
 		idle.measure(ctx, &rep)
