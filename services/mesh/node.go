@@ -37,8 +37,8 @@ const (
 	// none ran within the request delay: long enough for a burst of
 	// updates read together (a new peer's known updates, §6.1) to land in
 	// one run, short against a hop's latency.
-	routeSettle = 2 * time.Millisecond
-	ctrlQueueLen     = 1024
+	routeSettle  = 2 * time.Millisecond
+	ctrlQueueLen = 1024
 	// ctrlQueueBytes and dataQueueBytes bound a session's queues in bytes
 	// as well: 1024 large advertisements must not pin 64 MiB per peer.
 	ctrlQueueBytes  = 4 << 20
