@@ -9,10 +9,13 @@
 // set-up) and the kernel maps the cached neighbours of every page faulted
 // in (fault-around), so nearly all of the 8 MiB of text and 10 MiB of
 // read-only data end up mapped. An idle node runs a small part of that
-// code. Trim asks the kernel to reclaim the binary's clean read-only pages
-// from this process (madvise MADV_PAGEOUT; pages another process maps
-// stay where they are) and returns freed heap pages (debug.FreeOSMemory):
-// what the node then uses faults back in from the page cache or disk.
+// code. Trim unmaps the binary's read-only pages from this process
+// (madvise MADV_DONTNEED on its private, never-written file mappings: the
+// pages stay in the kernel's page cache, shared and reclaimable, and what
+// the node then runs faults back in from there as minor faults) and
+// returns freed heap pages (debug.FreeOSMemory). MADV_PAGEOUT would also
+// evict the pages from the page cache, and the first calls after it paid
+// disk reads: a GetStatus p99 of 6.5 ms in the run right after the trim.
 package memtrim
 
 import (
@@ -32,10 +35,11 @@ type Result struct {
 	Bytes  int64 // their total size
 }
 
-// Trim returns freed heap pages to the kernel and advises the kernel to
-// page out the read-only and executable file mappings of the running
-// executable. It is safe at any time (the pages are clean and fault back
-// in); its cost is those faults, so call it once start-up is over.
+// Trim returns freed heap pages to the kernel and drops this process's
+// mappings of the pages of the running executable's read-only and
+// executable file mappings. It is safe at any time (the mappings are
+// private and never written, so the pages fault back in from the file);
+// its cost is those faults, so call it once start-up is over.
 func Trim() (Result, error) {
 	debug.FreeOSMemory()
 	exe, err := os.Executable()
@@ -57,7 +61,7 @@ func Trim() (Result, error) {
 		// The range is a file mapping, not Go memory: advising it
 		// changes no Go value (hence the raw system call, with no Go
 		// pointer made from an address).
-		if _, _, errno := unix.Syscall(unix.SYS_MADVISE, lo, hi-lo, unix.MADV_PAGEOUT); errno != 0 {
+		if _, _, errno := unix.Syscall(unix.SYS_MADVISE, lo, hi-lo, unix.MADV_DONTNEED); errno != 0 {
 			return res, fmt.Errorf("memtrim: madvise %x-%x: %w", lo, hi, errno)
 		}
 		res.Ranges++
