@@ -36,7 +36,7 @@ type options struct {
 
 func (o options) want(section string) bool { return len(o.only) == 0 || o.only[section] }
 
-const sections = "converge,nodes,rss,stream,latency,work"
+const sections = "converge,nodes,status,rss,stream,latency,work"
 
 func main() {
 	var o options
@@ -128,6 +128,9 @@ func run(o options) error {
 	}
 	if o.want("nodes") {
 		nodesSection(ctx, o, &ps, dir, &rep)
+	}
+	if o.want("status") {
+		statusSection(ctx, o, &ps, dir, &rep)
 	}
 	if idle != nil {
 		idle.measure(ctx, &rep)
