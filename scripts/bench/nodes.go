@@ -28,13 +28,10 @@ import (
 //     again; the figure runs from the new start until it routes to both
 //     nodes two hops away.
 //
-// Each scenario runs nodesRepeats times per binary, alternating ours and
+// Each scenario runs -nodes-repeats times per binary, alternating ours and
 // upstream, and prints the median and the spread (min–max).
 
-const (
-	nodesLine    = 20
-	nodesRepeats = 3
-)
+const nodesLine = 20
 
 // lineNet is a line of nodes c00 — c01 — … where node i dials node i-1.
 type lineNet struct {
@@ -282,9 +279,12 @@ func nodesSection(ctx context.Context, o options, ps *ports, dir string, rep *re
 		bins = append(bins, struct{ name, path string }{"upstream", upstream})
 	}
 	for si, sc := range nodeScenarios {
+		if o.nodeScenario >= 0 && o.nodeScenario != si {
+			continue
+		}
 		got := make([][]time.Duration, len(bins))
 		var errs []error
-		for r := range nodesRepeats {
+		for r := range o.nodeRepeats {
 			for bi, b := range bins {
 				sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 				d, err := sc.run(sctx, o, ps, b.path, filepath.Join(dir, fmt.Sprintf("nodes%d-%s-%d", si, b.name, r)))
