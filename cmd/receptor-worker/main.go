@@ -7,6 +7,8 @@ import (
 	"os"
 
 	"github.com/receptor-mesh/receptor/services/launch"
+	// Runs the command runner before the other initialisers (see the package).
+	_ "github.com/receptor-mesh/receptor/services/work/command/runfirst"
 	"github.com/receptor-mesh/receptor/services/worker"
 )
 

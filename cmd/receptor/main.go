@@ -9,6 +9,8 @@ import (
 
 	"github.com/receptor-mesh/receptor/services/allinone"
 	"github.com/receptor-mesh/receptor/services/launch"
+	// Runs the command runner before the other initialisers (see the package).
+	_ "github.com/receptor-mesh/receptor/services/work/command/runfirst"
 )
 
 // defaultConfig is what `receptor --embedded-config` (make run) starts.

@@ -32,11 +32,13 @@ type options struct {
 	cpuProfile  string
 	streamProf  string
 	logger      *slog.Logger
+	// nodes section (nodes.go)
+	nodeScenario, nodeRepeats int
 }
 
 func (o options) want(section string) bool { return len(o.only) == 0 || o.only[section] }
 
-const sections = "converge,rss,stream,latency,work"
+const sections = "converge,nodes,status,rss,stream,latency,work"
 
 func main() {
 	var o options
@@ -53,6 +55,8 @@ func main() {
 	flag.StringVar(&o.pprofEnv, "pprof-env", "", "passed to the nodes as RECEPTOR_PPROF (e.g. 127.0.0.1:0); empty: off")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the driver (the client side) here")
 	flag.StringVar(&o.streamProf, "stream-profile", "", "write a CPU profile of the in-process 2-hop stream transfer here")
+	flag.IntVar(&o.nodeScenario, "nodes-scenario", -1, "run only this scenario of the nodes section (0 line, 1 at once, 2 restart); -1: all")
+	flag.IntVar(&o.nodeRepeats, "nodes-repeats", 3, "runs of each nodes scenario per binary")
 	flag.BoolVar(&verbose, "v", false, "log progress")
 	flag.Parse()
 	lvl := slog.LevelWarn
@@ -125,6 +129,12 @@ func run(o options) error {
 			rep.add(row{Group: "converge", Name: name, Value: ms(el), Target: "≤ 1 s (100 nodes)",
 				Verdict: verdict(k != 100 || el <= time.Second)})
 		}
+	}
+	if o.want("nodes") {
+		nodesSection(ctx, o, &ps, dir, &rep)
+	}
+	if o.want("status") {
+		statusSection(ctx, o, &ps, dir, &rep)
 	}
 	if idle != nil {
 		idle.measure(ctx, &rep)

@@ -360,3 +360,32 @@ func readCert(t *testing.T, path string) *x509.Certificate {
 	}
 	return cert
 }
+
+// RECEPTOR_TRIM_AFTER moves the start-up memory trim; a value that is not
+// a duration is refused before anything runs, 0 turns the trim off.
+func TestTrimAfterEnv(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		code  int
+		runs  int
+	}{
+		{"soon", 1, 0},
+		{"-1s", 1, 0},
+		{"0", 0, 1},
+		{"1ms", 0, 1},
+	} {
+		var r recorder
+		var out bytes.Buffer
+		code := r.program(nil).Main(context.Background(), Env{
+			Args:    []string{"--node", "id=trim", "--local-only"},
+			Environ: []string{"HOME=/nonexistent", "RECEPTOR_TRIM_AFTER=" + tc.value},
+			Stdin:   strings.NewReader(""), Stdout: &out, Stderr: &out,
+		})
+		if code != tc.code || r.runs != tc.runs {
+			t.Errorf("RECEPTOR_TRIM_AFTER=%s: exit %d, runs %d, want %d, %d; output:\n%s", tc.value, code, r.runs, tc.code, tc.runs, out.String())
+		}
+		if tc.code != 0 && !strings.Contains(out.String(), "RECEPTOR_TRIM_AFTER") {
+			t.Errorf("RECEPTOR_TRIM_AFTER=%s: error does not name the variable:\n%s", tc.value, out.String())
+		}
+	}
+}

@@ -33,7 +33,12 @@ const (
 	seenUpdateExpiry = time.Hour
 	seenSweepPeriod  = 30 * time.Minute
 	recomputePeriod  = 24 * time.Hour
-	ctrlQueueLen     = 1024
+	// routeSettle is how long a flood or recompute request waits when
+	// none ran within the request delay: long enough for a burst of
+	// updates read together (a new peer's known updates, §6.1) to land in
+	// one run, short against a hop's latency.
+	routeSettle  = 2 * time.Millisecond
+	ctrlQueueLen = 1024
 	// ctrlQueueBytes and dataQueueBytes bound a session's queues in bytes
 	// as well: 1024 large advertisements must not pin 64 MiB per peer.
 	ctrlQueueBytes  = 4 << 20
@@ -196,6 +201,9 @@ type Node struct {
 	stats        counters
 	// Scheduler deadlines (docs/protocol.md §6.1, §7.2).
 	nextFlood, nextRecompute, nextAds, nextSweep time.Time
+	// When the last flood and recompute ran: a request runs within
+	// routeSettle unless one ran less than the request delay ago.
+	lastFlood, lastRecompute time.Time
 }
 
 var _ PacketNetwork = (*Node)(nil)
@@ -396,20 +404,34 @@ func (n *Node) kick() {
 	}
 }
 
-// requestFloodLocked schedules an own routing update within the request
-// delay; requests only ever move the next run earlier (docs/protocol.md §6.1).
+// requestFloodLocked schedules an own routing update: at once (after
+// routeSettle) when none ran within the request delay, else one request
+// delay after the last, so that a change is announced without waiting
+// and a burst of changes still costs at most one update per delay.
+// Requests only ever move the next run earlier (docs/protocol.md §6.1).
 func (n *Node) requestFloodLocked() {
-	if t := time.Now().Add(n.opts.RouteRequestDelay); t.Before(n.nextFlood) {
+	if t := n.throttledLocked(n.lastFlood); t.Before(n.nextFlood) {
 		n.nextFlood = t
 		n.kick()
 	}
 }
 
+// requestRecomputeLocked schedules a route recompute as requestFloodLocked
+// schedules a flood.
 func (n *Node) requestRecomputeLocked() {
-	if t := time.Now().Add(n.opts.RouteRequestDelay); t.Before(n.nextRecompute) {
+	if t := n.throttledLocked(n.lastRecompute); t.Before(n.nextRecompute) {
 		n.nextRecompute = t
 		n.kick()
 	}
+}
+
+// throttledLocked is when a requested run may start given the last one.
+func (n *Node) throttledLocked(last time.Time) time.Time {
+	t := time.Now().Add(min(routeSettle, n.opts.RouteRequestDelay))
+	if earliest := last.Add(n.opts.RouteRequestDelay); t.Before(earliest) {
+		return earliest
+	}
+	return t
 }
 
 func (n *Node) requestAdsLocked() {
@@ -431,10 +453,12 @@ func (n *Node) schedule() {
 		flood := !now.Before(n.nextFlood)
 		if flood {
 			n.nextFlood = now.Add(n.opts.RouteUpdateInterval)
+			n.lastFlood = now
 		}
 		recompute := !now.Before(n.nextRecompute)
 		if recompute {
 			n.nextRecompute = now.Add(recomputePeriod)
+			n.lastRecompute = now
 		}
 		ads := !now.Before(n.nextAds)
 		if ads {

@@ -91,6 +91,8 @@ type Router struct {
 	meshAPI    *meshapi.Server
 	controlAPI *controlAPI
 	workInfo   atomic.Pointer[cachedWorkInfo] // GetStatus's view of the work agent
+	// workInfoKick asks refreshWorkInfo for a fresh answer (capacity 1).
+	workInfoKick chan struct{}
 }
 
 // Check validates what only the router can: TLS files and certificates,
@@ -178,7 +180,8 @@ func New(cfg *config.Config, opts Options) (*Router, error) {
 			return nil, fmt.Errorf("registering metrics: %w", err)
 		}
 	}
-	r := &Router{cfg: cfg, log: log, node: node, tls: store, work: opts.Work, opt: opts, policy: policy, metrics: reg}
+	r := &Router{cfg: cfg, log: log, node: node, tls: store, work: opts.Work, opt: opts, policy: policy, metrics: reg,
+		workInfoKick: make(chan struct{}, 1)}
 	r.quota = newQuota(policy, opts.Work)
 	r.ops = &ops{node: node, tls: store, work: opts.Work, reload: r.reload, quota: r.quota}
 	r.ctl = control.NewServer(r.ops, control.Options{Logger: log, Policy: policy})

@@ -5,8 +5,8 @@ import (
 	"time"
 )
 
-// TestRedialQuickFirst: the first redials come quickly (250 ms doubling,
-// ±50 %) before upstream's 5 s schedule takes over (docs/protocol.md §3.1),
+// TestRedialQuickFirst: the first redials come quickly (100 ms growing by
+// 1.5, ±50 %) before upstream's 5 s schedule takes over (docs/protocol.md §3.1),
 // and reset starts over; a Quick of Initial or more is upstream's schedule.
 func TestRedialQuickFirst(t *testing.T) {
 	within := func(d, nominal time.Duration, jitter float64) bool {
@@ -25,7 +25,9 @@ func TestRedialQuickFirst(t *testing.T) {
 		}
 	}
 	ms := time.Millisecond
-	quick := []time.Duration{250 * ms, 500 * ms, time.Second, 2 * time.Second, 4 * time.Second,
+	us := time.Microsecond
+	quick := []time.Duration{100 * ms, 150 * ms, 225 * ms, 337500 * us, 506250 * us, 759375 * us,
+		1139063 * us, 1708594 * us, 2562891 * us, 3844336 * us,
 		5 * time.Second, 7500 * ms, 11250 * ms, 16875 * ms, 20 * time.Second, 20 * time.Second}
 	s := Backoff{}.schedule()
 	check(s, quick)
@@ -35,5 +37,5 @@ func TestRedialQuickFirst(t *testing.T) {
 	check(s, quick)
 
 	upstream := Backoff{Quick: 5 * time.Second}.schedule()
-	check(upstream, quick[5:])
+	check(upstream, quick[10:])
 }
