@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Regenerates gen/ from proto/ with buf and local protoc plugins.
+# Regenerates gen/ from proto/ with buf and local protoc plugins, and the
+# web view's bundle gen/webui/assets from web/ with esbuild.
 #
-# Usage: scripts/generate.sh [generate|lint|check|install]
-#   generate (default)  install the tools, regenerate gen/ from scratch, buf lint
+# Usage: scripts/generate.sh [generate|lint|check|install|web]
+#   generate (default)  install the tools, regenerate gen/ from scratch, buf lint, web
 #   lint                install buf only, buf lint
 #   check               generate, then fail if gen/ differs from what git has
 #   install             only build the tools (CI uses it to learn whether buf can be had)
+#   web                 only the web view: npm ci in web/ (package-lock.json), then
+#                       web/build.mjs (esbuild) writes gen/webui/assets
 #
 # Works offline: the tools are Go programs pinned in tools/go.mod and built
 # from the Go module proxy into .tools/bin (gitignored); a second run only
@@ -45,10 +48,27 @@ generate() {
   buf lint
 }
 
+# The web view's packages come from the npm registry at the versions of
+# web/package-lock.json (npm ci never changes the lock file); install
+# scripts are not run (esbuild's only checks its binary). Needs node and
+# npm; the Go build does not (the bundle is committed).
+web() {
+  if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
+    echo "generate.sh web: node and npm are needed to bundle the web view (apt-get install nodejs npm)" >&2
+    return 1
+  fi
+  npm ci --prefix web --ignore-scripts --no-audit --no-fund --loglevel=error
+  node web/build.mjs
+}
+
 mode=${1:-generate}
 case "$mode" in
   generate)
     generate
+    web
+    ;;
+  web)
+    web
     ;;
   lint)
     install_tools "$buf_pkg"
@@ -59,6 +79,7 @@ case "$mode" in
     ;;
   check)
     generate
+    web
     changes=$(git status --porcelain -- gen/)
     if [[ -n "$changes" ]]; then
       echo "gen/ is not up to date with proto/; run ./scripts/generate.sh and commit:" >&2
@@ -67,7 +88,7 @@ case "$mode" in
     fi
     ;;
   *)
-    echo "usage: $0 [generate|lint|check|install]" >&2
+    echo "usage: $0 [generate|lint|check|install|web]" >&2
     exit 2
     ;;
 esac

@@ -6,7 +6,8 @@
 #   2. gofmt                 every tracked .go file outside gen/ is formatted
 #   3. go vet ./...
 #   4. buf lint              the protos follow buf's rules
-#   5. gen/ check            gen/ is what proto/ generates (scripts/generate.sh check)
+#   5. gen/ check            gen/ is what proto/ and web/ generate (scripts/generate.sh
+#                            check; the web view's bundle needs node and npm)
 #
 # buf and the protoc plugins are built from the Go module proxy by
 # scripts/generate.sh (pinned in tools/go.mod). If they cannot be built, this
@@ -42,7 +43,7 @@ fi
 step "buf lint"
 ./scripts/generate.sh lint
 
-step "gen/ up to date with proto/"
+step "gen/ up to date with proto/ and web/"
 ./scripts/generate.sh check
 
 echo "lint: all checks passed"

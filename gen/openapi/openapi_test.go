@@ -2,6 +2,7 @@ package openapi
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -17,12 +18,18 @@ func TestSwaggerJSONHasControlRoutes(t *testing.T) {
 	var doc struct {
 		Swagger string                     `json:"swagger"`
 		Paths   map[string]json.RawMessage `json:"paths"`
+		Info    struct{ Title, Version string }
 	}
 	if err := json.Unmarshal(SwaggerJSON(), &doc); err != nil {
 		t.Fatalf("decode embedded OpenAPI document: %v", err)
 	}
 	if doc.Swagger != "2.0" {
 		t.Errorf("swagger version = %q, want 2.0", doc.Swagger)
+	}
+	// A title and version of its own (proto/receptor/control/v1/control_openapi.yaml),
+	// not the generator's defaults (a proto file name, "version not set").
+	if !strings.HasPrefix(doc.Info.Title, "Receptor node API") || doc.Info.Version != "v1" {
+		t.Errorf("info = %+v", doc.Info)
 	}
 	for _, path := range []string{
 		"/v1/status",

@@ -27,7 +27,7 @@ func ourBin(t *testing.T) string {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("our receptor binary is not built (%v); run make build or set RECEPTOR_BIN_DIR", err)
+		skipTest(t, fmt.Sprintf("our receptor binary is not built (%v); run make build or set RECEPTOR_BIN_DIR", err))
 	}
 	return bin
 }

@@ -35,7 +35,7 @@ func requireUpstream(t *testing.T) string {
 	t.Helper()
 	bin := upstreamBin()
 	if bin == "" {
-		t.Skip("RECEPTOR_UPSTREAM_BIN is not set")
+		skipTest(t, "RECEPTOR_UPSTREAM_BIN is not set (it names the upstream receptor binary these tests run beside ours)")
 	}
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("RECEPTOR_UPSTREAM_BIN: %v", err)

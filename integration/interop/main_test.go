@@ -21,6 +21,7 @@ func TestMain(m *testing.M) {
 	}
 	pki = newTestPKI(dir)
 	code := m.Run()
+	writeSkipSummary()
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
 			fmt.Fprintln(os.Stderr, "goleak: errors on successful test run:", err)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/receptor-mesh/receptor/services/mesh"
 	"github.com/receptor-mesh/receptor/services/mesh/wire"
 )
 
@@ -146,6 +147,9 @@ func (p *rawPeer) pingRound(target, svc string, settle time.Duration) (reply wir
 			h, _, err := wire.DecodeData(f)
 			if err != nil {
 				p.t.Fatalf("raw peer %s: bad data message %x: %v", p.id, f, err)
+			}
+			if mesh.IsLinkProbe(h) {
+				continue // our node's RTT probe of the link (docs/protocol.md M22)
 			}
 			if !got && h.ToService == svc && h.FromService == "ping" {
 				reply, got = h, true

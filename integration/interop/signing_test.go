@@ -19,7 +19,7 @@ import (
 func rsaKeyPair(t *testing.T) (priv, pub string) {
 	t.Helper()
 	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Skip("openssl is not installed")
+		skipTest(t, "openssl is not installed")
 	}
 	dir := t.TempDir()
 	priv, pub = filepath.Join(dir, "signing.pem"), filepath.Join(dir, "verify.pem")

@@ -15,6 +15,7 @@ import (
 	"github.com/receptor-mesh/receptor/services/config"
 	"github.com/receptor-mesh/receptor/services/internal/accessconf"
 	"github.com/receptor-mesh/receptor/services/internal/grpcserve"
+	"github.com/receptor-mesh/receptor/services/internal/metrics"
 	"github.com/receptor-mesh/receptor/services/meshclient"
 	"github.com/receptor-mesh/receptor/services/router"
 	"github.com/receptor-mesh/receptor/services/worker"
@@ -25,17 +26,17 @@ func Check(cfg *config.Config, log *slog.Logger) error {
 	if err := router.Check(cfg, log); err != nil {
 		return err
 	}
-	return worker.Check(cfg, log)
+	return worker.CheckAgent(cfg, log)
 }
 
 // Run runs router and work agent until ctx is cancelled.
-func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reload func() (*config.Config, error)) error {
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reload *config.Reloader) error {
 	if log == nil {
 		log = slog.Default()
 	}
 	if !cfg.HasBackends() {
 		log.Warn("Nothing to do - no backends are running.")
-		return errors.New("no backends configured: add a listener, a peer or local-only (see --help)")
+		return router.ErrNoBackends
 	}
 	policy, err := accessconf.Policy(cfg, log)
 	if err != nil {
@@ -48,10 +49,19 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reload func(
 	}
 	defer workConn.Close()
 
-	r, err := router.New(cfg, router.Options{Logger: log, Reload: reload, Work: workv1.NewWorkServiceClient(workConn), Policy: policy})
+	// One registry for both halves; the router serves it.
+	reg := metrics.New()
+	r, err := router.New(cfg, router.Options{Logger: log, Reload: reload, Work: workv1.NewWorkServiceClient(workConn), Policy: policy, Metrics: reg})
 	if err != nil {
 		return err
 	}
+	// Until r.Run owns the node, a failure here must stop it.
+	running := false
+	defer func() {
+		if !running {
+			r.Node().Close()
+		}
+	}()
 	meshConn, err := r.InProcessConn()
 	if err != nil {
 		return err
@@ -62,10 +72,13 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reload func(
 		return err
 	}
 	defer agent.Close()
+	if err := reg.Register(agent.Collector()); err != nil {
+		return err
+	}
 
 	// Only the router reaches this server (in-process): its calls are the
 	// node's own (authz.Internal).
-	srv := grpcserve.New(grpcserve.Options{Logger: log, Policy: policy, Face: grpcserve.FaceInProcess})
+	srv := grpcserve.New(grpcserve.Options{Logger: log, Policy: policy, Face: grpcserve.FaceInProcess, Prometheus: reg.GRPC})
 	worker.Register(srv, agent, policy)
 	// Shutdown order: the work agent first, then the router. The agent's
 	// remote units hold MeshService streams (Dial, pooled control
@@ -73,6 +86,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reload func(
 	// stop would otherwise wait for them until its timeout. The router
 	// therefore runs under a context of its own, cancelled once the agent
 	// is closed (or when the router itself fails).
+	running = true
 	g, gctx := errgroup.WithContext(ctx)
 	routerCtx, stopRouter := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRouter()

@@ -150,13 +150,25 @@ func TestRunLocalOnly(t *testing.T) {
 // TestRunErrors checks start-up failures.
 func TestRunErrors(t *testing.T) {
 	dir := shortDir(t)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
 	tests := []struct {
 		name string
 		args []string
 		want string
 	}{
 		{"no backends", []string{"--node", "id=x", "datadir=" + dir}, "no backends configured"},
-		{"ip-router", []string{"--node", "id=x", "datadir=" + dir, "--local-only", "--ip-router", "networkname=n", "localnet=10.0.0.0/30"}, "ip-router"},
+		// A bind error names the entity that failed.
+		{"busy gateway port", []string{"--node", "id=x", "datadir=" + dir, "--local-only", "--http-gateway", "tcplisten=" + busy.Addr().String(),
+			"tokenfile=" + filepath.Join(dir, "token")}, "http-gateway: tcplisten \"" + busy.Addr().String() + "\": listen tcp"},
+		{"busy listener port", []string{"--node", "id=x", "datadir=" + dir, "--tcp-listener", "bindaddr=127.0.0.1", "port=" + strconv.Itoa(busy.Addr().(*net.TCPAddr).Port)},
+			"tcp-listener " + strconv.Itoa(busy.Addr().(*net.TCPAddr).Port) + ": start tcp-listener backend"},
+		{"ip-router", []string{"--node", "id=x", "datadir=" + dir, "--local-only", "--ip-router", "networkname=n", "localnet=10.0.0.0/30"}, "ip-router: not implemented by this build"},
+		{"work-python", []string{"--node", "id=x", "datadir=" + dir, "--local-only", "--work-python", "worktype=p", "plugin=x", "function=f"},
+			"work-python p: [DEPRECATION WARNING] 'work-python' option is not currently being used"},
 		{"busy socket", []string{"--node", "id=x", "datadir=" + dir, "--local-only",
 			"--control-service", "filename=" + filepath.Join(dir, "busy.sock"),
 			"--control-service", "service=c2", "filename=" + filepath.Join(dir, "busy.sock")}, "control-service"},

@@ -245,8 +245,40 @@ func TestV2Form(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(c2.Order, c.Order) {
-		t.Errorf("--config-v2 order differs: %+v", c2.Order)
+	if !reflect.DeepEqual(c2.Order, c.Order) || !c2.V2 {
+		t.Errorf("--config-v2 order differs: %+v (V2 %v)", c2.Order, c2.V2)
+	}
+	// Upstream's form: a bare switch anywhere, with --config FILE.
+	for _, args := range [][]string{
+		{"--config-v2", "--config", "testdata/spec/v2.yaml"},
+		{"--config", "testdata/spec/v2.yaml", "--config-v2"},
+	} {
+		c3, err := testLoader("h").ParseArgs(args, nil)
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		if !reflect.DeepEqual(c3.Order, c.Order) || !c3.V2 || !reflect.DeepEqual(c3.Sources, []string{"testdata/spec/v2.yaml"}) {
+			t.Errorf("%v: order %+v V2 %v sources %v", args, c3.Order, c3.V2, c3.Sources)
+		}
+	}
+	// Without a file, upstream's default $HOME/receptor.yaml.
+	home := t.TempDir()
+	data, err := os.ReadFile("testdata/spec/v2.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, "receptor.yaml"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c4, err := testLoader("h").ParseArgs([]string{"--config-v2"}, []string{"HOME=" + home})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(orderNames(c4), orderNames(c)) || c4.Sources[0] != filepath.Join(home, "receptor.yaml") {
+		t.Errorf("--config-v2 alone: order %+v sources %v", c4.Order, c4.Sources)
+	}
+	if _, err := testLoader("h").ParseArgs([]string{"--config-v2"}, nil); err == nil {
+		t.Error("--config-v2 without a file or HOME loaded")
 	}
 }
 
@@ -610,7 +642,7 @@ func TestSlogLevel(t *testing.T) {
 
 func TestHelpListsRegistry(t *testing.T) {
 	var b bytes.Buffer
-	if err := WriteHelp(&b, "receptor"); err != nil {
+	if err := WriteHelp(&b, "receptor", true); err != nil {
 		t.Fatal(err)
 	}
 	out := b.String()
@@ -633,6 +665,9 @@ func TestHelpListsRegistry(t *testing.T) {
 		"--cert-init (exclusive)",
 		"--grpc-server",
 		"RECEPTOR_NODE_ID",
+		"receptor validate [<file>...]",
+		"receptor --embedded-config",
+		"receptor --config-v2 --config <file>",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("help lacks %q", want)

@@ -7,8 +7,9 @@
 //   - the command line: `receptor --node id=a --tcp-listener port=2222 ...`
 //     (ParseArgs), where an argument starting with "-" starts an entity,
 //     key=value (split at the first "=") sets a parameter and any other
-//     argument is the entity's bare value; --config/-c FILE and
-//     --config-v2 FILE load files in place (repeatable, order kept);
+//     argument is the entity's bare value; --config/-c FILE loads a file
+//     in place (repeatable, order kept), as v2 when the --config-v2 switch
+//     is given anywhere;
 //     --help/-h, --bash-completion and an empty command line set Help or
 //     BashCompletion and load nothing;
 //   - v1 YAML (a top-level list of entity names or one-key maps) with YAML
@@ -68,5 +69,6 @@
 //     iprouters; entities are ordered node, TLS, backends, services, work,
 //     API (map order is lost); our new entities use grpc-servers,
 //     http-gateway, work-agent and router.
-//   - upstream's command-service entity is supported although docs/protocol.md does not describe it.
+//   - --config-v2 is upstream's switch (all --config files are v2 and watched; no
+//     file means $HOME/receptor.yaml); our earlier --config-v2 FILE is still read.
 package config

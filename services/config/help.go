@@ -9,13 +9,19 @@ import (
 
 // WriteHelp writes the command-line help for binary: usage, then every
 // entity of the registry by section with its parameters, types, defaults
-// and meanings.
-func WriteHelp(w io.Writer, binary string) error {
+// and meanings. embedded says whether binary has --embedded-config.
+func WriteHelp(w io.Writer, binary string, embedded bool) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Usage: %s [--<entity> [<param>=<value> | <bare value>]...]...\n", binary)
 	fmt.Fprintf(&b, "       %s --config <file> | -c <file>   (v1 YAML list or v2 map; repeatable, mixed with entities)\n", binary)
-	fmt.Fprintf(&b, "       %s --config-v2 <file>            (v2 keyed YAML form)\n", binary)
+	fmt.Fprintf(&b, "       %s --config-v2 --config <file>   (v2 keyed YAML form, watched: a change reloads)\n", binary)
+	fmt.Fprintf(&b, "       %s validate [<file>...] [<options above>]   (check what %s would start with, then exit)\n", binary, binary)
+	if embedded {
+		fmt.Fprintf(&b, "       %s --embedded-config             (a local node from the built-in example configuration)\n", binary)
+	}
 	fmt.Fprintf(&b, "       %s --help | -h | --version\n\n", binary)
+	b.WriteString("SIGHUP and the control command reload re-read every -c file and the command line (backends and\n")
+	b.WriteString("certificates change in place; other entities need a restart).\n\n")
 	b.WriteString("Entity and parameter names are case-insensitive on the command line. Booleans accept\n")
 	b.WriteString("1/t/T/Y/true/yes (and 0/f/F/N/false/no); integers accept 0x, 0o and leading-0 octal;\n")
 	b.WriteString("lists take repeated params or a JSON array; maps take a JSON object.\n")

@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v2"
@@ -92,6 +94,11 @@ func (l *Loader) ParseArgs(args, env []string) (*Config, error) {
 		cur     *rawEntity
 		sources []string
 	)
+	// --config-v2 is a switch, as upstream's (receptor --config-v2 --config
+	// FILE): it may stand anywhere, makes every --config file read as v2
+	// and has the files watched. Our earlier form --config-v2 FILE is still
+	// read (a file name right after the switch).
+	v2 := slices.ContainsFunc(args, func(a string) bool { return strings.EqualFold(a, "--config-v2") })
 	for i := 0; i < len(args); i++ {
 		arg := args[i]
 		if !strings.HasPrefix(arg, "-") {
@@ -114,12 +121,25 @@ func (l *Loader) ParseArgs(args, env []string) (*Config, error) {
 			return &Config{Help: true}, nil
 		case "bash-completion":
 			return &Config{BashCompletion: true}, nil
-		case "config", "c", "config-v2":
+		case "config-v2":
+			cur = nil
+			if i+1 >= len(args) || strings.HasPrefix(args[i+1], "-") {
+				continue
+			}
+			i++
+			fileEnts, err := l.readEntities(args[i], true)
+			if err != nil {
+				return nil, err
+			}
+			ents = append(ents, fileEnts...)
+			sources = append(sources, args[i])
+			continue
+		case "config", "c":
 			if i+1 >= len(args) {
 				return nil, &Error{Msg: fmt.Sprintf("%s requires a file name", arg)}
 			}
 			i++
-			fileEnts, err := l.readEntities(args[i], name == "config-v2")
+			fileEnts, err := l.readEntities(args[i], v2)
 			if err != nil {
 				return nil, err
 			}
@@ -135,7 +155,26 @@ func (l *Loader) ParseArgs(args, env []string) (*Config, error) {
 		cur = &rawEntity{spec: spec, src: srcPos{kind: srcCLI}}
 		ents = append(ents, cur)
 	}
-	return l.build(ents, sources, env)
+	if v2 && len(sources) == 0 {
+		// Upstream's v2 mode reads $HOME/receptor.yaml when no file is given.
+		home := envValue(env, "HOME")
+		if home == "" {
+			return nil, &Error{Msg: "--config-v2: no --config file given and HOME is not set"}
+		}
+		path := filepath.Join(home, "receptor.yaml")
+		fileEnts, err := l.readEntities(path, true)
+		if err != nil {
+			return nil, err
+		}
+		ents = append(ents, fileEnts...)
+		sources = append(sources, path)
+	}
+	cfg, err := l.build(ents, sources, env)
+	if err != nil {
+		return nil, err
+	}
+	cfg.V2 = v2
+	return cfg, nil
 }
 
 // LoadFile: see the package-level LoadFile.
@@ -193,3 +232,15 @@ func (l *Loader) readEntities(path string, forceV2 bool) ([]*rawEntity, error) {
 }
 
 var errNotMap = errors.New("config format invalid: the top level of a v2 configuration must be a map")
+
+// envValue returns the value of variable name in env (KEY=VALUE strings),
+// the last one winning as in a shell.
+func envValue(env []string, name string) string {
+	v := ""
+	for _, kv := range env {
+		if k, val, ok := strings.Cut(kv, "="); ok && k == name {
+			v = val
+		}
+	}
+	return v
+}

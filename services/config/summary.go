@@ -67,7 +67,7 @@ func (c *Config) Summary() string {
 	counts := map[string]int{}
 	var order []string
 	for _, r := range c.Order {
-		if r.Entity == "node" {
+		if r.Entity == "node" || r.Entity == "log-level" { // both have a line of their own above
 			continue
 		}
 		if counts[r.Entity] == 0 {

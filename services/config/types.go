@@ -24,6 +24,18 @@ type LogLevel struct {
 	Level string `cfg:"level,bare" default:"error" help:"Log level: error, warning, info or debug"`
 }
 
+// LogFormat is the `log-format` entity.
+type LogFormat struct {
+	Format string `cfg:"format,bare" default:"text" help:"Log line format: text (upstream-style lines) or json (one JSON object per line)"`
+}
+
+// Metrics is the `metrics` entity: a listener serving Prometheus metrics
+// at /metrics (the http-gateway serves them too).
+type Metrics struct {
+	TCPListen string `cfg:"tcplisten,required" help:"TCP port or host:port; without tls only a loopback address"`
+	TLS       string `cfg:"tls" ref:"tls-server" help:"Name of a tls-server config (HTTPS; with clientcas, client certificates name callers as cert:NAME)"`
+}
+
 // Trace is the `trace` entity (accepted, no effect upstream).
 type Trace struct{}
 
@@ -183,7 +195,8 @@ type IPRouter struct {
 	Routes      string `cfg:"routes" help:"Comma-separated CIDR subnets to advertise"`
 }
 
-// CommandService is upstream's `command-service` entity (not described in docs/protocol.md).
+// CommandService is the `command-service` entity: a command run on a
+// pseudo-terminal for each connection to a mesh service (docs/protocol.md §11.1).
 type CommandService struct {
 	Service string `cfg:"service,required,svc" help:"Mesh service to listen on"`
 	Command string `cfg:"command,required" help:"Command to run for each connection"`
@@ -348,6 +361,7 @@ type EntityRef struct {
 type Config struct {
 	Node      Node
 	LogLevel  string // error, warning, info or debug; "info" when log-level is absent
+	LogFormat string // text or json; "" means text
 	Trace     bool
 	LocalOnly bool
 
@@ -380,6 +394,7 @@ type Config struct {
 
 	GRPCServers []GRPCServer
 	HTTPGateway *HTTPGateway
+	Metrics     *Metrics
 	Access      []Access
 	WorkAgent   *WorkAgent
 	Router      *RouterEndpoint
@@ -397,4 +412,7 @@ type Config struct {
 	Order []EntityRef
 	// Sources lists the configuration files loaded, in order.
 	Sources []string
+	// V2 is set by the --config-v2 switch: the files are upstream's v2 form
+	// and, as upstream, watched for changes (the process reloads on a change).
+	V2 bool
 }

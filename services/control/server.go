@@ -84,6 +84,7 @@ type Server struct {
 	policy           *authz.Policy
 	idleTimeout      time.Duration
 	firstLineTimeout time.Duration
+	stats            *stats // shared by the copies of WithIdleTimeout
 }
 
 // NewServer returns a Server answering with ops.
@@ -95,6 +96,7 @@ func NewServer(ops Ops, opts Options) *Server {
 		maxLine:          opts.MaxLineBytes,
 		handshakeTimeout: opts.HandshakeTimeout,
 		policy:           opts.Policy,
+		stats:            &stats{},
 	}
 	s.setIdleTimeouts(opts.IdleTimeout, opts.FirstLineTimeout)
 	if s.log == nil {
@@ -218,6 +220,8 @@ func (s *Server) ServeConn(ctx context.Context, conn net.Conn, origin Origin) {
 			return
 		}
 	}
+	s.stats.sessionStarted(origin)
+	defer s.stats.sessionEnded(origin)
 	pr := identify(conn, origin)
 	log = log.With("principal", pr.String())
 	log.Debug("control client connected")

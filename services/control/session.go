@@ -33,6 +33,9 @@ type session struct {
 	// principal is who the session's caller is; every command is
 	// authorized for it (srv.policy).
 	principal authz.Principal
+	// failed is set when the current request got an error reply (reply),
+	// for the request counts (metrics.go).
+	failed bool
 }
 
 func newSession(srv *Server, conn net.Conn, origin Origin, log *slog.Logger) *session {
@@ -136,6 +139,7 @@ func (s *session) write(b []byte) bool {
 // reply sends b, or the error reply for err.
 func (s *session) reply(b []byte, err error) bool {
 	if err != nil {
+		s.failed = true
 		return s.write(ErrorReply(err))
 	}
 	return s.write(b)
@@ -177,17 +181,34 @@ func actionOf(req Request) authz.Action {
 func (s *session) handle(ctx context.Context, line string) bool {
 	req, err := ParseRequest(line)
 	if err != nil {
+		s.srv.stats.request(cmdInvalid, outcomeError)
 		return s.write(ErrorReply(err))
 	}
+	cmd := commandOf(req)
 	if p := s.srv.policy; p != nil {
 		if err := p.Check(s.principal, actionOf(req), "control/"+s.origin.String()); err != nil {
+			s.srv.stats.request(cmd, outcomeDenied)
 			return s.write(ErrorReply(err))
 		}
 	}
+	s.failed = false
+	more := s.dispatch(ctx, req)
+	outcome := outcomeOK
+	if s.failed {
+		outcome = outcomeError
+	}
+	s.srv.stats.request(cmd, outcome)
+	return more
+}
+
+// dispatch answers one authorized request; false ends the session.
+func (s *session) dispatch(ctx context.Context, req Request) bool {
 	ops := s.srv.ops
 	switch r := req.(type) {
 	case PingRequest:
-		return s.reply(PingReply(ops.Ping(ctx, r.Target)))
+		res := ops.Ping(ctx, r.Target)
+		s.failed = res.Error != "" // answered with Success false
+		return s.reply(PingReply(res))
 	case TracerouteRequest:
 		hops, err := ops.Traceroute(ctx, r.Target)
 		if err != nil {
@@ -201,7 +222,9 @@ func (s *session) handle(ctx context.Context, line string) bool {
 		}
 		return s.reply(StatusReply(st, r))
 	case ReloadRequest:
-		return s.reply(ReloadReply(ops.Reload(ctx)))
+		err := ops.Reload(ctx)
+		s.failed = err != nil // answered with Success false
+		return s.reply(ReloadReply(err))
 	case ConnectRequest:
 		return s.connect(ctx, r)
 	case WorkSubmitRequest:

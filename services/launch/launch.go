@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/receptor-mesh/receptor/services/config"
@@ -31,9 +32,10 @@ type Program struct {
 	// Check validates cfg beyond the loader (TLS files, firewall rules...)
 	// without starting anything.
 	Check func(cfg *config.Config, log *slog.Logger) error
-	// Run serves until ctx is cancelled. reload re-reads the configuration
-	// file(s) the program was started with, or is nil.
-	Run func(ctx context.Context, cfg *config.Config, log *slog.Logger, reload func() (*config.Config, error)) error
+	// Run serves until ctx is cancelled. reload re-reads every
+	// configuration source the program was started with and carries the
+	// requests to do so (SIGHUP, a changed --config-v2 file).
+	Run func(ctx context.Context, cfg *config.Config, log *slog.Logger, reload *config.Reloader) error
 }
 
 // Env is the process environment, injectable for tests.
@@ -62,20 +64,19 @@ func (p Program) Main(ctx context.Context, env Env) int {
 	}
 	validate := false
 	if len(args) > 0 && args[0] == "validate" {
-		validate, args = true, args[1:]
+		validate, args = true, validateArgs(args[1:])
 	}
-	var (
-		cfg *config.Config
-		err error
-	)
-	if len(args) == 1 && args[0] == "--embedded-config" && p.Embedded != nil {
-		cfg, err = config.LoadV1("embedded config", p.Embedded, env.Environ)
-		if err == nil {
-			// The embedded config keeps its sockets in the data directory.
-			err = safedir.MkdirAll(cfg.Node.DataDir)
+	embedded := len(args) == 1 && args[0] == "--embedded-config" && p.Embedded != nil
+	load := func() (*config.Config, error) {
+		if embedded {
+			return config.LoadV1("embedded config", p.Embedded, env.Environ)
 		}
-	} else {
-		cfg, err = config.ParseArgs(args, env.Environ)
+		return config.ParseArgs(args, env.Environ)
+	}
+	cfg, err := load()
+	if err == nil && embedded && !validate {
+		// The embedded config keeps its sockets in the data directory.
+		err = safedir.MkdirAll(cfg.Node.DataDir)
 	}
 	if err != nil {
 		fmt.Fprintf(env.Stdout, "Error: %v\n", err)
@@ -83,7 +84,7 @@ func (p Program) Main(ctx context.Context, env Env) int {
 	}
 	switch {
 	case cfg.Help:
-		if err := config.WriteHelp(env.Stdout, p.Name); err != nil {
+		if err := config.WriteHelp(env.Stdout, p.Name, p.Embedded != nil); err != nil {
 			fmt.Fprintf(env.Stderr, "Error: %v\n", err)
 			return 1
 		}
@@ -106,7 +107,11 @@ func (p Program) Main(ctx context.Context, env Env) int {
 		fmt.Fprintf(env.Stdout, "Error: %v\n", err)
 		return 1
 	}
-	log := logging.New(env.Stdout, level)
+	log, err := logging.NewFormat(env.Stdout, level, cfg.LogFormat)
+	if err != nil {
+		fmt.Fprintf(env.Stdout, "Error: %v\n", err)
+		return 1
+	}
 
 	if p.Check != nil {
 		if err := p.Check(cfg, log); err != nil {
@@ -119,13 +124,15 @@ func (p Program) Main(ctx context.Context, env Env) int {
 		return 0
 	}
 
-	var reload func() (*config.Config, error)
-	if len(cfg.Sources) == 1 {
-		path := cfg.Sources[0]
-		reload = func() (*config.Config, error) { return config.LoadFile(path, env.Environ) }
-	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	requests, stopRequests, err := reloadRequests(ctx, cfg, log)
+	if err != nil {
+		fmt.Fprintf(env.Stdout, "Error: %v\n", err)
+		return 1
+	}
+	defer stopRequests()
+	reload := &config.Reloader{Load: load, Requests: requests}
 	if addr := envValue(env.Environ, "RECEPTOR_PPROF"); addr != "" {
 		stopPprof, err := servePprof(ctx, addr, log)
 		if err != nil {
@@ -139,6 +146,17 @@ func (p Program) Main(ctx context.Context, env Env) int {
 		return 1
 	}
 	return 0
+}
+
+// validateArgs turns the arguments of `validate` into a command line:
+// leading file names (validate FILE...) become -c FILE.
+func validateArgs(args []string) []string {
+	var out []string
+	for len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		out = append(out, "-c", args[0])
+		args = args[1:]
+	}
+	return append(out, args...)
 }
 
 // runExclusive runs version and the certificate commands.

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -27,7 +28,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type recorder struct {
 	runs     int
 	cfg      *config.Config
-	reload   func() (*config.Config, error)
+	reload   *config.Reloader
 	runErr   error
 	checkErr error
 	// during, when set, runs inside Run with its context.
@@ -44,7 +45,7 @@ func (r *recorder) program(embedded []byte) Program {
 			}
 			return r.checkErr
 		},
-		Run: func(ctx context.Context, cfg *config.Config, log *slog.Logger, reload func() (*config.Config, error)) error {
+		Run: func(ctx context.Context, cfg *config.Config, log *slog.Logger, reload *config.Reloader) error {
 			r.runs++
 			r.cfg, r.reload = cfg, reload
 			if r.during != nil {
@@ -80,6 +81,7 @@ func writeConfig(t *testing.T, content string) string {
 func TestMainOneShots(t *testing.T) {
 	good := writeConfig(t, "---\n- node:\n    id: foo\n- local-only:\n")
 	bad := writeConfig(t, "---\n- node:\n    id: foo\n- no-such-entity:\n    x: 1\n")
+	listener := writeConfig(t, "---\n- tcp-listener:\n    port: 4444\n")
 	tests := []struct {
 		name     string
 		args     []string
@@ -94,6 +96,9 @@ func TestMainOneShots(t *testing.T) {
 		{name: "version", args: []string{"--version"}, code: 0, exact: buildinfo.Get().Version + "\n"},
 		{name: "validate good", args: []string{"validate", "-c", good}, code: 0, prefix: "configuration is valid\n", contains: []string{good}},
 		{name: "validate bad", args: []string{"validate", "-c", bad}, code: 1, prefix: "Error: ", contains: []string{"no-such-entity"}},
+		{name: "validate FILE", args: []string{"validate", good}, code: 0, prefix: "configuration is valid\n", contains: []string{good}},
+		{name: "validate FILE FILE and entities", args: []string{"validate", good, listener, "--log-level", "debug"}, code: 0, prefix: "configuration is valid\n", contains: []string{good + ", " + listener, "log-level: debug\n", "tcp-listener: 1\n"}},
+		{name: "help lists validate", args: []string{"--help"}, code: 0, prefix: "Usage: ", contains: []string{"receptor-test validate [<file>...]"}},
 		{name: "bad config", args: []string{"-c", bad}, code: 1, prefix: "Error: ", contains: []string{"no-such-entity"}},
 		{name: "missing file", args: []string{"-c", filepath.Join(t.TempDir(), "nope.conf")}, code: 1, prefix: "Error: "},
 		{name: "bad entity param", args: []string{"--node", "id=a", "--tcp-listener", "port=notanumber"}, code: 1, prefix: "Error: "},
@@ -137,23 +142,95 @@ func TestMainRun(t *testing.T) {
 		if code != 0 || r.runs != 1 || r.cfg.Node.ID != "fromfile" {
 			t.Fatalf("exit %d, runs %d, cfg %+v; output:\n%s", code, r.runs, r.cfg, out)
 		}
-		if r.reload == nil {
-			t.Fatal("no reload function for a -c start")
+		if r.reload == nil || r.reload.Load == nil || r.reload.Requests == nil {
+			t.Fatal("no reloader for a -c start")
 		}
 		if err := os.WriteFile(path, []byte("---\n- node:\n    id: changed\n- local-only:\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		cfg, err := r.reload()
+		cfg, err := r.reload.Load()
 		if err != nil || cfg.Node.ID != "changed" {
 			t.Errorf("reload = %+v, %v", cfg, err)
 		}
 	})
 
-	t.Run("command line without reload", func(t *testing.T) {
+	// Every source is read again: the command line's entities and each of
+	// two files (reload used to need exactly one file and drop the rest).
+	t.Run("command line and two files", func(t *testing.T) {
+		second := writeConfig(t, "---\n- tcp-listener:\n    port: 4444\n")
+		var r recorder
+		code, out := r.run(t, nil, "", "-c", path, "--tcp-peer", "address=127.0.0.1:1", "-c", second)
+		if code != 0 {
+			t.Fatalf("exit %d; output:\n%s", code, out)
+		}
+		if err := os.WriteFile(second, []byte("---\n- tcp-listener:\n    port: 5555\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := r.reload.Load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Node.ID != "changed" && cfg.Node.ID != "fromfile" || len(cfg.TCPPeers) != 1 || cfg.TCPPeers[0].Address != "127.0.0.1:1" ||
+			len(cfg.TCPListeners) != 1 || cfg.TCPListeners[0].Port != 5555 {
+			t.Errorf("reloaded: node %q peers %+v listeners %+v", cfg.Node.ID, cfg.TCPPeers, cfg.TCPListeners)
+		}
+	})
+
+	t.Run("command line reloads too", func(t *testing.T) {
 		var r recorder
 		code, _ := r.run(t, nil, "", "--node", "id=cli", "--local-only")
-		if code != 0 || r.runs != 1 || r.cfg.Node.ID != "cli" || r.reload != nil {
-			t.Errorf("exit %d, runs %d, reload set %v", code, r.runs, r.reload != nil)
+		if code != 0 || r.runs != 1 || r.cfg.Node.ID != "cli" || r.reload == nil {
+			t.Fatalf("exit %d, runs %d, reload set %v", code, r.runs, r.reload != nil)
+		}
+		cfg, err := r.reload.Load()
+		if err != nil || cfg.Node.ID != "cli" || !cfg.LocalOnly {
+			t.Errorf("reload = %+v, %v", cfg, err)
+		}
+	})
+
+	// SIGHUP is a reload request, not the end of the process.
+	t.Run("SIGHUP requests a reload", func(t *testing.T) {
+		var r recorder
+		r.during = func(ctx context.Context) error {
+			if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+				return err
+			}
+			select {
+			case <-r.reload.Requests:
+				return nil
+			case <-time.After(10 * time.Second):
+				return errors.New("no reload request after SIGHUP")
+			}
+		}
+		if code, out := r.run(t, nil, "", "--node", "id=cli", "--local-only"); code != 0 {
+			t.Errorf("exit %d; output:\n%s", code, out)
+		}
+	})
+
+	// --config-v2 files are watched: a change of contents is a request.
+	t.Run("config-v2 file change requests a reload", func(t *testing.T) {
+		v2 := writeConfig(t, "node:\n  id: v2\nlocal-only: {}\n")
+		var r recorder
+		r.during = func(ctx context.Context) error {
+			if err := os.WriteFile(v2, []byte("node:\n  id: v2\nlocal-only: {}\ntcp-listeners:\n  - port: 4444\n"), 0o600); err != nil {
+				return err
+			}
+			select {
+			case <-r.reload.Requests:
+			case <-time.After(10 * time.Second):
+				return errors.New("no reload request after the file changed")
+			}
+			cfg, err := r.reload.Load()
+			if err != nil {
+				return err
+			}
+			if len(cfg.TCPListeners) != 1 {
+				return fmt.Errorf("reloaded v2 config has %d tcp-listeners", len(cfg.TCPListeners))
+			}
+			return nil
+		}
+		if code, out := r.run(t, nil, "", "--config-v2", "--config", v2); code != 0 {
+			t.Errorf("exit %d; output:\n%s", code, out)
 		}
 	})
 

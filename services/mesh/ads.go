@@ -9,6 +9,7 @@ import (
 // handleAd applies docs/protocol.md §7.1 with tombstones for cancelled services, so a
 // Cancel is accepted and flooded at most once (fixes upstream's storm).
 func (n *Node) handleAd(msg []byte, from *session) {
+	n.stats.adsReceived.Add(1)
 	a, err := wire.DecodeAd(msg)
 	if err != nil {
 		n.log.Debug("mesh: bad service advertisement", "err", err)
@@ -26,6 +27,7 @@ func (n *Node) handleAd(msg []byte, from *session) {
 	}
 	for _, s := range n.sessions {
 		if s != from && s.confirmed() {
+			n.stats.adsSent.Add(1)
 			s.enqueueCtrl(msg)
 		}
 	}
@@ -71,6 +73,7 @@ func (n *Node) storeAdLocked(a *wire.Advertisement, raw []byte) bool {
 		delete(n.tombstones, key)
 		n.ads[key] = &storedAd{ad: a, raw: raw}
 	}
+	n.adChangedLocked(a, cur)
 	return true
 }
 
@@ -102,11 +105,13 @@ func (n *Node) advertiseLocked(to *session) {
 		}
 		n.storeAdLocked(a, msg)
 		if to != nil {
+			n.stats.adsSent.Add(1)
 			to.enqueueCtrl(msg)
 			continue
 		}
 		for _, s := range n.sessions {
 			if s.confirmed() { // a passive session gets ads once its peer listed us
+				n.stats.adsSent.Add(1)
 				s.enqueueCtrl(msg)
 			}
 		}

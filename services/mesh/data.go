@@ -46,6 +46,7 @@ func (n *Node) handleData(msg []byte) {
 	to, okTo := n.names[h.ToNode]
 	n.mu.Unlock()
 	if !okFrom || !okTo {
+		n.stats.drop(DropUnknownNode)
 		// Upstream drops these silently too ("hash not found").
 		n.log.Debug("mesh: data message with unknown node hash dropped", "from", h.FromNode, "to", h.ToNode)
 		return
@@ -62,8 +63,10 @@ func (n *Node) handleData(msg []byte) {
 func (n *Node) pipeline(p packet) error {
 	switch n.fw.Evaluate(firewall.Message{FromNode: p.fromNode, ToNode: p.toNode, FromService: p.fromService, ToService: p.toService}) {
 	case firewall.Drop:
+		n.stats.drop(DropFirewallDrop)
 		return nil
 	case firewall.Reject:
+		n.stats.drop(DropFirewallReject)
 		if p.fromService != serviceUnreach {
 			n.sendUnreachable(p, ProblemBlockedByFirewall)
 		}
@@ -73,6 +76,7 @@ func (n *Node) pipeline(p packet) error {
 		return n.deliverLocal(p)
 	}
 	if p.hops == 0 {
+		n.stats.drop(DropHopLimit)
 		if p.fromService != serviceUnreach {
 			n.sendUnreachable(p, ProblemExpired)
 		}
@@ -80,6 +84,7 @@ func (n *Node) pipeline(p packet) error {
 	}
 	if len(p.raw) > backends.MaxMessageSize {
 		// Received over a websocket; no TCP frame could carry it on.
+		n.stats.drop(DropTooLarge)
 		return fmt.Errorf("forward to %q: %d-byte message: %w", p.toNode, len(p.raw), backends.ErrMessageTooLarge)
 	}
 	n.mu.Lock()
@@ -87,6 +92,9 @@ func (n *Node) pipeline(p packet) error {
 	s := n.sessions[hop]
 	fromHash, toHash := n.hashOfLocked(p.fromNode), n.hashOfLocked(p.toNode)
 	n.mu.Unlock()
+	if !routed || s == nil {
+		n.stats.drop(DropNoRoute)
+	}
 	if !routed {
 		return fmt.Errorf("forward to %q: %w", p.toNode, ErrNoRoute)
 	}
@@ -118,7 +126,15 @@ func (n *Node) pipeline(p packet) error {
 		}
 	}
 	if err := s.sendData(msg, p.wait); err != nil {
+		if errors.Is(err, errQueueFull) {
+			n.stats.drop(DropQueueFull)
+		}
 		return fmt.Errorf("forward to %q via %q: %w", p.toNode, hop, err)
+	}
+	if p.fromNode == n.id {
+		n.stats.datagramsOriginated.Add(1)
+	} else {
+		n.stats.datagramsForwarded.Add(1)
 	}
 	return nil
 }
@@ -147,6 +163,7 @@ func (s *session) sendData(msg []byte, wait <-chan struct{}) error {
 			}
 			return errQueueFull
 		default:
+			s.sent(msg)
 			return nil
 		}
 	}
@@ -171,10 +188,16 @@ func (s *session) sendData(msg []byte, wait <-chan struct{}) error {
 
 func (n *Node) deliverLocal(p packet) error {
 	switch p.toService {
+	case n.probeService:
+		n.stats.datagramsDelivered.Add(1)
+		n.probeReply(p.fromNode)
+		return nil
 	case servicePing:
+		n.stats.datagramsDelivered.Add(1)
 		return n.pipeline(packet{fromNode: n.id, toNode: p.fromNode, fromService: servicePing,
 			toService: p.fromService, hops: DefaultHopsToLive})
 	case serviceUnreach:
+		n.stats.datagramsDelivered.Add(1)
 		u, err := wire.DecodeUnreachable(p.payload)
 		if err != nil {
 			return fmt.Errorf("unreachable message from %q: %w", p.fromNode, err)
@@ -191,6 +214,7 @@ func (n *Node) deliverLocal(p packet) error {
 	if sock != nil && sock.deliver(Addr{Node: p.fromNode, Service: p.fromService}, p.payload, p.raw) {
 		return nil
 	}
+	n.stats.drop(DropUnknownService)
 	if p.fromNode == n.id {
 		// Local error, nothing on the wire; tell the sending socket so a
 		// stream dialer fails fast (docs/protocol.md §10.5).

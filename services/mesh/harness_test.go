@@ -186,8 +186,15 @@ func (p *rawPeer) send(msg []byte) {
 	}
 }
 
-// next returns the next message of type t, skipping others; nil when the
-// session closed.
+// isLinkProbe reports whether m is a node's RTT probe of its link
+// (probe.go).
+func isLinkProbe(m []byte) bool {
+	h, _, err := wire.DecodeData(m)
+	return err == nil && IsLinkProbe(h)
+}
+
+// next returns the next message of type t, skipping others and RTT
+// probes; nil when the session closed.
 func (p *rawPeer) next(t wire.Type) []byte {
 	p.tb.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -199,7 +206,7 @@ func (p *rawPeer) next(t wire.Type) []byte {
 		if err != nil {
 			return nil
 		}
-		if len(m) > 0 && wire.Type(m[0]) == t {
+		if len(m) > 0 && wire.Type(m[0]) == t && !isLinkProbe(m) {
 			return m
 		}
 	}

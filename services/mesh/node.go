@@ -188,6 +188,12 @@ type Node struct {
 	// and MaxAdvertisementBytes (see budget.go).
 	routeBytes, adBytes int
 	lastWarn            map[string]time.Time // see warnLimitedLocked
+	links               map[linkKey]*link    // see stats.go
+	subs                map[*Subscription]struct{}
+	// probeService is the service name our link RTT probes come from
+	// (probe.go).
+	probeService string
+	stats        counters
 	// Scheduler deadlines (docs/protocol.md §6.1, §7.2).
 	nextFlood, nextRecompute, nextAds, nextSweep time.Time
 }
@@ -219,7 +225,9 @@ func New(opts Options) (*Node, error) {
 		known: map[string]*nodeInfo{}, topo: routing.Topology{}, routes: routing.Table{},
 		seen: newSeenSet(opts.MaxSeenUpdateBytes), names: map[uint64]string{}, hashes: map[string]uint64{},
 		sockets: map[string]*socket{}, ads: map[adKey]*storedAd{}, tombstones: map[adKey]time.Time{},
-		ownAds:        map[string]ServiceAd{},
+		ownAds: map[string]ServiceAd{},
+		links:  map[linkKey]*link{}, subs: map[*Subscription]struct{}{},
+		probeService:  wire.RandomName(),
 		nextFlood:     now.Add(opts.RouteUpdateInterval),
 		nextRecompute: now.Add(recomputePeriod),
 		nextAds:       now.Add(opts.AdInterval),
@@ -361,6 +369,7 @@ func (n *Node) stop(cause error) {
 	for _, s := range sockets {
 		s.closeLocal(false)
 	}
+	n.endSubscriptions()
 }
 
 // hashOfLocked returns the wire hash of name and learns it for reverse
@@ -436,10 +445,18 @@ func (n *Node) schedule() {
 			n.nextSweep = now.Add(seenSweepPeriod)
 		}
 		if recompute {
-			n.routes, _ = routing.Compute(n.id, n.topo)
+			n.recomputeLocked()
+			// A peer answers a probe once it has a route back to us: links
+			// not measured yet are probed again as routes settle.
+			for _, s := range n.sessions {
+				if s.st.rtt.Load() == 0 && s.st.probeSent.Load() == 0 {
+					n.probeLocked(s, now)
+				}
+			}
 		}
 		if flood {
 			n.floodOwnUpdateLocked(0)
+			n.probeAllLocked(now)
 		}
 		if ads {
 			n.advertiseLocked(nil)

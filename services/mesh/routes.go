@@ -39,6 +39,7 @@ func (n *Node) floodOwnUpdateLocked(suspectedDuplicate uint64) {
 	}
 	for _, s := range n.sessions {
 		if s.confirmed() {
+			n.stats.routeUpdatesSent.Add(1)
 			s.enqueueCtrl(msg)
 		}
 	}
@@ -61,6 +62,7 @@ func (n *Node) processUpdateLocked(u *wire.RoutingUpdate, from *session) {
 		return
 	}
 	if n.seen.contains(u.UpdateID) {
+		n.stats.routeUpdatesIgnored.Add(1)
 		return
 	}
 	if n.seen.add(u.UpdateID, time.Now()) && n.seen.evicted%10000 == 1 {
@@ -70,6 +72,7 @@ func (n *Node) processUpdateLocked(u *wire.RoutingUpdate, from *session) {
 	info := n.known[u.NodeID]
 	if u.SuspectedDuplicate == 0 && info != nil &&
 		(u.UpdateEpoch < info.epoch || (u.UpdateEpoch == info.epoch && u.UpdateSequence <= info.sequence)) {
+		n.stats.routeUpdatesIgnored.Add(1)
 		return // not newer than what we hold
 	}
 	// What we flood: the update as received, from us.
@@ -145,6 +148,7 @@ func (n *Node) processUpdateLocked(u *wire.RoutingUpdate, from *session) {
 	}
 	for _, s := range n.sessions {
 		if s != from && s.confirmed() {
+			n.stats.routeUpdatesSent.Add(1)
 			s.enqueueCtrl(msg)
 		}
 	}

@@ -27,6 +27,10 @@ type session struct {
 	// last initial connect message) before it exits.
 	flushOnStop atomic.Bool
 	dropped     atomic.Uint64
+	// st are the session's counters (stats.go); link is its link record,
+	// set when established (under n.mu).
+	st   sessionStats
+	link *link
 	// Bytes queued in ctrl and data; each queue is bounded by these as well
 	// as by its length (see ctrlQueueBytes).
 	ctrlBytes, dataBytes atomic.Int64
@@ -51,6 +55,9 @@ type session struct {
 // list: always for active sessions, and for passive ones once the peer has
 // listed us.
 func (s *session) confirmed() bool { return !s.passive || s.remoteEstablished }
+
+// errIdle ends a session whose peer sent nothing for the idle timeout.
+var errIdle = errors.New("idle timeout")
 
 // errReject wraps a reason for which we send Reject and close.
 type errReject struct{ reason string }
@@ -92,6 +99,14 @@ func (n *Node) runSession(tr backends.Session, kind string, opts BackendOptions)
 
 	n.mu.Lock()
 	delete(n.allSessions, s)
+	if s.established {
+		now := time.Now()
+		n.linkDownLocked(s, errors.Is(reason, errIdle), now)
+		if n.ctx.Err() == nil {
+			n.publishLocked(Event{Kind: EventLinkDown, Time: now, Peer: s.remote, Backend: s.kind, Cost: s.cost,
+				RTT: time.Duration(s.st.rtt.Load()), Reason: reason.Error()})
+		}
+	}
 	if s.established && n.sessions[s.remote] == s {
 		delete(n.sessions, s.remote)
 		n.deleteEdgeLocked(n.id, s.remote)
@@ -133,6 +148,7 @@ func (s *session) writeLoop(done chan<- struct{}) {
 			_ = s.tr.Close() // the reader sees it and tears down
 			return false
 		}
+		s.sent(m)
 		return true
 	}
 	for {
@@ -152,6 +168,7 @@ func (s *session) writeLoop(done chan<- struct{}) {
 					if s.tr.Send(m) != nil {
 						return
 					}
+					s.sent(m)
 				default:
 					return
 				}
@@ -180,6 +197,7 @@ func (s *session) writeLoop(done chan<- struct{}) {
 // is full so the router never blocks on a slow peer.
 func (s *session) enqueueCtrl(m []byte) {
 	if !reserveBytes(&s.ctrlBytes, len(m), ctrlQueueBytes) {
+		s.st.ctrlDropped.Add(1)
 		s.n.log.Warn("mesh session control queue full (bytes); dropping message", "peer", s.remote, "type", m[0])
 		return
 	}
@@ -187,6 +205,7 @@ func (s *session) enqueueCtrl(m []byte) {
 	case s.ctrl <- m:
 	default:
 		s.ctrlBytes.Add(-int64(len(m)))
+		s.st.ctrlDropped.Add(1)
 		s.n.log.Warn("mesh session control queue full; dropping message", "peer", s.remote, "type", m[0])
 	}
 }
@@ -260,6 +279,9 @@ func (s *session) readLoop(initialSent bool) error {
 		}
 		if err == nil {
 			lastRecv = now
+			s.st.msgsIn.Add(1)
+			s.st.bytesIn.Add(uint64(len(msg)))
+			s.st.lastRecv.Store(now.UnixNano())
 			if len(msg) == 0 {
 				continue // would crash upstream; never valid (docs/protocol.md §4.1)
 			}
@@ -268,7 +290,7 @@ func (s *session) readLoop(initialSent bool) error {
 			}
 		}
 		if now.Sub(lastRecv) >= idle {
-			return fmt.Errorf("no message for %v: idle timeout", idle)
+			return fmt.Errorf("no message for %v: %w", idle, errIdle)
 		}
 		if !s.established && !s.passive && !now.Before(nextInitial) {
 			n.mu.Lock()
@@ -303,7 +325,9 @@ func (s *session) handle(msg []byte) error {
 			}
 			return nil
 		}
+		n.stats.routeUpdatesReceived.Add(1)
 		if s.established && n.seenRelayedUpdate(msg, s) {
+			n.stats.routeUpdatesIgnored.Add(1)
 			return nil
 		}
 		u, err := wire.DecodeRoute(msg)
@@ -374,6 +398,10 @@ func (s *session) establish(u *wire.RoutingUpdate) error {
 	n.setEdgeLocked(n.id, rid, cost)
 	n.setEdgeLocked(rid, n.id, cost)
 	n.requestRecomputeLocked()
+	now := time.Now()
+	n.linkUpLocked(s, now)
+	n.publishLocked(Event{Kind: EventLinkUp, Time: now, Peer: rid, Backend: s.kind, Cost: cost})
+	n.probeLocked(s, now)
 	if !s.passive {
 		n.requestFloodLocked()
 		// Improvements: the new peer learns routes and ads at once.
@@ -414,6 +442,7 @@ func (s *session) routeUpdate(u *wire.RoutingUpdate) error {
 				if c, ok := s.tr.(backends.Confirmer); ok {
 					c.Confirm()
 				}
+				n.probeLocked(s, time.Now())
 			}
 		}
 	}

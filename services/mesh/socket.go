@@ -75,7 +75,7 @@ func (n *Node) listen(service string, ad *ServiceAd) (*Socket, error) {
 	if len(service) > wire.MaxServiceLen {
 		return nil, fmt.Errorf("listen on service %q: %w", service, ErrServiceName)
 	}
-	if service == servicePing || service == serviceUnreach {
+	if service == servicePing || service == serviceUnreach || service == n.probeService {
 		return nil, fmt.Errorf("listen on service %q: %w", service, ErrServiceReserved)
 	}
 	s := &Socket{
@@ -94,7 +94,7 @@ func (n *Node) listen(service string, ad *ServiceAd) (*Socket, error) {
 	if service == "" {
 		for {
 			service = wire.RandomName()
-			if _, taken := n.sockets[service]; !taken {
+			if _, taken := n.sockets[service]; !taken && service != n.probeService {
 				break
 			}
 		}
@@ -132,7 +132,9 @@ func (s *Socket) deliver(from Addr, payload, raw []byte) bool {
 	}
 	select {
 	case s.recv <- datagram{from: from, payload: payload, raw: raw}:
+		s.n.stats.datagramsDelivered.Add(1)
 	default:
+		s.n.stats.drop(DropSocketFull)
 		s.n.log.Debug("mesh socket queue full; dropping datagram", "service", s.service, "from", from)
 		backends.ReleaseMessage(raw)
 	}

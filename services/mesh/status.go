@@ -10,6 +10,9 @@ import (
 type Connection struct {
 	NodeID string
 	Cost   float64
+	// Health is the link's figures (the first link to NodeID when several
+	// backends reach it). Not part of the upstream status reply.
+	Health LinkStats
 }
 
 // Advertisement is a known service advertisement in Status.
@@ -36,6 +39,10 @@ type Status struct {
 func (n *Node) Status() Status {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	return n.statusLocked()
+}
+
+func (n *Node) statusLocked() Status {
 	st := Status{
 		NodeID:               n.id,
 		Connections:          make([]Connection, 0, len(n.sessions)),
@@ -44,7 +51,11 @@ func (n *Node) Status() Status {
 		Advertisements:       make([]Advertisement, 0, len(n.ads)),
 	}
 	for id, s := range n.sessions {
-		st.Connections = append(st.Connections, Connection{NodeID: id, Cost: s.cost})
+		c := Connection{NodeID: id, Cost: s.cost}
+		if s.link != nil {
+			c.Health = s.link.statsLocked()
+		}
+		st.Connections = append(st.Connections, c)
 	}
 	sort.Slice(st.Connections, func(i, j int) bool { return st.Connections[i].NodeID < st.Connections[j].NodeID })
 	for node, edges := range n.topo {
@@ -52,19 +63,11 @@ func (n *Node) Status() Status {
 	}
 	now := time.Now()
 	for key, stored := range n.ads {
-		a := stored.ad
-		ad := Advertisement{NodeID: a.NodeID, Service: a.Service, Time: a.Time, ConnType: ConnType(a.ConnType),
-			Tags: maps.Clone(a.Tags)}
+		ad := adOf(stored.ad)
 		if key.node == n.id {
 			ad.Time = now // upstream shows the current time for its own services
 		}
-		if a.WorkCommands != nil {
-			ad.WorkCommands = make([]WorkCommand, len(a.WorkCommands))
-			for i, wc := range a.WorkCommands {
-				ad.WorkCommands[i] = WorkCommand(wc)
-			}
-		}
-		st.Advertisements = append(st.Advertisements, ad)
+		st.Advertisements = append(st.Advertisements, *ad)
 	}
 	for service, ad := range n.ownAds {
 		if _, stored := n.ads[adKey{n.id, service}]; !stored {

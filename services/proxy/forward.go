@@ -21,6 +21,9 @@ type forwarder struct {
 	// onStop runs after the listener closed and every connection ended
 	// (the unix-socket-server releases its lock there).
 	onStop func()
+	// serve, when set, handles each accepted connection instead of dial
+	// and Bridge (the command-service runs a command for it).
+	serve func(ctx context.Context, c net.Conn)
 }
 
 // acceptRetry is the pause after an unexpected Accept error (e.g. out of
@@ -83,6 +86,10 @@ func (f *forwarder) acceptLoop(ctx context.Context, wg *sync.WaitGroup) {
 
 func (f *forwarder) handle(ctx context.Context, in net.Conn) {
 	defer settle(ctx, in)
+	if f.serve != nil {
+		f.serve(ctx, in)
+		return
+	}
 	dctx, cancel := context.WithTimeout(ctx, f.opts.DialTimeout)
 	out, err := f.dial(dctx)
 	cancel()

@@ -13,11 +13,11 @@ import (
 // ErrIPRouterUnsupported is returned by FromConfig for ip-router entities,
 // which this implementation does not provide (docs/protocol.md §11.1;
 // upstream has it on Linux only, and peers do not depend on it).
-var ErrIPRouterUnsupported = errors.New("ip-router is not supported")
+var ErrIPRouterUnsupported = errors.New("ip-router is not implemented by this build")
 
 // FromConfig builds every proxy entity of cfg: tcp-servers, tcp-clients,
-// udp-servers, udp-clients, unix-socket-servers, unix-socket-clients, each
-// kind in configuration order. Nothing is bound until StartAll (or each
+// udp-servers, udp-clients, unix-socket-servers, unix-socket-clients and
+// command-services, each kind in configuration order. Nothing is bound until StartAll (or each
 // proxy's Start). store may be nil when cfg names no TLS configuration.
 func FromConfig(network mesh.PacketNetwork, store *tlsconf.Store, cfg *config.Config, opts Options) ([]Proxy, error) {
 	if len(cfg.IPRouters) > 0 {
@@ -58,6 +58,11 @@ func FromConfig(network mesh.PacketNetwork, store *tlsconf.Store, cfg *config.Co
 	}
 	for _, c := range cfg.UnixSocketClients {
 		if err := add(NewUnixSocketClient(network, store, c, opts)); err != nil {
+			return nil, err
+		}
+	}
+	for _, c := range cfg.CommandServices {
+		if err := add(NewCommandService(network, store, c, opts)); err != nil {
 			return nil, err
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/receptor-mesh/receptor/services/internal/gateway"
 	"github.com/receptor-mesh/receptor/services/internal/grpcserve"
 	"github.com/receptor-mesh/receptor/services/internal/meshapi"
+	"github.com/receptor-mesh/receptor/services/internal/metrics"
 	"github.com/receptor-mesh/receptor/services/mesh"
 )
 
@@ -39,7 +40,7 @@ func (r *Router) newAPIs() error {
 		return err
 	}
 	r.meshAPI = m
-	r.controlAPI = &controlAPI{mesh: m, work: r.work, reload: r.reload, policy: r.policy, quota: r.quota}
+	r.controlAPI = &controlAPI{mesh: m, node: r.node, work: r.work, reload: r.reload, policy: r.policy, quota: r.quota}
 	return nil
 }
 
@@ -57,7 +58,7 @@ func (r *Router) InProcessConn() (*grpc.ClientConn, error) { return r.inproc.Dia
 // startAPIs serves the gRPC APIs in-process and on every grpc-server
 // entity, and the REST gateway of the http-gateway entity.
 func (r *Router) startAPIs(ctx context.Context, g *errgroup.Group) error {
-	internal := grpcserve.New(grpcserve.Options{Logger: r.log, Policy: r.policy, Face: grpcserve.FaceInProcess})
+	internal := grpcserve.New(grpcserve.Options{Logger: r.log, Policy: r.policy, Face: grpcserve.FaceInProcess, Prometheus: r.metrics.GRPC})
 	r.register(internal)
 	g.Go(func() error { return grpcserve.Serve(ctx, internal, r.inproc.Listener()) })
 
@@ -66,7 +67,7 @@ func (r *Router) startAPIs(ctx context.Context, g *errgroup.Group) error {
 		if err != nil {
 			return fmt.Errorf("grpc-server: %w", err)
 		}
-		ep := grpcserve.Endpoint{Filename: gs.Filename, Permissions: os.FileMode(gs.Permissions), TCPListen: gs.TCPListen, TLS: tlsCfg, Policy: r.policy}
+		ep := grpcserve.Endpoint{Filename: gs.Filename, Permissions: os.FileMode(gs.Permissions), TCPListen: gs.TCPListen, TLS: tlsCfg, Policy: r.policy, Prometheus: r.metrics.GRPC}
 		if err := grpcserve.StartEndpoint(ctx, g, ep, r.log, r.register); err != nil {
 			return err
 		}
@@ -83,6 +84,7 @@ func (r *Router) startAPIs(ctx context.Context, g *errgroup.Group) error {
 		h, err := gateway.New(ctx, conn, gateway.Options{
 			Logger: r.log, Policy: r.policy, TLS: tlsCfg != nil,
 			Listen: hg.TCPListen, AllowedHosts: hg.AllowedHosts, AllowOrigins: hg.AllowOrigins,
+			Metrics: metrics.Handler(r.metrics, r.policy, "rest", r.log),
 		})
 		if err != nil {
 			conn.Close()
@@ -98,6 +100,15 @@ func (r *Router) startAPIs(ctx context.Context, g *errgroup.Group) error {
 			defer conn.Close()
 			return gateway.Serve(ctx, h, ln, tlsCfg, r.log)
 		})
+	}
+	if mc := r.cfg.Metrics; mc != nil {
+		tlsCfg, err := r.tls.Server(mc.TLS)
+		if err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		if err := metrics.Start(ctx, g, metrics.Listener{TCPListen: mc.TCPListen, TLS: tlsCfg, Policy: r.policy, Registry: r.metrics}, r.log); err != nil {
+			return err
+		}
 	}
 	if r.work != nil {
 		g.Go(func() error { r.syncWorkCommands(ctx); return nil })

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -16,17 +17,26 @@ import (
 // backendSpec is one configured backend with the session options the node
 // applies to it.
 type backendSpec struct {
-	backend backends.Backend
-	opts    mesh.BackendOptions
+	// name is the entity and its address, for errors ("tcp-listener 2222");
+	// key is the entity's kind and canonical parameters: reload keeps a
+	// running backend whose key is unchanged.
+	name, key string
+	backend   backends.Backend
+	opts      mesh.BackendOptions
 }
 
 // buildBackends turns the backend entities of cfg into backends, in the
 // order of the configuration. Nothing is bound or dialed yet.
 func buildBackends(cfg *config.Config, store *tlsconf.Store, log *slog.Logger) ([]backendSpec, error) {
 	var specs []backendSpec
-	add := func(b backends.Backend, opts mesh.BackendOptions) { specs = append(specs, backendSpec{b, opts}) }
+	var name, key string // of the entity at hand, set before add
+	add := func(b backends.Backend, opts mesh.BackendOptions) {
+		specs = append(specs, backendSpec{name: name, key: key, backend: b, opts: opts})
+	}
+	entity := func(kind, addr string, v any) { name, key = kind+" "+addr, kind+" "+entityKey(v) }
 
 	for _, l := range cfg.TCPListeners {
+		entity("tcp-listener", strconv.Itoa(l.Port), l)
 		tlsCfg, err := store.Server(l.TLS)
 		if err != nil {
 			return nil, fmt.Errorf("tcp-listener %d: %w", l.Port, err)
@@ -40,6 +50,7 @@ func buildBackends(cfg *config.Config, store *tlsconf.Store, log *slog.Logger) (
 		add(b, listenerOptions(l.Cost, l.NodeCost, l.AllowedPeers, l.TLS, cfg))
 	}
 	for _, p := range cfg.TCPPeers {
+		entity("tcp-peer", p.Address, p)
 		host, _, err := net.SplitHostPort(p.Address)
 		if err != nil {
 			return nil, fmt.Errorf("tcp-peer %s: %w", p.Address, err)
@@ -50,6 +61,7 @@ func buildBackends(cfg *config.Config, store *tlsconf.Store, log *slog.Logger) (
 		}
 		b, err := backends.NewTCPDialer(backends.TCPDialerOptions{
 			Address: p.Address, Redial: p.Redial, TLS: tlsCfg, Logger: log,
+			CurrentTLS: currentClient(store, p.TLS, host),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("tcp-peer %s: %w", p.Address, err)
@@ -57,6 +69,7 @@ func buildBackends(cfg *config.Config, store *tlsconf.Store, log *slog.Logger) (
 		add(b, mesh.BackendOptions{Cost: p.Cost, AllowedPeers: p.AllowedPeers})
 	}
 	for _, l := range cfg.UDPListeners {
+		entity("udp-listener", strconv.Itoa(l.Port), l)
 		b, err := backends.NewUDPListener(backends.UDPListenerOptions{
 			Address: hostPort(l.BindAddr, l.Port), Logger: log,
 		})
@@ -66,6 +79,7 @@ func buildBackends(cfg *config.Config, store *tlsconf.Store, log *slog.Logger) (
 		add(b, mesh.BackendOptions{Cost: l.Cost, NodeCost: l.NodeCost, AllowedPeers: l.AllowedPeers})
 	}
 	for _, p := range cfg.UDPPeers {
+		entity("udp-peer", p.Address, p)
 		b, err := backends.NewUDPDialer(backends.UDPDialerOptions{Address: p.Address, Redial: p.Redial, Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("udp-peer %s: %w", p.Address, err)
@@ -73,6 +87,7 @@ func buildBackends(cfg *config.Config, store *tlsconf.Store, log *slog.Logger) (
 		add(b, mesh.BackendOptions{Cost: p.Cost, AllowedPeers: p.AllowedPeers})
 	}
 	for _, l := range cfg.WSListeners {
+		entity("ws-listener", strconv.Itoa(l.Port), l)
 		tlsCfg, err := store.Server(l.TLS)
 		if err != nil {
 			return nil, fmt.Errorf("ws-listener %d: %w", l.Port, err)
@@ -86,6 +101,7 @@ func buildBackends(cfg *config.Config, store *tlsconf.Store, log *slog.Logger) (
 		add(b, listenerOptions(l.Cost, l.NodeCost, l.AllowedPeers, l.TLS, cfg))
 	}
 	for _, p := range cfg.WSPeers {
+		entity("ws-peer", p.Address, p)
 		u, err := url.Parse(p.Address)
 		if err != nil {
 			return nil, fmt.Errorf("ws-peer %s: %w", p.Address, err)
@@ -96,6 +112,7 @@ func buildBackends(cfg *config.Config, store *tlsconf.Store, log *slog.Logger) (
 		}
 		b, err := backends.NewWebsocketDialer(backends.WebsocketDialerOptions{
 			URL: p.Address, Redial: p.Redial, TLS: tlsCfg, ExtraHeader: p.ExtraHeader, Logger: log,
+			CurrentTLS: currentClient(store, p.TLS, u.Hostname()),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("ws-peer %s: %w", p.Address, err)
@@ -103,6 +120,21 @@ func buildBackends(cfg *config.Config, store *tlsconf.Store, log *slog.Logger) (
 		add(b, mesh.BackendOptions{Cost: p.Cost, AllowedPeers: p.AllowedPeers})
 	}
 	return specs, nil
+}
+
+// currentClient asks store for the named client config at each dial, so a
+// peer's redial uses certificates and CA bundles reloaded since.
+func currentClient(store *tlsconf.Store, name, host string) func() *tls.Config {
+	if name == "" {
+		return nil
+	}
+	return func() *tls.Config {
+		cfg, err := store.ClientForHost(name, host)
+		if err != nil {
+			return nil
+		}
+		return cfg
+	}
 }
 
 // listenerOptions binds a peer's node ID to its certificate (beyond

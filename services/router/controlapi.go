@@ -15,6 +15,7 @@ import (
 	"github.com/receptor-mesh/receptor/services/internal/coalesce"
 	"github.com/receptor-mesh/receptor/services/internal/grpcserve"
 	"github.com/receptor-mesh/receptor/services/internal/meshapi"
+	"github.com/receptor-mesh/receptor/services/mesh"
 )
 
 // maxCreateStdin bounds CreateWork's inline input (proto docs: 4 MiB).
@@ -26,6 +27,7 @@ const maxCreateStdin = grpcserve.MaxCreateStdin
 type controlAPI struct {
 	controlv1.UnimplementedControlServiceServer
 	mesh   *meshapi.Server
+	node   *mesh.Node
 	work   workv1.WorkServiceClient // nil: no work agent attached
 	reload func(ctx context.Context) error
 	policy *authz.Policy
@@ -365,4 +367,17 @@ func (c *controlAPI) ReleaseWork(ctx context.Context, req *controlv1.ReleaseWork
 		return nil, err
 	}
 	return &controlv1.ReleaseWorkResponse{UnitId: resp.GetUnitId(), Pending: resp.GetPending()}, nil
+}
+
+// GetAccess describes the caller to itself: its principal, role and the
+// actions that role allows (the web view shows cancel and release buttons
+// only to callers allowed to use them).
+func (c *controlAPI) GetAccess(ctx context.Context, _ *controlv1.GetAccessRequest) (*controlv1.GetAccessResponse, error) {
+	pr := authz.FromContext(ctx)
+	role := c.policy.RoleOf(pr)
+	resp := &controlv1.GetAccessResponse{Principal: pr.String(), Role: role.String()}
+	for _, a := range role.Actions() {
+		resp.AllowedActions = append(resp.AllowedActions, a.String())
+	}
+	return resp, nil
 }

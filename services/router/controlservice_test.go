@@ -36,6 +36,11 @@ func TestControlServiceNodeCalls(t *testing.T) {
 		st.GetStatus().GetConnections()[0].GetNodeId() != "b" {
 		t.Errorf("status = %v", st.GetStatus())
 	}
+	acc, err := a.control.GetAccess(ctx, &controlv1.GetAccessRequest{})
+	if err != nil || !strings.HasPrefix(acc.GetPrincipal(), "uid:") || acc.GetRole() != "admin" ||
+		!slices.Contains(acc.GetAllowedActions(), "work cancel") || !slices.Contains(acc.GetAllowedActions(), "reload") {
+		t.Errorf("GetAccess over the unix socket = %v, %v; want uid:N, admin, every action", acc, err)
+	}
 	v, err := a.control.GetVersion(ctx, &controlv1.GetVersionRequest{})
 	if err != nil || v.GetVersion().GetGoVersion() == "" {
 		t.Errorf("GetVersion = %v, %v", v, err)

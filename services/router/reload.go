@@ -2,41 +2,95 @@ package router
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 
 	"github.com/receptor-mesh/receptor/services/config"
+	"github.com/receptor-mesh/receptor/services/internal/tlsstore"
 )
 
 // nonReloadable lists the entities that `reload` does not re-apply
-// (docs/protocol.md §12.3): all but the backends and local-only, which are
-// restarted from the new file.
+// (docs/protocol.md §12.3): all but the backends and local-only. Each val
+// is an entity struct, a pointer to one, or a slice of them.
 func nonReloadable(c *config.Config) []struct {
 	name string
 	val  any
-	n    int
 } {
 	type item = struct {
 		name string
 		val  any
-		n    int
 	}
 	return []item{
-		{"node", c.Node, 1}, {"log-level", c.LogLevel, 1}, {"trace", c.Trace, 1},
-		{"tls-server", c.TLSServers, len(c.TLSServers)}, {"tls-client", c.TLSClients, len(c.TLSClients)},
-		{"control-service", c.ControlServices, len(c.ControlServices)},
-		{"tcp-server", c.TCPServers, len(c.TCPServers)}, {"tcp-client", c.TCPClients, len(c.TCPClients)},
-		{"udp-server", c.UDPServers, len(c.UDPServers)}, {"udp-client", c.UDPClients, len(c.UDPClients)},
-		{"unix-socket-server", c.UnixSocketServers, len(c.UnixSocketServers)},
-		{"unix-socket-client", c.UnixSocketClients, len(c.UnixSocketClients)},
-		{"ip-router", c.IPRouters, len(c.IPRouters)}, {"command-service", c.CommandServices, len(c.CommandServices)},
-		{"work-command", c.WorkCommands, len(c.WorkCommands)}, {"work-kubernetes", c.WorkKubernetes, len(c.WorkKubernetes)},
-		{"work-python", c.WorkPython, len(c.WorkPython)}, {"work-signing", c.WorkSigning, 1},
-		{"work-verification", c.WorkVerification, 1}, {"grpc-server", c.GRPCServers, len(c.GRPCServers)},
-		{"http-gateway", c.HTTPGateway, 1}, {"work-agent", c.WorkAgent, 1},
-		{"access", c.Access, len(c.Access)},
+		{"node", c.Node}, {"log-level", c.LogLevel}, {"trace", c.Trace},
+		{"tls-server", c.TLSServers}, {"tls-client", c.TLSClients},
+		{"control-service", c.ControlServices},
+		{"tcp-server", c.TCPServers}, {"tcp-client", c.TCPClients},
+		{"udp-server", c.UDPServers}, {"udp-client", c.UDPClients},
+		{"unix-socket-server", c.UnixSocketServers}, {"unix-socket-client", c.UnixSocketClients},
+		{"ip-router", c.IPRouters}, {"command-service", c.CommandServices},
+		{"work-command", c.WorkCommands}, {"work-kubernetes", c.WorkKubernetes},
+		{"work-python", c.WorkPython}, {"work-signing", c.WorkSigning},
+		{"work-verification", c.WorkVerification}, {"grpc-server", c.GRPCServers},
+		{"http-gateway", c.HTTPGateway}, {"work-agent", c.WorkAgent},
+		{"access", c.Access},
 	}
+}
+
+// entityKeys encodes each entity of val (see nonReloadable) as canonical
+// JSON (struct fields in order, map keys sorted), sorted: two values with
+// the same entities in any order give the same keys.
+func entityKeys(val any) []string {
+	v := reflect.ValueOf(val)
+	var keys []string
+	switch {
+	case v.Kind() == reflect.Slice:
+		for i := range v.Len() {
+			keys = append(keys, entityKey(v.Index(i).Interface()))
+		}
+	case v.Kind() == reflect.Pointer && v.IsNil():
+	default:
+		keys = append(keys, entityKey(val))
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func entityKey(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Entity structs hold strings, numbers, lists and maps only.
+		panic(fmt.Sprintf("router: encoding %T: %v", v, err))
+	}
+	return string(b)
+}
+
+// compareNonReloadable fails with upstream's texts when an entity other
+// than a backend or local-only was added, changed or removed between old
+// and cur. The order of entities does not matter.
+func compareNonReloadable(old, cur *config.Config) error {
+	was, now := nonReloadable(old), nonReloadable(cur)
+	for i := range was {
+		a, b := entityKeys(was[i].val), entityKeys(now[i].val)
+		if slices.Equal(a, b) {
+			continue
+		}
+		// Removed: an entity of the old configuration is missing (upstream
+		// reports additions and changes first).
+		removed := len(b) < len(a)
+		for _, k := range b {
+			if !slices.Contains(a, k) {
+				removed = false
+			}
+		}
+		if removed {
+			return fmt.Errorf("a non-reloadable config action '%s' was removed. Must restart receptor for changes to take effect", was[i].name)
+		}
+		return fmt.Errorf("a non-reloadable config action '%s' was modified or added. Must restart receptor for these changes to take effect", was[i].name)
+	}
+	return nil
 }
 
 // reloadError is a failed reload. Error() is upstream's
@@ -52,36 +106,61 @@ func (e *reloadError) Unwrap() error { return e.err }
 
 func reloadFailed(code int, err error) error { return &reloadError{err: err, code: code} }
 
-// reload re-reads the configuration file and, when only reloadable
-// entities changed, restarts every backend from it (upstream drops all
-// sessions; peers see an ordinary teardown and a new handshake).
+// reload re-reads every configuration source the process started with
+// (config.Reloader) and, when only reloadable entities changed, re-reads
+// the certificates and keys of the TLS entities and applies the backend
+// changes: backends that are gone or changed stop (their sessions end),
+// new or changed ones start, and unchanged ones keep running with their
+// sessions. Upstream restarts every backend instead.
 func (r *Router) reload(ctx context.Context) error {
-	if r.opt.Reload == nil {
+	if r.opt.Reload == nil || r.opt.Reload.Load == nil {
 		return reloadFailed(4, errors.New("no configuration file was provided, reload function not set"))
 	}
 	r.reloadMu.Lock()
 	defer r.reloadMu.Unlock()
-	cfg, err := r.opt.Reload()
+	cfg, err := r.opt.Reload.Load()
 	if err != nil {
 		return reloadFailed(4, err)
 	}
-	old, cur := nonReloadable(r.cfg), nonReloadable(cfg)
-	for i := range old {
-		if reflect.DeepEqual(old[i].val, cur[i].val) {
-			continue
-		}
-		if cur[i].n < old[i].n {
-			return reloadFailed(3, fmt.Errorf("a non-reloadable config action '%s' was removed. Must restart receptor for changes to take effect", old[i].name))
-		}
-		return reloadFailed(3, fmt.Errorf("a non-reloadable config action '%s' was modified or added. Must restart receptor for these changes to take effect", old[i].name))
+	if err := compareNonReloadable(r.cfg, cfg); err != nil {
+		return reloadFailed(3, err)
 	}
-	if _, err := buildBackends(cfg, r.tls, r.log); err != nil {
+	if err := r.reloadCertificates(cfg); err != nil {
 		return reloadFailed(4, err)
 	}
-	r.stopBackends()
-	if err := r.startBackends(r.runCtx, cfg); err != nil {
+	specs, err := buildBackends(cfg, r.tls, r.log)
+	if err != nil {
 		return reloadFailed(4, err)
 	}
-	r.log.Info("configuration reloaded: backends restarted")
+	kept, stopped, started, err := r.replaceBackends(cfg, specs)
+	if err != nil {
+		return reloadFailed(4, err)
+	}
+	r.log.Info("configuration reloaded", "backends_kept", kept, "backends_stopped", stopped, "backends_started", started)
 	return nil
+}
+
+// reloadCertificates re-reads the certificates, keys and CA bundles of
+// cfg's TLS entities (their names and options are those the router runs
+// with: compareNonReloadable checked).
+func (r *Router) reloadCertificates(cfg *config.Config) error {
+	return tlsstore.Reload(r.tls, cfg, r.log)
+}
+
+// serveReloadRequests reloads on every request of the Reloader (SIGHUP, a
+// changed --config-v2 file) until ctx ends, logging the outcome.
+func (r *Router) serveReloadRequests(ctx context.Context) {
+	if r.opt.Reload == nil || r.opt.Reload.Requests == nil {
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.opt.Reload.Requests:
+			if err := r.reload(ctx); err != nil {
+				r.log.Warn("Reload not successful", "err", err)
+			}
+		}
+	}
 }

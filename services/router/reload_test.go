@@ -57,7 +57,7 @@ func startReloadNode(t *testing.T, id, extra string) *reloadNode {
 	}
 	r, err := New(cfg, Options{
 		Logger: testLogger(t),
-		Reload: func() (*config.Config, error) { return config.LoadFile(path, nil) },
+		Reload: &config.Reloader{Load: func() (*config.Config, error) { return config.ParseArgs([]string{"-c", path}, nil) }},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -202,5 +202,39 @@ func TestRunFromConfigNilLogger(t *testing.T) {
 	err = RunFromConfig(testCtx(t), cfg, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "no backends configured") {
 		t.Errorf("RunFromConfig without backends = %v", err)
+	}
+}
+
+// TestCompareNonReloadable checks that entities are compared as sets: the
+// same entities in another order are no change; an addition, a change and
+// a removal are reported with upstream's texts.
+func TestCompareNonReloadable(t *testing.T) {
+	load := func(args ...string) *config.Config {
+		t.Helper()
+		cfg, err := config.ParseArgs(append([]string{"--node", "id=a"}, args...), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	base := load("--work-command", "worktype=a", "command=echo", "--work-command", "worktype=b", "command=cat",
+		"--tcp-listener", "port=1")
+	for _, tc := range []struct {
+		name string
+		cfg  *config.Config
+		want string
+	}{
+		{"reordered, backend changed", load("--tcp-listener", "port=2", "--work-command", "worktype=b", "command=cat",
+			"--work-command", "worktype=a", "command=echo"), ""},
+		{"added", load("--work-command", "worktype=a", "command=echo", "--work-command", "worktype=b", "command=cat",
+			"--work-command", "worktype=b", "command=cat"), "a non-reloadable config action 'work-command' was modified or added"},
+		{"changed", load("--work-command", "worktype=a", "command=echo", "--work-command", "worktype=b", "command=tac"),
+			"a non-reloadable config action 'work-command' was modified or added"},
+		{"removed", load("--work-command", "worktype=b", "command=cat"), "a non-reloadable config action 'work-command' was removed"},
+	} {
+		err := compareNonReloadable(base, tc.cfg)
+		if (tc.want == "") != (err == nil) || err != nil && !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
 	}
 }

@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 
@@ -23,6 +25,7 @@ import (
 	"github.com/receptor-mesh/receptor/services/internal/authz"
 	"github.com/receptor-mesh/receptor/services/internal/grpcserve"
 	"github.com/receptor-mesh/receptor/services/internal/meshapi"
+	"github.com/receptor-mesh/receptor/services/internal/metrics"
 	"github.com/receptor-mesh/receptor/services/internal/tlsstore"
 	"github.com/receptor-mesh/receptor/services/mesh"
 	"github.com/receptor-mesh/receptor/services/mesh/firewall"
@@ -34,9 +37,10 @@ import (
 // Options are the router's dependencies beyond its configuration.
 type Options struct {
 	Logger *slog.Logger
-	// Reload re-reads the configuration for the control `reload` command;
-	// nil disables reload (upstream: only with -c/--config FILE).
-	Reload func() (*config.Config, error)
+	// Reload re-reads the configuration for the control `reload` command
+	// and carries the other requests to reload (SIGHUP, a changed
+	// --config-v2 file); nil disables reload.
+	Reload *config.Reloader
 	// Work is the work agent's WorkService; nil means none is attached and
 	// work requests fail with UNAVAILABLE (apierr.NoWorkAgent). The all-in-one binary
 	// passes an in-process client; receptor-router dials the work-agent
@@ -54,6 +58,11 @@ type Options struct {
 	// Policy authorizes every face; nil means New builds it from cfg's
 	// access entities (accessconf.Policy).
 	Policy *authz.Policy
+	// Metrics is the process's registry; nil means New makes one. The
+	// router registers the mesh node's, the QUIC streams' and the
+	// authorizer's collectors on it, and serves it at the http-gateway's
+	// /metrics and on a metrics entity's listener.
+	Metrics *metrics.Registry
 }
 
 // Router is a running node agent.
@@ -68,15 +77,15 @@ type Router struct {
 	opt  Options
 	// policy is the one authorizer of every face; quota holds each
 	// principal's unit count and stdin limit against it.
-	policy *authz.Policy
-	quota  *quota
+	policy  *authz.Policy
+	quota   *quota
+	metrics *metrics.Registry
 
-	reloadMu      sync.Mutex // one reload at a time: each stops and restarts all backends
-	backendMu     sync.Mutex
-	backendCancel context.CancelFunc
-	backendWaits  []func()
-	backendCfg    *config.Config
-	runCtx        context.Context // Run's context; backends started by reload live under it
+	reloadMu   sync.Mutex // one reload at a time
+	backendMu  sync.Mutex
+	backends   []runningBackend
+	backendCfg *config.Config  // the configuration the running backends came from
+	runCtx     context.Context // Run's context; backends started by reload live under it
 
 	inproc     *grpcserve.InProcess // the APIs without a socket (gateway, all-in-one work agent)
 	meshAPI    *meshapi.Server
@@ -89,6 +98,9 @@ type Router struct {
 func Check(cfg *config.Config, log *slog.Logger) error {
 	if log == nil {
 		log = slog.Default()
+	}
+	if err := checkBackends(cfg); err != nil {
+		return err
 	}
 	store, err := tlsstore.FromConfig(cfg, log)
 	if err != nil {
@@ -104,14 +116,22 @@ func Check(cfg *config.Config, log *slog.Logger) error {
 	return err
 }
 
+// ErrNoBackends refuses a node without listeners, peers or local-only
+// (upstream: "Nothing to do - no backends are running.").
+var ErrNoBackends = errors.New("no backends configured: add a listener, a peer or local-only (see --help)")
+
+func checkBackends(cfg *config.Config) error {
+	if !cfg.HasBackends() {
+		return ErrNoBackends
+	}
+	return nil
+}
+
 // checkUnsupported refuses entities this build parses but does not run,
 // rather than starting without them.
 func checkUnsupported(cfg *config.Config) error {
 	if len(cfg.IPRouters) > 0 {
-		return errors.New("ip-router: not supported by this build (it needs a tun device); remove the entity")
-	}
-	if len(cfg.CommandServices) > 0 {
-		return errors.New("command-service: not supported by this build (upstream offers it only in its separate command-service program); remove the entity")
+		return errors.New("ip-router: not implemented by this build (upstream routes IP over the mesh through a tun device; we do not); remove the entity")
 	}
 	return nil
 }
@@ -148,10 +168,26 @@ func New(cfg *config.Config, opts Options) (*Router, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Router{cfg: cfg, log: log, node: node, tls: store, work: opts.Work, opt: opts, policy: policy}
+	reg := opts.Metrics
+	if reg == nil {
+		reg = metrics.New()
+	}
+	for _, c := range []prometheus.Collector{node.Collector(), stream.Collector(), policy.Collector()} {
+		if err := reg.Register(c); err != nil {
+			node.Close()
+			return nil, fmt.Errorf("registering metrics: %w", err)
+		}
+	}
+	r := &Router{cfg: cfg, log: log, node: node, tls: store, work: opts.Work, opt: opts, policy: policy, metrics: reg}
 	r.quota = newQuota(policy, opts.Work)
 	r.ops = &ops{node: node, tls: store, work: opts.Work, reload: r.reload, quota: r.quota}
 	r.ctl = control.NewServer(r.ops, control.Options{Logger: log, Policy: policy})
+	for _, c := range []prometheus.Collector{r.ctl.Collector(), metrics.CertExpiry(metrics.CertsOf(cfg))} {
+		if err := reg.Register(c); err != nil {
+			node.Close()
+			return nil, fmt.Errorf("registering metrics: %w", err)
+		}
+	}
 	r.inproc = grpcserve.NewInProcess()
 	if err := r.newAPIs(); err != nil {
 		node.Close()
@@ -174,8 +210,15 @@ func (r *Router) Run(parent context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	r.runCtx = ctx
 
+	// Certificates and keys are re-read when their files change.
+	if stopWatch, werr := tlsstore.Watch(ctx, r.tls, r.cfg, r.log); werr != nil {
+		r.log.Warn("TLS files are not watched; reload re-reads them", "err", werr)
+	} else {
+		defer stopWatch()
+	}
 	err := r.start(ctx, g)
 	if err == nil {
+		g.Go(func() error { r.serveReloadRequests(ctx); return nil })
 		r.log.Info("Initialization complete", "node", r.node.NodeID())
 		select {
 		case <-ctx.Done():
@@ -299,54 +342,121 @@ func (r *Router) startControlService(ctx context.Context, g *errgroup.Group, cs 
 	return nil
 }
 
-// startBackends starts the backends of cfg under a context of their own,
-// so that reload can replace them without touching anything else.
+// runningBackend is one started backend entity: key identifies its
+// configuration (backendSpec.key), stop ends it and its sessions.
+type runningBackend struct {
+	key  string
+	stop func()
+}
+
+// startBackends starts every backend of cfg, each under a context of its
+// own, so that reload can replace some without touching the others.
 func (r *Router) startBackends(ctx context.Context, cfg *config.Config) error {
 	specs, err := buildBackends(cfg, r.tls, r.log)
 	if err != nil {
 		return err
 	}
-	bctx, cancel := context.WithCancel(ctx)
-	var waits []func()
-	for _, s := range specs {
-		wait, err := r.node.AddBackendContext(bctx, s.backend, s.opts)
-		if err != nil {
-			cancel()
-			for _, w := range waits {
-				w()
-			}
-			return err
-		}
-		waits = append(waits, wait)
+	started, err := r.startSpecs(ctx, specs)
+	if err != nil {
+		return err
 	}
 	r.backendMu.Lock()
-	r.backendCancel, r.backendWaits, r.backendCfg = cancel, waits, cfg
+	r.backends, r.backendCfg = started, cfg
 	r.backendMu.Unlock()
 	return nil
 }
 
+// startSpecs starts specs; on an error it stops those it started.
+func (r *Router) startSpecs(ctx context.Context, specs []backendSpec) ([]runningBackend, error) {
+	var started []runningBackend
+	for _, s := range specs {
+		bctx, cancel := context.WithCancel(ctx)
+		wait, err := r.node.AddBackendContext(bctx, s.backend, s.opts)
+		if err != nil {
+			cancel()
+			stopAll(started)
+			return nil, fmt.Errorf("%s: %w", s.name, err)
+		}
+		started = append(started, runningBackend{key: s.key, stop: func() { cancel(); wait() }})
+	}
+	return started, nil
+}
+
+func stopAll(bs []runningBackend) {
+	for _, b := range bs {
+		b.stop()
+	}
+}
+
+// replaceBackends makes the running backends those of specs (built from
+// cfg): a running backend whose key is among specs keeps running, the
+// others stop first (a changed listener frees its port), then the new ones
+// start. If one cannot start, the new ones stop and the stopped ones are
+// started again from the previous configuration.
+func (r *Router) replaceBackends(cfg *config.Config, specs []backendSpec) (kept, stopped, started int, err error) {
+	r.backendMu.Lock()
+	running, oldCfg := r.backends, r.backendCfg
+	r.backendMu.Unlock()
+	var keep, stop []runningBackend
+	toStart := slices.Clone(specs)
+	for _, b := range running {
+		i := slices.IndexFunc(toStart, func(s backendSpec) bool { return s.key == b.key })
+		if i < 0 {
+			stop = append(stop, b)
+			continue
+		}
+		keep = append(keep, b)
+		toStart = slices.Delete(toStart, i, i+1)
+	}
+	if len(stop) == 0 && len(toStart) == 0 {
+		return len(keep), 0, 0, nil
+	}
+	stopAll(stop)
+	fresh, err := r.startSpecs(r.runCtx, toStart)
+	if err != nil {
+		// Put the stopped backends back as they were.
+		if prev, berr := buildBackends(oldCfg, r.tls, r.log); berr == nil {
+			var again []backendSpec
+			for _, b := range stop {
+				if i := slices.IndexFunc(prev, func(s backendSpec) bool { return s.key == b.key }); i >= 0 {
+					again = append(again, prev[i])
+					prev = slices.Delete(prev, i, i+1)
+				}
+			}
+			if restored, rerr := r.startSpecs(r.runCtx, again); rerr == nil {
+				keep = append(keep, restored...)
+			} else {
+				r.log.Error("reload: the previous backends could not be restarted", "err", rerr)
+			}
+		}
+		r.backendMu.Lock()
+		r.backends = keep
+		r.backendMu.Unlock()
+		return 0, 0, 0, err
+	}
+	r.backendMu.Lock()
+	r.backends, r.backendCfg = append(keep, fresh...), cfg
+	r.backendMu.Unlock()
+	return len(keep), len(stop), len(fresh), nil
+}
+
 func (r *Router) stopBackends() {
 	r.backendMu.Lock()
-	cancel, waits := r.backendCancel, r.backendWaits
-	r.backendCancel, r.backendWaits = nil, nil
+	running := r.backends
+	r.backends = nil
 	r.backendMu.Unlock()
-	if cancel != nil {
-		cancel()
-	}
-	for _, w := range waits {
-		w()
-	}
+	stopAll(running)
 }
 
 // RunFromConfig runs a router (receptor-router) until ctx is cancelled. A
 // work-agent entity attaches the work agent's WorkService over gRPC.
-func RunFromConfig(ctx context.Context, cfg *config.Config, log *slog.Logger, reload func() (*config.Config, error)) error {
+func RunFromConfig(ctx context.Context, cfg *config.Config, log *slog.Logger, reload *config.Reloader) error {
 	if log == nil {
 		log = slog.Default()
 	}
-	if !cfg.HasBackends() {
+	if err := checkBackends(cfg); err != nil {
 		log.Warn("Nothing to do - no backends are running.")
-		return errors.New("no backends configured: add a listener, a peer or local-only (see --help)")
+		return err
 	}
 	store, err := tlsstore.FromConfig(cfg, log)
 	if err != nil {

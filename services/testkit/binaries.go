@@ -28,6 +28,8 @@ func MainWithBinaries(m *testing.M, name string, binDir *string) int {
 		defer os.RemoveAll(dir)
 		cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator),
 			"github.com/receptor-mesh/receptor/cmd/...")
+		// Static, as `make build` makes them (the image test needs that).
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
 			fmt.Fprintf(os.Stderr, "%s: building the binaries: %v\n", name, err)

@@ -130,11 +130,24 @@ func WithClientNodeCheck(base *tls.Config) *tls.Config {
 		return cfg
 	}
 	template := cfg.Clone()
+	// A config from a Store chooses the current one per connection (after
+	// a reload): the node check then applies to that one.
+	current := cfg.GetConfigForClient
 	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 		if hello == nil || hello.Conn == nil || hello.Conn.RemoteAddr() == nil {
 			return nil, errors.New("verifying client node ID: unknown remote address")
 		}
-		return ForClientNode(template, NodeIDFromAddr(hello.Conn.RemoteAddr().String())), nil
+		base := template
+		if current != nil {
+			per, err := current(hello)
+			if err != nil {
+				return nil, err
+			}
+			if per != nil {
+				base = per
+			}
+		}
+		return ForClientNode(base, NodeIDFromAddr(hello.Conn.RemoteAddr().String())), nil
 	}
 	return cfg
 }

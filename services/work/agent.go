@@ -76,6 +76,11 @@ type Agent struct {
 	dialing map[string]chan struct{} // per remote node, see maxDialsPerNode
 	pools   map[string]*statusPool   // per remote node and tls-client
 	closed  bool
+
+	watchMu  sync.Mutex
+	watchers map[*UnitWatch]struct{} // see WatchAll
+	counts   workCounters
+	m        *workMetrics
 }
 
 // entry is the in-memory side of one unit.
@@ -87,6 +92,9 @@ type entry struct {
 	remote   *remoteUnit
 
 	op sync.Mutex // serializes cancel/release of this unit
+	// touch tells the agent's watches of all units that the unit changed
+	// (set at registration).
+	touch func()
 
 	mu      sync.Mutex
 	exec    Execution
@@ -102,6 +110,9 @@ type entry struct {
 	// before it signals, so status replies never show that transient, and
 	// remote monitors (ours and upstream's) stop at the first complete state.
 	frozen *unit.Status
+	// life is the unit's lifecycle as the metrics observer saw it
+	// (metrics.go).
+	life life
 }
 
 func newEntry(id string, dir unit.Dir, workType string) *entry {
@@ -113,7 +124,11 @@ func (e *entry) notify() {
 	e.mu.Lock()
 	close(e.changed)
 	e.changed = make(chan struct{})
+	touch := e.touch
 	e.mu.Unlock()
+	if touch != nil {
+		touch()
+	}
 }
 
 func (e *entry) changes() <-chan struct{} {
@@ -212,8 +227,10 @@ func New(opts Options) (*Agent, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &Agent{
 		opts: opts, log: opts.Logger, store: store, watch: w, types: types,
-		ctx: ctx, cancel: cancel, units: make(map[string]*entry),
+		ctx: ctx, cancel: cancel, units: make(map[string]*entry), watchers: map[*UnitWatch]struct{}{},
+		m: newWorkMetrics(opts.WorkTypes),
 	}
+	a.startObserver()
 	ids, err := store.IDs()
 	if err != nil {
 		a.Close()
@@ -294,6 +311,9 @@ func (a *Agent) recover(id string) *entry {
 		}
 	}
 	e := newEntry(id, dir, st.WorkType)
+	// A unit found on disk counts in the lifecycle figures from the state
+	// it has now: an ended one is not counted again.
+	e.life = life{state: st.State, ended: st.State.Complete() || st.State == unit.Canceled}
 	if !a.register(e) {
 		return a.lookupLoaded(id)
 	}
@@ -323,6 +343,11 @@ func (a *Agent) register(e *entry) bool {
 		return false
 	}
 	a.units[e.id] = e
+	id := e.id
+	e.mu.Lock()
+	e.touch = func() { a.touched(id) }
+	e.mu.Unlock()
+	defer a.touched(id) // after a.mu is released: a watch sees the unit now
 	if err := a.watch.Add(string(e.dir), e.notify); err != nil {
 		a.log.Warn("watching unit directory; falling back to slow polling", "unit", e.id, "err", err)
 	}
@@ -420,6 +445,7 @@ type Auth struct {
 func (a *Agent) checkSignature(needs bool, auth Auth) error {
 	if !needs {
 		if auth.Signature != "" {
+			a.signatureFailed(reasonUnexpected, nil)
 			return errUnexpectedSignature
 		}
 		return nil
@@ -428,6 +454,7 @@ func (a *Agent) checkSignature(needs bool, auth Auth) error {
 		return nil
 	}
 	if err := a.opts.Verifier.Verify(auth.Signature, a.opts.NodeID); err != nil {
+		a.signatureFailed(signing.Reason(err), err)
 		return signatureError(err)
 	}
 	return nil
@@ -474,10 +501,21 @@ const (
 type SubmitResult struct {
 	Result string `json:"result"`
 	UnitID string `json:"unitid"`
+	// Reason says why a start was deferred (Result is ResultSubmitted):
+	// the gRPC and REST replies carry it; the control protocol's reply is
+	// upstream's and has no place for it.
+	Reason string `json:"-"`
 }
 
 // Submit creates a unit, stores stdin as its payload, and starts it.
-func (a *Agent) Submit(ctx context.Context, req SubmitRequest, stdin io.Reader) (SubmitResult, error) {
+func (a *Agent) Submit(ctx context.Context, req SubmitRequest, stdin io.Reader) (res SubmitResult, err error) {
+	defer func() {
+		if res.UnitID != "" {
+			a.counts.submittedOK.Add(1)
+		} else {
+			a.counts.submittedErr.Add(1)
+		}
+	}()
 	if a.isLocal(req.Node) {
 		return a.submitLocal(ctx, req, stdin)
 	}
@@ -531,6 +569,7 @@ func (a *Agent) allocate(workType string, extra json.RawMessage) (*entry, error)
 		return nil, err
 	}
 	e := newEntry(id, dir, workType)
+	e.life = life{created: time.Now(), state: unit.Pending}
 	if !a.register(e) {
 		_ = dir.Remove()
 		return nil, ErrClosed

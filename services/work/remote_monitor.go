@@ -55,6 +55,7 @@ func (r *remoteUnit) statusLoop(ctx context.Context, pollNow <-chan struct{}) {
 			if !backoff.Sleep(ctx, delays.Next()) {
 				return
 			}
+			r.a.counts.reconnectStatus.Add(1)
 			continue
 		}
 		delays.Reset()

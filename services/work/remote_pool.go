@@ -147,6 +147,11 @@ func (r *remoteUnit) queryStatus(ctx context.Context, ex remoteExtra) (string, e
 		// restarted); that says nothing about the node now.
 		line, _, err = r.queryOnce(ctx, ex)
 	}
+	if err != nil {
+		r.a.counts.pollsErr.Add(1)
+	} else {
+		r.a.counts.pollsOK.Add(1)
+	}
 	return line, err
 }
 

@@ -36,6 +36,7 @@ func (r *remoteUnit) resultsLoop(ctx context.Context, pollNow chan<- struct{}) {
 			if !backoff.Sleep(ctx, delays.Next()) {
 				return
 			}
+			r.a.counts.reconnectResults.Add(1)
 			continue
 		}
 		delays.Reset()

@@ -80,7 +80,8 @@ func (a *Agent) submitRemote(ctx context.Context, req SubmitRequest, stdin io.Re
 	case isConnError(err):
 		a.log.Info("remote node unreachable; retrying in the background", "unit", e.id, "node", req.Node, "err", err)
 		r.background(r.retryStart)
-		return SubmitResult{Result: ResultSubmitted, UnitID: e.id}, nil
+		return SubmitResult{Result: ResultSubmitted, UnitID: e.id, Reason: fmt.Sprintf(
+			"node %s cannot be reached now (%v); the unit stays Pending and its start is retried in the background until it succeeds or the unit is released", req.Node, err)}, nil
 	default:
 		a.setStatus(e, unit.Failed, "Error starting worker: "+err.Error())
 		return SubmitResult{}, newError(ErrRemote, err.Error(), err)

@@ -297,6 +297,10 @@ func TestRemoteUnreachable(t *testing.T) {
 	if err != nil || res.Result != ResultSubmitted {
 		t.Fatalf("Submit to a down node = %+v, %v", res, err)
 	}
+	// The gRPC and REST replies say why the unit is pending.
+	if !strings.HasPrefix(res.Reason, "node nodeb cannot be reached now (") || !strings.Contains(res.Reason, "retried in the background") {
+		t.Errorf("Reason = %q", res.Reason)
+	}
 	r := waitState(t, m.a, res.UnitID, func(r unit.Report) bool { return r.State == unit.Failed })
 	if !strings.HasPrefix(r.Detail, "Work unit expired on ") || remoteExtraOf(t, r).Expiration.IsZero() {
 		t.Fatalf("expired unit = %+v", r)

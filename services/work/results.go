@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/receptor-mesh/receptor/services/work/unit"
 )
 
@@ -36,7 +38,8 @@ func (a *Agent) Results(ctx context.Context, id string, offset int64, auth Auth)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(a.ctx, cancel)
-	return &resultReader{e: e, ctx: ctx, cancel: func() { stop(); cancel() }, off: offset}, nil
+	sent := a.m.resultsBytes.WithLabelValues(a.typeLabel(e.workType))
+	return &resultReader{e: e, ctx: ctx, cancel: func() { stop(); cancel() }, off: offset, sent: sent}, nil
 }
 
 type resultReader struct {
@@ -44,6 +47,7 @@ type resultReader struct {
 	ctx    context.Context
 	cancel func()
 	off    int64
+	sent   prometheus.Counter // bytes handed to the reader
 
 	mu  sync.Mutex
 	f   *os.File
@@ -105,6 +109,7 @@ func (r *resultReader) readAvailable(p []byte) (int, error) {
 	}
 	n, err := r.f.ReadAt(p, r.off)
 	r.off += int64(n)
+	r.sent.Add(float64(n))
 	if err != nil && !errors.Is(err, io.EOF) {
 		return n, fmt.Errorf("reading results of unit %s: %w", r.e.id, err)
 	}

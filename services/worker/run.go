@@ -36,13 +36,13 @@ func (d meshDialer) NodeID() string { return d.nodeID }
 // RunFromConfig runs receptor-worker: the work agent serving WorkService on
 // its grpc-server entities, reaching the mesh through the router entity.
 // Either side may restart: gRPC reconnects with backoff.
-func RunFromConfig(ctx context.Context, cfg *config.Config, log *slog.Logger, _ func() (*config.Config, error)) error {
+//
+// receptor-worker does not reload its configuration: a reload request
+// (SIGHUP) is logged and otherwise ignored.
+func RunFromConfig(ctx context.Context, cfg *config.Config, log *slog.Logger, reload *config.Reloader) error {
 	log = orDefault(log)
-	if cfg.Router == nil {
-		return errors.New("receptor-worker needs a router entity: the address of the router's gRPC API")
-	}
-	if len(cfg.GRPCServers) == 0 {
-		return errors.New("receptor-worker needs a grpc-server entity: the router reaches the WorkService there")
+	if err := checkProcess(cfg); err != nil {
+		return err
 	}
 	store, err := tlsstore.FromConfig(cfg, log)
 	if err != nil {
@@ -66,10 +66,33 @@ func RunFromConfig(ctx context.Context, cfg *config.Config, log *slog.Logger, _ 
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { checkNodeID(ctx, client, cfg.Node.ID, log) })
+	if reload != nil && reload.Requests != nil {
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-reload.Requests:
+					log.Warn("receptor-worker does not reload its configuration; restart it to apply changes")
+				}
+			}
+		})
+	}
 	defer wg.Wait()
 	defer cancel()
 	log.Info("work agent running", "node", cfg.Node.ID, "router", cfg.Router.Address, "worktypes", len(agent.WorkTypes()))
 	return serve(ctx, cfg, store, agent, log)
+}
+
+// checkProcess refuses a configuration receptor-worker cannot run with.
+func checkProcess(cfg *config.Config) error {
+	if cfg.Router == nil {
+		return errors.New("receptor-worker needs a router entity: the address of the router's gRPC API")
+	}
+	if len(cfg.GRPCServers) == 0 {
+		return errors.New("receptor-worker needs a grpc-server entity: the router reaches the WorkService there")
+	}
+	return nil
 }
 
 // checkNodeID warns when the router's node ID differs from ours: units are

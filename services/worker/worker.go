@@ -18,6 +18,7 @@ import (
 	"github.com/receptor-mesh/receptor/services/internal/authz"
 	"github.com/receptor-mesh/receptor/services/internal/buildinfo"
 	"github.com/receptor-mesh/receptor/services/internal/grpcserve"
+	"github.com/receptor-mesh/receptor/services/internal/metrics"
 	"github.com/receptor-mesh/receptor/services/internal/workapi"
 	"github.com/receptor-mesh/receptor/services/tlsconf"
 	"github.com/receptor-mesh/receptor/services/work"
@@ -71,7 +72,9 @@ func workTypes(cfg *config.Config, log *slog.Logger) ([]work.WorkType, error) {
 		types = append(types, work.KubeType(t))
 	}
 	for _, wp := range cfg.WorkPython {
-		log.Warn("work-python is deprecated and not supported by this build; the work type is not registered", "worktype", wp.WorkType)
+		// Upstream fails at start-up too: its work-python always ends with
+		// this deprecation error.
+		return nil, fmt.Errorf("work-python %s: [DEPRECATION WARNING] 'work-python' option is not currently being used. This feature will be removed from receptor in a future release", wp.WorkType)
 	}
 	return types, nil
 }
@@ -111,8 +114,19 @@ func orDefault(log *slog.Logger) *slog.Logger {
 	return log
 }
 
-// Check validates the work side of cfg without starting anything.
+// Check validates cfg for receptor-worker without starting anything: what
+// RunFromConfig needs (router and grpc-server entities), then the work side
+// (CheckAgent).
 func Check(cfg *config.Config, log *slog.Logger) error {
+	if err := checkProcess(cfg); err != nil {
+		return err
+	}
+	return CheckAgent(cfg, log)
+}
+
+// CheckAgent validates the work side of cfg (work types, signing keys)
+// without starting anything; the all-in-one binary checks only this.
+func CheckAgent(cfg *config.Config, log *slog.Logger) error {
 	log = orDefault(log)
 	if _, err := workTypes(cfg, log); err != nil {
 		return err
@@ -154,20 +168,40 @@ func Register(srv *grpcserve.Server, agent *work.Agent, policy *authz.Policy) {
 	workv1.RegisterWorkServiceServer(srv, workapi.New(agent, buildinfo.Get().Version, policy))
 }
 
-// serve serves agent's WorkService on every grpc-server entity of cfg
-// until ctx is cancelled; store resolves their tls names.
+// serve serves agent's WorkService on every grpc-server entity of cfg,
+// and its metrics on the metrics entity, until ctx is cancelled; store
+// resolves their tls names.
 func serve(ctx context.Context, cfg *config.Config, store *tlsconf.Store, agent *work.Agent, log *slog.Logger) error {
 	policy, err := accessconf.Policy(cfg, log)
 	if err != nil {
 		return err
 	}
+	reg := metrics.New()
+	if err := reg.Register(agent.Collector()); err != nil {
+		return err
+	}
+	if err := reg.Register(policy.Collector()); err != nil {
+		return err
+	}
+	if err := reg.Register(metrics.CertExpiry(metrics.CertsOf(cfg))); err != nil {
+		return err
+	}
 	g, ctx := errgroup.WithContext(ctx)
+	if mc := cfg.Metrics; mc != nil {
+		tlsCfg, err := store.Server(mc.TLS)
+		if err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		if err := metrics.Start(ctx, g, metrics.Listener{TCPListen: mc.TCPListen, TLS: tlsCfg, Policy: policy, Registry: reg}, log); err != nil {
+			return err
+		}
+	}
 	for _, gs := range cfg.GRPCServers {
 		tlsCfg, err := store.Server(gs.TLS)
 		if err != nil {
 			return fmt.Errorf("grpc-server: %w", err)
 		}
-		ep := grpcserve.Endpoint{Filename: gs.Filename, Permissions: os.FileMode(gs.Permissions), TCPListen: gs.TCPListen, TLS: tlsCfg, Policy: policy}
+		ep := grpcserve.Endpoint{Filename: gs.Filename, Permissions: os.FileMode(gs.Permissions), TCPListen: gs.TCPListen, TLS: tlsCfg, Policy: policy, Prometheus: reg.GRPC}
 		if err := grpcserve.StartEndpoint(ctx, g, ep, log, func(s *grpcserve.Server) { Register(s, agent, policy) }); err != nil {
 			return err
 		}

@@ -42,7 +42,7 @@ type Conn struct {
 // "tcp://host:port"; "tls:host:port" or "tls://host:port" (tlsConfig
 // required; its ServerName defaults to host). It then reads the greeting.
 func Dial(ctx context.Context, address string, tlsConfig *tls.Config) (*Conn, error) {
-	network, addr, err := parseAddress(address)
+	network, addr, err := ParseAddress(address)
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +78,9 @@ var (
 	unixAddrRE = regexp.MustCompile(`^(?:unix:(?://)?)?([^:]+)$`)
 )
 
-func parseAddress(address string) (network, addr string, err error) {
+// ParseAddress splits a control service address (the grammar of Dial) into
+// its network ("unix", "tcp" or "tls") and address.
+func ParseAddress(address string) (network, addr string, err error) {
 	if m := tcpAddrRE.FindStringSubmatch(address); m != nil {
 		return m[1], net.JoinHostPort(m[2], m[3]), nil
 	}

@@ -26,15 +26,15 @@ func TestParseAddress(t *testing.T) {
 		{in: "", bad: true},
 	}
 	for _, tt := range tests {
-		network, addr, err := parseAddress(tt.in)
+		network, addr, err := ParseAddress(tt.in)
 		if tt.bad {
 			if err == nil {
-				t.Errorf("parseAddress(%q) = %s %s, want error", tt.in, network, addr)
+				t.Errorf("ParseAddress(%q) = %s %s, want error", tt.in, network, addr)
 			}
 			continue
 		}
 		if err != nil || network != tt.network || addr != tt.addr {
-			t.Errorf("parseAddress(%q) = %q %q %v, want %q %q", tt.in, network, addr, err, tt.network, tt.addr)
+			t.Errorf("ParseAddress(%q) = %q %q %v, want %q %q", tt.in, network, addr, err, tt.network, tt.addr)
 		}
 	}
 }
@@ -44,15 +44,15 @@ func FuzzParseAddress(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		network, addr, err := parseAddress(s)
+		network, addr, err := ParseAddress(s)
 		if err != nil {
 			return
 		}
 		if network != "unix" && network != "tcp" && network != "tls" {
-			t.Fatalf("parseAddress(%q) network %q", s, network)
+			t.Fatalf("ParseAddress(%q) network %q", s, network)
 		}
 		if addr == "" {
-			t.Fatalf("parseAddress(%q) gave an empty address", s)
+			t.Fatalf("ParseAddress(%q) gave an empty address", s)
 		}
 	})
 }

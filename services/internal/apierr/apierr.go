@@ -293,6 +293,13 @@ func LimitReached(text string) error {
 	return status.Error(codes.ResourceExhausted, text)
 }
 
+// WatcherTooSlow ends a watch (WatchMesh, WatchWork) whose client read
+// too slowly for its bounded buffer of n events: ResourceExhausted, so the
+// client knows to call again for a fresh snapshot.
+func WatcherTooSlow(n int) error {
+	return status.Error(codes.ResourceExhausted, fmt.Sprintf("watch ended: the client fell more than %d events behind; watch again for a fresh snapshot", n))
+}
+
 // Internal is a failure of our own code (a bug or a broken local resource):
 // Internal, with err's text.
 func Internal(err error) error {

@@ -1,46 +1,48 @@
 package authz
 
-import (
-	controlv1 "github.com/receptor-mesh/receptor/gen/go/receptor/control/v1"
-	meshv1 "github.com/receptor-mesh/receptor/gen/go/receptor/mesh/v1"
-	workv1 "github.com/receptor-mesh/receptor/gen/go/receptor/work/v1"
-)
-
 // methodActions is the action of every gRPC method a node serves. A method
 // missing here is refused to everyone (MethodAction reports false).
+//
+// The names are written out rather than taken from gen/ so that this package
+// (and the control protocol and config packages that import it) stays free of
+// gRPC and protobuf; TestMethodTableCoversServices checks the table against
+// the generated service descriptors, both ways.
 var methodActions = map[string]Action{
-	controlv1.ControlService_GetStatus_FullMethodName:      ActionStatus,
-	controlv1.ControlService_GetVersion_FullMethodName:     ActionStatus,
-	controlv1.ControlService_Ping_FullMethodName:           ActionPing,
-	controlv1.ControlService_Traceroute_FullMethodName:     ActionTraceroute,
-	controlv1.ControlService_Reload_FullMethodName:         ActionReload,
-	controlv1.ControlService_SubmitWork_FullMethodName:     ActionWorkSubmit,
-	controlv1.ControlService_CreateWork_FullMethodName:     ActionWorkSubmit,
-	controlv1.ControlService_ListWork_FullMethodName:       ActionWorkRead,
-	controlv1.ControlService_GetWork_FullMethodName:        ActionWorkRead,
-	controlv1.ControlService_GetWorkResults_FullMethodName: ActionWorkRead,
-	controlv1.ControlService_CancelWork_FullMethodName:     ActionWorkCancel,
-	controlv1.ControlService_ReleaseWork_FullMethodName:    ActionWorkRelease,
+	"/receptor.control.v1.ControlService/GetStatus":      ActionStatus,
+	"/receptor.control.v1.ControlService/GetVersion":     ActionStatus,
+	"/receptor.control.v1.ControlService/Ping":           ActionPing,
+	"/receptor.control.v1.ControlService/Traceroute":     ActionTraceroute,
+	"/receptor.control.v1.ControlService/Reload":         ActionReload,
+	"/receptor.control.v1.ControlService/SubmitWork":     ActionWorkSubmit,
+	"/receptor.control.v1.ControlService/CreateWork":     ActionWorkSubmit,
+	"/receptor.control.v1.ControlService/ListWork":       ActionWorkRead,
+	"/receptor.control.v1.ControlService/GetWork":        ActionWorkRead,
+	"/receptor.control.v1.ControlService/GetWorkResults": ActionWorkRead,
+	"/receptor.control.v1.ControlService/CancelWork":     ActionWorkCancel,
+	"/receptor.control.v1.ControlService/ReleaseWork":    ActionWorkRelease,
+	"/receptor.control.v1.ControlService/WatchMesh":      ActionWatchMesh,
+	"/receptor.control.v1.ControlService/WatchWork":      ActionWorkRead,
+	"/receptor.control.v1.ControlService/GetAccess":      ActionStatus,
 
-	meshv1.MeshService_GetStatus_FullMethodName:       ActionStatus,
-	meshv1.MeshService_GetVersion_FullMethodName:      ActionStatus,
-	meshv1.MeshService_Ping_FullMethodName:            ActionPing,
-	meshv1.MeshService_Traceroute_FullMethodName:      ActionTraceroute,
-	meshv1.MeshService_PacketSocket_FullMethodName:    ActionMeshSocket,
-	meshv1.MeshService_Dial_FullMethodName:            ActionMeshSocket,
-	meshv1.MeshService_Listen_FullMethodName:          ActionMeshSocket,
-	meshv1.MeshService_Accept_FullMethodName:          ActionMeshSocket,
-	meshv1.MeshService_SetWorkCommands_FullMethodName: ActionMeshSocket,
+	"/receptor.mesh.v1.MeshService/GetStatus":       ActionStatus,
+	"/receptor.mesh.v1.MeshService/GetVersion":      ActionStatus,
+	"/receptor.mesh.v1.MeshService/Ping":            ActionPing,
+	"/receptor.mesh.v1.MeshService/Traceroute":      ActionTraceroute,
+	"/receptor.mesh.v1.MeshService/PacketSocket":    ActionMeshSocket,
+	"/receptor.mesh.v1.MeshService/Dial":            ActionMeshSocket,
+	"/receptor.mesh.v1.MeshService/Listen":          ActionMeshSocket,
+	"/receptor.mesh.v1.MeshService/Accept":          ActionMeshSocket,
+	"/receptor.mesh.v1.MeshService/SetWorkCommands": ActionMeshSocket,
 
-	workv1.WorkService_Submit_FullMethodName:          ActionWorkSubmit,
-	workv1.WorkService_ListUnits_FullMethodName:       ActionWorkRead,
-	workv1.WorkService_GetUnitStatus_FullMethodName:   ActionWorkRead,
-	workv1.WorkService_WatchUnitStatus_FullMethodName: ActionWorkRead,
-	workv1.WorkService_GetResults_FullMethodName:      ActionWorkRead,
-	workv1.WorkService_CancelUnit_FullMethodName:      ActionWorkCancel,
-	workv1.WorkService_ReleaseUnit_FullMethodName:     ActionWorkRelease,
-	workv1.WorkService_AdoptRemoteUnit_FullMethodName: ActionWorkSubmit,
-	workv1.WorkService_GetWorkerInfo_FullMethodName:   ActionStatus,
+	"/receptor.work.v1.WorkService/Submit":          ActionWorkSubmit,
+	"/receptor.work.v1.WorkService/ListUnits":       ActionWorkRead,
+	"/receptor.work.v1.WorkService/GetUnitStatus":   ActionWorkRead,
+	"/receptor.work.v1.WorkService/WatchUnitStatus": ActionWorkRead,
+	"/receptor.work.v1.WorkService/GetResults":      ActionWorkRead,
+	"/receptor.work.v1.WorkService/CancelUnit":      ActionWorkCancel,
+	"/receptor.work.v1.WorkService/ReleaseUnit":     ActionWorkRelease,
+	"/receptor.work.v1.WorkService/AdoptRemoteUnit": ActionWorkSubmit,
+	"/receptor.work.v1.WorkService/GetWorkerInfo":   ActionStatus,
 
 	// The standard services every server carries.
 	"/grpc.health.v1.Health/Check":                                   ActionStatus,

@@ -58,6 +58,8 @@ type Policy struct {
 	tokens []token
 	self   string
 	log    *slog.Logger
+	// denials counts refusals by action and face (metrics.go).
+	denials denialCounts
 }
 
 type rule struct {
@@ -270,6 +272,7 @@ func (p *Policy) Check(pr Principal, a Action, face string) error {
 		return nil
 	}
 	err := &DeniedError{Principal: pr, Role: role, Action: a, Unauthenticated: pr.Kind == KindAnonymous}
+	p.denials.add(a, face)
 	p.log.Warn("access denied", "principal", pr.String(), "role", role.String(), "action", a.String(), "face", face)
 	return err
 }

@@ -54,6 +54,9 @@ const (
 	ActionConnect                       // connect: a raw stream to any mesh service
 	ActionSignWork                      // have this node sign a submission
 	ActionMeshSocket                    // MeshService dial, listen, datagram sockets, adverts
+	ActionMetrics                       // read the Prometheus metrics (/metrics)
+	ActionWatchMesh                     // follow the mesh's events (WatchMesh)
+	ActionWebView                       // the web view's files (public code, no node data)
 	actionEnd
 )
 
@@ -72,6 +75,13 @@ var actions = [...]struct {
 	ActionConnect:     {"connect", RoleAdmin},
 	ActionSignWork:    {"signwork", RoleAdmin},
 	ActionMeshSocket:  {"mesh socket", RoleAdmin},
+	ActionMetrics:     {"metrics", RoleReader},
+	ActionWatchMesh:   {"watch mesh", RoleReader},
+	// The files of the web view (GET /ui/...) are the same public code for
+	// everyone and carry no node data: a caller without credentials must
+	// get the page to be asked for them. What the page shows comes through
+	// the API routes, each authorized under its own action.
+	ActionWebView: {"web view", RoleNone},
 }
 
 func (a Action) valid() bool { return a > 0 && a < actionEnd }
@@ -90,6 +100,17 @@ func (a Action) Required() Role {
 		return actions[a].role
 	}
 	return RoleAdmin + 1
+}
+
+// Actions lists every action r may perform, in declaration order.
+func (r Role) Actions() []Action {
+	var out []Action
+	for a := ActionStatus; a < actionEnd; a++ {
+		if r.Allows(a) {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // Allows reports whether r may perform a.

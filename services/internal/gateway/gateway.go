@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -53,6 +54,10 @@ type Options struct {
 	AllowedHosts []string
 	// AllowOrigins are browser origins allowed to call cross-site (CORS).
 	AllowOrigins []string
+	// Metrics, when set, is served at GET /metrics; it authorizes the
+	// caller itself (metrics.Handler) from the principal the guard put in
+	// the request's context.
+	Metrics http.Handler
 }
 
 // New returns the REST handler for ControlService over conn: the routes of
@@ -73,6 +78,7 @@ type Options struct {
 // results stream refused before its first chunk answers like a unary
 // route (restClient); only an error after output began comes as the
 // stream's last line, {"error": <Status>}.
+// The web view is served at UIPath (ui.go), behind the same guard.
 // ctx is the registration context of the generated handlers.
 func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler, error) {
 	if conn == nil {
@@ -118,8 +124,26 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 	if err := mux.HandlePath(http.MethodGet, "/openapi.json", serveOpenAPI(mux, opts.Policy)); err != nil {
 		return nil, fmt.Errorf("registering /openapi.json: %w", err)
 	}
+	if opts.Metrics != nil {
+		if err := mux.HandlePath(http.MethodGet, "/metrics", func(w http.ResponseWriter, r *http.Request, _ map[string]string) {
+			opts.Metrics.ServeHTTP(w, r)
+		}); err != nil {
+			return nil, fmt.Errorf("registering /metrics: %w", err)
+		}
+	}
 	opts.Logger = logger
-	return newGuard(&bodyLimiter{mux: mux, limit: limit, logger: logger}, mux, opts), nil
+	api := sse{&bodyLimiter{mux: mux, limit: limit, logger: logger}}
+	ui := newUIHandler(mux, opts.Policy)
+	return newGuard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasPrefix(r.URL.Path, UIPath):
+			ui.ServeHTTP(w, r)
+		case r.URL.Path == strings.TrimSuffix(UIPath, "/"):
+			http.Redirect(w, r, UIPath, http.StatusMovedPermanently)
+		default:
+			api.ServeHTTP(w, r)
+		}
+	}), mux, opts), nil
 }
 
 // serveOpenAPI serves the API document to any caller allowed to read the

@@ -191,3 +191,14 @@ func quote(s string) string {
 	}
 	return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"`
 }
+
+// Guard puts the gateway's front door (Host, Origin, Content-Type,
+// authentication: guard above) before h, for other HTTP faces of a node
+// (the metrics listener). h authorizes the principal the guard puts in the
+// request's context.
+func Guard(h http.Handler, opts Options) http.Handler {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return newGuard(h, runtime.NewServeMux(), opts)
+}

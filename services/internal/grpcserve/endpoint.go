@@ -9,6 +9,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+
 	"github.com/receptor-mesh/receptor/services/internal/authz"
 )
 
@@ -20,6 +22,7 @@ type Endpoint struct {
 	TCPListen   string      // "host:port" or a bare port; "" for none
 	TLS         *tls.Config // server config for TCP (client certificates are required)
 	Policy      *authz.Policy
+	Prometheus  *grpcprom.ServerMetrics // nil: no gRPC metrics
 }
 
 // StartEndpoint opens ep's listeners at once (so a busy socket or port is a
@@ -30,7 +33,7 @@ func StartEndpoint(ctx context.Context, g *errgroup.Group, ep Endpoint, log *slo
 	if ep.Filename == "" && ep.TCPListen == "" {
 		return fmt.Errorf("grpc-server: no listeners specified (set filename or tcplisten)")
 	}
-	if ep.TCPListen != "" && ep.TLS != nil && ep.TLS.ClientCAs == nil && ep.TLS.GetConfigForClient == nil {
+	if ep.TCPListen != "" && ep.TLS != nil && ep.TLS.ClientCAs == nil {
 		return fmt.Errorf("grpc-server tcplisten %q: the tls-server config has no clientcas; the API identifies TCP callers by client certificates issued by those CAs (set clientcas)", ep.TCPListen)
 	}
 	if ep.Filename != "" {
@@ -38,7 +41,7 @@ func StartEndpoint(ctx context.Context, g *errgroup.Group, ep Endpoint, log *slo
 		if err != nil {
 			return fmt.Errorf("grpc-server: %w", err)
 		}
-		srv := New(Options{Logger: log, Policy: ep.Policy, Face: FaceUnix})
+		srv := New(Options{Logger: log, Policy: ep.Policy, Face: FaceUnix, Prometheus: ep.Prometheus})
 		register(srv)
 		g.Go(func() error { return Serve(ctx, srv, ln) })
 		log.Info("gRPC API listening", "socket", ep.Filename)
@@ -48,7 +51,7 @@ func StartEndpoint(ctx context.Context, g *errgroup.Group, ep Endpoint, log *slo
 		if err != nil {
 			return fmt.Errorf("grpc-server: %w", err)
 		}
-		srv := New(Options{Logger: log, TLS: ep.TLS, Policy: ep.Policy, Face: FaceTCP})
+		srv := New(Options{Logger: log, TLS: ep.TLS, Policy: ep.Policy, Face: FaceTCP, Prometheus: ep.Prometheus})
 		register(srv)
 		g.Go(func() error { return Serve(ctx, srv, ln) })
 		log.Info("gRPC API listening", "address", ln.Addr().String(), "tls", ep.TLS != nil)

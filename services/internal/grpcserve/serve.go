@@ -75,7 +75,9 @@ func ListenUnix(path string, perm os.FileMode) (net.Listener, error) {
 	return lis, nil
 }
 
-// ListenTCP opens the TCP listener of a grpc-server's tcplisten. addr is
+// ListenTCP opens the TCP listener of a grpc-server's or http-gateway's
+// tcplisten; errors start with "tcplisten", for the caller to prefix with
+// its entity. addr is
 // "host:port", or a bare port bound on all IPv4 interfaces as upstream's
 // tcplisten. Without TLS (tlsConf nil) only a loopback host (127.0.0.0/8,
 // ::1, localhost) is allowed, with a warning, since the API would be open
@@ -89,18 +91,18 @@ func ListenTCP(ctx context.Context, addr string, tlsConf *tls.Config, logger *sl
 	hostPort := tcpAddress(addr)
 	host, _, err := net.SplitHostPort(hostPort)
 	if err != nil {
-		return nil, fmt.Errorf("grpc-server tcplisten %q: %w", addr, err)
+		return nil, fmt.Errorf("tcplisten %q: %w", addr, err)
 	}
 	if tlsConf == nil {
 		if !loopback.Host(host) {
-			return nil, fmt.Errorf("grpc-server tcplisten %q: refusing to serve the API without TLS on a non-loopback address; set tls to a tls-server name (client certificates are required)", addr)
+			return nil, fmt.Errorf("tcplisten %q: refusing to serve the API without TLS on a non-loopback address; set tls to a tls-server name", addr)
 		}
 		logger.Warn("listening on TCP without TLS; any local user can call this API", "address", hostPort)
 	}
 	var lc net.ListenConfig
 	lis, err := lc.Listen(ctx, "tcp", hostPort)
 	if err != nil {
-		return nil, fmt.Errorf("grpc-server tcplisten %q: %w", addr, err)
+		return nil, fmt.Errorf("tcplisten %q: %w", addr, err)
 	}
 	return lis, nil
 }

@@ -19,6 +19,8 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+
 	"github.com/receptor-mesh/receptor/services/internal/authz"
 )
 
@@ -59,6 +61,10 @@ type Options struct {
 	TLS *tls.Config
 	// Metrics, when set, is called after every call.
 	Metrics MetricsFunc
+	// Prometheus, when set, counts and times every call (go-grpc-middleware's
+	// Prometheus provider) in the same chain, right inside the logging
+	// observer: it sees authorization refusals and recovered panics.
+	Prometheus *grpcprom.ServerMetrics
 	// MaxConcurrentStreams per connection; 0 means DefaultMaxConcurrentStreams.
 	MaxConcurrentStreams uint32
 	// ShutdownTimeout bounds the graceful stop in Serve; 0 means
@@ -104,8 +110,14 @@ func New(opts Options) *Server {
 	obs := &observer{logger: logger, metrics: opts.Metrics}
 	// Observation outermost so it sees the Internal status that recovery
 	// makes of a panic, and the denials of the authorizer.
-	unary := []grpc.UnaryServerInterceptor{obs.unary, recoverUnary(logger)}
-	stream := []grpc.StreamServerInterceptor{obs.stream, recoverStream(logger)}
+	unary := []grpc.UnaryServerInterceptor{obs.unary}
+	stream := []grpc.StreamServerInterceptor{obs.stream}
+	if opts.Prometheus != nil {
+		unary = append(unary, opts.Prometheus.UnaryServerInterceptor())
+		stream = append(stream, opts.Prometheus.StreamServerInterceptor())
+	}
+	unary = append(unary, recoverUnary(logger))
+	stream = append(stream, recoverStream(logger))
 	face := opts.Face
 	if opts.TLS != nil {
 		face = FaceTCP

@@ -29,6 +29,19 @@ func ParseLevel(name string) (slog.Level, error) {
 	return 0, fmt.Errorf("%s is not a valid log level name", name)
 }
 
+// NewFormat returns a logger in the named format: "text" (or "", New's
+// upstream-style lines) or "json" (slog's JSON handler: one object per
+// line with time, level, msg and the attributes).
+func NewFormat(w io.Writer, level slog.Leveler, format string) (*slog.Logger, error) {
+	switch strings.ToLower(format) {
+	case "", "text":
+		return New(w, level), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})), nil
+	}
+	return nil, fmt.Errorf("log-format %q: must be text or json", format)
+}
+
 // New returns a logger writing upstream-style lines to w at level and above.
 func New(w io.Writer, level slog.Leveler) *slog.Logger {
 	return slog.New(&handler{w: w, level: level, mu: &sync.Mutex{}})

@@ -2,8 +2,10 @@ package logging
 
 import (
 	"bytes"
+	"encoding/json"
 	"log/slog"
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -27,5 +29,27 @@ func TestParseLevel(t *testing.T) {
 	}
 	if _, err := ParseLevel("loud"); err == nil || err.Error() != "loud is not a valid log level name" {
 		t.Errorf("ParseLevel(loud) error = %v", err)
+	}
+}
+
+func TestNewFormatJSON(t *testing.T) {
+	var b strings.Builder
+	log, err := NewFormat(&b, slog.LevelInfo, "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("hello", "err", "boom")
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(b.String()), &rec); err != nil {
+		t.Fatalf("not one JSON object: %q: %v", b.String(), err)
+	}
+	if rec["msg"] != "hello" || rec["err"] != "boom" || rec["level"] != "INFO" {
+		t.Fatalf("record %v", rec)
+	}
+	if _, err := NewFormat(&b, slog.LevelInfo, "xml"); err == nil {
+		t.Fatal("log-format xml accepted")
+	}
+	if l, err := NewFormat(&b, slog.LevelInfo, ""); err != nil || l == nil {
+		t.Fatalf("default format: %v", err)
 	}
 }

@@ -202,25 +202,57 @@ func StatusProto(st mesh.Status) *meshv1.NodeStatus {
 		KnownConnectionCosts: make(map[string]*meshv1.ConnectionCosts, len(st.KnownConnectionCosts)),
 	}
 	for _, c := range st.Connections {
-		out.Connections = append(out.Connections, &meshv1.Connection{NodeId: c.NodeID, Cost: c.Cost})
+		conn := &meshv1.Connection{NodeId: c.NodeID, Cost: c.Cost}
+		if c.Health.Peer != "" {
+			conn.Health = LinkProto(c.Health)
+		}
+		out.Connections = append(out.Connections, conn)
 	}
 	for node, costs := range st.KnownConnectionCosts {
 		out.KnownConnectionCosts[node] = &meshv1.ConnectionCosts{Costs: costs}
 	}
 	for _, a := range st.Advertisements {
-		ad := &meshv1.Advertisement{
-			NodeId:         a.NodeID,
-			Service:        a.Service,
-			Time:           timestamppb.New(a.Time),
-			ConnectionType: ConnTypeProto(a.ConnType),
-			Tags:           a.Tags,
-		}
-		for _, wc := range a.WorkCommands {
-			ad.WorkCommands = append(ad.WorkCommands, &meshv1.WorkCommand{WorkType: wc.WorkType, Secure: wc.Secure})
-		}
-		out.Advertisements = append(out.Advertisements, ad)
+		out.Advertisements = append(out.Advertisements, AdProto(a))
 	}
 	return out
+}
+
+// AdProto converts one advertisement.
+func AdProto(a mesh.Advertisement) *meshv1.Advertisement {
+	ad := &meshv1.Advertisement{
+		NodeId:         a.NodeID,
+		Service:        a.Service,
+		Time:           timestamppb.New(a.Time),
+		ConnectionType: ConnTypeProto(a.ConnType),
+		Tags:           a.Tags,
+	}
+	for _, wc := range a.WorkCommands {
+		ad.WorkCommands = append(ad.WorkCommands, &meshv1.WorkCommand{WorkType: wc.WorkType, Secure: wc.Secure})
+	}
+	return ad
+}
+
+// LinkProto converts one link's figures.
+func LinkProto(l mesh.LinkStats) *meshv1.LinkHealth {
+	h := &meshv1.LinkHealth{
+		Peer: l.Peer, BackendKind: l.Kind, Backend: l.Backend, Direction: l.Direction, Up: l.Up, Cost: l.Cost,
+		BytesIn: l.BytesIn, BytesOut: l.BytesOut, MessagesIn: l.MessagesIn, MessagesOut: l.MessagesOut,
+		QueuedMessages: int64(l.QueuedMessages), QueuedBytes: l.QueuedBytes, Drops: l.Drops, Redials: l.Redials,
+		IdleTeardowns: l.IdleTeardowns, TlsPeerNodeIds: l.PeerIdentity, RemoteAddress: l.RemoteAddr,
+	}
+	if !l.EstablishedSince.IsZero() {
+		h.EstablishedSince = timestamppb.New(l.EstablishedSince)
+	}
+	if !l.DownSince.IsZero() {
+		h.DownSince = timestamppb.New(l.DownSince)
+	}
+	if !l.LastReceived.IsZero() {
+		h.LastReceived = timestamppb.New(l.LastReceived)
+	}
+	if l.RTT > 0 {
+		h.Rtt = durationProto(l.RTT)
+	}
+	return h
 }
 
 // ConnTypeProto maps an upstream ConnType to the API enum (upstream n is

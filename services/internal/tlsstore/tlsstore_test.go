@@ -98,9 +98,17 @@ func TestFromConfig(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Client(%q): %v", tt.name, err)
 		}
-		if got.InsecureSkipVerify != tt.skip || (got.RootCAs != nil) != tt.rootCAs || len(got.Certificates) != tt.certs {
+		// The client certificate comes from GetClientCertificate: the one
+		// current at each handshake (tlsconf.Store.Reload).
+		certs := 0
+		if got.GetClientCertificate != nil {
+			if c, err := got.GetClientCertificate(&tls.CertificateRequestInfo{}); err == nil && c != nil {
+				certs = 1
+			}
+		}
+		if got.InsecureSkipVerify != tt.skip || (got.RootCAs != nil) != tt.rootCAs || certs != tt.certs {
 			t.Errorf("Client(%q): InsecureSkipVerify %v RootCAs %v certificates %d; want %v %v %d",
-				tt.name, got.InsecureSkipVerify, got.RootCAs != nil, len(got.Certificates), tt.skip, tt.rootCAs, tt.certs)
+				tt.name, got.InsecureSkipVerify, got.RootCAs != nil, certs, tt.skip, tt.rootCAs, tt.certs)
 		}
 	}
 	if _, err := store.Server("nosuch"); err == nil {

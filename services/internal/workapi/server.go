@@ -210,7 +210,7 @@ func (s *Server) Submit(stream grpc.BidiStreamingServer[workv1.SubmitRequest, wo
 		return err
 	}
 	return stream.Send(&workv1.SubmitResponse{Msg: &workv1.SubmitResponse_Result{Result: &workv1.SubmitResult{
-		UnitId: res.UnitID, Started: res.Result == work.ResultStarted, Status: st,
+		UnitId: res.UnitID, Started: res.Result == work.ResultStarted, Status: st, DeferredReason: res.Reason,
 	}}})
 }
 
@@ -259,6 +259,9 @@ func (s *Server) GetUnitStatus(_ context.Context, req *workv1.GetUnitStatusReque
 
 // WatchUnitStatus implements WorkService.WatchUnitStatus.
 func (s *Server) WatchUnitStatus(req *workv1.WatchUnitStatusRequest, stream grpc.ServerStreamingServer[workv1.WatchUnitStatusResponse]) error {
+	if req.GetAllUnits() {
+		return s.watchAll(stream)
+	}
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
 	ch, err := s.agent.Watch(ctx, req.GetUnitId())

@@ -343,3 +343,7 @@ func verifiedNodeIDs(log *slog.Logger, cs tls.ConnectionState) []string {
 	}
 	return ids
 }
+
+// Queued reports the messages and bytes waiting in the send queue (the
+// mesh's link statistics read it).
+func (s *session) Queued() (messages, bytes int) { return len(s.out), s.outBytes.held() }

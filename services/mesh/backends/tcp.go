@@ -133,8 +133,12 @@ type TCPDialerOptions struct {
 	Address string      // host:port; host is also the TLS server name
 	Redial  bool        // keep reconnecting (docs/protocol.md §3.1)
 	TLS     *tls.Config // nil: plain TCP; else a client config
-	Logger  *slog.Logger
-	Backoff Backoff // zero: DefaultBackoff
+	// CurrentTLS, when set with TLS, is asked before every dial for the
+	// config to use instead of TLS (a nil answer keeps TLS): certificates
+	// and CA bundles reloaded since take effect at the next dial.
+	CurrentTLS func() *tls.Config
+	Logger     *slog.Logger
+	Backoff    Backoff // zero: DefaultBackoff
 }
 
 // TCPDialer keeps one TCP (optionally TLS) session to a listener.
@@ -142,6 +146,7 @@ type TCPDialer struct {
 	opts TCPDialerOptions
 	log  *slog.Logger
 	tls  *tls.Config
+	host string
 }
 
 // NewTCPDialer checks the options; nothing is dialed until Start.
@@ -150,14 +155,19 @@ func NewTCPDialer(opts TCPDialerOptions) (*TCPDialer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tcp-peer address %q: %w", opts.Address, err)
 	}
-	d := &TCPDialer{opts: opts, log: loggerOr(opts.Logger).With("backend", "tcp-peer", "address", opts.Address)}
+	d := &TCPDialer{opts: opts, log: loggerOr(opts.Logger).With("backend", "tcp-peer", "address", opts.Address), host: host}
 	if opts.TLS != nil {
-		d.tls = opts.TLS.Clone()
-		if d.tls.ServerName == "" {
-			d.tls.ServerName = host
-		}
+		d.tls = d.withServerName(opts.TLS)
 	}
 	return d, nil
+}
+
+func (d *TCPDialer) withServerName(cfg *tls.Config) *tls.Config {
+	cfg = cfg.Clone()
+	if cfg.ServerName == "" {
+		cfg.ServerName = d.host
+	}
+	return cfg
 }
 
 // Kind implements Backend.
@@ -177,8 +187,14 @@ func (d *TCPDialer) dial(ctx context.Context, g *group) (Session, error) {
 	if d.tls == nil {
 		conn, err = (&net.Dialer{}).DialContext(ctx, "tcp", d.opts.Address)
 	} else {
+		cfg := d.tls
+		if d.opts.CurrentTLS != nil {
+			if cur := d.opts.CurrentTLS(); cur != nil {
+				cfg = d.withServerName(cur)
+			}
+		}
 		tctx, cancel := context.WithTimeout(ctx, tlsDialTimeout)
-		conn, err = (&tls.Dialer{Config: d.tls}).DialContext(tctx, "tcp", d.opts.Address)
+		conn, err = (&tls.Dialer{Config: cfg}).DialContext(tctx, "tcp", d.opts.Address)
 		cancel()
 		if err == nil {
 			ids = verifiedNodeIDs(d.log, conn.(*tls.Conn).ConnectionState())

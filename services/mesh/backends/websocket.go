@@ -18,6 +18,8 @@ import (
 	"github.com/gorilla/websocket"
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http/httpproxy"
+
+	"github.com/receptor-mesh/receptor/services/tlsconf"
 )
 
 const (
@@ -81,12 +83,14 @@ func NewWebsocketListener(opts WebsocketListenerOptions) (*WebsocketListener, er
 // server offers ALPN h2 and http/1.1) and, when TLS 1.2 suites are
 // restricted, puts the suite HTTP/2 requires first (docs/protocol.md §3.4).
 func serverTLSForHTTP2(base *tls.Config) *tls.Config {
-	cfg := base.Clone()
 	const h2Suite = tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
-	if len(cfg.CipherSuites) > 0 && cfg.MinVersion < tls.VersionTLS13 && !slices.Contains(cfg.CipherSuites, h2Suite) {
-		cfg.CipherSuites = append([]uint16{h2Suite}, cfg.CipherSuites...)
-	}
-	return cfg
+	// Derive: also for the configs base chooses per connection (a
+	// reloaded certificate).
+	return tlsconf.Derive(base, func(cfg *tls.Config) {
+		if len(cfg.CipherSuites) > 0 && cfg.MinVersion < tls.VersionTLS13 && !slices.Contains(cfg.CipherSuites, h2Suite) {
+			cfg.CipherSuites = append([]uint16{h2Suite}, cfg.CipherSuites...)
+		}
+	})
 }
 
 // newMux registers h at path, turning ServeMux's panic on a bad pattern
@@ -181,10 +185,14 @@ func (l *WebsocketListener) handler(ctx context.Context, g *group, accept func(S
 
 // WebsocketDialerOptions configures a ws-peer.
 type WebsocketDialerOptions struct {
-	URL         string      // ws://host[:port]/path or wss://...
-	Redial      bool        // keep reconnecting (docs/protocol.md §3.1)
-	TLS         *tls.Config // for wss; nil means system roots (upstream fails instead)
-	ExtraHeader string      // optional "Name:value"
+	URL    string      // ws://host[:port]/path or wss://...
+	Redial bool        // keep reconnecting (docs/protocol.md §3.1)
+	TLS    *tls.Config // for wss; nil means system roots (upstream fails instead)
+	// CurrentTLS, when set, is asked before every wss dial for the config
+	// to use instead of TLS (a nil answer keeps TLS): certificates and CA
+	// bundles reloaded since take effect at the next dial.
+	CurrentTLS  func() *tls.Config
+	ExtraHeader string // optional "Name:value"
 	Logger      *slog.Logger
 	Backoff     Backoff // zero: DefaultBackoff
 }
@@ -260,6 +268,13 @@ func (d *WebsocketDialer) dial(ctx context.Context, g *group) (Session, error) {
 		cancel bool
 	)
 	dialer := *d.dialer
+	if d.isTLS && d.opts.CurrentTLS != nil {
+		if cfg := d.opts.CurrentTLS(); cfg != nil {
+			cfg = cfg.Clone()
+			cfg.NextProtos = nil
+			dialer.TLSClientConfig = cfg
+		}
+	}
 	dialer.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 		if err != nil {

@@ -73,9 +73,12 @@ func newConn(qc *quic.Conn, qs *quic.Stream, local, remote mesh.Addr, log *slog.
 }
 
 func (c *Conn) run(cleanup func()) {
+	quicStats.open.Add(1)
 	defer close(c.ended)
 	defer func() {
 		c.drain()
+		quicStats.lost.Add(c.qc.ConnectionStats().PacketsLost)
+		quicStats.open.Add(-1)
 		cleanup()
 	}()
 	select {

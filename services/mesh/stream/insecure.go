@@ -73,9 +73,10 @@ func insecureClientTLS(localNode string) *tls.Config {
 // ALPN forced to netceptor and, when client certificates are required, the
 // client's certificate must carry the node ID its QUIC packets come from.
 func userServerTLS(base *tls.Config) *tls.Config {
-	// ALPN first: the per-client configs are cloned from this one.
-	cfg := base.Clone()
-	cfg.NextProtos = []string{ALPN}
+	// ALPN first: the per-client configs are cloned from this one, or come
+	// from base's GetConfigForClient (a reloaded certificate), which Derive
+	// gives the ALPN too.
+	cfg := tlsconf.Derive(base, func(c *tls.Config) { c.NextProtos = []string{ALPN} })
 	return tlsconf.WithClientNodeCheck(cfg)
 }
 

@@ -219,15 +219,15 @@ func (v *Verifier) checkTimes(c *jwt.RegisteredClaims) error {
 	}
 	exp := c.ExpiresAt.Time
 	if now.After(exp.Add(v.leeway)) {
-		return invalid(jwt.ErrTokenExpired, fmt.Sprintf(" (allowed clock skew %v)", v.leeway))
+		return &SkewError{invalid(jwt.ErrTokenExpired, fmt.Sprintf(" (allowed clock skew %v)", v.leeway)), now.Sub(exp)}
 	}
 	if c.NotBefore != nil && c.NotBefore.After(now.Add(v.limits.Skew)) {
-		return invalid(jwt.ErrTokenNotValidYet, fmt.Sprintf(" (allowed clock skew %v)", v.limits.Skew))
+		return &SkewError{invalid(jwt.ErrTokenNotValidYet, fmt.Sprintf(" (allowed clock skew %v)", v.limits.Skew)), c.NotBefore.Sub(now)}
 	}
 	from, slack := now, v.limits.Skew
 	if c.IssuedAt != nil {
 		if c.IssuedAt.After(now.Add(v.limits.Skew)) {
-			return invalid(jwt.ErrTokenUsedBeforeIssued, fmt.Sprintf(" (allowed clock skew %v)", v.limits.Skew))
+			return &SkewError{invalid(jwt.ErrTokenUsedBeforeIssued, fmt.Sprintf(" (allowed clock skew %v)", v.limits.Skew)), c.IssuedAt.Sub(now)}
 		}
 		from, slack = c.IssuedAt.Time, 0
 	}
@@ -236,6 +236,51 @@ func (v *Verifier) checkTimes(c *jwt.RegisteredClaims) error {
 	}
 	return nil
 }
+
+// SkewError is a token refused for its time: expired (exp past, beyond the
+// leeway), or not valid yet (nbf or iat in the future, beyond Skew). Its
+// text is the wrapped error's; Skew says by how much the token missed:
+// the time since exp, or until nbf or iat. A large value is most often a
+// clock difference between the signing and the verifying node.
+type SkewError struct {
+	err  error
+	Skew time.Duration
+}
+
+func (e *SkewError) Error() string { return e.err.Error() }
+func (e *SkewError) Unwrap() error { return e.err }
+
+// Reason names the rule a Verify error broke, for metrics: missing (no
+// signature), no_key (no verification key), expired, not_yet_valid (nbf in
+// the future), issued_in_future (iat), no_expiration, lifetime, audience,
+// or invalid (malformed token, wrong key or algorithm, unreadable key).
+// It returns "" for nil.
+func Reason(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, ErrSignatureEmpty):
+		return "missing"
+	case errors.Is(err, ErrVerifyKeyMissing):
+		return "no_key"
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return "expired"
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return "not_yet_valid"
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return "issued_in_future"
+	case errors.Is(err, ErrNoExpiration):
+		return "no_expiration"
+	case errors.Is(err, ErrLifetimeLimit):
+		return "lifetime"
+	case errors.Is(err, ErrAudienceMismatch):
+		return "audience"
+	}
+	return "invalid"
+}
+
+// Reasons lists every value of Reason but "".
+var Reasons = []string{"missing", "no_key", "expired", "not_yet_valid", "issued_in_future", "no_expiration", "lifetime", "audience", "invalid"}
 
 func (v *Verifier) loadKey() (*rsa.PublicKey, error) {
 	v.mu.Lock()

@@ -335,3 +335,65 @@ func TestTwoPEMBlocksRejected(t *testing.T) {
 		t.Fatalf("Sign with two PEM blocks: %v", err)
 	}
 }
+
+// TestReasonAndSkew: each time rule reports its reason, and SkewError says
+// by how much the token missed.
+func TestReasonAndSkew(t *testing.T) {
+	k := writeKeys(t)
+	now := time.Unix(1700000000, 0)
+	s, err := NewSigner(k.priv, 5*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := s.loadKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(c jwt.RegisteredClaims) string {
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodRS512, c).SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	v, err := NewVerifier(k.pub, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.now = func() time.Time { return now }
+	at := func(d time.Duration) *jwt.NumericDate { return jwt.NewNumericDate(now.Add(d)) }
+	aud := jwt.ClaimStrings{"nodeb"}
+	for _, c := range []struct {
+		name   string
+		token  string
+		reason string
+		skew   time.Duration // 0: no SkewError
+	}{
+		{"expired 90 s ago", sign(jwt.RegisteredClaims{Audience: aud, ExpiresAt: at(-90 * time.Second)}), "expired", 90 * time.Second},
+		{"nbf in 10 min", sign(jwt.RegisteredClaims{Audience: aud, ExpiresAt: at(20 * time.Minute), NotBefore: at(10 * time.Minute)}), "not_yet_valid", 10 * time.Minute},
+		{"iat in 2 h", sign(jwt.RegisteredClaims{Audience: aud, ExpiresAt: at(150 * time.Minute), IssuedAt: at(2 * time.Hour)}), "issued_in_future", 2 * time.Hour},
+		{"no exp", sign(jwt.RegisteredClaims{Audience: aud}), "no_expiration", 0},
+		{"other node", sign(jwt.RegisteredClaims{Audience: jwt.ClaimStrings{"nodec"}, ExpiresAt: at(time.Minute)}), "audience", 0},
+		{"garbage", "not.a.token", "invalid", 0},
+		{"empty", "", "missing", 0},
+	} {
+		err := v.Verify(c.token, "nodeb")
+		if got := Reason(err); got != c.reason {
+			t.Errorf("%s: reason %q (%v), want %q", c.name, got, err, c.reason)
+		}
+		var se *SkewError
+		switch {
+		case c.skew == 0 && errors.As(err, &se):
+			t.Errorf("%s: unexpected SkewError %v", c.name, se.Skew)
+		case c.skew != 0 && (!errors.As(err, &se) || se.Skew != c.skew):
+			t.Errorf("%s: %v, want a SkewError of %v", c.name, err, c.skew)
+		}
+	}
+	if Reason(nil) != "" {
+		t.Error("Reason(nil) is not empty")
+	}
+	var nilV *Verifier
+	if r := Reason(nilV.Verify("x", "nodeb")); r != "no_key" {
+		t.Errorf("nil verifier: reason %q", r)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -24,6 +25,587 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// MeshEventKind says what changed in the mesh.
+type MeshEventKind int32
+
+const (
+	// Not set.
+	MeshEventKind_MESH_EVENT_KIND_UNSPECIFIED MeshEventKind = 0
+	// A node became reachable (it entered the routing table): node_id.
+	MeshEventKind_MESH_EVENT_KIND_NODE_APPEARED MeshEventKind = 1
+	// A node is no longer reachable: node_id.
+	MeshEventKind_MESH_EVENT_KIND_NODE_LEFT MeshEventKind = 2
+	// A session with a direct peer was established: peer, backend_kind, cost.
+	MeshEventKind_MESH_EVENT_KIND_LINK_UP MeshEventKind = 3
+	// A session with a direct peer ended: peer, backend_kind, cost, rtt (the
+	// last measured), reason.
+	MeshEventKind_MESH_EVENT_KIND_LINK_DOWN MeshEventKind = 4
+	// A link's round-trip time was measured (once per routing interval per
+	// link): peer, backend_kind, cost, rtt.
+	MeshEventKind_MESH_EVENT_KIND_LINK_RTT MeshEventKind = 5
+	// The route toward node_id changed from previous_next_hop to next_hop
+	// (previous_next_hop is empty for a new route, next_hop for a route that
+	// went away).
+	MeshEventKind_MESH_EVENT_KIND_ROUTE_CHANGED MeshEventKind = 6
+	// A service advertisement appeared or its content (connection type, tags,
+	// work types) changed: node_id, advertisement. Periodic refreshes of an
+	// unchanged advertisement are not events.
+	MeshEventKind_MESH_EVENT_KIND_ADVERTISEMENT MeshEventKind = 7
+	// A service was withdrawn: node_id, advertisement (node and service only).
+	MeshEventKind_MESH_EVENT_KIND_ADVERTISEMENT_CANCELLED MeshEventKind = 8
+)
+
+// Enum value maps for MeshEventKind.
+var (
+	MeshEventKind_name = map[int32]string{
+		0: "MESH_EVENT_KIND_UNSPECIFIED",
+		1: "MESH_EVENT_KIND_NODE_APPEARED",
+		2: "MESH_EVENT_KIND_NODE_LEFT",
+		3: "MESH_EVENT_KIND_LINK_UP",
+		4: "MESH_EVENT_KIND_LINK_DOWN",
+		5: "MESH_EVENT_KIND_LINK_RTT",
+		6: "MESH_EVENT_KIND_ROUTE_CHANGED",
+		7: "MESH_EVENT_KIND_ADVERTISEMENT",
+		8: "MESH_EVENT_KIND_ADVERTISEMENT_CANCELLED",
+	}
+	MeshEventKind_value = map[string]int32{
+		"MESH_EVENT_KIND_UNSPECIFIED":             0,
+		"MESH_EVENT_KIND_NODE_APPEARED":           1,
+		"MESH_EVENT_KIND_NODE_LEFT":               2,
+		"MESH_EVENT_KIND_LINK_UP":                 3,
+		"MESH_EVENT_KIND_LINK_DOWN":               4,
+		"MESH_EVENT_KIND_LINK_RTT":                5,
+		"MESH_EVENT_KIND_ROUTE_CHANGED":           6,
+		"MESH_EVENT_KIND_ADVERTISEMENT":           7,
+		"MESH_EVENT_KIND_ADVERTISEMENT_CANCELLED": 8,
+	}
+)
+
+func (x MeshEventKind) Enum() *MeshEventKind {
+	p := new(MeshEventKind)
+	*p = x
+	return p
+}
+
+func (x MeshEventKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (MeshEventKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_receptor_control_v1_control_service_proto_enumTypes[0].Descriptor()
+}
+
+func (MeshEventKind) Type() protoreflect.EnumType {
+	return &file_receptor_control_v1_control_service_proto_enumTypes[0]
+}
+
+func (x MeshEventKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use MeshEventKind.Descriptor instead.
+func (MeshEventKind) EnumDescriptor() ([]byte, []int) {
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{0}
+}
+
+// GetAccessRequest asks what the caller may do.
+type GetAccessRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAccessRequest) Reset() {
+	*x = GetAccessRequest{}
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAccessRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAccessRequest) ProtoMessage() {}
+
+func (x *GetAccessRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAccessRequest.ProtoReflect.Descriptor instead.
+func (*GetAccessRequest) Descriptor() ([]byte, []int) {
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{0}
+}
+
+// GetAccessResponse describes the caller to itself.
+type GetAccessResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The caller as the node names it: "token:NAME", "cert:NAME", "uid:N",
+	// "node:ID", ... (docs/security.md).
+	Principal string `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
+	// The caller's role: "reader", "operator" or "admin".
+	Role string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	// The actions the caller may perform, by name: "status", "work read",
+	// "work submit", "work cancel", "work release", "reload", ...
+	AllowedActions []string `protobuf:"bytes,3,rep,name=allowed_actions,json=allowedActions,proto3" json:"allowed_actions,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *GetAccessResponse) Reset() {
+	*x = GetAccessResponse{}
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAccessResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAccessResponse) ProtoMessage() {}
+
+func (x *GetAccessResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAccessResponse.ProtoReflect.Descriptor instead.
+func (*GetAccessResponse) Descriptor() ([]byte, []int) {
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *GetAccessResponse) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *GetAccessResponse) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *GetAccessResponse) GetAllowedActions() []string {
+	if x != nil {
+		return x.AllowedActions
+	}
+	return nil
+}
+
+// WatchMeshRequest starts a mesh watch.
+type WatchMeshRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchMeshRequest) Reset() {
+	*x = WatchMeshRequest{}
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchMeshRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchMeshRequest) ProtoMessage() {}
+
+func (x *WatchMeshRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchMeshRequest.ProtoReflect.Descriptor instead.
+func (*WatchMeshRequest) Descriptor() ([]byte, []int) {
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{2}
+}
+
+// WatchMeshResponse is one message of a mesh watch: the snapshot (first
+// response only) or one change.
+type WatchMeshResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The state the watch starts from; set in the first response only.
+	Snapshot *MeshSnapshot `protobuf:"bytes,1,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	// One change after the snapshot; set in every later response.
+	Event         *MeshEvent `protobuf:"bytes,2,opt,name=event,proto3" json:"event,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchMeshResponse) Reset() {
+	*x = WatchMeshResponse{}
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchMeshResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchMeshResponse) ProtoMessage() {}
+
+func (x *WatchMeshResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchMeshResponse.ProtoReflect.Descriptor instead.
+func (*WatchMeshResponse) Descriptor() ([]byte, []int) {
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *WatchMeshResponse) GetSnapshot() *MeshSnapshot {
+	if x != nil {
+		return x.Snapshot
+	}
+	return nil
+}
+
+func (x *WatchMeshResponse) GetEvent() *MeshEvent {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+// MeshSnapshot is the mesh as the node saw it when the watch started.
+type MeshSnapshot struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The node's status, as GetStatus returns it.
+	Status *v1.NodeStatus `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	// Every link the node has had, up or down, sorted by peer and backend kind.
+	Links         []*v1.LinkHealth `protobuf:"bytes,2,rep,name=links,proto3" json:"links,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MeshSnapshot) Reset() {
+	*x = MeshSnapshot{}
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MeshSnapshot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MeshSnapshot) ProtoMessage() {}
+
+func (x *MeshSnapshot) ProtoReflect() protoreflect.Message {
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MeshSnapshot.ProtoReflect.Descriptor instead.
+func (*MeshSnapshot) Descriptor() ([]byte, []int) {
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *MeshSnapshot) GetStatus() *v1.NodeStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+func (x *MeshSnapshot) GetLinks() []*v1.LinkHealth {
+	if x != nil {
+		return x.Links
+	}
+	return nil
+}
+
+// MeshEvent is one change of the mesh.
+type MeshEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What changed; decides which other fields are set.
+	Kind MeshEventKind `protobuf:"varint,1,opt,name=kind,proto3,enum=receptor.control.v1.MeshEventKind" json:"kind,omitempty"`
+	// When the node saw the change.
+	Time *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	// The node that appeared or left, the destination of a route, or the
+	// advertising node.
+	NodeId string `protobuf:"bytes,3,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// Links: the peer's node ID.
+	Peer string `protobuf:"bytes,4,opt,name=peer,proto3" json:"peer,omitempty"`
+	// Links: the backend kind, e.g. "tcp-peer".
+	BackendKind string `protobuf:"bytes,5,opt,name=backend_kind,json=backendKind,proto3" json:"backend_kind,omitempty"`
+	// Links: the link's routing cost.
+	Cost float64 `protobuf:"fixed64,6,opt,name=cost,proto3" json:"cost,omitempty"`
+	// Links: the round-trip time; unset when not measured.
+	Rtt *durationpb.Duration `protobuf:"bytes,7,opt,name=rtt,proto3" json:"rtt,omitempty"`
+	// LINK_DOWN: why the session ended, e.g. "no message for 21s: idle timeout".
+	Reason string `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
+	// ROUTE_CHANGED: the new next hop; empty when the route went away.
+	NextHop string `protobuf:"bytes,9,opt,name=next_hop,json=nextHop,proto3" json:"next_hop,omitempty"`
+	// ROUTE_CHANGED: the previous next hop; empty for a new route.
+	PreviousNextHop string `protobuf:"bytes,10,opt,name=previous_next_hop,json=previousNextHop,proto3" json:"previous_next_hop,omitempty"`
+	// ADVERTISEMENT and ADVERTISEMENT_CANCELLED: the advertisement.
+	Advertisement *v1.Advertisement `protobuf:"bytes,11,opt,name=advertisement,proto3" json:"advertisement,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MeshEvent) Reset() {
+	*x = MeshEvent{}
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MeshEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MeshEvent) ProtoMessage() {}
+
+func (x *MeshEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MeshEvent.ProtoReflect.Descriptor instead.
+func (*MeshEvent) Descriptor() ([]byte, []int) {
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *MeshEvent) GetKind() MeshEventKind {
+	if x != nil {
+		return x.Kind
+	}
+	return MeshEventKind_MESH_EVENT_KIND_UNSPECIFIED
+}
+
+func (x *MeshEvent) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *MeshEvent) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *MeshEvent) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
+func (x *MeshEvent) GetBackendKind() string {
+	if x != nil {
+		return x.BackendKind
+	}
+	return ""
+}
+
+func (x *MeshEvent) GetCost() float64 {
+	if x != nil {
+		return x.Cost
+	}
+	return 0
+}
+
+func (x *MeshEvent) GetRtt() *durationpb.Duration {
+	if x != nil {
+		return x.Rtt
+	}
+	return nil
+}
+
+func (x *MeshEvent) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *MeshEvent) GetNextHop() string {
+	if x != nil {
+		return x.NextHop
+	}
+	return ""
+}
+
+func (x *MeshEvent) GetPreviousNextHop() string {
+	if x != nil {
+		return x.PreviousNextHop
+	}
+	return ""
+}
+
+func (x *MeshEvent) GetAdvertisement() *v1.Advertisement {
+	if x != nil {
+		return x.Advertisement
+	}
+	return nil
+}
+
+// WatchWorkRequest starts a work watch.
+type WatchWorkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchWorkRequest) Reset() {
+	*x = WatchWorkRequest{}
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchWorkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchWorkRequest) ProtoMessage() {}
+
+func (x *WatchWorkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchWorkRequest.ProtoReflect.Descriptor instead.
+func (*WatchWorkRequest) Descriptor() ([]byte, []int) {
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{6}
+}
+
+// WatchWorkResponse is one unit event; see WatchWork for the order.
+type WatchWorkResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What happened to the unit.
+	Kind v11.UnitEventKind `protobuf:"varint,1,opt,name=kind,proto3,enum=receptor.work.v1.UnitEventKind" json:"kind,omitempty"`
+	// The unit ID; empty only for SNAPSHOT_END.
+	UnitId string `protobuf:"bytes,2,opt,name=unit_id,json=unitId,proto3" json:"unit_id,omitempty"`
+	// The unit's status after the event; unset for RELEASED and SNAPSHOT_END.
+	Status *v11.UnitStatus `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	// When the work agent saw the event.
+	Time          *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=time,proto3" json:"time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchWorkResponse) Reset() {
+	*x = WatchWorkResponse{}
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchWorkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchWorkResponse) ProtoMessage() {}
+
+func (x *WatchWorkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchWorkResponse.ProtoReflect.Descriptor instead.
+func (*WatchWorkResponse) Descriptor() ([]byte, []int) {
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *WatchWorkResponse) GetKind() v11.UnitEventKind {
+	if x != nil {
+		return x.Kind
+	}
+	return v11.UnitEventKind(0)
+}
+
+func (x *WatchWorkResponse) GetUnitId() string {
+	if x != nil {
+		return x.UnitId
+	}
+	return ""
+}
+
+func (x *WatchWorkResponse) GetStatus() *v11.UnitStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+func (x *WatchWorkResponse) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
 // GetStatusRequest asks for the node's status.
 type GetStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -33,7 +615,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[0]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -45,7 +627,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[0]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -58,7 +640,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{0}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{8}
 }
 
 // GetStatusResponse carries the node's status.
@@ -72,7 +654,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[1]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -84,7 +666,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[1]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -97,7 +679,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{1}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetStatusResponse) GetStatus() *v1.NodeStatus {
@@ -116,7 +698,7 @@ type GetVersionRequest struct {
 
 func (x *GetVersionRequest) Reset() {
 	*x = GetVersionRequest{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[2]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -128,7 +710,7 @@ func (x *GetVersionRequest) String() string {
 func (*GetVersionRequest) ProtoMessage() {}
 
 func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[2]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -141,7 +723,7 @@ func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetVersionRequest) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{2}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{10}
 }
 
 // GetVersionResponse carries build information.
@@ -155,7 +737,7 @@ type GetVersionResponse struct {
 
 func (x *GetVersionResponse) Reset() {
 	*x = GetVersionResponse{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[3]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -167,7 +749,7 @@ func (x *GetVersionResponse) String() string {
 func (*GetVersionResponse) ProtoMessage() {}
 
 func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[3]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -180,7 +762,7 @@ func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetVersionResponse) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{3}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetVersionResponse) GetVersion() *v1.VersionInfo {
@@ -206,7 +788,7 @@ type PingRequest struct {
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[4]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -218,7 +800,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[4]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -231,7 +813,7 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{4}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PingRequest) GetNode() string {
@@ -266,7 +848,7 @@ type PingResponse struct {
 
 func (x *PingResponse) Reset() {
 	*x = PingResponse{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[5]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -278,7 +860,7 @@ func (x *PingResponse) String() string {
 func (*PingResponse) ProtoMessage() {}
 
 func (x *PingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[5]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -291,7 +873,7 @@ func (x *PingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingResponse.ProtoReflect.Descriptor instead.
 func (*PingResponse) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{5}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PingResponse) GetResult() *v1.PingResult {
@@ -312,7 +894,7 @@ type TracerouteRequest struct {
 
 func (x *TracerouteRequest) Reset() {
 	*x = TracerouteRequest{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[6]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -324,7 +906,7 @@ func (x *TracerouteRequest) String() string {
 func (*TracerouteRequest) ProtoMessage() {}
 
 func (x *TracerouteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[6]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -337,7 +919,7 @@ func (x *TracerouteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracerouteRequest.ProtoReflect.Descriptor instead.
 func (*TracerouteRequest) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{6}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TracerouteRequest) GetNode() string {
@@ -358,7 +940,7 @@ type TracerouteResponse struct {
 
 func (x *TracerouteResponse) Reset() {
 	*x = TracerouteResponse{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[7]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -370,7 +952,7 @@ func (x *TracerouteResponse) String() string {
 func (*TracerouteResponse) ProtoMessage() {}
 
 func (x *TracerouteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[7]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -383,7 +965,7 @@ func (x *TracerouteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracerouteResponse.ProtoReflect.Descriptor instead.
 func (*TracerouteResponse) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{7}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TracerouteResponse) GetHop() *v1.TracerouteHop {
@@ -402,7 +984,7 @@ type ReloadRequest struct {
 
 func (x *ReloadRequest) Reset() {
 	*x = ReloadRequest{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[8]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -414,7 +996,7 @@ func (x *ReloadRequest) String() string {
 func (*ReloadRequest) ProtoMessage() {}
 
 func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[8]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -427,7 +1009,7 @@ func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadRequest.ProtoReflect.Descriptor instead.
 func (*ReloadRequest) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{8}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{16}
 }
 
 // ReloadResponse reports a successful reload.
@@ -439,7 +1021,7 @@ type ReloadResponse struct {
 
 func (x *ReloadResponse) Reset() {
 	*x = ReloadResponse{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[9]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -451,7 +1033,7 @@ func (x *ReloadResponse) String() string {
 func (*ReloadResponse) ProtoMessage() {}
 
 func (x *ReloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[9]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -464,7 +1046,7 @@ func (x *ReloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadResponse.ProtoReflect.Descriptor instead.
 func (*ReloadResponse) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{9}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{17}
 }
 
 // SubmitWorkRequest is one client message of a SubmitWork call.
@@ -483,7 +1065,7 @@ type SubmitWorkRequest struct {
 
 func (x *SubmitWorkRequest) Reset() {
 	*x = SubmitWorkRequest{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[10]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -495,7 +1077,7 @@ func (x *SubmitWorkRequest) String() string {
 func (*SubmitWorkRequest) ProtoMessage() {}
 
 func (x *SubmitWorkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[10]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -508,7 +1090,7 @@ func (x *SubmitWorkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitWorkRequest.ProtoReflect.Descriptor instead.
 func (*SubmitWorkRequest) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{10}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SubmitWorkRequest) GetMsg() isSubmitWorkRequest_Msg {
@@ -571,7 +1153,7 @@ type SubmitWorkResponse struct {
 
 func (x *SubmitWorkResponse) Reset() {
 	*x = SubmitWorkResponse{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[11]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -583,7 +1165,7 @@ func (x *SubmitWorkResponse) String() string {
 func (*SubmitWorkResponse) ProtoMessage() {}
 
 func (x *SubmitWorkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[11]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -596,7 +1178,7 @@ func (x *SubmitWorkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitWorkResponse.ProtoReflect.Descriptor instead.
 func (*SubmitWorkResponse) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{11}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SubmitWorkResponse) GetMsg() isSubmitWorkResponse_Msg {
@@ -656,7 +1238,7 @@ type CreateWorkRequest struct {
 
 func (x *CreateWorkRequest) Reset() {
 	*x = CreateWorkRequest{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[12]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -668,7 +1250,7 @@ func (x *CreateWorkRequest) String() string {
 func (*CreateWorkRequest) ProtoMessage() {}
 
 func (x *CreateWorkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[12]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -681,7 +1263,7 @@ func (x *CreateWorkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWorkRequest.ProtoReflect.Descriptor instead.
 func (*CreateWorkRequest) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{12}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CreateWorkRequest) GetParams() *v11.SubmitParams {
@@ -709,7 +1291,7 @@ type CreateWorkResponse struct {
 
 func (x *CreateWorkResponse) Reset() {
 	*x = CreateWorkResponse{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[13]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -721,7 +1303,7 @@ func (x *CreateWorkResponse) String() string {
 func (*CreateWorkResponse) ProtoMessage() {}
 
 func (x *CreateWorkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[13]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -734,7 +1316,7 @@ func (x *CreateWorkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWorkResponse.ProtoReflect.Descriptor instead.
 func (*CreateWorkResponse) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{13}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CreateWorkResponse) GetResult() *v11.SubmitResult {
@@ -755,7 +1337,7 @@ type ListWorkRequest struct {
 
 func (x *ListWorkRequest) Reset() {
 	*x = ListWorkRequest{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[14]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -767,7 +1349,7 @@ func (x *ListWorkRequest) String() string {
 func (*ListWorkRequest) ProtoMessage() {}
 
 func (x *ListWorkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[14]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -780,7 +1362,7 @@ func (x *ListWorkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkRequest.ProtoReflect.Descriptor instead.
 func (*ListWorkRequest) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{14}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListWorkRequest) GetUnitId() string {
@@ -801,7 +1383,7 @@ type ListWorkResponse struct {
 
 func (x *ListWorkResponse) Reset() {
 	*x = ListWorkResponse{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[15]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -813,7 +1395,7 @@ func (x *ListWorkResponse) String() string {
 func (*ListWorkResponse) ProtoMessage() {}
 
 func (x *ListWorkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[15]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -826,7 +1408,7 @@ func (x *ListWorkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkResponse) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{15}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListWorkResponse) GetUnits() []*v11.UnitStatus {
@@ -847,7 +1429,7 @@ type GetWorkRequest struct {
 
 func (x *GetWorkRequest) Reset() {
 	*x = GetWorkRequest{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[16]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -859,7 +1441,7 @@ func (x *GetWorkRequest) String() string {
 func (*GetWorkRequest) ProtoMessage() {}
 
 func (x *GetWorkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[16]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -872,7 +1454,7 @@ func (x *GetWorkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkRequest.ProtoReflect.Descriptor instead.
 func (*GetWorkRequest) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{16}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetWorkRequest) GetUnitId() string {
@@ -893,7 +1475,7 @@ type GetWorkResponse struct {
 
 func (x *GetWorkResponse) Reset() {
 	*x = GetWorkResponse{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[17]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -905,7 +1487,7 @@ func (x *GetWorkResponse) String() string {
 func (*GetWorkResponse) ProtoMessage() {}
 
 func (x *GetWorkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[17]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -918,7 +1500,7 @@ func (x *GetWorkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkResponse.ProtoReflect.Descriptor instead.
 func (*GetWorkResponse) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{17}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetWorkResponse) GetStatus() *v11.UnitStatus {
@@ -945,7 +1527,7 @@ type GetWorkResultsRequest struct {
 
 func (x *GetWorkResultsRequest) Reset() {
 	*x = GetWorkResultsRequest{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[18]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -957,7 +1539,7 @@ func (x *GetWorkResultsRequest) String() string {
 func (*GetWorkResultsRequest) ProtoMessage() {}
 
 func (x *GetWorkResultsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[18]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -970,7 +1552,7 @@ func (x *GetWorkResultsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkResultsRequest.ProtoReflect.Descriptor instead.
 func (*GetWorkResultsRequest) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{18}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetWorkResultsRequest) GetUnitId() string {
@@ -1008,7 +1590,7 @@ type GetWorkResultsResponse struct {
 
 func (x *GetWorkResultsResponse) Reset() {
 	*x = GetWorkResultsResponse{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[19]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1020,7 +1602,7 @@ func (x *GetWorkResultsResponse) String() string {
 func (*GetWorkResultsResponse) ProtoMessage() {}
 
 func (x *GetWorkResultsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[19]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1033,7 +1615,7 @@ func (x *GetWorkResultsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkResultsResponse.ProtoReflect.Descriptor instead.
 func (*GetWorkResultsResponse) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{19}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetWorkResultsResponse) GetData() []byte {
@@ -1064,7 +1646,7 @@ type CancelWorkRequest struct {
 
 func (x *CancelWorkRequest) Reset() {
 	*x = CancelWorkRequest{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[20]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1076,7 +1658,7 @@ func (x *CancelWorkRequest) String() string {
 func (*CancelWorkRequest) ProtoMessage() {}
 
 func (x *CancelWorkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[20]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1089,7 +1671,7 @@ func (x *CancelWorkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelWorkRequest.ProtoReflect.Descriptor instead.
 func (*CancelWorkRequest) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{20}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CancelWorkRequest) GetUnitId() string {
@@ -1120,7 +1702,7 @@ type CancelWorkResponse struct {
 
 func (x *CancelWorkResponse) Reset() {
 	*x = CancelWorkResponse{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[21]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1132,7 +1714,7 @@ func (x *CancelWorkResponse) String() string {
 func (*CancelWorkResponse) ProtoMessage() {}
 
 func (x *CancelWorkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[21]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1145,7 +1727,7 @@ func (x *CancelWorkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelWorkResponse.ProtoReflect.Descriptor instead.
 func (*CancelWorkResponse) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{21}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CancelWorkResponse) GetUnitId() string {
@@ -1178,7 +1760,7 @@ type ReleaseWorkRequest struct {
 
 func (x *ReleaseWorkRequest) Reset() {
 	*x = ReleaseWorkRequest{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[22]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1190,7 +1772,7 @@ func (x *ReleaseWorkRequest) String() string {
 func (*ReleaseWorkRequest) ProtoMessage() {}
 
 func (x *ReleaseWorkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[22]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1203,7 +1785,7 @@ func (x *ReleaseWorkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseWorkRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseWorkRequest) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{22}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ReleaseWorkRequest) GetUnitId() string {
@@ -1241,7 +1823,7 @@ type ReleaseWorkResponse struct {
 
 func (x *ReleaseWorkResponse) Reset() {
 	*x = ReleaseWorkResponse{}
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[23]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1253,7 +1835,7 @@ func (x *ReleaseWorkResponse) String() string {
 func (*ReleaseWorkResponse) ProtoMessage() {}
 
 func (x *ReleaseWorkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_control_v1_control_service_proto_msgTypes[23]
+	mi := &file_receptor_control_v1_control_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1266,7 +1848,7 @@ func (x *ReleaseWorkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseWorkResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseWorkResponse) Descriptor() ([]byte, []int) {
-	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{23}
+	return file_receptor_control_v1_control_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ReleaseWorkResponse) GetUnitId() string {
@@ -1287,7 +1869,38 @@ var File_receptor_control_v1_control_service_proto protoreflect.FileDescriptor
 
 const file_receptor_control_v1_control_service_proto_rawDesc = "" +
 	"\n" +
-	")receptor/control/v1/control_service.proto\x12\x13receptor.control.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1dreceptor/mesh/v1/status.proto\x1a\x1breceptor/work/v1/unit.proto\"\x12\n" +
+	")receptor/control/v1/control_service.proto\x12\x13receptor.control.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dreceptor/mesh/v1/status.proto\x1a\x1breceptor/work/v1/unit.proto\"\x12\n" +
+	"\x10GetAccessRequest\"n\n" +
+	"\x11GetAccessResponse\x12\x1c\n" +
+	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\x12'\n" +
+	"\x0fallowed_actions\x18\x03 \x03(\tR\x0eallowedActions\"\x12\n" +
+	"\x10WatchMeshRequest\"\x88\x01\n" +
+	"\x11WatchMeshResponse\x12=\n" +
+	"\bsnapshot\x18\x01 \x01(\v2!.receptor.control.v1.MeshSnapshotR\bsnapshot\x124\n" +
+	"\x05event\x18\x02 \x01(\v2\x1e.receptor.control.v1.MeshEventR\x05event\"x\n" +
+	"\fMeshSnapshot\x124\n" +
+	"\x06status\x18\x01 \x01(\v2\x1c.receptor.mesh.v1.NodeStatusR\x06status\x122\n" +
+	"\x05links\x18\x02 \x03(\v2\x1c.receptor.mesh.v1.LinkHealthR\x05links\"\xaa\x03\n" +
+	"\tMeshEvent\x126\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\".receptor.control.v1.MeshEventKindR\x04kind\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x17\n" +
+	"\anode_id\x18\x03 \x01(\tR\x06nodeId\x12\x12\n" +
+	"\x04peer\x18\x04 \x01(\tR\x04peer\x12!\n" +
+	"\fbackend_kind\x18\x05 \x01(\tR\vbackendKind\x12\x12\n" +
+	"\x04cost\x18\x06 \x01(\x01R\x04cost\x12+\n" +
+	"\x03rtt\x18\a \x01(\v2\x19.google.protobuf.DurationR\x03rtt\x12\x16\n" +
+	"\x06reason\x18\b \x01(\tR\x06reason\x12\x19\n" +
+	"\bnext_hop\x18\t \x01(\tR\anextHop\x12*\n" +
+	"\x11previous_next_hop\x18\n" +
+	" \x01(\tR\x0fpreviousNextHop\x12E\n" +
+	"\radvertisement\x18\v \x01(\v2\x1f.receptor.mesh.v1.AdvertisementR\radvertisement\"\x12\n" +
+	"\x10WatchWorkRequest\"\xc7\x01\n" +
+	"\x11WatchWorkResponse\x123\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x1f.receptor.work.v1.UnitEventKindR\x04kind\x12\x17\n" +
+	"\aunit_id\x18\x02 \x01(\tR\x06unitId\x124\n" +
+	"\x06status\x18\x03 \x01(\v2\x1c.receptor.work.v1.UnitStatusR\x06status\x12.\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\x12\n" +
 	"\x10GetStatusRequest\"I\n" +
 	"\x11GetStatusResponse\x124\n" +
 	"\x06status\x18\x01 \x01(\v2\x1c.receptor.mesh.v1.NodeStatusR\x06status\"\x13\n" +
@@ -1348,7 +1961,17 @@ const file_receptor_control_v1_control_service_proto_rawDesc = "" +
 	"\tsignature\x18\x03 \x01(\tR\tsignature\"H\n" +
 	"\x13ReleaseWorkResponse\x12\x17\n" +
 	"\aunit_id\x18\x01 \x01(\tR\x06unitId\x12\x18\n" +
-	"\apending\x18\x02 \x01(\bR\apending2\xeb\b\n" +
+	"\apending\x18\x02 \x01(\bR\apending*\xbf\x02\n" +
+	"\rMeshEventKind\x12\x1f\n" +
+	"\x1bMESH_EVENT_KIND_UNSPECIFIED\x10\x00\x12!\n" +
+	"\x1dMESH_EVENT_KIND_NODE_APPEARED\x10\x01\x12\x1d\n" +
+	"\x19MESH_EVENT_KIND_NODE_LEFT\x10\x02\x12\x1b\n" +
+	"\x17MESH_EVENT_KIND_LINK_UP\x10\x03\x12\x1d\n" +
+	"\x19MESH_EVENT_KIND_LINK_DOWN\x10\x04\x12\x1c\n" +
+	"\x18MESH_EVENT_KIND_LINK_RTT\x10\x05\x12!\n" +
+	"\x1dMESH_EVENT_KIND_ROUTE_CHANGED\x10\x06\x12!\n" +
+	"\x1dMESH_EVENT_KIND_ADVERTISEMENT\x10\a\x12+\n" +
+	"'MESH_EVENT_KIND_ADVERTISEMENT_CANCELLED\x10\b2\x83\v\n" +
 	"\x0eControlService\x12Z\n" +
 	"\tGetStatus\x12%.receptor.control.v1.GetStatusRequest\x1a&.receptor.control.v1.GetStatusResponse\x12]\n" +
 	"\n" +
@@ -1366,7 +1989,10 @@ const file_receptor_control_v1_control_service_proto_rawDesc = "" +
 	"\x0eGetWorkResults\x12*.receptor.control.v1.GetWorkResultsRequest\x1a+.receptor.control.v1.GetWorkResultsResponse0\x01\x12]\n" +
 	"\n" +
 	"CancelWork\x12&.receptor.control.v1.CancelWorkRequest\x1a'.receptor.control.v1.CancelWorkResponse\x12`\n" +
-	"\vReleaseWork\x12'.receptor.control.v1.ReleaseWorkRequest\x1a(.receptor.control.v1.ReleaseWorkResponseBHZFgithub.com/receptor-mesh/receptor/gen/go/receptor/control/v1;controlv1b\x06proto3"
+	"\vReleaseWork\x12'.receptor.control.v1.ReleaseWorkRequest\x1a(.receptor.control.v1.ReleaseWorkResponse\x12\\\n" +
+	"\tWatchMesh\x12%.receptor.control.v1.WatchMeshRequest\x1a&.receptor.control.v1.WatchMeshResponse0\x01\x12\\\n" +
+	"\tWatchWork\x12%.receptor.control.v1.WatchWorkRequest\x1a&.receptor.control.v1.WatchWorkResponse0\x01\x12Z\n" +
+	"\tGetAccess\x12%.receptor.control.v1.GetAccessRequest\x1a&.receptor.control.v1.GetAccessResponseBHZFgithub.com/receptor-mesh/receptor/gen/go/receptor/control/v1;controlv1b\x06proto3"
 
 var (
 	file_receptor_control_v1_control_service_proto_rawDescOnce sync.Once
@@ -1380,84 +2006,115 @@ func file_receptor_control_v1_control_service_proto_rawDescGZIP() []byte {
 	return file_receptor_control_v1_control_service_proto_rawDescData
 }
 
-var file_receptor_control_v1_control_service_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_receptor_control_v1_control_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_receptor_control_v1_control_service_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_receptor_control_v1_control_service_proto_goTypes = []any{
-	(*GetStatusRequest)(nil),       // 0: receptor.control.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),      // 1: receptor.control.v1.GetStatusResponse
-	(*GetVersionRequest)(nil),      // 2: receptor.control.v1.GetVersionRequest
-	(*GetVersionResponse)(nil),     // 3: receptor.control.v1.GetVersionResponse
-	(*PingRequest)(nil),            // 4: receptor.control.v1.PingRequest
-	(*PingResponse)(nil),           // 5: receptor.control.v1.PingResponse
-	(*TracerouteRequest)(nil),      // 6: receptor.control.v1.TracerouteRequest
-	(*TracerouteResponse)(nil),     // 7: receptor.control.v1.TracerouteResponse
-	(*ReloadRequest)(nil),          // 8: receptor.control.v1.ReloadRequest
-	(*ReloadResponse)(nil),         // 9: receptor.control.v1.ReloadResponse
-	(*SubmitWorkRequest)(nil),      // 10: receptor.control.v1.SubmitWorkRequest
-	(*SubmitWorkResponse)(nil),     // 11: receptor.control.v1.SubmitWorkResponse
-	(*CreateWorkRequest)(nil),      // 12: receptor.control.v1.CreateWorkRequest
-	(*CreateWorkResponse)(nil),     // 13: receptor.control.v1.CreateWorkResponse
-	(*ListWorkRequest)(nil),        // 14: receptor.control.v1.ListWorkRequest
-	(*ListWorkResponse)(nil),       // 15: receptor.control.v1.ListWorkResponse
-	(*GetWorkRequest)(nil),         // 16: receptor.control.v1.GetWorkRequest
-	(*GetWorkResponse)(nil),        // 17: receptor.control.v1.GetWorkResponse
-	(*GetWorkResultsRequest)(nil),  // 18: receptor.control.v1.GetWorkResultsRequest
-	(*GetWorkResultsResponse)(nil), // 19: receptor.control.v1.GetWorkResultsResponse
-	(*CancelWorkRequest)(nil),      // 20: receptor.control.v1.CancelWorkRequest
-	(*CancelWorkResponse)(nil),     // 21: receptor.control.v1.CancelWorkResponse
-	(*ReleaseWorkRequest)(nil),     // 22: receptor.control.v1.ReleaseWorkRequest
-	(*ReleaseWorkResponse)(nil),    // 23: receptor.control.v1.ReleaseWorkResponse
-	(*v1.NodeStatus)(nil),          // 24: receptor.mesh.v1.NodeStatus
-	(*v1.VersionInfo)(nil),         // 25: receptor.mesh.v1.VersionInfo
-	(*durationpb.Duration)(nil),    // 26: google.protobuf.Duration
-	(*v1.PingResult)(nil),          // 27: receptor.mesh.v1.PingResult
-	(*v1.TracerouteHop)(nil),       // 28: receptor.mesh.v1.TracerouteHop
-	(*v11.SubmitParams)(nil),       // 29: receptor.work.v1.SubmitParams
-	(*v11.UnitCreated)(nil),        // 30: receptor.work.v1.UnitCreated
-	(*v11.SubmitResult)(nil),       // 31: receptor.work.v1.SubmitResult
-	(*v11.UnitStatus)(nil),         // 32: receptor.work.v1.UnitStatus
+	(MeshEventKind)(0),             // 0: receptor.control.v1.MeshEventKind
+	(*GetAccessRequest)(nil),       // 1: receptor.control.v1.GetAccessRequest
+	(*GetAccessResponse)(nil),      // 2: receptor.control.v1.GetAccessResponse
+	(*WatchMeshRequest)(nil),       // 3: receptor.control.v1.WatchMeshRequest
+	(*WatchMeshResponse)(nil),      // 4: receptor.control.v1.WatchMeshResponse
+	(*MeshSnapshot)(nil),           // 5: receptor.control.v1.MeshSnapshot
+	(*MeshEvent)(nil),              // 6: receptor.control.v1.MeshEvent
+	(*WatchWorkRequest)(nil),       // 7: receptor.control.v1.WatchWorkRequest
+	(*WatchWorkResponse)(nil),      // 8: receptor.control.v1.WatchWorkResponse
+	(*GetStatusRequest)(nil),       // 9: receptor.control.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),      // 10: receptor.control.v1.GetStatusResponse
+	(*GetVersionRequest)(nil),      // 11: receptor.control.v1.GetVersionRequest
+	(*GetVersionResponse)(nil),     // 12: receptor.control.v1.GetVersionResponse
+	(*PingRequest)(nil),            // 13: receptor.control.v1.PingRequest
+	(*PingResponse)(nil),           // 14: receptor.control.v1.PingResponse
+	(*TracerouteRequest)(nil),      // 15: receptor.control.v1.TracerouteRequest
+	(*TracerouteResponse)(nil),     // 16: receptor.control.v1.TracerouteResponse
+	(*ReloadRequest)(nil),          // 17: receptor.control.v1.ReloadRequest
+	(*ReloadResponse)(nil),         // 18: receptor.control.v1.ReloadResponse
+	(*SubmitWorkRequest)(nil),      // 19: receptor.control.v1.SubmitWorkRequest
+	(*SubmitWorkResponse)(nil),     // 20: receptor.control.v1.SubmitWorkResponse
+	(*CreateWorkRequest)(nil),      // 21: receptor.control.v1.CreateWorkRequest
+	(*CreateWorkResponse)(nil),     // 22: receptor.control.v1.CreateWorkResponse
+	(*ListWorkRequest)(nil),        // 23: receptor.control.v1.ListWorkRequest
+	(*ListWorkResponse)(nil),       // 24: receptor.control.v1.ListWorkResponse
+	(*GetWorkRequest)(nil),         // 25: receptor.control.v1.GetWorkRequest
+	(*GetWorkResponse)(nil),        // 26: receptor.control.v1.GetWorkResponse
+	(*GetWorkResultsRequest)(nil),  // 27: receptor.control.v1.GetWorkResultsRequest
+	(*GetWorkResultsResponse)(nil), // 28: receptor.control.v1.GetWorkResultsResponse
+	(*CancelWorkRequest)(nil),      // 29: receptor.control.v1.CancelWorkRequest
+	(*CancelWorkResponse)(nil),     // 30: receptor.control.v1.CancelWorkResponse
+	(*ReleaseWorkRequest)(nil),     // 31: receptor.control.v1.ReleaseWorkRequest
+	(*ReleaseWorkResponse)(nil),    // 32: receptor.control.v1.ReleaseWorkResponse
+	(*v1.NodeStatus)(nil),          // 33: receptor.mesh.v1.NodeStatus
+	(*v1.LinkHealth)(nil),          // 34: receptor.mesh.v1.LinkHealth
+	(*timestamppb.Timestamp)(nil),  // 35: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 36: google.protobuf.Duration
+	(*v1.Advertisement)(nil),       // 37: receptor.mesh.v1.Advertisement
+	(v11.UnitEventKind)(0),         // 38: receptor.work.v1.UnitEventKind
+	(*v11.UnitStatus)(nil),         // 39: receptor.work.v1.UnitStatus
+	(*v1.VersionInfo)(nil),         // 40: receptor.mesh.v1.VersionInfo
+	(*v1.PingResult)(nil),          // 41: receptor.mesh.v1.PingResult
+	(*v1.TracerouteHop)(nil),       // 42: receptor.mesh.v1.TracerouteHop
+	(*v11.SubmitParams)(nil),       // 43: receptor.work.v1.SubmitParams
+	(*v11.UnitCreated)(nil),        // 44: receptor.work.v1.UnitCreated
+	(*v11.SubmitResult)(nil),       // 45: receptor.work.v1.SubmitResult
 }
 var file_receptor_control_v1_control_service_proto_depIdxs = []int32{
-	24, // 0: receptor.control.v1.GetStatusResponse.status:type_name -> receptor.mesh.v1.NodeStatus
-	25, // 1: receptor.control.v1.GetVersionResponse.version:type_name -> receptor.mesh.v1.VersionInfo
-	26, // 2: receptor.control.v1.PingRequest.timeout:type_name -> google.protobuf.Duration
-	27, // 3: receptor.control.v1.PingResponse.result:type_name -> receptor.mesh.v1.PingResult
-	28, // 4: receptor.control.v1.TracerouteResponse.hop:type_name -> receptor.mesh.v1.TracerouteHop
-	29, // 5: receptor.control.v1.SubmitWorkRequest.params:type_name -> receptor.work.v1.SubmitParams
-	30, // 6: receptor.control.v1.SubmitWorkResponse.created:type_name -> receptor.work.v1.UnitCreated
-	31, // 7: receptor.control.v1.SubmitWorkResponse.result:type_name -> receptor.work.v1.SubmitResult
-	29, // 8: receptor.control.v1.CreateWorkRequest.params:type_name -> receptor.work.v1.SubmitParams
-	31, // 9: receptor.control.v1.CreateWorkResponse.result:type_name -> receptor.work.v1.SubmitResult
-	32, // 10: receptor.control.v1.ListWorkResponse.units:type_name -> receptor.work.v1.UnitStatus
-	32, // 11: receptor.control.v1.GetWorkResponse.status:type_name -> receptor.work.v1.UnitStatus
-	0,  // 12: receptor.control.v1.ControlService.GetStatus:input_type -> receptor.control.v1.GetStatusRequest
-	2,  // 13: receptor.control.v1.ControlService.GetVersion:input_type -> receptor.control.v1.GetVersionRequest
-	4,  // 14: receptor.control.v1.ControlService.Ping:input_type -> receptor.control.v1.PingRequest
-	6,  // 15: receptor.control.v1.ControlService.Traceroute:input_type -> receptor.control.v1.TracerouteRequest
-	8,  // 16: receptor.control.v1.ControlService.Reload:input_type -> receptor.control.v1.ReloadRequest
-	10, // 17: receptor.control.v1.ControlService.SubmitWork:input_type -> receptor.control.v1.SubmitWorkRequest
-	12, // 18: receptor.control.v1.ControlService.CreateWork:input_type -> receptor.control.v1.CreateWorkRequest
-	14, // 19: receptor.control.v1.ControlService.ListWork:input_type -> receptor.control.v1.ListWorkRequest
-	16, // 20: receptor.control.v1.ControlService.GetWork:input_type -> receptor.control.v1.GetWorkRequest
-	18, // 21: receptor.control.v1.ControlService.GetWorkResults:input_type -> receptor.control.v1.GetWorkResultsRequest
-	20, // 22: receptor.control.v1.ControlService.CancelWork:input_type -> receptor.control.v1.CancelWorkRequest
-	22, // 23: receptor.control.v1.ControlService.ReleaseWork:input_type -> receptor.control.v1.ReleaseWorkRequest
-	1,  // 24: receptor.control.v1.ControlService.GetStatus:output_type -> receptor.control.v1.GetStatusResponse
-	3,  // 25: receptor.control.v1.ControlService.GetVersion:output_type -> receptor.control.v1.GetVersionResponse
-	5,  // 26: receptor.control.v1.ControlService.Ping:output_type -> receptor.control.v1.PingResponse
-	7,  // 27: receptor.control.v1.ControlService.Traceroute:output_type -> receptor.control.v1.TracerouteResponse
-	9,  // 28: receptor.control.v1.ControlService.Reload:output_type -> receptor.control.v1.ReloadResponse
-	11, // 29: receptor.control.v1.ControlService.SubmitWork:output_type -> receptor.control.v1.SubmitWorkResponse
-	13, // 30: receptor.control.v1.ControlService.CreateWork:output_type -> receptor.control.v1.CreateWorkResponse
-	15, // 31: receptor.control.v1.ControlService.ListWork:output_type -> receptor.control.v1.ListWorkResponse
-	17, // 32: receptor.control.v1.ControlService.GetWork:output_type -> receptor.control.v1.GetWorkResponse
-	19, // 33: receptor.control.v1.ControlService.GetWorkResults:output_type -> receptor.control.v1.GetWorkResultsResponse
-	21, // 34: receptor.control.v1.ControlService.CancelWork:output_type -> receptor.control.v1.CancelWorkResponse
-	23, // 35: receptor.control.v1.ControlService.ReleaseWork:output_type -> receptor.control.v1.ReleaseWorkResponse
-	24, // [24:36] is the sub-list for method output_type
-	12, // [12:24] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	5,  // 0: receptor.control.v1.WatchMeshResponse.snapshot:type_name -> receptor.control.v1.MeshSnapshot
+	6,  // 1: receptor.control.v1.WatchMeshResponse.event:type_name -> receptor.control.v1.MeshEvent
+	33, // 2: receptor.control.v1.MeshSnapshot.status:type_name -> receptor.mesh.v1.NodeStatus
+	34, // 3: receptor.control.v1.MeshSnapshot.links:type_name -> receptor.mesh.v1.LinkHealth
+	0,  // 4: receptor.control.v1.MeshEvent.kind:type_name -> receptor.control.v1.MeshEventKind
+	35, // 5: receptor.control.v1.MeshEvent.time:type_name -> google.protobuf.Timestamp
+	36, // 6: receptor.control.v1.MeshEvent.rtt:type_name -> google.protobuf.Duration
+	37, // 7: receptor.control.v1.MeshEvent.advertisement:type_name -> receptor.mesh.v1.Advertisement
+	38, // 8: receptor.control.v1.WatchWorkResponse.kind:type_name -> receptor.work.v1.UnitEventKind
+	39, // 9: receptor.control.v1.WatchWorkResponse.status:type_name -> receptor.work.v1.UnitStatus
+	35, // 10: receptor.control.v1.WatchWorkResponse.time:type_name -> google.protobuf.Timestamp
+	33, // 11: receptor.control.v1.GetStatusResponse.status:type_name -> receptor.mesh.v1.NodeStatus
+	40, // 12: receptor.control.v1.GetVersionResponse.version:type_name -> receptor.mesh.v1.VersionInfo
+	36, // 13: receptor.control.v1.PingRequest.timeout:type_name -> google.protobuf.Duration
+	41, // 14: receptor.control.v1.PingResponse.result:type_name -> receptor.mesh.v1.PingResult
+	42, // 15: receptor.control.v1.TracerouteResponse.hop:type_name -> receptor.mesh.v1.TracerouteHop
+	43, // 16: receptor.control.v1.SubmitWorkRequest.params:type_name -> receptor.work.v1.SubmitParams
+	44, // 17: receptor.control.v1.SubmitWorkResponse.created:type_name -> receptor.work.v1.UnitCreated
+	45, // 18: receptor.control.v1.SubmitWorkResponse.result:type_name -> receptor.work.v1.SubmitResult
+	43, // 19: receptor.control.v1.CreateWorkRequest.params:type_name -> receptor.work.v1.SubmitParams
+	45, // 20: receptor.control.v1.CreateWorkResponse.result:type_name -> receptor.work.v1.SubmitResult
+	39, // 21: receptor.control.v1.ListWorkResponse.units:type_name -> receptor.work.v1.UnitStatus
+	39, // 22: receptor.control.v1.GetWorkResponse.status:type_name -> receptor.work.v1.UnitStatus
+	9,  // 23: receptor.control.v1.ControlService.GetStatus:input_type -> receptor.control.v1.GetStatusRequest
+	11, // 24: receptor.control.v1.ControlService.GetVersion:input_type -> receptor.control.v1.GetVersionRequest
+	13, // 25: receptor.control.v1.ControlService.Ping:input_type -> receptor.control.v1.PingRequest
+	15, // 26: receptor.control.v1.ControlService.Traceroute:input_type -> receptor.control.v1.TracerouteRequest
+	17, // 27: receptor.control.v1.ControlService.Reload:input_type -> receptor.control.v1.ReloadRequest
+	19, // 28: receptor.control.v1.ControlService.SubmitWork:input_type -> receptor.control.v1.SubmitWorkRequest
+	21, // 29: receptor.control.v1.ControlService.CreateWork:input_type -> receptor.control.v1.CreateWorkRequest
+	23, // 30: receptor.control.v1.ControlService.ListWork:input_type -> receptor.control.v1.ListWorkRequest
+	25, // 31: receptor.control.v1.ControlService.GetWork:input_type -> receptor.control.v1.GetWorkRequest
+	27, // 32: receptor.control.v1.ControlService.GetWorkResults:input_type -> receptor.control.v1.GetWorkResultsRequest
+	29, // 33: receptor.control.v1.ControlService.CancelWork:input_type -> receptor.control.v1.CancelWorkRequest
+	31, // 34: receptor.control.v1.ControlService.ReleaseWork:input_type -> receptor.control.v1.ReleaseWorkRequest
+	3,  // 35: receptor.control.v1.ControlService.WatchMesh:input_type -> receptor.control.v1.WatchMeshRequest
+	7,  // 36: receptor.control.v1.ControlService.WatchWork:input_type -> receptor.control.v1.WatchWorkRequest
+	1,  // 37: receptor.control.v1.ControlService.GetAccess:input_type -> receptor.control.v1.GetAccessRequest
+	10, // 38: receptor.control.v1.ControlService.GetStatus:output_type -> receptor.control.v1.GetStatusResponse
+	12, // 39: receptor.control.v1.ControlService.GetVersion:output_type -> receptor.control.v1.GetVersionResponse
+	14, // 40: receptor.control.v1.ControlService.Ping:output_type -> receptor.control.v1.PingResponse
+	16, // 41: receptor.control.v1.ControlService.Traceroute:output_type -> receptor.control.v1.TracerouteResponse
+	18, // 42: receptor.control.v1.ControlService.Reload:output_type -> receptor.control.v1.ReloadResponse
+	20, // 43: receptor.control.v1.ControlService.SubmitWork:output_type -> receptor.control.v1.SubmitWorkResponse
+	22, // 44: receptor.control.v1.ControlService.CreateWork:output_type -> receptor.control.v1.CreateWorkResponse
+	24, // 45: receptor.control.v1.ControlService.ListWork:output_type -> receptor.control.v1.ListWorkResponse
+	26, // 46: receptor.control.v1.ControlService.GetWork:output_type -> receptor.control.v1.GetWorkResponse
+	28, // 47: receptor.control.v1.ControlService.GetWorkResults:output_type -> receptor.control.v1.GetWorkResultsResponse
+	30, // 48: receptor.control.v1.ControlService.CancelWork:output_type -> receptor.control.v1.CancelWorkResponse
+	32, // 49: receptor.control.v1.ControlService.ReleaseWork:output_type -> receptor.control.v1.ReleaseWorkResponse
+	4,  // 50: receptor.control.v1.ControlService.WatchMesh:output_type -> receptor.control.v1.WatchMeshResponse
+	8,  // 51: receptor.control.v1.ControlService.WatchWork:output_type -> receptor.control.v1.WatchWorkResponse
+	2,  // 52: receptor.control.v1.ControlService.GetAccess:output_type -> receptor.control.v1.GetAccessResponse
+	38, // [38:53] is the sub-list for method output_type
+	23, // [23:38] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_receptor_control_v1_control_service_proto_init() }
@@ -1465,12 +2122,12 @@ func file_receptor_control_v1_control_service_proto_init() {
 	if File_receptor_control_v1_control_service_proto != nil {
 		return
 	}
-	file_receptor_control_v1_control_service_proto_msgTypes[4].OneofWrappers = []any{}
-	file_receptor_control_v1_control_service_proto_msgTypes[10].OneofWrappers = []any{
+	file_receptor_control_v1_control_service_proto_msgTypes[12].OneofWrappers = []any{}
+	file_receptor_control_v1_control_service_proto_msgTypes[18].OneofWrappers = []any{
 		(*SubmitWorkRequest_Params)(nil),
 		(*SubmitWorkRequest_Stdin)(nil),
 	}
-	file_receptor_control_v1_control_service_proto_msgTypes[11].OneofWrappers = []any{
+	file_receptor_control_v1_control_service_proto_msgTypes[19].OneofWrappers = []any{
 		(*SubmitWorkResponse_Created)(nil),
 		(*SubmitWorkResponse_Result)(nil),
 	}
@@ -1479,13 +2136,14 @@ func file_receptor_control_v1_control_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_receptor_control_v1_control_service_proto_rawDesc), len(file_receptor_control_v1_control_service_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   24,
+			NumEnums:      1,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_receptor_control_v1_control_service_proto_goTypes,
 		DependencyIndexes: file_receptor_control_v1_control_service_proto_depIdxs,
+		EnumInfos:         file_receptor_control_v1_control_service_proto_enumTypes,
 		MessageInfos:      file_receptor_control_v1_control_service_proto_msgTypes,
 	}.Build()
 	File_receptor_control_v1_control_service_proto = out.File

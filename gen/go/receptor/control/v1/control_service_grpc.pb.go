@@ -31,6 +31,9 @@ const (
 	ControlService_GetWorkResults_FullMethodName = "/receptor.control.v1.ControlService/GetWorkResults"
 	ControlService_CancelWork_FullMethodName     = "/receptor.control.v1.ControlService/CancelWork"
 	ControlService_ReleaseWork_FullMethodName    = "/receptor.control.v1.ControlService/ReleaseWork"
+	ControlService_WatchMesh_FullMethodName      = "/receptor.control.v1.ControlService/WatchMesh"
+	ControlService_WatchWork_FullMethodName      = "/receptor.control.v1.ControlService/WatchWork"
+	ControlService_GetAccess_FullMethodName      = "/receptor.control.v1.ControlService/GetAccess"
 )
 
 // ControlServiceClient is the client API for ControlService service.
@@ -81,6 +84,30 @@ type ControlServiceClient interface {
 	CancelWork(ctx context.Context, in *CancelWorkRequest, opts ...grpc.CallOption) (*CancelWorkResponse, error)
 	// ReleaseWork cancels a unit and deletes it; with force, errors are ignored.
 	ReleaseWork(ctx context.Context, in *ReleaseWorkRequest, opts ...grpc.CallOption) (*ReleaseWorkResponse, error)
+	// WatchMesh follows the mesh as this node sees it. The first response
+	// carries a snapshot (the node's status and every link it has had); each
+	// later response carries one change that happened after the snapshot, in
+	// the order the node saw them, with no change missing between the two. The
+	// stream runs until the client cancels it. A client that reads too slowly
+	// has a bounded buffer (1024 events); when it is full the stream ends with
+	// RESOURCE_EXHAUSTED (the node is not affected): call again for a fresh
+	// snapshot. Over REST: GET /v1/mesh/watch, one JSON object per line
+	// ({"result": WatchMeshResponse}), or Server-Sent Events with
+	// Accept: text/event-stream.
+	WatchMesh(ctx context.Context, in *WatchMeshRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchMeshResponse], error)
+	// WatchWork follows the node's work units, fed by the work agent's unit
+	// watch (WorkService.WatchUnitStatus with all_units). It first sends every
+	// existing unit (kind SNAPSHOT), then one SNAPSHOT_END, then each change:
+	// CREATED, CHANGED (every state change, Detail or StdoutSize change) and
+	// RELEASED, with no change missing after the snapshot. A slow reader is
+	// ended with RESOURCE_EXHAUSTED as in WatchMesh; without a work agent the
+	// call fails with UNAVAILABLE. Over REST: GET /v1/work/watch (lines or
+	// Server-Sent Events, as WatchMesh).
+	WatchWork(ctx context.Context, in *WatchWorkRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchWorkResponse], error)
+	// GetAccess tells the caller who the node takes it for and what it may do,
+	// so that a client (the web view) offers only the actions it is allowed.
+	// Over REST: GET /v1/access.
+	GetAccess(ctx context.Context, in *GetAccessRequest, opts ...grpc.CallOption) (*GetAccessResponse, error)
 }
 
 type controlServiceClient struct {
@@ -232,6 +259,54 @@ func (c *controlServiceClient) ReleaseWork(ctx context.Context, in *ReleaseWorkR
 	return out, nil
 }
 
+func (c *controlServiceClient) WatchMesh(ctx context.Context, in *WatchMeshRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchMeshResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ControlService_ServiceDesc.Streams[3], ControlService_WatchMesh_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchMeshRequest, WatchMeshResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ControlService_WatchMeshClient = grpc.ServerStreamingClient[WatchMeshResponse]
+
+func (c *controlServiceClient) WatchWork(ctx context.Context, in *WatchWorkRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchWorkResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ControlService_ServiceDesc.Streams[4], ControlService_WatchWork_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchWorkRequest, WatchWorkResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ControlService_WatchWorkClient = grpc.ServerStreamingClient[WatchWorkResponse]
+
+func (c *controlServiceClient) GetAccess(ctx context.Context, in *GetAccessRequest, opts ...grpc.CallOption) (*GetAccessResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetAccessResponse)
+	err := c.cc.Invoke(ctx, ControlService_GetAccess_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ControlServiceServer is the server API for ControlService service.
 // All implementations must embed UnimplementedControlServiceServer
 // for forward compatibility.
@@ -280,6 +355,30 @@ type ControlServiceServer interface {
 	CancelWork(context.Context, *CancelWorkRequest) (*CancelWorkResponse, error)
 	// ReleaseWork cancels a unit and deletes it; with force, errors are ignored.
 	ReleaseWork(context.Context, *ReleaseWorkRequest) (*ReleaseWorkResponse, error)
+	// WatchMesh follows the mesh as this node sees it. The first response
+	// carries a snapshot (the node's status and every link it has had); each
+	// later response carries one change that happened after the snapshot, in
+	// the order the node saw them, with no change missing between the two. The
+	// stream runs until the client cancels it. A client that reads too slowly
+	// has a bounded buffer (1024 events); when it is full the stream ends with
+	// RESOURCE_EXHAUSTED (the node is not affected): call again for a fresh
+	// snapshot. Over REST: GET /v1/mesh/watch, one JSON object per line
+	// ({"result": WatchMeshResponse}), or Server-Sent Events with
+	// Accept: text/event-stream.
+	WatchMesh(*WatchMeshRequest, grpc.ServerStreamingServer[WatchMeshResponse]) error
+	// WatchWork follows the node's work units, fed by the work agent's unit
+	// watch (WorkService.WatchUnitStatus with all_units). It first sends every
+	// existing unit (kind SNAPSHOT), then one SNAPSHOT_END, then each change:
+	// CREATED, CHANGED (every state change, Detail or StdoutSize change) and
+	// RELEASED, with no change missing after the snapshot. A slow reader is
+	// ended with RESOURCE_EXHAUSTED as in WatchMesh; without a work agent the
+	// call fails with UNAVAILABLE. Over REST: GET /v1/work/watch (lines or
+	// Server-Sent Events, as WatchMesh).
+	WatchWork(*WatchWorkRequest, grpc.ServerStreamingServer[WatchWorkResponse]) error
+	// GetAccess tells the caller who the node takes it for and what it may do,
+	// so that a client (the web view) offers only the actions it is allowed.
+	// Over REST: GET /v1/access.
+	GetAccess(context.Context, *GetAccessRequest) (*GetAccessResponse, error)
 	mustEmbedUnimplementedControlServiceServer()
 }
 
@@ -325,6 +424,15 @@ func (UnimplementedControlServiceServer) CancelWork(context.Context, *CancelWork
 }
 func (UnimplementedControlServiceServer) ReleaseWork(context.Context, *ReleaseWorkRequest) (*ReleaseWorkResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReleaseWork not implemented")
+}
+func (UnimplementedControlServiceServer) WatchMesh(*WatchMeshRequest, grpc.ServerStreamingServer[WatchMeshResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchMesh not implemented")
+}
+func (UnimplementedControlServiceServer) WatchWork(*WatchWorkRequest, grpc.ServerStreamingServer[WatchWorkResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchWork not implemented")
+}
+func (UnimplementedControlServiceServer) GetAccess(context.Context, *GetAccessRequest) (*GetAccessResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetAccess not implemented")
 }
 func (UnimplementedControlServiceServer) mustEmbedUnimplementedControlServiceServer() {}
 func (UnimplementedControlServiceServer) testEmbeddedByValue()                        {}
@@ -538,6 +646,46 @@ func _ControlService_ReleaseWork_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ControlService_WatchMesh_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchMeshRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ControlServiceServer).WatchMesh(m, &grpc.GenericServerStream[WatchMeshRequest, WatchMeshResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ControlService_WatchMeshServer = grpc.ServerStreamingServer[WatchMeshResponse]
+
+func _ControlService_WatchWork_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchWorkRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ControlServiceServer).WatchWork(m, &grpc.GenericServerStream[WatchWorkRequest, WatchWorkResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ControlService_WatchWorkServer = grpc.ServerStreamingServer[WatchWorkResponse]
+
+func _ControlService_GetAccess_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetAccessRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServiceServer).GetAccess(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControlService_GetAccess_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServiceServer).GetAccess(ctx, req.(*GetAccessRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ControlService_ServiceDesc is the grpc.ServiceDesc for ControlService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -581,6 +729,10 @@ var ControlService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "ReleaseWork",
 			Handler:    _ControlService_ReleaseWork_Handler,
 		},
+		{
+			MethodName: "GetAccess",
+			Handler:    _ControlService_GetAccess_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -597,6 +749,16 @@ var ControlService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "GetWorkResults",
 			Handler:       _ControlService_GetWorkResults_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchMesh",
+			Handler:       _ControlService_WatchMesh_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchWork",
+			Handler:       _ControlService_WatchWork_Handler,
 			ServerStreams: true,
 		},
 	},

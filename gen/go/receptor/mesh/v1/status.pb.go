@@ -213,7 +213,10 @@ type Connection struct {
 	// The neighbour's node ID [NodeID].
 	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	// The connection cost used for routing [Cost].
-	Cost          float64 `protobuf:"fixed64,2,opt,name=cost,proto3" json:"cost,omitempty"`
+	Cost float64 `protobuf:"fixed64,2,opt,name=cost,proto3" json:"cost,omitempty"`
+	// The link's health. Not part of the upstream reply (receptorctl's status
+	// does not show it).
+	Health        *LinkHealth `protobuf:"bytes,3,opt,name=health,proto3" json:"health,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -262,6 +265,243 @@ func (x *Connection) GetCost() float64 {
 	return 0
 }
 
+func (x *Connection) GetHealth() *LinkHealth {
+	if x != nil {
+		return x.Health
+	}
+	return nil
+}
+
+// LinkHealth describes one link: a direct peer reached over one backend.
+// Counters add up every session the link had since the node started.
+type LinkHealth struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The peer's node ID.
+	Peer string `protobuf:"bytes,1,opt,name=peer,proto3" json:"peer,omitempty"`
+	// The backend kind, e.g. "tcp-listener" or "ws-peer".
+	BackendKind string `protobuf:"bytes,2,opt,name=backend_kind,json=backendKind,proto3" json:"backend_kind,omitempty"`
+	// The transport: "tcp", "udp", "ws" (or "memory" in tests).
+	Backend string `protobuf:"bytes,3,opt,name=backend,proto3" json:"backend,omitempty"`
+	// "inbound" (a listener accepted the session) or "outbound" (we dialed).
+	Direction string `protobuf:"bytes,4,opt,name=direction,proto3" json:"direction,omitempty"`
+	// True while a session is established.
+	Up bool `protobuf:"varint,5,opt,name=up,proto3" json:"up,omitempty"`
+	// The link's routing cost.
+	Cost float64 `protobuf:"fixed64,6,opt,name=cost,proto3" json:"cost,omitempty"`
+	// When the current session was established; unset while down.
+	EstablishedSince *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=established_since,json=establishedSince,proto3" json:"established_since,omitempty"`
+	// When the last session ended; unset while up.
+	DownSince *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=down_since,json=downSince,proto3" json:"down_since,omitempty"`
+	// When the peer's last message arrived.
+	LastReceived *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=last_received,json=lastReceived,proto3" json:"last_received,omitempty"`
+	// The last measured round-trip time: a mesh ping of the peer sent over this
+	// link every routing interval (10 s). Unset until measured.
+	Rtt *durationpb.Duration `protobuf:"bytes,10,opt,name=rtt,proto3" json:"rtt,omitempty"`
+	// Mesh message bytes received and handed to the transport.
+	BytesIn uint64 `protobuf:"varint,11,opt,name=bytes_in,json=bytesIn,proto3" json:"bytes_in,omitempty"`
+	// Mesh message bytes handed to the transport.
+	BytesOut uint64 `protobuf:"varint,12,opt,name=bytes_out,json=bytesOut,proto3" json:"bytes_out,omitempty"`
+	// Mesh messages received.
+	MessagesIn uint64 `protobuf:"varint,13,opt,name=messages_in,json=messagesIn,proto3" json:"messages_in,omitempty"`
+	// Mesh messages handed to the transport.
+	MessagesOut uint64 `protobuf:"varint,14,opt,name=messages_out,json=messagesOut,proto3" json:"messages_out,omitempty"`
+	// Messages waiting in the send queues now.
+	QueuedMessages int64 `protobuf:"varint,15,opt,name=queued_messages,json=queuedMessages,proto3" json:"queued_messages,omitempty"`
+	// Bytes waiting in the send queues now.
+	QueuedBytes int64 `protobuf:"varint,16,opt,name=queued_bytes,json=queuedBytes,proto3" json:"queued_bytes,omitempty"`
+	// Messages dropped at a full send queue.
+	Drops uint64 `protobuf:"varint,17,opt,name=drops,proto3" json:"drops,omitempty"`
+	// Sessions established again after an earlier one ended.
+	Redials uint64 `protobuf:"varint,18,opt,name=redials,proto3" json:"redials,omitempty"`
+	// Sessions ended because the peer sent nothing for the idle timeout.
+	IdleTeardowns uint64 `protobuf:"varint,19,opt,name=idle_teardowns,json=idleTeardowns,proto3" json:"idle_teardowns,omitempty"`
+	// The node IDs of the peer's verified TLS certificate; empty without TLS or
+	// without a verified client certificate.
+	TlsPeerNodeIds []string `protobuf:"bytes,20,rep,name=tls_peer_node_ids,json=tlsPeerNodeIds,proto3" json:"tls_peer_node_ids,omitempty"`
+	// The transport address of the current (or last) session, e.g.
+	// "tcp 127.0.0.1:2222".
+	RemoteAddress string `protobuf:"bytes,21,opt,name=remote_address,json=remoteAddress,proto3" json:"remote_address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkHealth) Reset() {
+	*x = LinkHealth{}
+	mi := &file_receptor_mesh_v1_status_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkHealth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkHealth) ProtoMessage() {}
+
+func (x *LinkHealth) ProtoReflect() protoreflect.Message {
+	mi := &file_receptor_mesh_v1_status_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkHealth.ProtoReflect.Descriptor instead.
+func (*LinkHealth) Descriptor() ([]byte, []int) {
+	return file_receptor_mesh_v1_status_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *LinkHealth) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
+func (x *LinkHealth) GetBackendKind() string {
+	if x != nil {
+		return x.BackendKind
+	}
+	return ""
+}
+
+func (x *LinkHealth) GetBackend() string {
+	if x != nil {
+		return x.Backend
+	}
+	return ""
+}
+
+func (x *LinkHealth) GetDirection() string {
+	if x != nil {
+		return x.Direction
+	}
+	return ""
+}
+
+func (x *LinkHealth) GetUp() bool {
+	if x != nil {
+		return x.Up
+	}
+	return false
+}
+
+func (x *LinkHealth) GetCost() float64 {
+	if x != nil {
+		return x.Cost
+	}
+	return 0
+}
+
+func (x *LinkHealth) GetEstablishedSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EstablishedSince
+	}
+	return nil
+}
+
+func (x *LinkHealth) GetDownSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DownSince
+	}
+	return nil
+}
+
+func (x *LinkHealth) GetLastReceived() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastReceived
+	}
+	return nil
+}
+
+func (x *LinkHealth) GetRtt() *durationpb.Duration {
+	if x != nil {
+		return x.Rtt
+	}
+	return nil
+}
+
+func (x *LinkHealth) GetBytesIn() uint64 {
+	if x != nil {
+		return x.BytesIn
+	}
+	return 0
+}
+
+func (x *LinkHealth) GetBytesOut() uint64 {
+	if x != nil {
+		return x.BytesOut
+	}
+	return 0
+}
+
+func (x *LinkHealth) GetMessagesIn() uint64 {
+	if x != nil {
+		return x.MessagesIn
+	}
+	return 0
+}
+
+func (x *LinkHealth) GetMessagesOut() uint64 {
+	if x != nil {
+		return x.MessagesOut
+	}
+	return 0
+}
+
+func (x *LinkHealth) GetQueuedMessages() int64 {
+	if x != nil {
+		return x.QueuedMessages
+	}
+	return 0
+}
+
+func (x *LinkHealth) GetQueuedBytes() int64 {
+	if x != nil {
+		return x.QueuedBytes
+	}
+	return 0
+}
+
+func (x *LinkHealth) GetDrops() uint64 {
+	if x != nil {
+		return x.Drops
+	}
+	return 0
+}
+
+func (x *LinkHealth) GetRedials() uint64 {
+	if x != nil {
+		return x.Redials
+	}
+	return 0
+}
+
+func (x *LinkHealth) GetIdleTeardowns() uint64 {
+	if x != nil {
+		return x.IdleTeardowns
+	}
+	return 0
+}
+
+func (x *LinkHealth) GetTlsPeerNodeIds() []string {
+	if x != nil {
+		return x.TlsPeerNodeIds
+	}
+	return nil
+}
+
+func (x *LinkHealth) GetRemoteAddress() string {
+	if x != nil {
+		return x.RemoteAddress
+	}
+	return ""
+}
+
 // ConnectionCosts lists the neighbours of one node.
 type ConnectionCosts struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -273,7 +513,7 @@ type ConnectionCosts struct {
 
 func (x *ConnectionCosts) Reset() {
 	*x = ConnectionCosts{}
-	mi := &file_receptor_mesh_v1_status_proto_msgTypes[2]
+	mi := &file_receptor_mesh_v1_status_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -285,7 +525,7 @@ func (x *ConnectionCosts) String() string {
 func (*ConnectionCosts) ProtoMessage() {}
 
 func (x *ConnectionCosts) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_mesh_v1_status_proto_msgTypes[2]
+	mi := &file_receptor_mesh_v1_status_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -298,7 +538,7 @@ func (x *ConnectionCosts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectionCosts.ProtoReflect.Descriptor instead.
 func (*ConnectionCosts) Descriptor() ([]byte, []int) {
-	return file_receptor_mesh_v1_status_proto_rawDescGZIP(), []int{2}
+	return file_receptor_mesh_v1_status_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ConnectionCosts) GetCosts() map[string]float64 {
@@ -333,7 +573,7 @@ type Advertisement struct {
 
 func (x *Advertisement) Reset() {
 	*x = Advertisement{}
-	mi := &file_receptor_mesh_v1_status_proto_msgTypes[3]
+	mi := &file_receptor_mesh_v1_status_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -345,7 +585,7 @@ func (x *Advertisement) String() string {
 func (*Advertisement) ProtoMessage() {}
 
 func (x *Advertisement) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_mesh_v1_status_proto_msgTypes[3]
+	mi := &file_receptor_mesh_v1_status_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -358,7 +598,7 @@ func (x *Advertisement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Advertisement.ProtoReflect.Descriptor instead.
 func (*Advertisement) Descriptor() ([]byte, []int) {
-	return file_receptor_mesh_v1_status_proto_rawDescGZIP(), []int{3}
+	return file_receptor_mesh_v1_status_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Advertisement) GetNodeId() string {
@@ -417,7 +657,7 @@ type WorkCommand struct {
 
 func (x *WorkCommand) Reset() {
 	*x = WorkCommand{}
-	mi := &file_receptor_mesh_v1_status_proto_msgTypes[4]
+	mi := &file_receptor_mesh_v1_status_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -429,7 +669,7 @@ func (x *WorkCommand) String() string {
 func (*WorkCommand) ProtoMessage() {}
 
 func (x *WorkCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_mesh_v1_status_proto_msgTypes[4]
+	mi := &file_receptor_mesh_v1_status_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -442,7 +682,7 @@ func (x *WorkCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkCommand.ProtoReflect.Descriptor instead.
 func (*WorkCommand) Descriptor() ([]byte, []int) {
-	return file_receptor_mesh_v1_status_proto_rawDescGZIP(), []int{4}
+	return file_receptor_mesh_v1_status_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *WorkCommand) GetWorkType() string {
@@ -474,7 +714,7 @@ type WorkCapacity struct {
 
 func (x *WorkCapacity) Reset() {
 	*x = WorkCapacity{}
-	mi := &file_receptor_mesh_v1_status_proto_msgTypes[5]
+	mi := &file_receptor_mesh_v1_status_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -486,7 +726,7 @@ func (x *WorkCapacity) String() string {
 func (*WorkCapacity) ProtoMessage() {}
 
 func (x *WorkCapacity) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_mesh_v1_status_proto_msgTypes[5]
+	mi := &file_receptor_mesh_v1_status_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -499,7 +739,7 @@ func (x *WorkCapacity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkCapacity.ProtoReflect.Descriptor instead.
 func (*WorkCapacity) Descriptor() ([]byte, []int) {
-	return file_receptor_mesh_v1_status_proto_rawDescGZIP(), []int{5}
+	return file_receptor_mesh_v1_status_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *WorkCapacity) GetCpuCount() int64 {
@@ -540,7 +780,7 @@ type WorkAgentStatus struct {
 
 func (x *WorkAgentStatus) Reset() {
 	*x = WorkAgentStatus{}
-	mi := &file_receptor_mesh_v1_status_proto_msgTypes[6]
+	mi := &file_receptor_mesh_v1_status_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -552,7 +792,7 @@ func (x *WorkAgentStatus) String() string {
 func (*WorkAgentStatus) ProtoMessage() {}
 
 func (x *WorkAgentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_mesh_v1_status_proto_msgTypes[6]
+	mi := &file_receptor_mesh_v1_status_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -565,7 +805,7 @@ func (x *WorkAgentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkAgentStatus.ProtoReflect.Descriptor instead.
 func (*WorkAgentStatus) Descriptor() ([]byte, []int) {
-	return file_receptor_mesh_v1_status_proto_rawDescGZIP(), []int{6}
+	return file_receptor_mesh_v1_status_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *WorkAgentStatus) GetAttached() bool {
@@ -611,7 +851,7 @@ type VersionInfo struct {
 
 func (x *VersionInfo) Reset() {
 	*x = VersionInfo{}
-	mi := &file_receptor_mesh_v1_status_proto_msgTypes[7]
+	mi := &file_receptor_mesh_v1_status_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -623,7 +863,7 @@ func (x *VersionInfo) String() string {
 func (*VersionInfo) ProtoMessage() {}
 
 func (x *VersionInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_mesh_v1_status_proto_msgTypes[7]
+	mi := &file_receptor_mesh_v1_status_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -636,7 +876,7 @@ func (x *VersionInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionInfo.ProtoReflect.Descriptor instead.
 func (*VersionInfo) Descriptor() ([]byte, []int) {
-	return file_receptor_mesh_v1_status_proto_rawDescGZIP(), []int{7}
+	return file_receptor_mesh_v1_status_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *VersionInfo) GetVersion() string {
@@ -673,7 +913,7 @@ type PingResult struct {
 
 func (x *PingResult) Reset() {
 	*x = PingResult{}
-	mi := &file_receptor_mesh_v1_status_proto_msgTypes[8]
+	mi := &file_receptor_mesh_v1_status_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -685,7 +925,7 @@ func (x *PingResult) String() string {
 func (*PingResult) ProtoMessage() {}
 
 func (x *PingResult) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_mesh_v1_status_proto_msgTypes[8]
+	mi := &file_receptor_mesh_v1_status_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -698,7 +938,7 @@ func (x *PingResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingResult.ProtoReflect.Descriptor instead.
 func (*PingResult) Descriptor() ([]byte, []int) {
-	return file_receptor_mesh_v1_status_proto_rawDescGZIP(), []int{8}
+	return file_receptor_mesh_v1_status_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PingResult) GetFromNode() string {
@@ -736,7 +976,7 @@ type TracerouteHop struct {
 
 func (x *TracerouteHop) Reset() {
 	*x = TracerouteHop{}
-	mi := &file_receptor_mesh_v1_status_proto_msgTypes[9]
+	mi := &file_receptor_mesh_v1_status_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -748,7 +988,7 @@ func (x *TracerouteHop) String() string {
 func (*TracerouteHop) ProtoMessage() {}
 
 func (x *TracerouteHop) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_mesh_v1_status_proto_msgTypes[9]
+	mi := &file_receptor_mesh_v1_status_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -761,7 +1001,7 @@ func (x *TracerouteHop) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracerouteHop.ProtoReflect.Descriptor instead.
 func (*TracerouteHop) Descriptor() ([]byte, []int) {
-	return file_receptor_mesh_v1_status_proto_rawDescGZIP(), []int{9}
+	return file_receptor_mesh_v1_status_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TracerouteHop) GetIndex() uint32 {
@@ -815,7 +1055,7 @@ type UnreachableNotice struct {
 
 func (x *UnreachableNotice) Reset() {
 	*x = UnreachableNotice{}
-	mi := &file_receptor_mesh_v1_status_proto_msgTypes[10]
+	mi := &file_receptor_mesh_v1_status_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -827,7 +1067,7 @@ func (x *UnreachableNotice) String() string {
 func (*UnreachableNotice) ProtoMessage() {}
 
 func (x *UnreachableNotice) ProtoReflect() protoreflect.Message {
-	mi := &file_receptor_mesh_v1_status_proto_msgTypes[10]
+	mi := &file_receptor_mesh_v1_status_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -840,7 +1080,7 @@ func (x *UnreachableNotice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnreachableNotice.ProtoReflect.Descriptor instead.
 func (*UnreachableNotice) Descriptor() ([]byte, []int) {
-	return file_receptor_mesh_v1_status_proto_rawDescGZIP(), []int{10}
+	return file_receptor_mesh_v1_status_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *UnreachableNotice) GetReportedBy() string {
@@ -906,11 +1146,38 @@ const file_receptor_mesh_v1_status_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aj\n" +
 	"\x19KnownConnectionCostsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x127\n" +
-	"\x05value\x18\x02 \x01(\v2!.receptor.mesh.v1.ConnectionCostsR\x05value:\x028\x01\"9\n" +
+	"\x05value\x18\x02 \x01(\v2!.receptor.mesh.v1.ConnectionCostsR\x05value:\x028\x01\"o\n" +
 	"\n" +
 	"Connection\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x12\n" +
-	"\x04cost\x18\x02 \x01(\x01R\x04cost\"\x8f\x01\n" +
+	"\x04cost\x18\x02 \x01(\x01R\x04cost\x124\n" +
+	"\x06health\x18\x03 \x01(\v2\x1c.receptor.mesh.v1.LinkHealthR\x06health\"\x82\x06\n" +
+	"\n" +
+	"LinkHealth\x12\x12\n" +
+	"\x04peer\x18\x01 \x01(\tR\x04peer\x12!\n" +
+	"\fbackend_kind\x18\x02 \x01(\tR\vbackendKind\x12\x18\n" +
+	"\abackend\x18\x03 \x01(\tR\abackend\x12\x1c\n" +
+	"\tdirection\x18\x04 \x01(\tR\tdirection\x12\x0e\n" +
+	"\x02up\x18\x05 \x01(\bR\x02up\x12\x12\n" +
+	"\x04cost\x18\x06 \x01(\x01R\x04cost\x12G\n" +
+	"\x11established_since\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x10establishedSince\x129\n" +
+	"\n" +
+	"down_since\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tdownSince\x12?\n" +
+	"\rlast_received\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\flastReceived\x12+\n" +
+	"\x03rtt\x18\n" +
+	" \x01(\v2\x19.google.protobuf.DurationR\x03rtt\x12\x19\n" +
+	"\bbytes_in\x18\v \x01(\x04R\abytesIn\x12\x1b\n" +
+	"\tbytes_out\x18\f \x01(\x04R\bbytesOut\x12\x1f\n" +
+	"\vmessages_in\x18\r \x01(\x04R\n" +
+	"messagesIn\x12!\n" +
+	"\fmessages_out\x18\x0e \x01(\x04R\vmessagesOut\x12'\n" +
+	"\x0fqueued_messages\x18\x0f \x01(\x03R\x0equeuedMessages\x12!\n" +
+	"\fqueued_bytes\x18\x10 \x01(\x03R\vqueuedBytes\x12\x14\n" +
+	"\x05drops\x18\x11 \x01(\x04R\x05drops\x12\x18\n" +
+	"\aredials\x18\x12 \x01(\x04R\aredials\x12%\n" +
+	"\x0eidle_teardowns\x18\x13 \x01(\x04R\ridleTeardowns\x12)\n" +
+	"\x11tls_peer_node_ids\x18\x14 \x03(\tR\x0etlsPeerNodeIds\x12%\n" +
+	"\x0eremote_address\x18\x15 \x01(\tR\rremoteAddress\"\x8f\x01\n" +
 	"\x0fConnectionCosts\x12B\n" +
 	"\x05costs\x18\x01 \x03(\v2,.receptor.mesh.v1.ConnectionCosts.CostsEntryR\x05costs\x1a8\n" +
 	"\n" +
@@ -982,48 +1249,54 @@ func file_receptor_mesh_v1_status_proto_rawDescGZIP() []byte {
 }
 
 var file_receptor_mesh_v1_status_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_receptor_mesh_v1_status_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_receptor_mesh_v1_status_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_receptor_mesh_v1_status_proto_goTypes = []any{
 	(ConnectionType)(0),           // 0: receptor.mesh.v1.ConnectionType
 	(*NodeStatus)(nil),            // 1: receptor.mesh.v1.NodeStatus
 	(*Connection)(nil),            // 2: receptor.mesh.v1.Connection
-	(*ConnectionCosts)(nil),       // 3: receptor.mesh.v1.ConnectionCosts
-	(*Advertisement)(nil),         // 4: receptor.mesh.v1.Advertisement
-	(*WorkCommand)(nil),           // 5: receptor.mesh.v1.WorkCommand
-	(*WorkCapacity)(nil),          // 6: receptor.mesh.v1.WorkCapacity
-	(*WorkAgentStatus)(nil),       // 7: receptor.mesh.v1.WorkAgentStatus
-	(*VersionInfo)(nil),           // 8: receptor.mesh.v1.VersionInfo
-	(*PingResult)(nil),            // 9: receptor.mesh.v1.PingResult
-	(*TracerouteHop)(nil),         // 10: receptor.mesh.v1.TracerouteHop
-	(*UnreachableNotice)(nil),     // 11: receptor.mesh.v1.UnreachableNotice
-	nil,                           // 12: receptor.mesh.v1.NodeStatus.RoutingTableEntry
-	nil,                           // 13: receptor.mesh.v1.NodeStatus.KnownConnectionCostsEntry
-	nil,                           // 14: receptor.mesh.v1.ConnectionCosts.CostsEntry
-	nil,                           // 15: receptor.mesh.v1.Advertisement.TagsEntry
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 17: google.protobuf.Duration
+	(*LinkHealth)(nil),            // 3: receptor.mesh.v1.LinkHealth
+	(*ConnectionCosts)(nil),       // 4: receptor.mesh.v1.ConnectionCosts
+	(*Advertisement)(nil),         // 5: receptor.mesh.v1.Advertisement
+	(*WorkCommand)(nil),           // 6: receptor.mesh.v1.WorkCommand
+	(*WorkCapacity)(nil),          // 7: receptor.mesh.v1.WorkCapacity
+	(*WorkAgentStatus)(nil),       // 8: receptor.mesh.v1.WorkAgentStatus
+	(*VersionInfo)(nil),           // 9: receptor.mesh.v1.VersionInfo
+	(*PingResult)(nil),            // 10: receptor.mesh.v1.PingResult
+	(*TracerouteHop)(nil),         // 11: receptor.mesh.v1.TracerouteHop
+	(*UnreachableNotice)(nil),     // 12: receptor.mesh.v1.UnreachableNotice
+	nil,                           // 13: receptor.mesh.v1.NodeStatus.RoutingTableEntry
+	nil,                           // 14: receptor.mesh.v1.NodeStatus.KnownConnectionCostsEntry
+	nil,                           // 15: receptor.mesh.v1.ConnectionCosts.CostsEntry
+	nil,                           // 16: receptor.mesh.v1.Advertisement.TagsEntry
+	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 18: google.protobuf.Duration
 }
 var file_receptor_mesh_v1_status_proto_depIdxs = []int32{
 	2,  // 0: receptor.mesh.v1.NodeStatus.connections:type_name -> receptor.mesh.v1.Connection
-	12, // 1: receptor.mesh.v1.NodeStatus.routing_table:type_name -> receptor.mesh.v1.NodeStatus.RoutingTableEntry
-	13, // 2: receptor.mesh.v1.NodeStatus.known_connection_costs:type_name -> receptor.mesh.v1.NodeStatus.KnownConnectionCostsEntry
-	4,  // 3: receptor.mesh.v1.NodeStatus.advertisements:type_name -> receptor.mesh.v1.Advertisement
-	7,  // 4: receptor.mesh.v1.NodeStatus.work:type_name -> receptor.mesh.v1.WorkAgentStatus
-	14, // 5: receptor.mesh.v1.ConnectionCosts.costs:type_name -> receptor.mesh.v1.ConnectionCosts.CostsEntry
-	16, // 6: receptor.mesh.v1.Advertisement.time:type_name -> google.protobuf.Timestamp
-	0,  // 7: receptor.mesh.v1.Advertisement.connection_type:type_name -> receptor.mesh.v1.ConnectionType
-	15, // 8: receptor.mesh.v1.Advertisement.tags:type_name -> receptor.mesh.v1.Advertisement.TagsEntry
-	5,  // 9: receptor.mesh.v1.Advertisement.work_commands:type_name -> receptor.mesh.v1.WorkCommand
-	5,  // 10: receptor.mesh.v1.WorkAgentStatus.work_commands:type_name -> receptor.mesh.v1.WorkCommand
-	6,  // 11: receptor.mesh.v1.WorkAgentStatus.capacity:type_name -> receptor.mesh.v1.WorkCapacity
-	17, // 12: receptor.mesh.v1.PingResult.rtt:type_name -> google.protobuf.Duration
-	17, // 13: receptor.mesh.v1.TracerouteHop.rtt:type_name -> google.protobuf.Duration
-	3,  // 14: receptor.mesh.v1.NodeStatus.KnownConnectionCostsEntry.value:type_name -> receptor.mesh.v1.ConnectionCosts
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	13, // 1: receptor.mesh.v1.NodeStatus.routing_table:type_name -> receptor.mesh.v1.NodeStatus.RoutingTableEntry
+	14, // 2: receptor.mesh.v1.NodeStatus.known_connection_costs:type_name -> receptor.mesh.v1.NodeStatus.KnownConnectionCostsEntry
+	5,  // 3: receptor.mesh.v1.NodeStatus.advertisements:type_name -> receptor.mesh.v1.Advertisement
+	8,  // 4: receptor.mesh.v1.NodeStatus.work:type_name -> receptor.mesh.v1.WorkAgentStatus
+	3,  // 5: receptor.mesh.v1.Connection.health:type_name -> receptor.mesh.v1.LinkHealth
+	17, // 6: receptor.mesh.v1.LinkHealth.established_since:type_name -> google.protobuf.Timestamp
+	17, // 7: receptor.mesh.v1.LinkHealth.down_since:type_name -> google.protobuf.Timestamp
+	17, // 8: receptor.mesh.v1.LinkHealth.last_received:type_name -> google.protobuf.Timestamp
+	18, // 9: receptor.mesh.v1.LinkHealth.rtt:type_name -> google.protobuf.Duration
+	15, // 10: receptor.mesh.v1.ConnectionCosts.costs:type_name -> receptor.mesh.v1.ConnectionCosts.CostsEntry
+	17, // 11: receptor.mesh.v1.Advertisement.time:type_name -> google.protobuf.Timestamp
+	0,  // 12: receptor.mesh.v1.Advertisement.connection_type:type_name -> receptor.mesh.v1.ConnectionType
+	16, // 13: receptor.mesh.v1.Advertisement.tags:type_name -> receptor.mesh.v1.Advertisement.TagsEntry
+	6,  // 14: receptor.mesh.v1.Advertisement.work_commands:type_name -> receptor.mesh.v1.WorkCommand
+	6,  // 15: receptor.mesh.v1.WorkAgentStatus.work_commands:type_name -> receptor.mesh.v1.WorkCommand
+	7,  // 16: receptor.mesh.v1.WorkAgentStatus.capacity:type_name -> receptor.mesh.v1.WorkCapacity
+	18, // 17: receptor.mesh.v1.PingResult.rtt:type_name -> google.protobuf.Duration
+	18, // 18: receptor.mesh.v1.TracerouteHop.rtt:type_name -> google.protobuf.Duration
+	4,  // 19: receptor.mesh.v1.NodeStatus.KnownConnectionCostsEntry.value:type_name -> receptor.mesh.v1.ConnectionCosts
+	20, // [20:20] is the sub-list for method output_type
+	20, // [20:20] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_receptor_mesh_v1_status_proto_init() }
@@ -1037,7 +1310,7 @@ func file_receptor_mesh_v1_status_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_receptor_mesh_v1_status_proto_rawDesc), len(file_receptor_mesh_v1_status_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -89,6 +89,72 @@ func (UnitState) EnumDescriptor() ([]byte, []int) {
 	return file_receptor_work_v1_unit_proto_rawDescGZIP(), []int{0}
 }
 
+// UnitEventKind says what happened to a unit in a watch of all units
+// (WorkService.WatchUnitStatus with all_units, ControlService.WatchWork).
+type UnitEventKind int32
+
+const (
+	// Not set (a watch of one unit).
+	UnitEventKind_UNIT_EVENT_KIND_UNSPECIFIED UnitEventKind = 0
+	// A unit that existed when the watch started.
+	UnitEventKind_UNIT_EVENT_KIND_SNAPSHOT UnitEventKind = 1
+	// Every existing unit was sent; changes follow.
+	UnitEventKind_UNIT_EVENT_KIND_SNAPSHOT_END UnitEventKind = 2
+	// A unit was created.
+	UnitEventKind_UNIT_EVENT_KIND_CREATED UnitEventKind = 3
+	// A unit's status changed (state, detail, output size, ...).
+	UnitEventKind_UNIT_EVENT_KIND_CHANGED UnitEventKind = 4
+	// A unit was released (deleted).
+	UnitEventKind_UNIT_EVENT_KIND_RELEASED UnitEventKind = 5
+)
+
+// Enum value maps for UnitEventKind.
+var (
+	UnitEventKind_name = map[int32]string{
+		0: "UNIT_EVENT_KIND_UNSPECIFIED",
+		1: "UNIT_EVENT_KIND_SNAPSHOT",
+		2: "UNIT_EVENT_KIND_SNAPSHOT_END",
+		3: "UNIT_EVENT_KIND_CREATED",
+		4: "UNIT_EVENT_KIND_CHANGED",
+		5: "UNIT_EVENT_KIND_RELEASED",
+	}
+	UnitEventKind_value = map[string]int32{
+		"UNIT_EVENT_KIND_UNSPECIFIED":  0,
+		"UNIT_EVENT_KIND_SNAPSHOT":     1,
+		"UNIT_EVENT_KIND_SNAPSHOT_END": 2,
+		"UNIT_EVENT_KIND_CREATED":      3,
+		"UNIT_EVENT_KIND_CHANGED":      4,
+		"UNIT_EVENT_KIND_RELEASED":     5,
+	}
+)
+
+func (x UnitEventKind) Enum() *UnitEventKind {
+	p := new(UnitEventKind)
+	*p = x
+	return p
+}
+
+func (x UnitEventKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (UnitEventKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_receptor_work_v1_unit_proto_enumTypes[1].Descriptor()
+}
+
+func (UnitEventKind) Type() protoreflect.EnumType {
+	return &file_receptor_work_v1_unit_proto_enumTypes[1]
+}
+
+func (x UnitEventKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use UnitEventKind.Descriptor instead.
+func (UnitEventKind) EnumDescriptor() ([]byte, []int) {
+	return file_receptor_work_v1_unit_proto_rawDescGZIP(), []int{1}
+}
+
 // RequestOrigin tells the work agent where a request came from, which decides
 // whether work signatures are verified (control-and-work spec section 5.3).
 // The router sets it from the transport its own client used.
@@ -131,11 +197,11 @@ func (x RequestOrigin) String() string {
 }
 
 func (RequestOrigin) Descriptor() protoreflect.EnumDescriptor {
-	return file_receptor_work_v1_unit_proto_enumTypes[1].Descriptor()
+	return file_receptor_work_v1_unit_proto_enumTypes[2].Descriptor()
 }
 
 func (RequestOrigin) Type() protoreflect.EnumType {
-	return &file_receptor_work_v1_unit_proto_enumTypes[1]
+	return &file_receptor_work_v1_unit_proto_enumTypes[2]
 }
 
 func (x RequestOrigin) Number() protoreflect.EnumNumber {
@@ -144,7 +210,7 @@ func (x RequestOrigin) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RequestOrigin.Descriptor instead.
 func (RequestOrigin) EnumDescriptor() ([]byte, []int) {
-	return file_receptor_work_v1_unit_proto_rawDescGZIP(), []int{1}
+	return file_receptor_work_v1_unit_proto_rawDescGZIP(), []int{2}
 }
 
 // UnitStatus is the status of one unit of work: the members of an upstream
@@ -451,9 +517,13 @@ type SubmitResult struct {
 	// background ("Job Submitted").
 	Started bool `protobuf:"varint,2,opt,name=started,proto3" json:"started,omitempty"`
 	// The unit's status after the start attempt.
-	Status        *UnitStatus `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Status *UnitStatus `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	// Why the start was deferred (started is false), e.g. that the node is
+	// unknown or unreachable now; empty when started. As upstream, such a unit
+	// is kept Pending and its start retried, so the call itself succeeds.
+	DeferredReason string `protobuf:"bytes,4,opt,name=deferred_reason,json=deferredReason,proto3" json:"deferred_reason,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SubmitResult) Reset() {
@@ -507,6 +577,13 @@ func (x *SubmitResult) GetStatus() *UnitStatus {
 	return nil
 }
 
+func (x *SubmitResult) GetDeferredReason() string {
+	if x != nil {
+		return x.DeferredReason
+	}
+	return ""
+}
+
 var File_receptor_work_v1_unit_proto protoreflect.FileDescriptor
 
 const file_receptor_work_v1_unit_proto_rawDesc = "" +
@@ -542,18 +619,26 @@ const file_receptor_work_v1_unit_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"&\n" +
 	"\vUnitCreated\x12\x17\n" +
-	"\aunit_id\x18\x01 \x01(\tR\x06unitId\"w\n" +
+	"\aunit_id\x18\x01 \x01(\tR\x06unitId\"\xa0\x01\n" +
 	"\fSubmitResult\x12\x17\n" +
 	"\aunit_id\x18\x01 \x01(\tR\x06unitId\x12\x18\n" +
 	"\astarted\x18\x02 \x01(\bR\astarted\x124\n" +
-	"\x06status\x18\x03 \x01(\v2\x1c.receptor.work.v1.UnitStatusR\x06status*\xa1\x01\n" +
+	"\x06status\x18\x03 \x01(\v2\x1c.receptor.work.v1.UnitStatusR\x06status\x12'\n" +
+	"\x0fdeferred_reason\x18\x04 \x01(\tR\x0edeferredReason*\xa1\x01\n" +
 	"\tUnitState\x12\x1a\n" +
 	"\x16UNIT_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12UNIT_STATE_PENDING\x10\x01\x12\x16\n" +
 	"\x12UNIT_STATE_RUNNING\x10\x02\x12\x18\n" +
 	"\x14UNIT_STATE_SUCCEEDED\x10\x03\x12\x15\n" +
 	"\x11UNIT_STATE_FAILED\x10\x04\x12\x17\n" +
-	"\x13UNIT_STATE_CANCELED\x10\x05*d\n" +
+	"\x13UNIT_STATE_CANCELED\x10\x05*\xc8\x01\n" +
+	"\rUnitEventKind\x12\x1f\n" +
+	"\x1bUNIT_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18UNIT_EVENT_KIND_SNAPSHOT\x10\x01\x12 \n" +
+	"\x1cUNIT_EVENT_KIND_SNAPSHOT_END\x10\x02\x12\x1b\n" +
+	"\x17UNIT_EVENT_KIND_CREATED\x10\x03\x12\x1b\n" +
+	"\x17UNIT_EVENT_KIND_CHANGED\x10\x04\x12\x1c\n" +
+	"\x18UNIT_EVENT_KIND_RELEASED\x10\x05*d\n" +
 	"\rRequestOrigin\x12\x1e\n" +
 	"\x1aREQUEST_ORIGIN_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14REQUEST_ORIGIN_LOCAL\x10\x01\x12\x19\n" +
@@ -571,23 +656,24 @@ func file_receptor_work_v1_unit_proto_rawDescGZIP() []byte {
 	return file_receptor_work_v1_unit_proto_rawDescData
 }
 
-var file_receptor_work_v1_unit_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_receptor_work_v1_unit_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
 var file_receptor_work_v1_unit_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_receptor_work_v1_unit_proto_goTypes = []any{
 	(UnitState)(0),         // 0: receptor.work.v1.UnitState
-	(RequestOrigin)(0),     // 1: receptor.work.v1.RequestOrigin
-	(*UnitStatus)(nil),     // 2: receptor.work.v1.UnitStatus
-	(*SubmitParams)(nil),   // 3: receptor.work.v1.SubmitParams
-	(*UnitCreated)(nil),    // 4: receptor.work.v1.UnitCreated
-	(*SubmitResult)(nil),   // 5: receptor.work.v1.SubmitResult
-	nil,                    // 6: receptor.work.v1.SubmitParams.ParamsEntry
-	(*structpb.Value)(nil), // 7: google.protobuf.Value
+	(UnitEventKind)(0),     // 1: receptor.work.v1.UnitEventKind
+	(RequestOrigin)(0),     // 2: receptor.work.v1.RequestOrigin
+	(*UnitStatus)(nil),     // 3: receptor.work.v1.UnitStatus
+	(*SubmitParams)(nil),   // 4: receptor.work.v1.SubmitParams
+	(*UnitCreated)(nil),    // 5: receptor.work.v1.UnitCreated
+	(*SubmitResult)(nil),   // 6: receptor.work.v1.SubmitResult
+	nil,                    // 7: receptor.work.v1.SubmitParams.ParamsEntry
+	(*structpb.Value)(nil), // 8: google.protobuf.Value
 }
 var file_receptor_work_v1_unit_proto_depIdxs = []int32{
 	0, // 0: receptor.work.v1.UnitStatus.state:type_name -> receptor.work.v1.UnitState
-	7, // 1: receptor.work.v1.UnitStatus.extra_data:type_name -> google.protobuf.Value
-	6, // 2: receptor.work.v1.SubmitParams.params:type_name -> receptor.work.v1.SubmitParams.ParamsEntry
-	2, // 3: receptor.work.v1.SubmitResult.status:type_name -> receptor.work.v1.UnitStatus
+	8, // 1: receptor.work.v1.UnitStatus.extra_data:type_name -> google.protobuf.Value
+	7, // 2: receptor.work.v1.SubmitParams.params:type_name -> receptor.work.v1.SubmitParams.ParamsEntry
+	3, // 3: receptor.work.v1.SubmitResult.status:type_name -> receptor.work.v1.UnitStatus
 	4, // [4:4] is the sub-list for method output_type
 	4, // [4:4] is the sub-list for method input_type
 	4, // [4:4] is the sub-list for extension type_name
@@ -605,7 +691,7 @@ func file_receptor_work_v1_unit_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_receptor_work_v1_unit_proto_rawDesc), len(file_receptor_work_v1_unit_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      3,
 			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,

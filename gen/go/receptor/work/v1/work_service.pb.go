@@ -10,6 +10,7 @@ import (
 	v1 "github.com/receptor-mesh/receptor/gen/go/receptor/mesh/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -390,11 +391,17 @@ func (x *GetUnitStatusResponse) GetStatus() *UnitStatus {
 	return nil
 }
 
-// WatchUnitStatusRequest names a unit to watch.
+// WatchUnitStatusRequest names a unit to watch, or asks for all units.
 type WatchUnitStatusRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The unit ID.
-	UnitId        string `protobuf:"bytes,1,opt,name=unit_id,json=unitId,proto3" json:"unit_id,omitempty"`
+	// The unit ID; ignored with all_units.
+	UnitId string `protobuf:"bytes,1,opt,name=unit_id,json=unitId,proto3" json:"unit_id,omitempty"`
+	// Watch every unit: the stream sends every existing unit (kind SNAPSHOT),
+	// one SNAPSHOT_END, then CREATED, CHANGED and RELEASED events until the
+	// client cancels. Changes of one unit that come faster than the client
+	// reads are merged (the latest status is sent), so the agent holds at most
+	// one pending event per unit.
+	AllUnits      bool `protobuf:"varint,2,opt,name=all_units,json=allUnits,proto3" json:"all_units,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -436,11 +443,24 @@ func (x *WatchUnitStatusRequest) GetUnitId() string {
 	return ""
 }
 
+func (x *WatchUnitStatusRequest) GetAllUnits() bool {
+	if x != nil {
+		return x.AllUnits
+	}
+	return false
+}
+
 // WatchUnitStatusResponse is one status of the watched unit.
 type WatchUnitStatusResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The unit's status.
-	Status        *UnitStatus `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	// The unit's status; unset for RELEASED and SNAPSHOT_END.
+	Status *UnitStatus `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	// With all_units: what happened; unset otherwise.
+	Kind UnitEventKind `protobuf:"varint,2,opt,name=kind,proto3,enum=receptor.work.v1.UnitEventKind" json:"kind,omitempty"`
+	// With all_units: the unit ID (also set for RELEASED).
+	UnitId string `protobuf:"bytes,3,opt,name=unit_id,json=unitId,proto3" json:"unit_id,omitempty"`
+	// With all_units: when the agent saw the event.
+	Time          *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=time,proto3" json:"time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -478,6 +498,27 @@ func (*WatchUnitStatusResponse) Descriptor() ([]byte, []int) {
 func (x *WatchUnitStatusResponse) GetStatus() *UnitStatus {
 	if x != nil {
 		return x.Status
+	}
+	return nil
+}
+
+func (x *WatchUnitStatusResponse) GetKind() UnitEventKind {
+	if x != nil {
+		return x.Kind
+	}
+	return UnitEventKind_UNIT_EVENT_KIND_UNSPECIFIED
+}
+
+func (x *WatchUnitStatusResponse) GetUnitId() string {
+	if x != nil {
+		return x.UnitId
+	}
+	return ""
+}
+
+func (x *WatchUnitStatusResponse) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
 	}
 	return nil
 }
@@ -1105,7 +1146,7 @@ var File_receptor_work_v1_work_service_proto protoreflect.FileDescriptor
 
 const file_receptor_work_v1_work_service_proto_rawDesc = "" +
 	"\n" +
-	"#receptor/work/v1/work_service.proto\x12\x10receptor.work.v1\x1a\x1dreceptor/mesh/v1/status.proto\x1a\x1breceptor/work/v1/unit.proto\"\xa1\x01\n" +
+	"#receptor/work/v1/work_service.proto\x12\x10receptor.work.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dreceptor/mesh/v1/status.proto\x1a\x1breceptor/work/v1/unit.proto\"\xa1\x01\n" +
 	"\rSubmitRequest\x128\n" +
 	"\x06params\x18\x01 \x01(\v2\x1e.receptor.work.v1.SubmitParamsH\x00R\x06params\x12\x16\n" +
 	"\x05stdin\x18\x02 \x01(\fH\x00R\x05stdin\x127\n" +
@@ -1122,11 +1163,15 @@ const file_receptor_work_v1_work_service_proto_rawDesc = "" +
 	"\x14GetUnitStatusRequest\x12\x17\n" +
 	"\aunit_id\x18\x01 \x01(\tR\x06unitId\"M\n" +
 	"\x15GetUnitStatusResponse\x124\n" +
-	"\x06status\x18\x01 \x01(\v2\x1c.receptor.work.v1.UnitStatusR\x06status\"1\n" +
+	"\x06status\x18\x01 \x01(\v2\x1c.receptor.work.v1.UnitStatusR\x06status\"N\n" +
 	"\x16WatchUnitStatusRequest\x12\x17\n" +
-	"\aunit_id\x18\x01 \x01(\tR\x06unitId\"O\n" +
+	"\aunit_id\x18\x01 \x01(\tR\x06unitId\x12\x1b\n" +
+	"\tall_units\x18\x02 \x01(\bR\ballUnits\"\xcd\x01\n" +
 	"\x17WatchUnitStatusResponse\x124\n" +
-	"\x06status\x18\x01 \x01(\v2\x1c.receptor.work.v1.UnitStatusR\x06status\"\x9b\x01\n" +
+	"\x06status\x18\x01 \x01(\v2\x1c.receptor.work.v1.UnitStatusR\x06status\x123\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x1f.receptor.work.v1.UnitEventKindR\x04kind\x12\x17\n" +
+	"\aunit_id\x18\x03 \x01(\tR\x06unitId\x12.\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\x9b\x01\n" +
 	"\x11GetResultsRequest\x12\x17\n" +
 	"\aunit_id\x18\x01 \x01(\tR\x06unitId\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x1c\n" +
@@ -1215,8 +1260,10 @@ var file_receptor_work_v1_work_service_proto_goTypes = []any{
 	(*UnitCreated)(nil),             // 20: receptor.work.v1.UnitCreated
 	(*SubmitResult)(nil),            // 21: receptor.work.v1.SubmitResult
 	(*UnitStatus)(nil),              // 22: receptor.work.v1.UnitStatus
-	(*v1.WorkCommand)(nil),          // 23: receptor.mesh.v1.WorkCommand
-	(*v1.WorkCapacity)(nil),         // 24: receptor.mesh.v1.WorkCapacity
+	(UnitEventKind)(0),              // 23: receptor.work.v1.UnitEventKind
+	(*timestamppb.Timestamp)(nil),   // 24: google.protobuf.Timestamp
+	(*v1.WorkCommand)(nil),          // 25: receptor.mesh.v1.WorkCommand
+	(*v1.WorkCapacity)(nil),         // 26: receptor.mesh.v1.WorkCapacity
 }
 var file_receptor_work_v1_work_service_proto_depIdxs = []int32{
 	18, // 0: receptor.work.v1.SubmitRequest.params:type_name -> receptor.work.v1.SubmitParams
@@ -1226,35 +1273,37 @@ var file_receptor_work_v1_work_service_proto_depIdxs = []int32{
 	22, // 4: receptor.work.v1.ListUnitsResponse.units:type_name -> receptor.work.v1.UnitStatus
 	22, // 5: receptor.work.v1.GetUnitStatusResponse.status:type_name -> receptor.work.v1.UnitStatus
 	22, // 6: receptor.work.v1.WatchUnitStatusResponse.status:type_name -> receptor.work.v1.UnitStatus
-	19, // 7: receptor.work.v1.GetResultsRequest.origin:type_name -> receptor.work.v1.RequestOrigin
-	19, // 8: receptor.work.v1.CancelUnitRequest.origin:type_name -> receptor.work.v1.RequestOrigin
-	19, // 9: receptor.work.v1.ReleaseUnitRequest.origin:type_name -> receptor.work.v1.RequestOrigin
-	22, // 10: receptor.work.v1.AdoptRemoteUnitResponse.status:type_name -> receptor.work.v1.UnitStatus
-	23, // 11: receptor.work.v1.GetWorkerInfoResponse.work_commands:type_name -> receptor.mesh.v1.WorkCommand
-	24, // 12: receptor.work.v1.GetWorkerInfoResponse.capacity:type_name -> receptor.mesh.v1.WorkCapacity
-	0,  // 13: receptor.work.v1.WorkService.Submit:input_type -> receptor.work.v1.SubmitRequest
-	2,  // 14: receptor.work.v1.WorkService.ListUnits:input_type -> receptor.work.v1.ListUnitsRequest
-	4,  // 15: receptor.work.v1.WorkService.GetUnitStatus:input_type -> receptor.work.v1.GetUnitStatusRequest
-	6,  // 16: receptor.work.v1.WorkService.WatchUnitStatus:input_type -> receptor.work.v1.WatchUnitStatusRequest
-	8,  // 17: receptor.work.v1.WorkService.GetResults:input_type -> receptor.work.v1.GetResultsRequest
-	10, // 18: receptor.work.v1.WorkService.CancelUnit:input_type -> receptor.work.v1.CancelUnitRequest
-	12, // 19: receptor.work.v1.WorkService.ReleaseUnit:input_type -> receptor.work.v1.ReleaseUnitRequest
-	14, // 20: receptor.work.v1.WorkService.AdoptRemoteUnit:input_type -> receptor.work.v1.AdoptRemoteUnitRequest
-	16, // 21: receptor.work.v1.WorkService.GetWorkerInfo:input_type -> receptor.work.v1.GetWorkerInfoRequest
-	1,  // 22: receptor.work.v1.WorkService.Submit:output_type -> receptor.work.v1.SubmitResponse
-	3,  // 23: receptor.work.v1.WorkService.ListUnits:output_type -> receptor.work.v1.ListUnitsResponse
-	5,  // 24: receptor.work.v1.WorkService.GetUnitStatus:output_type -> receptor.work.v1.GetUnitStatusResponse
-	7,  // 25: receptor.work.v1.WorkService.WatchUnitStatus:output_type -> receptor.work.v1.WatchUnitStatusResponse
-	9,  // 26: receptor.work.v1.WorkService.GetResults:output_type -> receptor.work.v1.GetResultsResponse
-	11, // 27: receptor.work.v1.WorkService.CancelUnit:output_type -> receptor.work.v1.CancelUnitResponse
-	13, // 28: receptor.work.v1.WorkService.ReleaseUnit:output_type -> receptor.work.v1.ReleaseUnitResponse
-	15, // 29: receptor.work.v1.WorkService.AdoptRemoteUnit:output_type -> receptor.work.v1.AdoptRemoteUnitResponse
-	17, // 30: receptor.work.v1.WorkService.GetWorkerInfo:output_type -> receptor.work.v1.GetWorkerInfoResponse
-	22, // [22:31] is the sub-list for method output_type
-	13, // [13:22] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	23, // 7: receptor.work.v1.WatchUnitStatusResponse.kind:type_name -> receptor.work.v1.UnitEventKind
+	24, // 8: receptor.work.v1.WatchUnitStatusResponse.time:type_name -> google.protobuf.Timestamp
+	19, // 9: receptor.work.v1.GetResultsRequest.origin:type_name -> receptor.work.v1.RequestOrigin
+	19, // 10: receptor.work.v1.CancelUnitRequest.origin:type_name -> receptor.work.v1.RequestOrigin
+	19, // 11: receptor.work.v1.ReleaseUnitRequest.origin:type_name -> receptor.work.v1.RequestOrigin
+	22, // 12: receptor.work.v1.AdoptRemoteUnitResponse.status:type_name -> receptor.work.v1.UnitStatus
+	25, // 13: receptor.work.v1.GetWorkerInfoResponse.work_commands:type_name -> receptor.mesh.v1.WorkCommand
+	26, // 14: receptor.work.v1.GetWorkerInfoResponse.capacity:type_name -> receptor.mesh.v1.WorkCapacity
+	0,  // 15: receptor.work.v1.WorkService.Submit:input_type -> receptor.work.v1.SubmitRequest
+	2,  // 16: receptor.work.v1.WorkService.ListUnits:input_type -> receptor.work.v1.ListUnitsRequest
+	4,  // 17: receptor.work.v1.WorkService.GetUnitStatus:input_type -> receptor.work.v1.GetUnitStatusRequest
+	6,  // 18: receptor.work.v1.WorkService.WatchUnitStatus:input_type -> receptor.work.v1.WatchUnitStatusRequest
+	8,  // 19: receptor.work.v1.WorkService.GetResults:input_type -> receptor.work.v1.GetResultsRequest
+	10, // 20: receptor.work.v1.WorkService.CancelUnit:input_type -> receptor.work.v1.CancelUnitRequest
+	12, // 21: receptor.work.v1.WorkService.ReleaseUnit:input_type -> receptor.work.v1.ReleaseUnitRequest
+	14, // 22: receptor.work.v1.WorkService.AdoptRemoteUnit:input_type -> receptor.work.v1.AdoptRemoteUnitRequest
+	16, // 23: receptor.work.v1.WorkService.GetWorkerInfo:input_type -> receptor.work.v1.GetWorkerInfoRequest
+	1,  // 24: receptor.work.v1.WorkService.Submit:output_type -> receptor.work.v1.SubmitResponse
+	3,  // 25: receptor.work.v1.WorkService.ListUnits:output_type -> receptor.work.v1.ListUnitsResponse
+	5,  // 26: receptor.work.v1.WorkService.GetUnitStatus:output_type -> receptor.work.v1.GetUnitStatusResponse
+	7,  // 27: receptor.work.v1.WorkService.WatchUnitStatus:output_type -> receptor.work.v1.WatchUnitStatusResponse
+	9,  // 28: receptor.work.v1.WorkService.GetResults:output_type -> receptor.work.v1.GetResultsResponse
+	11, // 29: receptor.work.v1.WorkService.CancelUnit:output_type -> receptor.work.v1.CancelUnitResponse
+	13, // 30: receptor.work.v1.WorkService.ReleaseUnit:output_type -> receptor.work.v1.ReleaseUnitResponse
+	15, // 31: receptor.work.v1.WorkService.AdoptRemoteUnit:output_type -> receptor.work.v1.AdoptRemoteUnitResponse
+	17, // 32: receptor.work.v1.WorkService.GetWorkerInfo:output_type -> receptor.work.v1.GetWorkerInfoResponse
+	24, // [24:33] is the sub-list for method output_type
+	15, // [15:24] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_receptor_work_v1_work_service_proto_init() }
