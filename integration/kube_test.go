@@ -264,6 +264,33 @@ func podYAML(ns, script string, annotations, nodeSelector map[string]string) str
 func TestKubernetesWork(t *testing.T) {
 	c := startKubeCluster(t)
 
+	// deploy/kubernetes (kubectl apply -k) accepted by the real API server:
+	// schemas, field validation and admission, not only kustomize's
+	// rendering (integration/deploy). Nothing is created (server dry run).
+	t.Run("DeployManifestsServerDryRun", func(t *testing.T) {
+		kubectl, err := exec.LookPath("kubectl")
+		if err != nil {
+			t.Skip("kubectl is not installed")
+		}
+		dir, err := filepath.Abs(filepath.Join("..", "deploy", "kubernetes"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(kubectl, "--kubeconfig", c.kubeconfig, "apply", "--dry-run=server",
+			"--validate=strict", "-k", dir).CombinedOutput()
+		if err != nil {
+			t.Fatalf("kubectl apply --dry-run=server: %v\n%s", err, out)
+		}
+		for _, obj := range []string{"configmap/receptor-config", "service/receptor-mesh", "deployment.apps/receptor"} {
+			if !strings.Contains(string(out), obj+" created (server dry run)") {
+				t.Fatalf("%s not accepted:\n%s", obj, out)
+			}
+		}
+		if pods := c.pods("default"); len(pods) != 0 {
+			t.Fatalf("a dry run created pods: %v", pods)
+		}
+	})
+
 	t.Run("StdinAndLargeOutput", func(t *testing.T) {
 		c.namespace("big")
 		n := kubeNode(t, c, "kbig", "big")
