@@ -20,18 +20,19 @@ import (
 // tell them apart, following sysexits(3) where a code fits. The table is
 // documented in docs/receptorctl.md; keep the two in step.
 const (
-	ExitOK          = 0   // success
-	ExitError       = 1   // a failure in no class below; a unit that ended Failed (work results, submit -f)
-	ExitPingFailed  = 2   // ping: at least one ping got no reply
-	ExitReload3     = 3   // reload: a non-reloadable entity changed (ERRORCODE 3)
-	ExitReload4     = 4   // reload: no or unreadable configuration (ERRORCODE 4)
-	ExitReload5     = 5   // reload: any other reload failure
-	ExitUsage       = 64  // bad command line or arguments, or the node rejected them as invalid
-	ExitNotFound    = 66  // unknown work unit, work type, TLS config or node service
-	ExitUnreachable = 69  // cannot reach the control socket, the gRPC server, the node or its work agent
-	ExitTimeout     = 75  // a timeout: ping, mesh dial, the --timeout of a request
-	ExitRefused     = 77  // permission denied: the authorizer, a work signature, a TLS handshake
-	ExitSubmit      = 101 // work submit failed for a reason in no class above (Python's code)
+	ExitOK           = 0   // success
+	ExitError        = 1   // a failure in no class below; a unit that ended Failed (work results, submit -f)
+	ExitPingFailed   = 2   // ping: at least one ping got no reply
+	ExitReload3      = 3   // reload: a non-reloadable entity changed (ERRORCODE 3)
+	ExitReload4      = 4   // reload: no or unreadable configuration (ERRORCODE 4)
+	ExitReload5      = 5   // reload: any other reload failure
+	ExitUsage        = 64  // bad command line or arguments, or the node rejected them as invalid
+	ExitNotFound     = 66  // unknown work unit, work type, TLS config or node service
+	ExitUnreachable  = 69  // cannot reach the control socket, the gRPC server, the node or its work agent
+	ExitTimeout      = 75  // a timeout: ping, mesh dial, the --timeout of a request
+	ExitWatchOverrun = 76  // watch: the node ended the stream because the client read too slowly (RESOURCE_EXHAUSTED)
+	ExitRefused      = 77  // permission denied: the authorizer, a work signature, a TLS handshake
+	ExitSubmit       = 101 // work submit failed for a reason in no class above (Python's code)
 )
 
 // className names an exit code in machine-readable error output.
@@ -53,6 +54,8 @@ func className(code int) string {
 		return "reload_failed"
 	case ExitSubmit:
 		return "submit_failed"
+	case ExitWatchOverrun:
+		return "watch_overrun"
 	}
 	return "error"
 }

@@ -189,6 +189,26 @@ func (g *grpcBackend) WorkList(ctx context.Context, node, tlsClient, unitID stri
 	return out, nil
 }
 
+// workListUpdated is WorkList of this node plus when each unit's status
+// last changed (UnitStatus.last_updated; units without one are missing from
+// the map). The time is not put in the status objects: they stay in the
+// control protocol's shape, which has no such member.
+func (g *grpcBackend) workListUpdated(ctx context.Context) (map[string]any, map[string]time.Time, error) {
+	resp, err := g.cs.ListWork(ctx, &controlv1.ListWorkRequest{})
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make(map[string]any, len(resp.GetUnits()))
+	updated := make(map[string]time.Time, len(resp.GetUnits()))
+	for _, u := range resp.GetUnits() {
+		out[u.GetUnitId()] = unitObject(u)
+		if u.GetLastUpdated() != nil {
+			updated[u.GetUnitId()] = u.GetLastUpdated().AsTime()
+		}
+	}
+	return out, updated, nil
+}
+
 // remoteWorkList asks node's control service through the mesh, as the
 // socket backend does through the control socket's connect.
 func (g *grpcBackend) remoteWorkList(ctx context.Context, node, tlsClient, unitID string) (map[string]any, error) {

@@ -142,7 +142,8 @@ It speaks the receptorctl control protocol over --socket (unix socket, tcp:// or
 upstream nodes too) or the node's gRPC API over --grpc (unix socket, or TCP with mTLS).
 Output: the Python receptorctl's text by default; -o json|yaml|table on every verb.
 Exit codes: 0 ok, 1 error, 2 ping failed, 3/4/5 reload failed, 64 usage, 66 not found,
-69 unreachable, 75 timeout, 77 refused, 101 work submit failed (docs/receptorctl.md).`,
+69 unreachable, 75 timeout, 76 watch overrun, 77 refused, 101 work submit failed
+(docs/receptorctl.md).`,
 		SilenceErrors:     true,
 		SilenceUsage:      true,
 		TraverseChildren:  true,
@@ -197,7 +198,8 @@ Exit codes: 0 ok, 1 error, 2 ping failed, 3/4/5 reload failed, 64 usage, 66 not 
 
 // groupHelp is the help line of verb groups.
 var groupHelp = map[string]string{
-	"work": "Commands related to unit-of-work processing",
+	"work":  "Commands related to unit-of-work processing",
+	"watch": "Follow mesh and work events as they happen (needs --grpc)",
 }
 
 var noArgs = cobra.NoArgs

@@ -2,8 +2,10 @@ package receptorctl
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -164,6 +166,53 @@ func TestUsageWithoutNode(t *testing.T) {
 		code := Main(tc.args, Stdio{In: strings.NewReader(""), Out: &out, Err: &errw})
 		if code != tc.code || !strings.Contains(out.String()+errw.String(), tc.want) {
 			t.Errorf("%q: exit %d, %q %q; want %d and %q", tc.args, code, out.String()[:min(out.Len(), 200)], errw.String(), tc.code, tc.want)
+		}
+	}
+}
+
+// A watch ends with exit 0 when the user or --timeout ends it, with
+// ExitWatchOverrun when the node ended it for a slow reader, and with the
+// failure's class otherwise.
+func TestWatchEnd(t *testing.T) {
+	live := context.Background()
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	overrun := status.Error(codes.ResourceExhausted, "watcher too slow: watch again for a fresh snapshot")
+	for _, tc := range []struct {
+		name          string
+		cmdCtx, ctx   context.Context
+		err           error
+		want          int
+		wantInMessage string
+	}{
+		{"interrupted", ended, ended, status.Error(codes.Canceled, "context canceled"), ExitOK, ""},
+		{"--timeout", live, ended, status.Error(codes.DeadlineExceeded, "deadline"), ExitOK, ""},
+		{"overrun", live, live, overrun, ExitWatchOverrun, "watch again"},
+		{"node gone", live, live, status.Error(codes.Unavailable, "connection refused"), ExitUnreachable, ""},
+		{"server closed", live, live, io.EOF, ExitError, "ended the watch"},
+	} {
+		err := watchEnd(tc.cmdCtx, tc.ctx, tc.err)
+		if got := exitCode(err, ExitError); got != tc.want {
+			t.Errorf("%s: exit %d, want %d (%v)", tc.name, got, tc.want, err)
+		}
+		if tc.wantInMessage != "" && (err == nil || !strings.Contains(errorText(err), tc.wantInMessage)) {
+			t.Errorf("%s: message %v, want it to contain %q", tc.name, err, tc.wantInMessage)
+		}
+	}
+	if className(ExitWatchOverrun) != "watch_overrun" {
+		t.Errorf("className(%d) = %s", ExitWatchOverrun, className(ExitWatchOverrun))
+	}
+}
+
+// Watch needs --grpc: over the control socket (or with no address) it is
+// a usage error that names --grpc, before anything is dialled.
+func TestWatchNeedsGRPC(t *testing.T) {
+	for _, args := range [][]string{{"--socket", "/nonexistent.sock", "watch", "mesh"}, {"watch", "work"},
+		{"--socket", "/nonexistent.sock", "work", "release", "--older-than", "1h"}} {
+		var out, errb bytes.Buffer
+		code := Main(args, Stdio{In: strings.NewReader(""), Out: &out, Err: &errb, IsTerminal: func(any) bool { return false }})
+		if code != ExitUsage || !strings.Contains(errb.String(), "--grpc") {
+			t.Errorf("%v: exit %d, stderr %q; want %d naming --grpc", args, code, errb.String(), ExitUsage)
 		}
 	}
 }

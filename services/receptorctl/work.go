@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -173,11 +174,15 @@ func newWorkCancelCmd(a *app) *cobra.Command {
 func newWorkReleaseCmd(a *app) *cobra.Command {
 	var force, all, failed, succeeded bool
 	var states []string
+	var olderThan time.Duration
 	cmd := &cobra.Command{
 		Use:   "release [UNIT_IDS]...",
 		Short: "Release (delete) one or more units of work.",
 		Long: `Release (delete) one or more units of work: the IDs given, or every unit (--all), or the
-units in the states selected by --failed, --succeeded and --state (bulk cleanup).`,
+units in the states selected by --failed, --succeeded and --state (bulk cleanup).
+--older-than DURATION keeps, of those (or of every unit when no state is selected),
+the units whose status last changed longer ago than DURATION; it needs --grpc (the
+receptorctl socket protocol reports no time per unit).`,
 		Args:              cobra.ArbitraryArgs,
 		ValidArgsFunction: a.completeUnits,
 		RunE: func(cmd *cobra.Command, ids []string) error {
@@ -191,9 +196,16 @@ units in the states selected by --failed, --succeeded and --state (bulk cleanup)
 			if succeeded {
 				sel = append(sel, "Succeeded")
 			}
-			bulk := all || len(sel) > 0
+			if olderThan < 0 {
+				return usageError(fmt.Errorf("--older-than %s: want a positive duration", olderThan))
+			}
+			byAge := olderThan > 0
+			bulk := all || len(sel) > 0 || byAge
 			if bulk && len(ids) > 0 {
-				return usageError(errors.New("give unit IDs or a selection (--all, --failed, --succeeded, --state), not both"))
+				return usageError(errors.New("give unit IDs or a selection (--all, --failed, --succeeded, --state, --older-than), not both"))
+			}
+			if byAge && a.grpcAddr == "" {
+				return usageError(errors.New("--older-than needs the node's gRPC API: give --grpc ADDRESS (the receptorctl socket protocol reports no time per unit)"))
 			}
 			ctx := a.ctx(cmd)
 			be, _, err := a.backend(ctx) // connects first, as receptorctl does
@@ -209,11 +221,25 @@ units in the states selected by --failed, --succeeded and --state (bulk cleanup)
 				op = "force-release"
 			}
 			if bulk {
-				units, err := be.WorkList(ctx, "", "", "")
+				var units map[string]any
+				var updated map[string]time.Time
+				if byAge {
+					g, ok := be.(*grpcBackend)
+					if !ok {
+						return usageError(errors.New("--older-than needs --grpc"))
+					}
+					units, updated, err = g.workListUpdated(ctx)
+				} else {
+					units, err = be.WorkList(ctx, "", "", "")
+				}
 				if err != nil {
 					return err
 				}
-				ids = sortedKeys(filterStates(units, sel))
+				units = filterStates(units, sel)
+				if byAge {
+					units = filterOlder(units, updated, time.Now().Add(-olderThan))
+				}
+				ids = sortedKeys(units)
 			}
 			if !a.machine() {
 				a.println("Released:")
@@ -227,8 +253,21 @@ units in the states selected by --failed, --succeeded and --state (bulk cleanup)
 	f.BoolVar(&failed, "failed", false, "Delete the units that failed")
 	f.BoolVar(&succeeded, "succeeded", false, "Delete the units that succeeded")
 	f.StringSliceVar(&states, "state", nil, "Delete the units in these states (repeatable or comma-separated)")
+	f.DurationVar(&olderThan, "older-than", 0, "Only units whose status last changed longer ago than this (e.g. 24h; with the state flags: both must hold; needs --grpc)")
 	_ = cmd.RegisterFlagCompletionFunc("state", cobra.FixedCompletions(stateNames, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
+}
+
+// filterOlder keeps the units whose status last changed before cutoff; a
+// unit without a known time is kept out (its age is unknown).
+func filterOlder(units map[string]any, updated map[string]time.Time, cutoff time.Time) map[string]any {
+	out := make(map[string]any, len(units))
+	for id, v := range units {
+		if t, ok := updated[id]; ok && t.Before(cutoff) {
+			out[id] = v
+		}
+	}
+	return out
 }
 
 // completeUnits completes unit IDs from the node's work list, when the

@@ -639,7 +639,9 @@ func (a *Agent) report(e *entry) (unit.Report, error) {
 			extra = r.Redact(extra)
 		}
 	}
-	return st.Report(extra), nil
+	r := st.Report(extra)
+	r.Updated = e.dir.Updated()
+	return r, nil
 }
 
 // List returns every unit's status, or only id's when id is not empty.

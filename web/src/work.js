@@ -38,6 +38,13 @@ export class WorkModel {
     this.emit(id);
   }
 
+  /** updated is when the unit's status last changed (UnitStatus.lastUpdated), else when the page first saw it. */
+  updated(id) {
+    const u = this.units.get(id);
+    const t = u && u.lastUpdated ? Date.parse(u.lastUpdated) : NaN;
+    return Number.isFinite(t) ? t : this.created(id);
+  }
+
   created(id) {
     const u = this.units.get(id);
     const t = u && u.created ? Date.parse(u.created) : NaN;
@@ -130,7 +137,7 @@ export class WorkTable {
     for (const id of ids) {
       const u = this.model.units.get(id);
       let r = this.rows.get(id);
-      const key = JSON.stringify([u.state, u.stateName, u.stdoutSize, u.workType, u.node, u.complete, u.detail, access]);
+      const key = JSON.stringify([u.state, u.stateName, u.stdoutSize, u.workType, u.node, u.complete, u.detail, u.lastUpdated, access]);
       if (!r) {
         const tr = document.createElement('tr');
         tr.dataset.unit = id;
@@ -172,7 +179,8 @@ export class WorkTable {
     st.title = u.detail || '';
     type.textContent = u.workType || '';
     node.textContent = u.node || '';
-    ag.textContent = age(Date.now() - this.model.created(id));
+    ag.textContent = age(Date.now() - this.model.updated(id));
+    ag.title = u.lastUpdated ? `status last changed ${u.lastUpdated}` : '';
     out.textContent = bytes(u.stdoutSize);
     const acts = JSON.stringify([!!u.complete, stateName(u), access]);
     if (act.dataset.key !== acts) {
@@ -186,7 +194,7 @@ export class WorkTable {
   ages() {
     for (const [id, r] of this.rows) {
       const c = r.tr.querySelector('.age');
-      if (c) c.textContent = age(Date.now() - this.model.created(id));
+      if (c) c.textContent = age(Date.now() - this.model.updated(id));
     }
   }
 }
@@ -292,7 +300,7 @@ export class UnitPage {
     row('Detail', u.detail || '');
     row('Work type', u.workType || '');
     row('Node', u.node || '');
-    row('Age', age(Date.now() - this.model.created(this.id)));
+    row('Updated', age(Date.now() - this.model.updated(this.id)) + ' ago');
     row('Output', bytes(u.stdoutSize));
     if (u.extraData && typeof u.extraData === 'object') row('Extra', JSON.stringify(u.extraData));
     // Rebuilt only when they change, so a press in progress (ask, then

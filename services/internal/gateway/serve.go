@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/receptor-mesh/receptor/services/tlsconf"
 )
 
 // Server timeouts. There is deliberately no ReadTimeout or WriteTimeout:
@@ -41,7 +43,15 @@ func Serve(ctx context.Context, h http.Handler, lis net.Listener, tlsConf *tls.C
 	errc := make(chan error, 1)
 	go func() {
 		if tlsConf != nil {
-			srv.TLSConfig = tlsConf.Clone()
+			// ServeTLS offers h2 only in the config it is given; Derive
+			// also offers it in the configs a reloaded certificate store
+			// chooses per connection (tlsconf.Store.Server), which would
+			// otherwise fall back to HTTP/1.1 after a reload.
+			srv.TLSConfig = tlsconf.Derive(tlsConf, func(c *tls.Config) {
+				if len(c.NextProtos) == 0 {
+					c.NextProtos = []string{"h2", "http/1.1"}
+				}
+			})
 			errc <- srv.ServeTLS(lis, "", "")
 			return
 		}

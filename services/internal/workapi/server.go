@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	meshv1 "github.com/receptor-mesh/receptor/gen/go/receptor/mesh/v1"
 	workv1 "github.com/receptor-mesh/receptor/gen/go/receptor/work/v1"
@@ -121,7 +122,7 @@ func (s *Server) UnitStatus(id string, r unit.Report) (*workv1.UnitStatus, error
 	if r.State >= unit.Pending && r.State <= unit.Canceled {
 		state = workv1.UnitState(int32(r.State) + 1)
 	}
-	return &workv1.UnitStatus{
+	st := &workv1.UnitStatus{
 		UnitId:     id,
 		State:      state,
 		StateCode:  int32(r.State),
@@ -132,7 +133,11 @@ func (s *Server) UnitStatus(id string, r unit.Report) (*workv1.UnitStatus, error
 		ExtraData:  extra,
 		Node:       s.agent.RunsOn(r),
 		Complete:   r.State.Complete(),
-	}, nil
+	}
+	if !r.Updated.IsZero() {
+		st.LastUpdated = timestamppb.New(r.Updated)
+	}
+	return st, nil
 }
 
 func (s *Server) statusOf(id string) (*workv1.UnitStatus, error) {

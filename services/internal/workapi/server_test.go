@@ -250,6 +250,9 @@ func TestCancelAndWorkerInfo(t *testing.T) {
 	if err != nil || st.GetStatus().GetState() != workv1.UnitState_UNIT_STATE_CANCELED || st.GetStatus().GetDetail() != "Canceled" {
 		t.Fatalf("status after cancel = %v, %v", st, err)
 	}
+	if lu := st.GetStatus().GetLastUpdated(); lu == nil || time.Since(lu.AsTime()) > time.Minute {
+		t.Errorf("last_updated after cancel = %v, want about now", lu)
+	}
 	info, err := c.GetWorkerInfo(ctx, &workv1.GetWorkerInfoRequest{})
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // MaxStatusSize bounds the status file we are willing to read. Status files
@@ -31,6 +32,10 @@ type Report struct {
 	StateName  string          `json:"StateName"`
 	StdoutSize int64           `json:"StdoutSize"`
 	WorkType   string          `json:"WorkType"`
+	// Updated is when the status last changed (the status file's
+	// modification time, Dir.Updated); zero when unknown. It is not a
+	// member of upstream's status object, so it is never marshalled.
+	Updated time.Time `json:"-"`
 }
 
 // Report converts the record to its reply form, replacing ExtraData with

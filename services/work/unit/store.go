@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/receptor-mesh/receptor/services/internal/safedir"
 	"golang.org/x/sys/unix"
@@ -167,6 +168,17 @@ func (d Dir) Path(name string) string { return filepath.Join(string(d), name) }
 func (d Dir) Exists() bool {
 	_, err := os.Stat(d.Path(StatusFile))
 	return err == nil
+}
+
+// Updated is the modification time of the status file, which every status
+// write rewrites (Update, Overwrite, upstream's writers): when the unit's
+// status last changed. Zero when the file cannot be read.
+func (d Dir) Updated() time.Time {
+	fi, err := os.Stat(d.Path(StatusFile))
+	if err != nil {
+		return time.Time{}
+	}
+	return fi.ModTime()
 }
 
 // ReadStatus reads the status file under a shared flock on status.lock,

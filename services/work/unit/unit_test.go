@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/receptor-mesh/receptor/services/internal/safedir"
 	"go.uber.org/goleak"
@@ -83,6 +84,37 @@ func TestReportGoldenBytes(t *testing.T) {
 	want := `{"Detail":"exit status 0","ExtraData":null,"State":2,"StateName":"Succeeded","StdoutSize":12,"WorkType":"cat"}`
 	if string(b) != want {
 		t.Fatalf("report = %s, want %s", b, want)
+	}
+	// Updated is never part of the reply (upstream's object has no such member).
+	r := st.Report(nil)
+	r.Updated = time.Now()
+	if b, _ := json.Marshal(r); string(b) != want {
+		t.Fatalf("report with Updated = %s, want %s", b, want)
+	}
+}
+
+// Dir.Updated is the status file's modification time: zero without a
+// status file, and moved by every status write.
+func TestDirUpdated(t *testing.T) {
+	d := Dir(t.TempDir())
+	if !d.Updated().IsZero() {
+		t.Fatalf("Updated of a unit without status = %v, want zero", d.Updated())
+	}
+	if _, err := d.Update(func(s *Status) { s.Detail = "one" }); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(d.Path(StatusFile), old, old); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Updated(); !got.Equal(old) {
+		t.Fatalf("Updated = %v, want %v", got, old)
+	}
+	if _, err := d.Update(func(s *Status) { s.State = Running }); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Updated(); time.Since(got) > time.Minute {
+		t.Fatalf("Updated after a write = %v, want about now", got)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	structpb "google.golang.org/protobuf/types/known/structpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -248,7 +249,13 @@ type UnitStatus struct {
 	Node string `protobuf:"bytes,9,opt,name=node,proto3" json:"node,omitempty"`
 	// True when the state is final for result streaming (Succeeded or Failed,
 	// as upstream's IsComplete).
-	Complete      bool `protobuf:"varint,10,opt,name=complete,proto3" json:"complete,omitempty"`
+	Complete bool `protobuf:"varint,10,opt,name=complete,proto3" json:"complete,omitempty"`
+	// When the unit's status last changed: the modification time of the unit's
+	// status file, which every status write (state, Detail, StdoutSize) rewrites.
+	// Not part of the upstream status object (the control socket does not show
+	// it). Unset when the time is not known, e.g. for a unit of a remote node's
+	// list read through its control service.
+	LastUpdated   *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=last_updated,json=lastUpdated,proto3" json:"last_updated,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -351,6 +358,13 @@ func (x *UnitStatus) GetComplete() bool {
 		return x.Complete
 	}
 	return false
+}
+
+func (x *UnitStatus) GetLastUpdated() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastUpdated
+	}
+	return nil
 }
 
 // SubmitParams are the parameters of a work submission, as upstream `work
@@ -588,7 +602,7 @@ var File_receptor_work_v1_unit_proto protoreflect.FileDescriptor
 
 const file_receptor_work_v1_unit_proto_rawDesc = "" +
 	"\n" +
-	"\x1breceptor/work/v1/unit.proto\x12\x10receptor.work.v1\x1a\x1cgoogle/protobuf/struct.proto\"\xd3\x02\n" +
+	"\x1breceptor/work/v1/unit.proto\x12\x10receptor.work.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x92\x03\n" +
 	"\n" +
 	"UnitStatus\x12\x17\n" +
 	"\aunit_id\x18\x01 \x01(\tR\x06unitId\x121\n" +
@@ -605,7 +619,8 @@ const file_receptor_work_v1_unit_proto_rawDesc = "" +
 	"extra_data\x18\b \x01(\v2\x16.google.protobuf.ValueR\textraData\x12\x12\n" +
 	"\x04node\x18\t \x01(\tR\x04node\x12\x1a\n" +
 	"\bcomplete\x18\n" +
-	" \x01(\bR\bcomplete\"\xaa\x02\n" +
+	" \x01(\bR\bcomplete\x12=\n" +
+	"\flast_updated\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\vlastUpdated\"\xaa\x02\n" +
 	"\fSubmitParams\x12\x1b\n" +
 	"\twork_type\x18\x01 \x01(\tR\bworkType\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12B\n" +
@@ -659,26 +674,28 @@ func file_receptor_work_v1_unit_proto_rawDescGZIP() []byte {
 var file_receptor_work_v1_unit_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
 var file_receptor_work_v1_unit_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_receptor_work_v1_unit_proto_goTypes = []any{
-	(UnitState)(0),         // 0: receptor.work.v1.UnitState
-	(UnitEventKind)(0),     // 1: receptor.work.v1.UnitEventKind
-	(RequestOrigin)(0),     // 2: receptor.work.v1.RequestOrigin
-	(*UnitStatus)(nil),     // 3: receptor.work.v1.UnitStatus
-	(*SubmitParams)(nil),   // 4: receptor.work.v1.SubmitParams
-	(*UnitCreated)(nil),    // 5: receptor.work.v1.UnitCreated
-	(*SubmitResult)(nil),   // 6: receptor.work.v1.SubmitResult
-	nil,                    // 7: receptor.work.v1.SubmitParams.ParamsEntry
-	(*structpb.Value)(nil), // 8: google.protobuf.Value
+	(UnitState)(0),                // 0: receptor.work.v1.UnitState
+	(UnitEventKind)(0),            // 1: receptor.work.v1.UnitEventKind
+	(RequestOrigin)(0),            // 2: receptor.work.v1.RequestOrigin
+	(*UnitStatus)(nil),            // 3: receptor.work.v1.UnitStatus
+	(*SubmitParams)(nil),          // 4: receptor.work.v1.SubmitParams
+	(*UnitCreated)(nil),           // 5: receptor.work.v1.UnitCreated
+	(*SubmitResult)(nil),          // 6: receptor.work.v1.SubmitResult
+	nil,                           // 7: receptor.work.v1.SubmitParams.ParamsEntry
+	(*structpb.Value)(nil),        // 8: google.protobuf.Value
+	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
 }
 var file_receptor_work_v1_unit_proto_depIdxs = []int32{
 	0, // 0: receptor.work.v1.UnitStatus.state:type_name -> receptor.work.v1.UnitState
 	8, // 1: receptor.work.v1.UnitStatus.extra_data:type_name -> google.protobuf.Value
-	7, // 2: receptor.work.v1.SubmitParams.params:type_name -> receptor.work.v1.SubmitParams.ParamsEntry
-	3, // 3: receptor.work.v1.SubmitResult.status:type_name -> receptor.work.v1.UnitStatus
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	9, // 2: receptor.work.v1.UnitStatus.last_updated:type_name -> google.protobuf.Timestamp
+	7, // 3: receptor.work.v1.SubmitParams.params:type_name -> receptor.work.v1.SubmitParams.ParamsEntry
+	3, // 4: receptor.work.v1.SubmitResult.status:type_name -> receptor.work.v1.UnitStatus
+	5, // [5:5] is the sub-list for method output_type
+	5, // [5:5] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_receptor_work_v1_unit_proto_init() }
