@@ -42,6 +42,11 @@ type copier struct {
 	// raw copies the stream as is: it carries no timestamps (log
 	// reconnect disabled), so there is no cursor.
 	raw bool
+	// caughtUp reports whether the last stream reached the position the
+	// cursor had when it was opened: a stream that ended before (while
+	// replaying lines already written) was cut short, whatever its end
+	// looked like, so its end says nothing about the end of the log.
+	caughtUp bool
 }
 
 // copyStream copies one stream to its end. It returns nil at EOF and the
@@ -49,6 +54,7 @@ type copier struct {
 // in either case.
 func (c *copier) copyStream(r io.Reader) error {
 	if c.raw {
+		c.caughtUp = true
 		buf := make([]byte, 64<<10)
 		for {
 			n, err := r.Read(buf)
@@ -76,6 +82,7 @@ func (c *copier) copyStream(r io.Reader) error {
 		seen int64
 	)
 	start := c.cur
+	c.caughtUp = start.Time.IsZero()
 	for {
 		var pending []byte // bytes read at the line start that are content
 		if atStart {
@@ -83,6 +90,11 @@ func (c *copier) copyStream(r io.Reader) error {
 			if err != nil {
 				// The stream ended inside a line's prefix: nothing of
 				// the line is written; a resumed stream replays it.
+				// Ending between lines right after the cursor's last
+				// complete line is ending at the cursor.
+				if len(prefix) == 0 && !start.Time.IsZero() && seen == start.Lines && start.Partial == 0 {
+					c.caughtUp = true
+				}
 				return eofNil(err)
 			}
 			hasTS = false
@@ -93,6 +105,7 @@ func (c *copier) copyStream(r io.Reader) error {
 			}
 			if !hasTS {
 				pending = prefix
+				c.caughtUp = true
 			}
 			skip, skipN = false, 0
 			if hasTS && !start.Time.IsZero() {
@@ -130,6 +143,10 @@ func (c *copier) copyStream(r io.Reader) error {
 			} else if skipN > 0 {
 				n := min(skipN, int64(len(out)))
 				out, skipN = out[n:], skipN-n
+			}
+			if !skip && skipN == 0 {
+				// Past the lines and bytes already written.
+				c.caughtUp = true
 			}
 			if len(out) > 0 {
 				c.lockW()

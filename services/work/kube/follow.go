@@ -224,20 +224,17 @@ func (e *Execution) follow(ex extraData, w *podWatch) error {
 	c.raw = !reconnect
 	ref := podRef{ex.KubeNamespace, ex.PodName}
 	b := e.t.cfg.Retry.policy().Start()
-	streamed := false
+	// stuckSince is when the streams of the finished pod began ending
+	// before they reached the output already written (zero while they
+	// reach it).
+	var stuckSince time.Time
 	for {
 		pod, changed, werr := w.latest()
 		if werr != nil {
 			_ = out.flush()
-			if errors.Is(werr, errPodDeleted) {
-				return detailf("Error with pod's stdout: pod %s/%s was deleted", ref.namespace, ref.name)
-			}
-			return detailf("Error with pod's stdout: %s", werr)
+			return watchDetail(werr, ref)
 		}
 		finishedAtOpen := pod != nil && outcome(pod) == podFinished
-		if streamed && !reconnect && !finishedAtOpen {
-			return detailf("Error with pod's stdout: the log stream ended before the container finished and log reconnect is disabled")
-		}
 		opts := &corev1.PodLogOptions{Container: WorkerContainer, Follow: !finishedAtOpen, Timestamps: reconnect}
 		if reconnect && !c.cur.Time.IsZero() {
 			opts.SinceTime = &metav1.Time{Time: c.cur.Time}
@@ -255,7 +252,7 @@ func (e *Execution) follow(ex extraData, w *podWatch) error {
 			_ = out.flush()
 			return detailf("Error opening log stream for pod %s/%s. Error: %s", ref.namespace, ref.name, err)
 		}
-		streamed = true
+		before := c.written
 		cerr := e.copyFlushing(c, out, stream)
 		stream.Close()
 		if ferr := out.flush(); ferr != nil {
@@ -268,11 +265,44 @@ func (e *Execution) follow(ex extraData, w *podWatch) error {
 		if errors.As(cerr, &werrOut) {
 			return detailf("Error with pod's stdout: writing to stdout: %s", werrOut.err)
 		}
-		if cerr == nil && finishedAtOpen {
-			return e.finish(pod, out.size)
+		if c.raw {
+			// Without timestamps a stream cannot be resumed: its end
+			// is the end of the output if the container finished.
+			if cerr != nil {
+				return detailf("Error with pod's stdout: the log stream broke and log reconnect is disabled: %s", cerr)
+			}
+			return e.finishWhenDone(w, ref, out)
 		}
-		if cerr != nil {
+		// A stream of the finished pod that ended cleanly is the whole
+		// log only if it reached the output already written and brought
+		// nothing new: a stream cut short ends cleanly too (log
+		// rotation, a proxy closing it), so a stream that did bring new
+		// bytes is followed by another from the new position. One that
+		// ended while replaying lines already written was cut, whatever
+		// its end looked like.
+		switch {
+		case !c.caughtUp:
+			if finishedAtOpen {
+				if stuckSince.IsZero() {
+					stuckSince = time.Now()
+				}
+				if time.Since(stuckSince) > e.t.cfg.Retry.Timeout {
+					return detailf("Error with pod's stdout: for %s every log stream ended before reaching the %d bytes already written; the rest of the log could not be read", e.t.cfg.Retry.Timeout, out.size)
+				}
+			}
+			e.log.Warn("log stream ended before reaching the output already written; reopening", "pod", ref.namespace+"/"+ref.name, "err", cerr)
+		case cerr == nil && finishedAtOpen:
+			if c.written == before {
+				return e.finish(pod, out.size)
+			}
+			stuckSince = time.Time{}
+			b.Reset()
+			continue
+		case cerr != nil:
+			stuckSince = time.Time{}
 			e.log.Info("log stream broke; resuming after the last line written", "pod", ref.namespace+"/"+ref.name, "err", cerr)
+		default:
+			stuckSince = time.Time{}
 		}
 		// Wait for news of the pod (it may have just finished) or the
 		// next backoff step, then reopen.
@@ -282,8 +312,41 @@ func (e *Execution) follow(ex extraData, w *podWatch) error {
 		case <-e.ctx.Done():
 			return e.ctx.Err()
 		}
-		if cerr == nil {
+		if cerr == nil && c.caughtUp {
 			b.Reset()
+		}
+	}
+}
+
+// watchDetail is the unit's Detail for a pod watch that failed.
+func watchDetail(werr error, ref podRef) error {
+	if errors.Is(werr, errPodDeleted) {
+		return detailf("Error with pod's stdout: pod %s/%s was deleted", ref.namespace, ref.name)
+	}
+	return detailf("Error with pod's stdout: %s", werr)
+}
+
+// finishWhenDone records the final state once the pod finished, after
+// its (unresumable) log stream ended cleanly. A pod still running after
+// the retry timeout means the stream ended early and the rest of the
+// output is lost: the unit fails.
+func (e *Execution) finishWhenDone(w *podWatch, ref podRef, out *stdoutWriter) error {
+	deadline := time.NewTimer(e.t.cfg.Retry.Timeout)
+	defer deadline.Stop()
+	for {
+		pod, changed, werr := w.latest()
+		if werr != nil {
+			return watchDetail(werr, ref)
+		}
+		if pod != nil && outcome(pod) == podFinished {
+			return e.finish(pod, out.size)
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return detailf("Error with pod's stdout: the log stream ended before the container finished and log reconnect is disabled")
+		case <-e.ctx.Done():
+			return e.ctx.Err()
 		}
 	}
 }

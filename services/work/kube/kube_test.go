@@ -667,3 +667,187 @@ func eventually(t *testing.T, timeout time.Duration, what func() string, cond fu
 		t.Fatalf("not within %v: %s", timeout, what())
 	}
 }
+
+// burstLog renders n short lines the way the kubelet does, 1,000 lines
+// per second (seq's output is far denser): a stream reopened with
+// sinceTime replays up to a second of lines, tens of kilobytes.
+func burstLog(n int) ([]byte, []byte) {
+	var ts, plain bytes.Buffer
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for i := range n {
+		line := fmt.Sprintf("%d\n", i+1)
+		stamp := base.Add(time.Duration(i) * time.Millisecond)
+		fmt.Fprintf(&ts, "%s %s", stamp.Format(time.RFC3339Nano), line)
+		plain.WriteString(line)
+	}
+	return ts.Bytes(), plain.Bytes()
+}
+
+// cleanCut ends a stream after limit bytes with a clean EOF, as a log
+// stream cut by log rotation or a proxy that closed it in order does.
+func cleanCut(b []byte, limit int) io.ReadCloser {
+	if limit < len(b) {
+		b = b[:limit]
+	}
+	return io.NopCloser(bytes.NewReader(b))
+}
+
+// TestFinishedPodLogReadToEnd: the pod has finished, and its log streams
+// end early with a clean EOF. The unit must not finish before the log
+// was read to its end, whatever a stream's end looks like; and when the
+// log cannot be read to the end, the unit fails rather than succeeding
+// with part of the output.
+func TestFinishedPodLogReadToEnd(t *testing.T) {
+	const cut = 10_000
+	log, want := burstLog(3000) // about 120 kB, 3 seconds
+	for _, tc := range []struct {
+		name string
+		// stream returns the stream for the replay starting at byte
+		// start of the log; n counts the streams opened so far.
+		stream func(replayed []byte, start, n int) io.ReadCloser
+		state  unit.State
+	}{
+		// A cut happens once at each point of the log (a rotation, a
+		// dropped connection), every cut bytes of it.
+		{"each cut point once", func() func([]byte, int, int) io.ReadCloser {
+			next := cut
+			return func(b []byte, start, _ int) io.ReadCloser {
+				for next <= start {
+					next += cut
+				}
+				at := next - start
+				if at < len(b) {
+					next += cut
+				}
+				return cleanCut(b, at)
+			}
+		}(), unit.Succeeded},
+		// The first stream ends after cut bytes, every later one
+		// sooner, inside the second of lines it replays: the log can
+		// never be read to its end. (A cut exactly where the output
+		// written ends cannot be told from the end of the log by any
+		// reader of the stream.)
+		{"every stream cut in the replay", func(b []byte, _, n int) io.ReadCloser {
+			if n == 1 {
+				return cleanCut(b, cut)
+			}
+			return cleanCut(b, cut/2)
+		}, unit.Failed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fk := newFakeKube()
+			typ, err := New(Config{WorkType: "kube", Namespace: "ns", Image: "img", Command: "seq", Retry: fastRetry()},
+				Options{NodeID: "node1", Clients: func(method, kubeconfig string) (*Clients, error) {
+					c, err := fk.factory(method, kubeconfig)
+					if err != nil {
+						return nil, err
+					}
+					n := 0
+					c.Logs = func(ctx context.Context, ns, pod string, opts *corev1.PodLogOptions) (io.ReadCloser, error) {
+						var since time.Time
+						if opts.SinceTime != nil {
+							since = opts.SinceTime.Time
+						}
+						b := replay(log, since)
+						n++
+						return tc.stream(b, len(log)-len(b), n), nil
+					}
+					return c, nil
+				}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := newUnit(t, typ, nil, "")
+			e, err := typ.Start(context.Background(), dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Detach()
+			pod := fk.onlyPod(t, "ns")
+			fk.setStatus(t, pod, terminated(0))
+			<-e.Done()
+			st, err := dir.ReadStatus()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := os.ReadFile(dir.Path(unit.StdoutFile))
+			if st.State != tc.state {
+				t.Fatalf("state %s (%q) with %d of %d bytes, want %s", st.State.Name(), st.Detail, len(got), len(want), tc.state.Name())
+			}
+			if tc.state == unit.Succeeded && (!bytes.Equal(got, want) || st.StdoutSize != int64(len(want))) {
+				t.Fatalf("stdout %d bytes (StdoutSize %d), want %d", len(got), st.StdoutSize, len(want))
+			}
+			t.Logf("%s: %q, %d of %d bytes", st.State.Name(), st.Detail, len(got), len(want))
+		})
+	}
+}
+
+// endAfter yields b, then ends cleanly once done is closed (a follow
+// stream that ends when the container exits).
+type endAfter struct {
+	r    io.Reader
+	done <-chan struct{}
+}
+
+func (e *endAfter) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err == io.EOF {
+		<-e.done
+	}
+	return n, err
+}
+
+// TestNoReconnectStreamsOnce: with log reconnect disabled the stream has
+// no timestamps and cannot be resumed; its clean end followed by the
+// pod's exit (reported a little later) completes the unit with the
+// output exactly once.
+func TestNoReconnectStreamsOnce(t *testing.T) {
+	_, want := logOf(12)
+	exited := make(chan struct{})
+	fk := newFakeKube()
+	var mu sync.Mutex
+	streams := 0
+	typ, err := New(Config{WorkType: "kube", Namespace: "ns", Image: "img", Command: "cat", Retry: fastRetry()},
+		Options{NodeID: "node1", Tuning: Tuning{SupportReconnect: "disabled"}, Clients: func(method, kubeconfig string) (*Clients, error) {
+			c, err := fk.factory(method, kubeconfig)
+			if err != nil {
+				return nil, err
+			}
+			c.Logs = func(ctx context.Context, ns, pod string, opts *corev1.PodLogOptions) (io.ReadCloser, error) {
+				mu.Lock()
+				streams++
+				mu.Unlock()
+				if opts.Timestamps || opts.SinceTime != nil {
+					return nil, fmt.Errorf("timestamps or sinceTime asked with reconnect disabled")
+				}
+				return io.NopCloser(&endAfter{r: bytes.NewReader(want), done: exited}), nil
+			}
+			return c, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := newUnit(t, typ, nil, "")
+	e, err := typ.Start(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Detach()
+	pod := fk.onlyPod(t, "ns")
+	fk.setStatus(t, pod, running())
+	waitState(t, dir, unit.Running)
+	close(exited)
+	time.Sleep(100 * time.Millisecond) // the pod's status arrives after the stream's end
+	fk.setStatus(t, pod, terminated(0))
+	<-e.Done()
+	st, _ := dir.ReadStatus()
+	got, _ := os.ReadFile(dir.Path(unit.StdoutFile))
+	if st.State != unit.Succeeded || !bytes.Equal(got, want) {
+		t.Fatalf("state %s (%q), stdout %d bytes, want Succeeded and %d bytes", st.State.Name(), st.Detail, len(got), len(want))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if streams != 1 {
+		t.Fatalf("%d log streams opened, want 1", streams)
+	}
+}
