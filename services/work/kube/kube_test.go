@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -849,5 +851,66 @@ func TestNoReconnectStreamsOnce(t *testing.T) {
 	defer mu.Unlock()
 	if streams != 1 {
 		t.Fatalf("%d log streams opened, want 1", streams)
+	}
+}
+
+// TestReapUsesKubeconfigFile: a kubeconfig work type's reaper connects
+// with the configured kubeconfig file, through the real client stack, to
+// an HTTP server answering as the API server does. (It used the default
+// loading rules instead, and failed with "no configuration has been
+// provided" where no default kubeconfig exists.)
+func TestReapUsesKubeconfigFile(t *testing.T) {
+	t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "absent"))
+	t.Setenv("HOME", t.TempDir())
+	orphan := corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: "kube-orphan", Namespace: "fromfile",
+			Labels:            map[string]string{LabelUnit: "GONE0001", LabelNode: NodeLabel("node1")},
+			Annotations:       map[string]string{AnnotationNode: "node1"},
+			CreationTimestamp: metav1.NewTime(time.Now().Add(-time.Hour)),
+		},
+	}
+	var (
+		mu       sync.Mutex
+		requests []string
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		requests = append(requests, r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.Method == http.MethodGet && r.URL.Path == "/api/v1/namespaces/fromfile/pods":
+			_ = json.NewEncoder(w).Encode(corev1.PodList{TypeMeta: metav1.TypeMeta{Kind: "PodList", APIVersion: "v1"}, Items: []corev1.Pod{orphan}})
+		case r.Method == http.MethodDelete && r.URL.Path == "/api/v1/namespaces/fromfile/pods/kube-orphan":
+			_ = json.NewEncoder(w).Encode(metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusSuccess})
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	cfg := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: %q}}]
+users: [{name: u, user: {token: t0k}}]
+contexts: [{name: x, context: {cluster: c, user: u, namespace: fromfile}}]
+current-context: x
+`, srv.URL)
+	if err := os.WriteFile(kc, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	typ, err := New(Config{WorkType: "kube", AuthMethod: AuthKubeconfig, KubeConfig: kc, Image: "img"}, Options{NodeID: "node1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := typ.Reap(context.Background(), func(string) bool { return false }); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := "DELETE /api/v1/namespaces/fromfile/pods/kube-orphan?"
+	if len(requests) != 2 || !strings.HasPrefix(requests[0], "GET /api/v1/namespaces/fromfile/pods?") || requests[1] != want {
+		t.Fatalf("requests %q, want the list of namespace fromfile then %q", requests, want)
 	}
 }

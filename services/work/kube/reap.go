@@ -17,15 +17,23 @@ func (t *Type) ReapInterval() time.Duration { return t.cfg.ReapInterval }
 
 // Reap deletes the pods of this node's units that live reports gone: a
 // unit released while the API server was unreachable, or removed by hand.
-// It looks where the type's own credentials reach (the configured
-// namespace, else the kubeconfig's); units with runtime credentials
+// It looks where the type's own credentials reach (the kubeconfig file
+// or the service account; the configured namespace, else the
+// kubeconfig's); units with runtime credentials
 // (authmethod runtime, secret_kube_config) are out of its reach, and their
 // release deletes their pods.
 func (t *Type) Reap(ctx context.Context, live func(unitID string) bool) error {
 	if t.auth == AuthRuntime {
 		return nil
 	}
-	c, err := t.opts.Clients(t.auth, "")
+	// The configured kubeconfig file is read at each pass, as units read
+	// it at submit (it may be replaced meanwhile); without one, the
+	// default loading rules or the service account apply.
+	kubeconfig, err := readFile(t.cfg.KubeConfig)
+	if err != nil {
+		return fmt.Errorf("work-kubernetes %s: reading kubeconfig to reap pods: %w", t.cfg.WorkType, err)
+	}
+	c, err := t.opts.Clients(t.auth, kubeconfig)
 	if err != nil {
 		return fmt.Errorf("work-kubernetes %s: connecting to reap pods: %w", t.cfg.WorkType, err)
 	}
