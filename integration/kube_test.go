@@ -407,8 +407,12 @@ func TestKubernetesWork(t *testing.T) {
 	t.Run("LogStreamCutResumes", func(t *testing.T) {
 		c.namespace("cut")
 		n := kubeNode(t, c, "kcut", "cut")
-		// The node ends every log stream of this pod after 50,000 bytes,
-		// mid-line: the unit's stdout must still be the whole log, once.
+		// The node cuts this pod's log streams at every 50,000 bytes of
+		// output, mid-line, each point once (a rotation, a dropped
+		// connection); most of seq's output is written within one
+		// second, so every reopened stream (sinceTime has one-second
+		// resolution) replays lines already written. The unit's stdout
+		// must still be the whole log, once.
 		pod := podYAML("cut", "seq 1 200000", map[string]string{"kubenode.receptor.mesh/cut-log-after": "50000"}, nil)
 		id, _ := workSubmit(t, n.Socket, n.ID, map[string]string{"node": n.ID, "worktype": "kubernetes-runtime-auth",
 			"secret_kube_config": c.kubeconfigYAML("cut"), "secret_kube_pod": pod}, nil)
@@ -417,6 +421,17 @@ func TestKubernetesWork(t *testing.T) {
 		want, wantN := workDigest(t, strings.NewReader(seqOut(200000)))
 		if sum != want || size != wantN {
 			t.Fatalf("results %d bytes, want %d (lost or doubled lines)", size, wantN)
+		}
+		nodeLog, _ := os.ReadFile(filepath.Join(c.dir, "kubenode.log"))
+		cuts := strings.Count(string(nodeLog), "cut log stream of "+filepath.Join(c.dir, "cut_"))
+		if cuts < int(wantN/50000) {
+			t.Fatalf("the node cut the log %d times, want %d", cuts, wantN/50000)
+		}
+		t.Logf("%d bytes byte-identical through %d cut log streams", size, cuts)
+		// The node's kubeconfig work type (kube) reaped with its
+		// kubeconfig file: no connection error at start.
+		if n.LogContains("connecting to reap pods") {
+			t.Fatalf("the reaper could not connect:\n%s", n.logTail())
 		}
 	})
 

@@ -7,8 +7,14 @@
 // reports pods it cannot run (a nodeSelector it does not match) with a
 // FailedScheduling event, as the scheduler would.
 //
-// The annotation kubenode.receptor.mesh/cut-log-after: N ends every log
-// stream of the pod after N bytes (mid-line), to test resumption.
+// The annotation kubenode.receptor.mesh/cut-log-after: N cuts the pod's log
+// streams at every N bytes of the container's output, each point once, as
+// a log rotation or a dropped connection would: the stream that reaches
+// the point ends there (mid-line, with a clean end of stream), the next
+// one gets past it. (Cutting every stream N bytes after its start would
+// make the log unreadable past the first second holding more than N
+// bytes: sinceTime has second resolution, so each stream replays that
+// second from its start and no reader could get further.)
 //
 // It is test equipment, not a kubelet: no images, no isolation.
 package main
@@ -174,6 +180,7 @@ type provider struct {
 }
 
 type proc struct {
+	cut   *cutPoints
 	pod   *corev1.Pod
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
@@ -417,10 +424,16 @@ func (p *provider) GetContainerLogs(ctx context.Context, ns, name, _ string, opt
 	if err != nil {
 		return nil, err
 	}
-	cut := -1
-	if v := pr.pod.Annotations[cutAnnotation]; v != "" {
-		cut, _ = strconv.Atoi(v)
+	p.mu.Lock()
+	if pr.cut == nil {
+		pr.cut = &cutPoints{}
+		if v := pr.pod.Annotations[cutAnnotation]; v != "" {
+			pr.cut.every, _ = strconv.ParseInt(v, 10, 64)
+			pr.cut.next = pr.cut.every
+		}
 	}
+	cut := pr.cut
+	p.mu.Unlock()
 	pipeR, pipeW := io.Pipe()
 	go func() {
 		err := pr.logs.serve(ctx, pipeW, opts, pr.done, cut)
@@ -479,7 +492,34 @@ func (l *logFile) close() {
 
 const fixedNano = "2006-01-02T15:04:05.000000000Z07:00"
 
-func (l *logFile) serve(ctx context.Context, w io.Writer, opts api.ContainerLogOpts, exited <-chan struct{}, cut int) error {
+// cutPoints are the offsets in the container's output where a log stream
+// is cut: every `every` bytes (0: never), each once.
+type cutPoints struct {
+	mu    sync.Mutex
+	every int64
+	next  int64
+}
+
+// take reports where in content, which starts at output offset off, the
+// stream is cut (-1: not in it), and uses that point up.
+func (c *cutPoints) take(off int64, content []byte) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.every <= 0 {
+		return -1
+	}
+	for c.next < off {
+		c.next += c.every
+	}
+	if c.next >= off+int64(len(content)) {
+		return -1
+	}
+	at := int(c.next - off)
+	c.next += c.every
+	return at
+}
+
+func (l *logFile) serve(ctx context.Context, w io.Writer, opts api.ContainerLogOpts, exited <-chan struct{}, cut *cutPoints) error {
 	f, err := os.Open(l.path)
 	if err != nil {
 		return err
@@ -488,7 +528,7 @@ func (l *logFile) serve(ctx context.Context, w io.Writer, opts api.ContainerLogO
 	br := bufio.NewReader(f)
 	since := opts.SinceTime.Truncate(time.Second)
 	atLineStart, skipLine := true, false
-	sent := 0
+	var off int64 // the container's output before this record
 	var pending []byte
 	for {
 		chunk, err := br.ReadBytes('\n')
@@ -508,25 +548,24 @@ func (l *logFile) serve(ctx context.Context, w io.Writer, opts api.ContainerLogO
 					out = append(out, ts.Format(fixedNano)+" "...)
 				}
 			}
-			out = append(out, content...)
+			body := content
 			if tag == 'F' {
-				out = append(out, '\n')
+				body = append(content[:len(content):len(content)], '\n')
 			}
+			recOff := off
+			off += int64(len(body))
 			atLineStart = tag == 'F'
 			if skipLine {
 				continue
 			}
-			if cut >= 0 && sent+len(out) > cut {
-				_, werr := w.Write(out[:cut-sent])
-				if werr != nil {
-					return werr
-				}
-				return nil // the stream ends early, as a rotated log or a dropped connection would
+			if at := cut.take(recOff, body); at >= 0 {
+				log.Printf("cut log stream of %s at output byte %d", l.path, recOff+int64(at))
+				_, werr := w.Write(append(out, body[:at]...))
+				return werr // the stream ends early, as a rotated log or a dropped connection would
 			}
-			if _, err := w.Write(out); err != nil {
+			if _, err := w.Write(append(out, body...)); err != nil {
 				return err
 			}
-			sent += len(out)
 			continue
 		}
 		if !errors.Is(err, io.EOF) {
