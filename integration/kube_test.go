@@ -429,8 +429,9 @@ func TestKubernetesWork(t *testing.T) {
 		}
 		t.Logf("%d bytes byte-identical through %d cut log streams", size, cuts)
 		// The node's kubeconfig work type (kube) reaped with its
-		// kubeconfig file: no connection error at start.
-		if n.LogContains("connecting to reap pods") {
+		// kubeconfig file: no connection error at start. (The
+		// incluster type's reaper cannot connect outside a cluster.)
+		if n.LogContains("work-kubernetes kube: connecting to reap pods") {
 			t.Fatalf("the reaper could not connect:\n%s", n.logTail())
 		}
 	})
