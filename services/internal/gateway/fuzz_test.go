@@ -20,10 +20,12 @@ import (
 	"github.com/receptor-mesh/receptor/services/internal/authz"
 	"github.com/receptor-mesh/receptor/services/internal/grpcserve"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // FuzzGateway sends arbitrary request bodies and unit IDs through the
-// handler, over an in-process gRPC server: whatever arrives, the answer is a
+// handler, to the test service called directly: whatever arrives, the answer is a
 // well-formed HTTP reply, and every error is a JSON status.
 func FuzzGateway(f *testing.F) {
 	for _, seed := range []struct{ unit, body string }{
@@ -35,7 +37,7 @@ func FuzzGateway(f *testing.F) {
 	} {
 		f.Add(seed.unit, seed.body)
 	}
-	h := fuzzHandler(f, Options{MaxBodyBytes: 512, Policy: openPolicy(f)})
+	h := directHandler(f, Options{MaxBodyBytes: 512, Policy: openPolicy(f)}, testControl{proceed: make(chan struct{})})
 	f.Fuzz(func(t *testing.T, unit, body string) {
 		post := httptest.NewRequest(http.MethodPost, "/v1/work", strings.NewReader(body))
 		post.Header.Set("Content-Type", "application/json")
@@ -105,21 +107,15 @@ func FuzzGuard(f *testing.F) {
 	})
 }
 
-// fuzzHandler serves the test ControlService in-process, as the router
-// does, and returns the gateway in front of it; everything stops when the
-// fuzz target ends.
+// fuzzHandler serves the test ControlService over an in-process gRPC
+// server, as the router does (authorization included), and returns the
+// gateway in front of it; everything stops when the fuzz target ends.
 func fuzzHandler(f *testing.F, opts Options) http.Handler {
-	f.Helper()
-	return fuzzHandlerFor(f, opts, testControl{proceed: make(chan struct{})})
-}
-
-// fuzzHandlerFor is fuzzHandler with the given ControlService.
-func fuzzHandlerFor(f *testing.F, opts Options, svc controlv1.ControlServiceServer) http.Handler {
 	f.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	p := grpcserve.NewInProcess()
 	srv := grpcserve.New(grpcserve.Options{Logger: quietLogger(), Policy: opts.Policy, Face: grpcserve.FaceInProcess})
-	controlv1.RegisterControlServiceServer(srv, svc)
+	controlv1.RegisterControlServiceServer(srv, testControl{proceed: make(chan struct{})})
 	done := make(chan error, 1)
 	go func() { done <- grpcserve.Serve(ctx, srv, p.Listener()) }()
 	conn, err := p.Dial()
@@ -128,6 +124,26 @@ func fuzzHandlerFor(f *testing.F, opts Options, svc controlv1.ControlServiceServ
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { _ = conn.Close(); cancel(); <-done })
+	opts.Logger = quietLogger()
+	h, err := New(ctx, conn, opts)
+	if err != nil {
+		f.Fatal(err)
+	}
+	return h
+}
+
+// directHandler is the gateway in front of svc called directly
+// (directConn: no transport, no interceptors, so opts.Policy must allow
+// everything), and a real health service: ten times as many inputs per
+// second as fuzzHandler for targets about request decoding.
+func directHandler(f *testing.F, opts Options, svc controlv1.ControlServiceServer) http.Handler {
+	f.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	f.Cleanup(cancel)
+	conn := newDirectConn(
+		directService{&controlv1.ControlService_ServiceDesc, svc},
+		directService{&healthpb.Health_ServiceDesc, health.NewServer()},
+	)
 	opts.Logger = quietLogger()
 	h, err := New(ctx, conn, opts)
 	if err != nil {
@@ -256,8 +272,8 @@ var gatewayRoutes = []struct{ method, path string }{
 
 // FuzzGatewayRoutes sends fuzzed path parameters, query strings and bodies
 // to every REST route but work create and get (FuzzGateway's), and
-// arbitrary methods and paths, through the gateway to an in-process
-// ControlService: every answer is a 2xx whose body is JSON (one value, or
+// arbitrary methods and paths, through the gateway to a ControlService
+// called directly: every answer is a 2xx whose body is JSON (one value, or
 // a stream of them), or a JSON status; a 500 only comes from the service's
 // internal error; and a plain unit ID or node reaches the service as sent.
 func FuzzGatewayRoutes(f *testing.F) {
@@ -290,7 +306,7 @@ func FuzzGatewayRoutes(f *testing.F) {
 	} {
 		f.Add(seed.route, seed.param, seed.query, seed.body, seed.method)
 	}
-	h := fuzzHandlerFor(f, Options{MaxBodyBytes: 512, Policy: openPolicy(f)}, routeControl{})
+	h := directHandler(f, Options{MaxBodyBytes: 512, Policy: openPolicy(f)}, routeControl{})
 	f.Fuzz(func(t *testing.T, route uint8, param, query, body, method string) {
 		r := gatewayRoutes[int(route)%len(gatewayRoutes)]
 		path := param

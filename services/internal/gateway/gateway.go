@@ -79,8 +79,10 @@ type Options struct {
 // route (restClient); only an error after output began comes as the
 // stream's last line, {"error": <Status>}.
 // The web view is served at UIPath (ui.go), behind the same guard.
-// ctx is the registration context of the generated handlers.
-func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler, error) {
+// ctx is the registration context of the generated handlers. conn is a
+// *grpc.ClientConn in the router; the package's fuzz targets pass a
+// connection that calls the service directly (directconn_test.go).
+func New(ctx context.Context, conn grpc.ClientConnInterface, opts Options) (http.Handler, error) {
 	if conn == nil {
 		return nil, errors.New("creating REST gateway: nil gRPC client connection")
 	}
@@ -192,7 +194,13 @@ func (b *bodyLimiter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	o := &overflow{}
 	r = r.WithContext(context.WithValue(r.Context(), overflowKey{}, o))
-	r.Body = &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, b.limit), o: o}
+	body := r.Body
+	if body == nil {
+		// net/http's server always sets a body; a handler called
+		// directly (http.NewRequest without one) may not.
+		body = http.NoBody
+	}
+	r.Body = &limitedBody{ReadCloser: http.MaxBytesReader(w, body, b.limit), o: o}
 	b.mux.ServeHTTP(w, r)
 }
 
