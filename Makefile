@@ -19,7 +19,7 @@ BINARIES := receptor receptor-router receptor-worker receptor-runner receptor-pr
 # tests were skipped and why (printed after the run).
 INTEROP_SUMMARY := $(BIN)/.interop-summary
 
-.PHONY: all build install image test unit integration test-faults fuzz fuzz-long generate lint run bench bench-webui clean
+.PHONY: all build install image test unit integration test-faults test-k8s fuzz fuzz-long generate lint run bench bench-webui clean
 
 all: build
 
@@ -57,6 +57,14 @@ integration: build
 # runs its short version as part of integration/...
 test-faults: build
 	FAULTS=full RECEPTOR_BIN_DIR=$(BIN) $(GO) test -race -count=1 -timeout 30m -v ./integration/faults/
+
+# The kubernetes work type against a real kube-apiserver + etcd with pods run
+# by tools/kubenode (docs/kubernetes.md). scripts/kube-test-bins.sh builds
+# kube-apiserver once into ~/.cache/receptor-test/kube (tools/kube, about 10
+# minutes cold on 2 idle cores; seconds when cached) and needs etcd
+# (apt-get install etcd-server).
+test-k8s: build
+	env $$(./scripts/kube-test-bins.sh) RECEPTOR_BIN_DIR=$(BIN) $(GO) test -race -count=1 -timeout 20m -v -run 'TestKubernetesWork' ./integration/
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh

@@ -184,7 +184,8 @@ func TestAllEntitiesV1(t *testing.T) {
 	check("work-verification", c.WorkVerification, &WorkVerification{PublicKey: "/etc/receptor/signing.pub"})
 	check("work-command", c.WorkCommands, []WorkCommand{{WorkType: "echo", Command: "cat", Params: "-n", AllowRuntimeParams: true, VerifySignature: true}})
 	check("work-kubernetes", c.WorkKubernetes, []WorkKubernetes{{WorkType: "kube", Namespace: "awx", Image: "quay.io/ansible/awx-ee",
-		AuthMethod: "InCluster", StreamMethod: "tcp"}})
+		AuthMethod: "InCluster", StreamMethod: "tcp",
+		RetryInitial: 250 * time.Millisecond, RetryMax: 10 * time.Second, RetryTimeout: 2 * time.Minute, ReapInterval: 5 * time.Minute}})
 	check("work-python", c.WorkPython, []WorkPython{{WorkType: "py", Plugin: "receptor_demo", Function: "run",
 		Config: map[string]any{"depth": 3, "names": []any{"a", "b"}}}})
 	check("grpc-server", c.GRPCServers, []GRPCServer{{Filename: "/run/receptor/grpc.sock", Permissions: 0o600, TCPListen: "27200", TLS: "srv"}})

@@ -229,6 +229,12 @@ type WorkKubernetes struct {
 	DeletePodOnRestart  bool   `cfg:"deletepodonrestart" default:"true" help:"Delete a pending pod on restart"`
 	StreamMethod        string `cfg:"streammethod" default:"logger" help:"logger or tcp"`
 	VerifySignature     bool   `cfg:"verifysignature" default:"false" help:"Require signed work submissions"`
+	// Ours (docs/kubernetes.md): the retry schedule of Kubernetes calls and
+	// the orphan pod reaper.
+	RetryInitial time.Duration `cfg:"retryinitial" default:"250ms" help:"First wait before retrying a failed Kubernetes call (log stream, watch, attach, delete)"`
+	RetryMax     time.Duration `cfg:"retrymax" default:"10s" help:"Longest wait between retries of a Kubernetes call"`
+	RetryTimeout time.Duration `cfg:"retrytimeout" default:"2m" help:"How long a Kubernetes call is retried before the unit fails"`
+	ReapInterval time.Duration `cfg:"reapinterval" default:"5m" help:"How often pods of released units are deleted (0 disables)"`
 }
 
 // WorkPython is the deprecated `work-python` work type.

@@ -239,7 +239,34 @@ func New(opts Options) (*Agent, error) {
 	for _, id := range ids {
 		a.recover(id)
 	}
+	for _, t := range opts.WorkTypes {
+		if r, ok := t.(Reaper); ok && r.ReapInterval() > 0 {
+			a.bg.Add(1)
+			go a.reapLoop(r)
+		}
+	}
 	return a, nil
+}
+
+// reapLoop runs r's Reap now and every ReapInterval until Close.
+func (a *Agent) reapLoop(r Reaper) {
+	defer a.bg.Done()
+	live := func(id string) bool {
+		dir, err := a.store.Dir(id)
+		return err == nil && dir.Exists()
+	}
+	for {
+		if err := r.Reap(a.ctx, live); err != nil && a.ctx.Err() == nil {
+			a.log.Warn("reaping resources of released units", "err", err)
+		}
+		t := time.NewTimer(r.ReapInterval())
+		select {
+		case <-a.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // Close stops following units and stops remote work activity. Running
@@ -607,6 +634,10 @@ func (a *Agent) report(e *entry) (unit.Report, error) {
 		extra = redactRemoteExtra(extra)
 	case a.types[st.WorkType] == nil:
 		extra = json.RawMessage(`"Unknown WorkType"`)
+	default:
+		if r, ok := a.types[st.WorkType].(Redactor); ok {
+			extra = r.Redact(extra)
+		}
 	}
 	r := st.Report(extra)
 	r.Updated = e.dir.Updated()

@@ -3,8 +3,10 @@ package work
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/receptor-mesh/receptor/services/work/command"
+	"github.com/receptor-mesh/receptor/services/work/kube"
 	"github.com/receptor-mesh/receptor/services/work/unit"
 )
 
@@ -22,6 +24,21 @@ type WorkType interface {
 	// Restart re-attaches to a unit found on disk at startup; a nil
 	// Execution means there is nothing to follow.
 	Restart(dir unit.Dir, st unit.Status) (Execution, error)
+}
+
+// Redactor is a WorkType whose units' ExtraData holds secrets: replies
+// (status, list, watch) show Redact's result instead of the stored value.
+type Redactor interface {
+	Redact(extra json.RawMessage) json.RawMessage
+}
+
+// Reaper is a WorkType that leaves things outside the data directory
+// (Kubernetes pods): Reap removes those whose unit is gone (live reports
+// whether a unit ID still exists). The agent calls it once its units are
+// recovered, then every ReapInterval (not at all if that is not positive).
+type Reaper interface {
+	Reap(ctx context.Context, live func(unitID string) bool) error
+	ReapInterval() time.Duration
 }
 
 // Execution is a started unit that the agent follows.
@@ -49,6 +66,27 @@ func (c commandType) Start(ctx context.Context, dir unit.Dir) (Execution, error)
 
 func (c commandType) Restart(dir unit.Dir, st unit.Status) (Execution, error) {
 	e, err := c.Type.Restart(dir, st)
+	if e == nil {
+		return nil, err
+	}
+	return e, err
+}
+
+// KubeType adapts a work-kubernetes type to the agent.
+func KubeType(t *kube.Type) WorkType { return kubeType{t} }
+
+type kubeType struct{ *kube.Type }
+
+func (k kubeType) Start(ctx context.Context, dir unit.Dir) (Execution, error) {
+	e, err := k.Type.Start(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+func (k kubeType) Restart(dir unit.Dir, st unit.Status) (Execution, error) {
+	e, err := k.Type.Restart(dir, st)
 	if e == nil {
 		return nil, err
 	}

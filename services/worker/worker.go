@@ -23,6 +23,7 @@ import (
 	"github.com/receptor-mesh/receptor/services/tlsconf"
 	"github.com/receptor-mesh/receptor/services/work"
 	"github.com/receptor-mesh/receptor/services/work/command"
+	"github.com/receptor-mesh/receptor/services/work/kube"
 	"github.com/receptor-mesh/receptor/services/work/signing"
 )
 
@@ -31,8 +32,8 @@ import (
 const verifyLeeway = 0
 
 // workTypes builds the configured local work types in configuration order.
-// Types this build cannot run are skipped with a warning, so existing
-// configurations (AWX's lists work-kubernetes) still start.
+// work-python, which this build cannot run, is skipped with a warning, so
+// existing configurations still start.
 func workTypes(cfg *config.Config, log *slog.Logger) ([]work.WorkType, error) {
 	var types []work.WorkType
 	for _, wc := range cfg.WorkCommands {
@@ -45,8 +46,30 @@ func workTypes(cfg *config.Config, log *slog.Logger) ([]work.WorkType, error) {
 		}
 		types = append(types, work.CommandType(t))
 	}
+	tuning := kube.TuningFromEnv(kube.Tuning{
+		SupportReconnect: cfg.Node.ReceptorKubeSupportReconnect,
+		ClientsetQPS:     cfg.Node.ReceptorKubeClientsetQPS,
+		ClientsetBurst:   cfg.Node.ReceptorKubeClientsetBurst,
+		RateLimiter:      cfg.Node.ReceptorKubeClientsetRateLimiter,
+	})
 	for _, wk := range cfg.WorkKubernetes {
-		log.Warn("work-kubernetes is not supported by this build; the work type is not registered", "worktype", wk.WorkType)
+		reap := wk.ReapInterval
+		if reap == 0 {
+			reap = -1 // 0 disables here; kube.Config reads 0 as the default
+		}
+		t, err := kube.New(kube.Config{
+			WorkType: wk.WorkType, Namespace: wk.Namespace, Image: wk.Image, Command: wk.Command, Params: wk.Params,
+			AuthMethod: wk.AuthMethod, KubeConfig: wk.KubeConfig, Pod: wk.Pod,
+			AllowRuntimeAuth: wk.AllowRuntimeAuth, AllowRuntimeCommand: wk.AllowRuntimeCommand,
+			AllowRuntimeParams: wk.AllowRuntimeParams, AllowRuntimePod: wk.AllowRuntimePod,
+			DeletePodOnRestart: wk.DeletePodOnRestart, StreamMethod: wk.StreamMethod, VerifySignature: wk.VerifySignature,
+			Retry:        kube.Retry{Initial: wk.RetryInitial, Max: wk.RetryMax, Timeout: wk.RetryTimeout},
+			ReapInterval: reap,
+		}, kube.Options{NodeID: cfg.Node.ID, Tuning: tuning, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		types = append(types, work.KubeType(t))
 	}
 	for _, wp := range cfg.WorkPython {
 		// Upstream fails at start-up too: its work-python always ends with
