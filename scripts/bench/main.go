@@ -29,6 +29,9 @@ type options struct {
 	units       int
 	bigBytes    int64
 	pprofEnv    string
+	upstreamBin string // upstream's receptor for the side-by-side column (upstream.go); "" = off
+	repeat      int    // transfers per figure in the links section
+	pingSamples int    // pings per figure in the links section
 	cpuProfile  string
 	streamProf  string
 	logger      *slog.Logger
@@ -36,7 +39,7 @@ type options struct {
 
 func (o options) want(section string) bool { return len(o.only) == 0 || o.only[section] }
 
-const sections = "converge,rss,stream,latency,work"
+const sections = "converge,rss,stream,latency,work,links"
 
 func main() {
 	var o options
@@ -53,6 +56,9 @@ func main() {
 	flag.StringVar(&o.pprofEnv, "pprof-env", "", "passed to the nodes as RECEPTOR_PPROF (e.g. 127.0.0.1:0); empty: off")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the driver (the client side) here")
 	flag.StringVar(&o.streamProf, "stream-profile", "", "write a CPU profile of the in-process 2-hop stream transfer here")
+	flag.StringVar(&o.upstreamBin, "upstream", upstreamBinFromEnv(), "upstream receptor binary run beside ours in the links section (default $RECEPTOR_UPSTREAM_BIN; empty: ours only)")
+	flag.IntVar(&o.repeat, "repeat", 3, "transfers per figure in the links section (median and range printed)")
+	flag.IntVar(&o.pingSamples, "ping-samples", 300, "pings per figure in the links section")
 	flag.BoolVar(&verbose, "v", false, "log progress")
 	flag.Parse()
 	lvl := slog.LevelWarn
@@ -96,7 +102,7 @@ func run(o options) error {
 		return fmt.Errorf("temp dir: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	var env []string
 	if o.pprofEnv != "" {
@@ -133,6 +139,10 @@ func run(o options) error {
 		if err := runMesh(ctx, o, &ps, dir, env, &rep); err != nil {
 			rep.failed("mesh", "3-node mesh", err)
 		}
+	}
+
+	if o.want("links") {
+		linksSection(ctx, o, &ps, dir, env, &rep)
 	}
 
 	header := fmt.Sprintf("# receptor benchmarks\n\n%s, %s/%s, %d CPUs, load when done: %s; driver run took %s.\n",
