@@ -326,7 +326,7 @@ func (d *WebsocketDialer) dial(ctx context.Context, g *group) (Session, error) {
 func newWebsocketSession(g *group, log *slog.Logger, remote string, conn *websocket.Conn,
 	isTLS bool, ids []string) (Session, error) {
 	conn.SetReadLimit(wsReadLimit)
-	s := newSession(remote, true)
+	s := newSession(remote)
 	// gorilla's SetWriteDeadline must not race with a write, so a writer
 	// stuck on a peer that stopped reading is unblocked by closing the
 	// connection under it instead.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -81,7 +82,10 @@ func (l lazyBackend) Start(ctx context.Context, accept func(backends.Session)) (
 	return be.Start(ctx, accept)
 }
 
-func benchStream2Hops(b *testing.B, kind string) {
+// benchLine3 starts p1 —kind— p2 —kind— p3 with default options and
+// waits for the routes both ways.
+func benchLine3(b *testing.B, kind string) []*mesh.Node {
+	b.Helper()
 	quiet := slog.New(slog.DiscardHandler)
 	nodes := make([]*mesh.Node, 3)
 	for i, id := range []string{"p1", "p2", "p3"} {
@@ -107,6 +111,40 @@ func benchStream2Hops(b *testing.B, kind string) {
 		}
 		return errors.New("want nodes[0].Status().RoutingTable[\"p3\"] != \"\" && nodes[2].Status().RoutingTable[\"p1\"] != \"\"")
 	})
+	return nodes
+}
+
+// BenchmarkPing2Hops is the mesh ping p1 → p3 → p1 over each link kind:
+// the time between a message's arrival at a node and its forwarding, four
+// times, plus the two ends. It reports the median and p99 RTT.
+func BenchmarkPing2Hops(b *testing.B) {
+	for _, kind := range []string{"tcp", "ws", "udp"} {
+		b.Run(kind, func(b *testing.B) {
+			nodes := benchLine3(b, kind)
+			ctx := testCtx(b)
+			for range 20 { // warm up
+				if _, err := nodes[0].Ping(ctx, "p3"); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var rtts []time.Duration
+			for b.Loop() {
+				res, err := nodes[0].Ping(ctx, "p3")
+				if err != nil {
+					b.Fatal(err)
+				}
+				rtts = append(rtts, res.RTT)
+			}
+			slices.Sort(rtts)
+			b.ReportMetric(float64(rtts[len(rtts)/2].Microseconds()), "median-µs")
+			b.ReportMetric(float64(rtts[len(rtts)*99/100].Microseconds()), "p99-µs")
+		})
+	}
+}
+
+func benchStream2Hops(b *testing.B, kind string) {
+	quiet := slog.New(slog.DiscardHandler)
+	nodes := benchLine3(b, kind)
 	l, err := Listen(testCtx(b), nodes[2], "sink", ListenOptions{Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
