@@ -32,7 +32,7 @@ type session struct {
 	// first, so a link probe queued straight to the transport cannot
 	// overtake the routing update.
 	wroteFirst atomic.Bool
-	dropped     atomic.Uint64
+	dropped    atomic.Uint64
 	// st are the session's counters (stats.go); link is its link record,
 	// set when established (under n.mu).
 	st   sessionStats
