@@ -178,6 +178,7 @@ func linksSection(ctx context.Context, o options, ps *ports, dir string, env []s
 		stream, ping *figure
 	}
 	for _, kind := range linkKinds {
+		raws = raws[:0] // each kind's baseline: the raw transfers between its own
 		res := map[string]*result{}
 		for _, im := range o.impls() {
 			r := &result{}
