@@ -29,6 +29,9 @@ type options struct {
 	units       int
 	bigBytes    int64
 	pprofEnv    string
+	upstreamBin string // upstream's receptor for the side-by-side column (upstream.go); "" = off
+	repeat      int    // transfers per figure in the links section
+	pingSamples int    // pings per figure in the links section
 	cpuProfile  string
 	streamProf  string
 	logger      *slog.Logger
@@ -38,7 +41,7 @@ type options struct {
 
 func (o options) want(section string) bool { return len(o.only) == 0 || o.only[section] }
 
-const sections = "converge,nodes,status,rss,stream,latency,work"
+const sections = "converge,nodes,status,rss,stream,latency,work,links"
 
 func main() {
 	var o options
@@ -57,6 +60,9 @@ func main() {
 	flag.StringVar(&o.streamProf, "stream-profile", "", "write a CPU profile of the in-process 2-hop stream transfer here")
 	flag.IntVar(&o.nodeScenario, "nodes-scenario", -1, "run only this scenario of the nodes section (0 line, 1 at once, 2 restart); -1: all")
 	flag.IntVar(&o.nodeRepeats, "nodes-repeats", 3, "runs of each nodes scenario per binary")
+	flag.StringVar(&o.upstreamBin, "upstream", upstreamBinFromEnv(), "upstream receptor binary run beside ours in the links and nodes sections (default $RECEPTOR_UPSTREAM_BIN; empty: ours only)")
+	flag.IntVar(&o.repeat, "repeat", 3, "transfers per figure in the links section (median and range printed)")
+	flag.IntVar(&o.pingSamples, "ping-samples", 300, "pings per figure in the links section")
 	flag.BoolVar(&verbose, "v", false, "log progress")
 	flag.Parse()
 	lvl := slog.LevelWarn
@@ -100,7 +106,7 @@ func run(o options) error {
 		return fmt.Errorf("temp dir: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	var env []string
 	if o.pprofEnv != "" {
@@ -143,6 +149,10 @@ func run(o options) error {
 		if err := runMesh(ctx, o, &ps, dir, env, &rep); err != nil {
 			rep.failed("mesh", "3-node mesh", err)
 		}
+	}
+
+	if o.want("links") {
+		linksSection(ctx, o, &ps, dir, env, &rep)
 	}
 
 	header := fmt.Sprintf("# receptor benchmarks\n\n%s, %s/%s, %d CPUs, load when done: %s; driver run took %s.\n",

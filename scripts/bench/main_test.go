@@ -101,3 +101,17 @@ func TestConvergenceSmall(t *testing.T) {
 		t.Errorf("elapsed %v", el)
 	}
 }
+
+func TestSideBySide(t *testing.T) {
+	r := sideBySide(row{Name: "x"}, &figure{v: 30, text: "30"}, &figure{v: 10, text: "10"}, true)
+	if r.Upstream != "10" || r.VsUpstream != "3.0×" {
+		t.Errorf("higher is better: %+v", r)
+	}
+	r = sideBySide(row{Name: "x"}, &figure{v: 0.1, text: "0.1 ms"}, &figure{v: 0.4, text: "0.4 ms"}, false)
+	if r.VsUpstream != "4.0×" {
+		t.Errorf("lower is better: %+v", r)
+	}
+	if r = sideBySide(row{Name: "x"}, &figure{v: 1}, nil, true); r.Upstream != "" || r.VsUpstream != "" {
+		t.Errorf("no upstream: %+v", r)
+	}
+}

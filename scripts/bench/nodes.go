@@ -16,7 +16,7 @@ import (
 
 // The "nodes" section: route convergence of real processes over TCP
 // links, ours (the all-in-one receptor) next to upstream's binary
-// (RECEPTOR_UPSTREAM_BIN) measured in the same run with the same loads:
+// (-upstream, default $RECEPTOR_UPSTREAM_BIN) measured in the same run with the same loads:
 //
 //   - line: nodes 0…n-2 of a line run and agree; the last node starts and
 //     the figure is the time from its start until every node routes to
@@ -273,7 +273,7 @@ func restartMiddle(ctx context.Context, o options, ps *ports, bin, dir string) (
 
 // nodesSection runs every scenario for ours and, when set, upstream's binary.
 func nodesSection(ctx context.Context, o options, ps *ports, dir string, rep *report) {
-	upstream := os.Getenv("RECEPTOR_UPSTREAM_BIN")
+	upstream := o.upstreamBin
 	bins := []struct{ name, path string }{{"ours", filepath.Join(o.binDir, "receptor")}}
 	if upstream != "" {
 		bins = append(bins, struct{ name, path string }{"upstream", upstream})
@@ -303,9 +303,9 @@ func nodesSection(ctx context.Context, o options, ps *ports, dir string, rep *re
 		if len(got[0]) == 0 {
 			continue
 		}
-		x := row{Group: "nodes", Name: sc.name, Value: spread(got[0])}
+		x := row{Group: "nodes", Name: sc.name, Value: durSpread(got[0])}
 		if len(bins) > 1 && len(got[1]) > 0 {
-			x.Baseline = "upstream " + spread(got[1])
+			x.Baseline = "upstream " + durSpread(got[1])
 			x.Ratio = fmt.Sprintf("%.2f× upstream's time", float64(median(got[0]))/float64(median(got[1])))
 		}
 		switch si {
@@ -324,8 +324,8 @@ func median(ds []time.Duration) time.Duration {
 	return s[len(s)/2]
 }
 
-// spread is "median (min–max, n runs)".
-func spread(ds []time.Duration) string {
+// durSpread is "median (min–max, n runs)".
+func durSpread(ds []time.Duration) string {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return fmt.Sprintf("%s (%s–%s, %d runs)", ms(median(s)), ms(s[0]), ms(s[len(s)-1]), len(s))

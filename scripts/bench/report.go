@@ -18,8 +18,12 @@ type row struct {
 	Value    string
 	Baseline string
 	Ratio    string // figure relative to the baseline
-	Target   string
-	Verdict  string // "ok", "MISS" or "" (no target)
+	// Upstream is upstream's figure from the same run and VsUpstream how
+	// many times better ours is (upstream.go); empty without upstream.
+	Upstream   string
+	VsUpstream string
+	Target     string
+	Verdict    string // "ok", "MISS" or "" (no target)
 }
 
 // report collects rows in order.
@@ -54,9 +58,10 @@ func verdict(ok bool) string {
 // writeText prints the table aligned for a terminal.
 func (r *report) writeText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "group\tfigure\tvalue\tbaseline (same run)\tratio\ttarget\t")
+	fmt.Fprintln(tw, "group\tfigure\tvalue\tupstream (same run)\tvs upstream\tbaseline (same run)\tratio\ttarget\t")
 	for _, x := range r.rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s %s\t\n", x.Group, x.Name, x.Value, x.Baseline, x.Ratio, x.Target, x.Verdict)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s %s\t\n", x.Group, x.Name, x.Value, x.Upstream, x.VsUpstream,
+			x.Baseline, x.Ratio, x.Target, x.Verdict)
 	}
 	return tw.Flush()
 }
@@ -65,11 +70,13 @@ func (r *report) writeText(w io.Writer) error {
 func (r *report) writeMarkdown(w io.Writer, header string) error {
 	var b strings.Builder
 	b.WriteString(header)
-	b.WriteString("\n| group | figure | value | baseline (same run) | ratio | target | |\n|---|---|---|---|---|---|---|\n")
+	b.WriteString("\n| group | figure | value | upstream (same run) | vs upstream | baseline (same run) | ratio | target | |\n" +
+		"|---|---|---|---|---|---|---|---|---|\n")
 	esc := func(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
 	for _, x := range r.rows {
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n",
-			esc(x.Group), esc(x.Name), esc(x.Value), esc(x.Baseline), esc(x.Ratio), esc(x.Target), x.Verdict)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			esc(x.Group), esc(x.Name), esc(x.Value), esc(x.Upstream), esc(x.VsUpstream), esc(x.Baseline), esc(x.Ratio),
+			esc(x.Target), x.Verdict)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -140,10 +140,11 @@ func (n *Node) pipeline(p packet) error {
 }
 
 // sendData hands a data message (which the session then owns) to the
-// backend's own queue when it has one, else to the session writer. With a
+// backend's own queue when it has one and the session's first message is
+// out, else to the session writer. With a
 // wait channel it waits for room (see packet.wait).
 func (s *session) sendData(msg []byte, wait <-chan struct{}) error {
-	if q, ok := s.tr.(backends.Enqueuer); ok {
+	if q, ok := s.tr.(backends.Enqueuer); ok && s.wroteFirst.Load() {
 		var (
 			queued bool
 			err    error

@@ -65,6 +65,7 @@ func TestSendDataFullQueue(t *testing.T) {
 			q := &queueSession{q: make(chan []byte, 1), closed: make(chan struct{})}
 			q.q <- []byte("queued before")
 			s := &session{n: n, tr: q, remote: "b"}
+			s.wroteFirst.Store(true) // past the initial routing update: data goes to the backend's queue
 			var wait chan struct{}
 			if tc.local {
 				wait = make(chan struct{})
@@ -81,5 +82,33 @@ func TestSendDataFullQueue(t *testing.T) {
 				t.Fatalf("%d drops counted, want %d", got, tc.wantDrops)
 			}
 		})
+	}
+}
+
+// TestSendDataBeforeFirstMessage: until the session writer has sent the
+// initial routing update, data (a link probe) goes to the writer's queue,
+// which sends control messages first, not straight to the backend's queue
+// where it could overtake the update (docs/protocol.md §5.3).
+func TestSendDataBeforeFirstMessage(t *testing.T) {
+	n, err := New(fastOptions("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	q := &queueSession{q: make(chan []byte, 1), closed: make(chan struct{})}
+	s := &session{n: n, tr: q, remote: "b", data: make(chan []byte, 1)}
+	if err := s.sendData([]byte("probe"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(q.q) != 0 || len(s.data) != 1 {
+		t.Fatalf("before the first message: %d in the backend queue, %d in the writer's; want 0, 1", len(q.q), len(s.data))
+	}
+	<-s.data
+	s.wroteFirst.Store(true)
+	if err := s.sendData([]byte("probe"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(q.q) != 1 || len(s.data) != 0 {
+		t.Fatalf("after the first message: %d in the backend queue, %d in the writer's; want 1, 0", len(q.q), len(s.data))
 	}
 }

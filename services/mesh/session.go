@@ -26,7 +26,13 @@ type session struct {
 	// flushOnStop makes the writer send the queued control messages (the
 	// last initial connect message) before it exits.
 	flushOnStop atomic.Bool
-	dropped     atomic.Uint64
+	// wroteFirst is set once the writer has handed the transport its first
+	// message (the initial routing update, docs/protocol.md §5.3). Until
+	// then data goes through the writer too, which sends control messages
+	// first, so a link probe queued straight to the transport cannot
+	// overtake the routing update.
+	wroteFirst atomic.Bool
+	dropped    atomic.Uint64
 	// st are the session's counters (stats.go); link is its link record,
 	// set when established (under n.mu).
 	st   sessionStats
@@ -148,6 +154,7 @@ func (s *session) writeLoop(done chan<- struct{}) {
 			_ = s.tr.Close() // the reader sees it and tears down
 			return false
 		}
+		s.wroteFirst.Store(true)
 		s.sent(m)
 		return true
 	}

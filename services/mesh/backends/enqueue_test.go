@@ -21,11 +21,10 @@ func TestEnqueue(t *testing.T) {
 		{"closed session", true, 0, true, []byte("m"), false, ErrSessionClosed},
 		{"empty message", true, 0, false, nil, false, ErrEmptyMessage},
 		{"oversize message", true, 0, false, make([]byte, MaxMessageSize+1), false, ErrMessageTooLarge},
-		{"no queue (UDP)", false, 0, false, []byte("m"), false, ErrNotQueued},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newSession("test", tc.queued)
+			s := newSession("test")
 			for range tc.prefill {
 				s.out <- []byte("x")
 			}
@@ -55,7 +54,7 @@ func TestEnqueueWait(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newSession("test", true)
+			s := newSession("test")
 			for range sendQueueLen {
 				s.out <- []byte("x")
 			}

@@ -36,7 +36,7 @@ func TestByteGate(t *testing.T) {
 // once sendQueueBytes are queued, long before its length bound; its receive
 // queue takes no more than recvQueueBytes without the reader waiting.
 func TestSessionQueuesBoundedInBytes(t *testing.T) {
-	s := newSession("test", true)
+	s := newSession("test")
 	defer s.fail(ErrSessionClosed)
 	msg := make([]byte, MaxMessageSize)
 	queued := 0

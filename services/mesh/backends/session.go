@@ -35,8 +35,9 @@ const (
 
 // session is the Session of every transport. Received messages arrive on
 // in (filled by a reader goroutine or, for UDP listeners, by the listener's
-// receive loop). Sends either go through out to a writer goroutine that
-// coalesces them (stream transports) or straight to sendNow (UDP).
+// receive loop). Sends go through out to a writer goroutine that hands
+// them over in batches (one write for TCP and websocket, one sendmmsg for
+// UDP).
 type session struct {
 	remote  string
 	in      chan []byte
@@ -44,7 +45,9 @@ type session struct {
 	inBytes byteGate // bytes queued in in
 	// outBytes counts the bytes queued in out.
 	outBytes byteGate
-	sendNow  func(msg []byte) error
+	// sizeCheck, when set, vets every message before it is queued (UDP's
+	// smaller bound, which ends the session as upstream does).
+	sizeCheck func(msg []byte) error
 	// onFail runs once when the session ends, for any reason; it must not
 	// block (it unblocks the transport, e.g. sets a deadline or closes).
 	onFail func()
@@ -55,17 +58,15 @@ type session struct {
 	err       error
 }
 
-func newSession(remote string, queued bool) *session {
+func newSession(remote string) *session {
 	s := &session{
 		remote:  remote,
 		in:      make(chan []byte, recvQueueLen),
+		out:     make(chan []byte, sendQueueLen),
 		closing: make(chan struct{}),
 	}
 	s.inBytes.limit = recvQueueBytes
 	s.outBytes.limit = sendQueueBytes
-	if queued {
-		s.out = make(chan []byte, sendQueueLen)
-	}
 	return s
 }
 
@@ -106,8 +107,10 @@ func (s *session) Send(msg []byte) error {
 		return s.cause()
 	default:
 	}
-	if s.out == nil {
-		return s.sendNow(msg) // checks its own, smaller size limit
+	if s.sizeCheck != nil {
+		if err := s.sizeCheck(msg); err != nil {
+			return err
+		}
 	}
 	if len(msg) > MaxMessageSize {
 		return fmt.Errorf("send %d bytes to %s: %w", len(msg), s.remote, ErrMessageTooLarge)
@@ -135,11 +138,13 @@ func (s *session) EnqueueWait(msg []byte, cancel <-chan struct{}) (bool, error) 
 }
 
 func (s *session) enqueue(msg []byte, cancel <-chan struct{}, wait bool) (bool, error) {
-	if s.out == nil {
-		return false, ErrNotQueued
-	}
 	if err := checkFrameLen(len(msg)); err != nil {
 		return false, fmt.Errorf("send to %s: %w", s.remote, err)
+	}
+	if s.sizeCheck != nil {
+		if err := s.sizeCheck(msg); err != nil {
+			return false, err
+		}
 	}
 	select {
 	case <-s.closing:

@@ -209,7 +209,7 @@ func (d *TCPDialer) dial(ctx context.Context, g *group) (Session, error) {
 // newTCPSession starts the reader and the coalescing writer of a framed
 // stream session on conn; on error conn is closed.
 func newTCPSession(g *group, remote string, conn net.Conn, isTLS bool, ids []string) (Session, error) {
-	s := newSession(remote, true)
+	s := newSession(remote)
 	s.onFail = func() { _ = conn.SetWriteDeadline(time.Now().Add(closeFlushTimeout)) }
 	fw := newFrameWriter(conn)
 	br := bufio.NewReaderSize(conn, tcpReadBufferSize)

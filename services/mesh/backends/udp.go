@@ -147,9 +147,28 @@ func (l *UDPListener) receiveLoop(ctx context.Context, g *group, pc net.PacketCo
 	stop := context.AfterFunc(ctx, func() { _ = pc.Close() })
 	defer stop()
 	table := &udpSessions{byIP: make(map[string]*udpListenerSession)}
+	// recvmmsg on IPv4 sockets; a dual-stack socket reads one datagram
+	// per call, with the source addresses ReadFrom reports.
 	buf := make([]byte, udpReceiveBufferSize)
-	for {
+	readFrom := func() ([]byte, net.Addr, error) {
 		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			return nil, nil, err
+		}
+		var msg []byte
+		if n <= PooledMessageCap {
+			msg = MessageBuffer()[:n]
+		} else {
+			msg = make([]byte, n)
+		}
+		copy(msg, buf[:n])
+		return msg, from, nil
+	}
+	if a, ok := pc.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() != nil {
+		readFrom = newUDPBatchReader(pc).read
+	}
+	for {
+		msg, from, err := readFrom()
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
@@ -161,20 +180,21 @@ func (l *UDPListener) receiveLoop(ctx context.Context, g *group, pc net.PacketCo
 			continue
 		}
 		key := from.String()
-		if n == 0 {
+		if len(msg) == 0 {
 			// An empty datagram crashes upstream; here it is only noise.
+			ReleaseMessage(msg)
 			l.log.Warn("dropped empty udp datagram", "remote", key)
 			continue
 		}
 		s := table.get(key)
 		if s == nil {
 			if s = l.newSession(ctx, g, pc, from, table, accept); s == nil {
+				ReleaseMessage(msg)
 				continue
 			}
 		}
-		msg := make([]byte, n)
-		copy(msg, buf[:n])
 		if !s.offer(msg) {
+			ReleaseMessage(msg)
 			l.log.Debug("dropped udp datagram: session queue full or closing", "remote", key)
 		}
 	}
@@ -207,16 +227,29 @@ func (l *UDPListener) newSession(ctx context.Context, g *group, pc net.PacketCon
 				"limit", l.opts.MaxSessions, "evicted", table.evicted)
 		}
 	}
-	s := &udpListenerSession{session: newSession("udp "+key, false), created: time.Now()}
-	s.sendNow = udpSender(s.session, func(msg []byte) error {
-		_, err := pc.WriteTo(msg, from)
-		return err
-	})
+	s := &udpListenerSession{session: newSession("udp " + key), created: time.Now()}
+	s.sizeCheck = udpSizeCheck(s.session)
+	write := func(batch [][]byte) error {
+		for _, msg := range batch {
+			if _, err := pc.WriteTo(msg, from); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if batchableUDP(pc.LocalAddr(), from) {
+		write = newUDPBatchWriter(pc, from).write
+	}
 	s.onFail = func() { table.remove(key, s) }
 	table.byIP[key] = s
 	table.mu.Unlock()
 	if evict != nil {
 		evict.fail(errors.New("udp session evicted: peer not confirmed, and the listener is at its session limit"))
+	}
+	// The socket is the listener's: the writer leaves it open.
+	if !g.spawn(func() { s.writeLoop(write, func() {}) }) {
+		s.fail(errStopping)
+		return nil
 	}
 	if !g.spawn(func() { runSession(ctx, s, accept) }) {
 		s.fail(errStopping)
@@ -261,27 +294,35 @@ func (d *UDPDialer) dial(ctx context.Context, g *group) (Session, error) {
 	if err != nil {
 		return nil, err // net errors name the operation and address
 	}
-	s := newSession("udp "+conn.RemoteAddr().String(), false)
-	s.onFail = func() { _ = conn.Close() }
-	s.sendNow = udpSender(s, func(msg []byte) error {
-		_, err := conn.Write(msg)
-		return err
-	})
-	buf := make([]byte, udpReceiveBufferSize)
+	s := newSession("udp " + conn.RemoteAddr().String())
+	s.sizeCheck = udpSizeCheck(s)
+	// Ending the session stops the reader; the writer closes the socket
+	// after writing what was queued before a Close (a Reject).
+	s.onFail = func() { _ = conn.SetReadDeadline(time.Now()) }
+	pc, ok := conn.(net.PacketConn)
+	if !ok {
+		_ = conn.Close()
+		return nil, fmt.Errorf("udp-peer %s: not a packet connection", d.opts.Address)
+	}
+	w := newUDPBatchWriter(pc, nil) // connected: no address per datagram
+	r := newUDPBatchReader(pc)
 	read := func() ([]byte, error) {
 		for {
-			n, err := conn.Read(buf)
+			msg, _, err := r.read()
 			if err != nil {
 				return nil, err // e.g. ICMP port unreachable: the session ends
 			}
-			if n == 0 {
+			if len(msg) == 0 {
+				ReleaseMessage(msg)
 				d.log.Warn("dropped empty udp datagram", "remote", s.remote)
 				continue
 			}
-			msg := make([]byte, n)
-			copy(msg, buf[:n])
 			return msg, nil
 		}
+	}
+	if !g.spawn(func() { s.writeLoop(w.write, func() { _ = conn.Close() }) }) {
+		_ = conn.Close()
+		return nil, errStopping
 	}
 	if !g.spawn(func() { s.readLoop(read) }) {
 		s.fail(errStopping)
@@ -290,17 +331,13 @@ func (d *UDPDialer) dial(ctx context.Context, g *group) (Session, error) {
 	return s, nil
 }
 
-// udpSender sends one datagram per message. Like upstream, an oversized
-// message or a failed write ends the session (docs/protocol.md §3.3).
-func udpSender(s *session, write func([]byte) error) func([]byte) error {
+// udpSizeCheck refuses messages that do not fit one datagram; like
+// upstream, such a message ends the session (docs/protocol.md §3.3), as
+// does a failed write (the session's writer).
+func udpSizeCheck(s *session) func([]byte) error {
 	return func(msg []byte) error {
 		if len(msg) > MaxUDPMessageSize {
 			err := fmt.Errorf("send %d bytes to %s: %w", len(msg), s.remote, ErrMessageTooLarge)
-			s.fail(err)
-			return err
-		}
-		if err := write(msg); err != nil {
-			err = fmt.Errorf("send to %s: %w", s.remote, err)
 			s.fail(err)
 			return err
 		}

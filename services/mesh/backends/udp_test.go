@@ -2,6 +2,7 @@ package backends
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"testing"
@@ -41,10 +42,37 @@ func TestUDPRoundTrip(t *testing.T) {
 	}
 	ls := lr.next()
 	mustEqual(t, recv(t, ls), []byte("hello"))
-	exchange(t, ds, ls, []int{1, 1000, MaxUDPMessageSize})
+	// Around the pooled buffer's size the batch reader switches to its
+	// overflow buffer (udpbatch.go).
+	exchange(t, ds, ls, []int{1, 1000, PooledMessageCap - 1, PooledMessageCap, PooledMessageCap + 1, MaxUDPMessageSize})
 	if _, ok := ds.(PeerIdentified); ok {
 		t.Fatal("udp session claims a peer identity")
 	}
+}
+
+// TestUDPDualStackListener: a listener on the IPv6 wildcard (a dual-stack
+// socket) answers an IPv4 peer one datagram at a time (x/net's batch
+// calls cannot address it) and still carries every size.
+func TestUDPDualStackListener(t *testing.T) {
+	l, err := NewUDPListener(UDPListenerOptions{Address: "[::]:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lr := start(t, l)
+	if l.Addr().IP.To4() != nil {
+		t.Skip("no dual-stack socket here")
+	}
+	d, err := NewUDPDialer(UDPDialerOptions{Address: fmt.Sprintf("127.0.0.1:%d", l.Addr().Port), Redial: true, Backoff: fastBackoff()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := start(t, d).next()
+	if err := ds.Send([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	ls := lr.next()
+	mustEqual(t, recv(t, ls), []byte("hello"))
+	exchange(t, ds, ls, []int{1, PooledMessageCap, PooledMessageCap + 1, MaxUDPMessageSize})
 }
 
 func TestUDPSendLimits(t *testing.T) {
@@ -280,4 +308,25 @@ func TestUDPListenerEvictsUnconfirmedSources(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustEqual(t, recv(t, as), []byte("still"))
+}
+
+// TestUDPDialerFlushesBeforeClose: a message sent just before Close (the
+// mesh's Reject) still leaves, now that sends are queued.
+func TestUDPDialerFlushesBeforeClose(t *testing.T) {
+	l, lr := newUDPListener(t, 0)
+	d, err := NewUDPDialer(UDPDialerOptions{Address: l.Addr().String(), Backoff: fastBackoff()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := start(t, d).next()
+	if err := ds.Send([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	ls := lr.next()
+	mustEqual(t, recv(t, ls), []byte("hello"))
+	if err := ds.Send([]byte("bye")); err != nil {
+		t.Fatal(err)
+	}
+	_ = ds.Close()
+	mustEqual(t, recv(t, ls), []byte("bye"))
 }

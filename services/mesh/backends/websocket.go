@@ -30,6 +30,9 @@ const (
 	wsReadLimit = 1 << 20
 	// wsHeaderTimeout is upstream's HTTP header read timeout.
 	wsHeaderTimeout = 5 * time.Second
+	// wsReadBuffer is gorilla's read buffer per connection: one read
+	// syscall takes in many mesh messages (the default 4 KiB holds three).
+	wsReadBuffer = 32 << 10
 	// wsHandshakeTimeout bounds a dial (TCP, proxy CONNECT, TLS, upgrade).
 	// Upstream has none; a hung peer would otherwise stall the redial loop.
 	wsHandshakeTimeout = 15 * time.Second
@@ -127,7 +130,9 @@ func (l *WebsocketListener) Start(ctx context.Context, accept func(Session)) (fu
 	if a, ok := ln.Addr().(*net.TCPAddr); ok {
 		l.addr.Store(a)
 	}
-	ln = newCapListener(ln, l.opts.MaxConnections, l.log)
+	// Corked connections let a session write a batch of messages with one
+	// syscall (see corkConn).
+	ln = corkListener{newCapListener(ln, l.opts.MaxConnections, l.log)}
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: wsHeaderTimeout,
@@ -159,7 +164,7 @@ func (l *WebsocketListener) serve(ctx context.Context, g *group, srv *http.Serve
 func (l *WebsocketListener) handler(ctx context.Context, g *group, accept func(Session)) http.Handler {
 	// CheckOrigin nil selects gorilla's rule, which is upstream's: no
 	// Origin is fine, else its host[:port] must equal Host, else 403.
-	up := websocket.Upgrader{}
+	up := websocket.Upgrader{ReadBufferSize: wsReadBuffer}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !g.enter() {
 			http.Error(w, "backend stopping", http.StatusServiceUnavailable)
@@ -239,6 +244,7 @@ func NewWebsocketDialer(opts WebsocketDialerOptions) (*WebsocketDialer, error) {
 	d.dialer = &websocket.Dialer{
 		Proxy:            func(r *http.Request) (*url.URL, error) { return proxy(r.URL) },
 		HandshakeTimeout: wsHandshakeTimeout,
+		ReadBufferSize:   wsReadBuffer,
 	}
 	if d.isTLS {
 		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
@@ -287,7 +293,7 @@ func (d *WebsocketDialer) dial(ctx context.Context, g *group) (Session, error) {
 			return nil, ctx.Err()
 		}
 		raw = c
-		return c, nil
+		return newCorkConn(c), nil // see corkConn
 	}
 	stop := context.AfterFunc(ctx, func() {
 		mu.Lock()
@@ -320,7 +326,7 @@ func (d *WebsocketDialer) dial(ctx context.Context, g *group) (Session, error) {
 func newWebsocketSession(g *group, log *slog.Logger, remote string, conn *websocket.Conn,
 	isTLS bool, ids []string) (Session, error) {
 	conn.SetReadLimit(wsReadLimit)
-	s := newSession(remote, true)
+	s := newSession(remote)
 	// gorilla's SetWriteDeadline must not race with a write, so a writer
 	// stuck on a peer that stopped reading is unblocked by closing the
 	// connection under it instead.
@@ -328,11 +334,23 @@ func newWebsocketSession(g *group, log *slog.Logger, remote string, conn *websoc
 	s.onFail = func() {
 		unstick = time.AfterFunc(closeFlushTimeout, func() { _ = conn.NetConn().Close() })
 	}
+	// Each message is one websocket message (the wire contract); the
+	// batch leaves in one write when the connection is corked.
+	cork := corkOf(conn.NetConn())
 	write := func(batch [][]byte) error {
+		if cork != nil && len(batch) > 1 {
+			cork.cork()
+		}
 		for _, msg := range batch {
 			if err := conn.WriteMessage(websocket.BinaryMessage, msg); err != nil {
+				if cork != nil {
+					_ = cork.uncork()
+				}
 				return err
 			}
+		}
+		if cork != nil {
+			return cork.uncork()
 		}
 		return nil
 	}
@@ -344,13 +362,18 @@ func newWebsocketSession(g *group, log *slog.Logger, remote string, conn *websoc
 	}
 	read := func() ([]byte, error) {
 		for {
-			_, msg, err := conn.ReadMessage() // text messages are accepted too, as upstream does
+			_, r, err := conn.NextReader() // text messages are accepted too, as upstream does
+			if err != nil {
+				return nil, err
+			}
+			msg, err := readPooled(r)
 			if err != nil {
 				return nil, err
 			}
 			if len(msg) > 0 {
 				return msg, nil
 			}
+			ReleaseMessage(msg)
 			log.Warn("dropped empty websocket message", "remote", remote)
 		}
 	}
