@@ -90,7 +90,9 @@ func FuzzGuard(f *testing.F) {
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, req)
 		if w.Code == http.StatusOK {
-			if auth != "Bearer "+testToken && strings.TrimSpace(strings.TrimPrefix(auth, "Bearer ")) != testToken {
+			// The scheme name is case-insensitive (RFC 9110 §11.1).
+			scheme, token, _ := strings.Cut(auth, " ")
+			if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) != testToken {
 				t.Fatalf("%s with Authorization %q answered 200", method, auth)
 			}
 			return
