@@ -37,40 +37,87 @@ type Result struct {
 
 // Trim returns freed heap pages to the kernel and drops this process's
 // mappings of the pages of the running executable's read-only and
-// executable file mappings. It is safe at any time (the mappings are
-// private and never written, so the pages fault back in from the file);
-// its cost is those faults, so call it once start-up is over.
+// executable file mappings. A mapping that holds any private page is
+// left alone: a page written before it was made read-only (the relocated
+// read-only data of a position-independent build, which the dynamic
+// loader patches and then protects) would come back from the file
+// unpatched. The others are private and never written, so their pages
+// fault back in from the file, and Trim is safe at any time; its cost is
+// those faults, so call it once start-up is over.
 func Trim() (Result, error) {
 	debug.FreeOSMemory()
 	exe, err := os.Executable()
 	if err != nil {
 		return Result{}, fmt.Errorf("memtrim: own executable: %w", err)
 	}
-	f, err := os.Open("/proc/self/maps")
+	f, err := os.Open("/proc/self/smaps")
 	if err != nil {
 		return Result{}, fmt.Errorf("memtrim: %w", err)
 	}
 	defer f.Close()
+	candidates, err := cleanMappings(bufio.NewScanner(f), exe)
+	if err != nil {
+		return Result{}, fmt.Errorf("memtrim: read smaps: %w", err)
+	}
 	var res Result
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		lo, hi, ok := readOnlyMapping(sc.Text(), exe)
-		if !ok {
-			continue
-		}
+	for _, m := range candidates {
 		// The range is a file mapping, not Go memory: advising it
 		// changes no Go value (hence the raw system call, with no Go
 		// pointer made from an address).
-		if _, _, errno := unix.Syscall(unix.SYS_MADVISE, lo, hi-lo, unix.MADV_DONTNEED); errno != 0 {
-			return res, fmt.Errorf("memtrim: madvise %x-%x: %w", lo, hi, errno)
+		if _, _, errno := unix.Syscall(unix.SYS_MADVISE, m[0], m[1]-m[0], unix.MADV_DONTNEED); errno != 0 {
+			return res, fmt.Errorf("memtrim: madvise %x-%x: %w", m[0], m[1], errno)
 		}
 		res.Ranges++
-		res.Bytes += int64(hi - lo)
-	}
-	if err := sc.Err(); err != nil {
-		return res, fmt.Errorf("memtrim: read maps: %w", err)
+		res.Bytes += int64(m[1] - m[0])
 	}
 	return res, nil
+}
+
+// cleanMappings reads /proc/self/smaps and returns the ranges of exe's
+// read-only mappings whose pages are all the file's (Anonymous: 0 kB).
+func cleanMappings(sc *bufio.Scanner, exe string) ([][2]uintptr, error) {
+	var out [][2]uintptr
+	var cur [2]uintptr
+	have, private := false, false
+	flush := func() {
+		if have && !private {
+			out = append(out, cur)
+		}
+		have, private = false, false
+	}
+	for sc.Scan() {
+		line := sc.Text()
+		if isMappingHeader(line) {
+			flush()
+			if lo, hi, ok := readOnlyMapping(line, exe); ok {
+				cur, have = [2]uintptr{lo, hi}, true
+			}
+			continue
+		}
+		if v, ok := strings.CutPrefix(line, "Anonymous:"); ok {
+			if f := strings.Fields(v); len(f) == 0 || f[0] != "0" {
+				private = true
+			}
+		}
+	}
+	flush()
+	return out, sc.Err()
+}
+
+// isMappingHeader reports whether an smaps line starts a mapping
+// ("lo-hi perms offset dev inode [path]").
+func isMappingHeader(line string) bool {
+	f := strings.Fields(line)
+	if len(f) < 5 {
+		return false
+	}
+	a, b, ok := strings.Cut(f[0], "-")
+	if !ok {
+		return false
+	}
+	_, err1 := strconv.ParseUint(a, 16, 64)
+	_, err2 := strconv.ParseUint(b, 16, 64)
+	return err1 == nil && err2 == nil
 }
 
 // readOnlyMapping parses one /proc/self/maps line and reports its range

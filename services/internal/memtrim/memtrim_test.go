@@ -1,7 +1,9 @@
 package memtrim
 
 import (
+	"bufio"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -69,4 +71,34 @@ func rssFileKiB(t *testing.T) int {
 	}
 	t.Fatal("no RssFile in /proc/self/status")
 	return 0
+}
+
+// TestCleanMappingsSkipsPrivatePages: a read-only mapping of the binary
+// that holds private pages (relocated read-only data of a PIE build) is
+// not advised; clean ones are, and other files' are not.
+func TestCleanMappingsSkipsPrivatePages(t *testing.T) {
+	smaps := `00400000-00c6e000 r-xp 00000000 fe:00 10634030   /usr/bin/receptor
+Size:               8632 kB
+Rss:                8000 kB
+Anonymous:             0 kB
+VmFlags: rd ex mr mw me
+00c6e000-01692000 r--p 0086e000 fe:00 10634030   /usr/bin/receptor
+Size:              10384 kB
+Anonymous:            48 kB
+VmFlags: rd mr mw me
+01692000-01731000 rw-p 01292000 fe:00 10634030   /usr/bin/receptor
+Anonymous:           300 kB
+7f0000000000-7f0000001000 r--p 00000000 fe:00 1   /usr/lib/other.so
+Anonymous:             0 kB
+7f0000002000-7f0000003000 r--p 00001000 fe:00 10634030   /usr/bin/receptor
+Anonymous:             0 kB
+`
+	got, err := cleanMappings(bufio.NewScanner(strings.NewReader(smaps)), "/usr/bin/receptor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][2]uintptr{{0x400000, 0xc6e000}, {0x7f0000002000, 0x7f0000003000}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %x, want %x", got, want)
+	}
 }
