@@ -48,8 +48,8 @@ func TestFirstLineTimeout(t *testing.T) {
 	start := time.Now()
 	closedAfter(t, dialRaw(t, ts.path), start, testFirstLine)
 
+	start = time.Now() // before the dial: the server's clock starts when it accepts
 	r := dialRaw(t, ts.path)
-	start = time.Now()
 	go func() {
 		for _, b := range "status" {
 			time.Sleep(testFirstLine / 4)
@@ -66,13 +66,17 @@ func TestFirstLineTimeout(t *testing.T) {
 func TestIdleBetweenCommands(t *testing.T) {
 	ts := idleServer(t)
 	r := dialRaw(t, ts.path)
+	var lastSend time.Time
 	for range 3 {
+		lastSend = time.Now()
 		r.send(`{"command":"status","requested_fields":["NodeID"]}` + "\n")
 		r.expect(`{"NodeID":"nodea"}` + "\n")
 		time.Sleep(testIdle / 2)
 	}
-	// The deadline was set before the last pause began.
-	closedAfter(t, r, time.Now(), testIdle/4)
+	// The server set the idle deadline once it had answered the last
+	// command, so after lastSend; a late wake-up from the pause cannot
+	// make the close look early.
+	closedAfter(t, r, lastSend, testIdle)
 }
 
 // TestSubmitPayloadPauses: a work submit payload may take longer than the
