@@ -66,15 +66,18 @@ func (a *listingAgent) ListUnits(ctx context.Context, _ *workv1.ListUnitsRequest
 
 // workListOnce opens a control session and sends "work list" when start
 // is closed; it returns the reply line.
-func workListSession(sock string, start <-chan struct{}) ([]byte, error) {
+func workListSession(sock string, greeted func(), start <-chan struct{}) ([]byte, error) {
 	c, err := net.Dial("unix", sock)
 	if err != nil {
+		greeted()
 		return nil, err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(time.Minute))
 	r := bufio.NewReaderSize(c, 1<<20)
-	if _, err := r.ReadBytes('\n'); err != nil {
+	_, err = r.ReadBytes('\n')
+	greeted()
+	if err != nil {
 		return nil, fmt.Errorf("greeting: %w", err)
 	}
 	<-start
@@ -97,7 +100,7 @@ func TestConcurrentWorkListShared(t *testing.T) {
 	single := func() []byte {
 		start := make(chan struct{})
 		close(start)
-		b, err := workListSession(n.ctlSock, start)
+		b, err := workListSession(n.ctlSock, func() {}, start)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -121,14 +124,16 @@ func TestConcurrentWorkListShared(t *testing.T) {
 	var wg sync.WaitGroup
 	replies := make([][]byte, callers)
 	errs := make([]error, callers)
+	var greeted sync.WaitGroup
+	greeted.Add(callers)
 	for i := range callers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			replies[i], errs[i] = workListSession(n.ctlSock, start)
+			replies[i], errs[i] = workListSession(n.ctlSock, greeted.Done, start)
 		}()
 	}
-	time.Sleep(200 * time.Millisecond) // sessions connected, greeted and waiting
+	greeted.Wait() // every session connected, greeted and waiting
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
 	before = ms.TotalAlloc
