@@ -162,11 +162,15 @@ func TestConcurrentWorkListShared(t *testing.T) {
 	// The gRPC ListWork (REST's GET /v1/work) shares the agent's answer too.
 	connect(t, n)
 	agent.calls.Store(0)
+	// 100 replies of 1,200 units each are seconds of marshalling under
+	// -race on a loaded machine: this part is about sharing, not speed.
+	slow, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
 	for i := range callers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			resp, err := n.control.ListWork(testCtx(t), &controlv1.ListWorkRequest{})
+			resp, err := n.control.ListWork(slow, &controlv1.ListWorkRequest{})
 			if err == nil && len(resp.GetUnits()) != units {
 				err = fmt.Errorf("%d units", len(resp.GetUnits()))
 			}
