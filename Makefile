@@ -19,7 +19,7 @@ BINARIES := receptor receptor-router receptor-worker receptor-runner receptor-pr
 # tests were skipped and why (printed after the run).
 INTEROP_SUMMARY := $(BIN)/.interop-summary
 
-.PHONY: all build install image test unit integration test-faults test-k8s fuzz fuzz-long generate lint run bench bench-webui clean
+.PHONY: all build install image test unit integration test-faults test-k8s fuzz fuzz-long generate lint run bench bench-scale bench-webui clean
 
 all: build
 
@@ -98,6 +98,14 @@ bench: build
 # The web view on a 100-node in-process mesh in headless Chromium (needs
 # chromium): time to draw, frame gaps and timer lateness while 20 links
 # flap (docs/webui.md). No race detector: it measures.
+# Simulated large meshes in one process (docs/scale.md): convergence,
+# routing traffic and memory per node at several sizes; every node's route
+# count and a sample of full tables are checked against shortest paths.
+# SCALE_ARGS go to `bench scale` (-h lists them).
+SCALE_ARGS ?= -n 100,250,500,1000 -topo random,awx -dilate 3
+bench-scale:
+	$(GO) run ./scripts/bench scale $(SCALE_ARGS)
+
 bench-webui: build
 	RECEPTOR_BIN_DIR=$(BIN) $(GO) test -count=1 -run '^$$' -bench BenchmarkWebUI100Nodes -benchtime 1x -timeout 10m ./integration/
 

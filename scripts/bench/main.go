@@ -44,6 +44,9 @@ func (o options) want(section string) bool { return len(o.only) == 0 || o.only[s
 const sections = "converge,nodes,status,rss,stream,latency,work,links"
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "scale" {
+		os.Exit(scaleMain(os.Args[2:]))
+	}
 	var o options
 	var only string
 	var verbose bool

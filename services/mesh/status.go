@@ -91,3 +91,12 @@ func cloneWork(w []WorkCommand) []WorkCommand {
 	}
 	return append([]WorkCommand{}, w...)
 }
+
+// Routes returns a copy of the routing table (destination → next hop):
+// Status().RoutingTable without copying the rest of the state, which
+// matters for callers that poll many nodes of a large mesh.
+func (n *Node) Routes() map[string]string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return maps.Clone(n.routes)
+}
