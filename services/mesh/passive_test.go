@@ -27,6 +27,10 @@ func (b speaksFirst) Start(ctx context.Context, accept func(backends.Session)) (
 // advertisements only after the peer has listed it.
 func TestPassiveSessionSendsNothingFirst(t *testing.T) {
 	m := newTestMesh(t)
+	// The waits below take 9 initial-connect periods before the peer's
+	// first valid message; keep the session's give-up well beyond them
+	// (fastOptions' 12 left 150 ms, which a loaded machine used up).
+	m.mod = func(o *Options) { o.InitialConnectAttempts = 40 }
 	a := m.add("a")
 	sock, err := a.ListenPacketAndAdvertise("svc", ServiceAd{Tags: map[string]string{"k": "v"}})
 	if err != nil {
