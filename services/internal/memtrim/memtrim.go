@@ -111,13 +111,19 @@ func isMappingHeader(line string) bool {
 	if len(f) < 5 {
 		return false
 	}
-	a, b, ok := strings.Cut(f[0], "-")
-	if !ok {
-		return false
+	_, _, ok := parseRange(f[0])
+	return ok
+}
+
+// parseRange parses a mapping's "lo-hi" (hexadecimal).
+func parseRange(s string) (lo, hi uint64, ok bool) {
+	a, b, found := strings.Cut(s, "-")
+	if !found {
+		return 0, 0, false
 	}
-	_, err1 := strconv.ParseUint(a, 16, 64)
-	_, err2 := strconv.ParseUint(b, 16, 64)
-	return err1 == nil && err2 == nil
+	l, err1 := strconv.ParseUint(a, 16, 64)
+	h, err2 := strconv.ParseUint(b, 16, 64)
+	return l, h, err1 == nil && err2 == nil
 }
 
 // readOnlyMapping parses one /proc/self/maps line and reports its range
@@ -127,13 +133,8 @@ func readOnlyMapping(line, exe string) (lo, hi uintptr, ok bool) {
 	if len(f) < 6 || strings.Join(f[5:], " ") != exe || len(f[1]) < 2 || f[1][1] != '-' {
 		return 0, 0, false
 	}
-	a, b, found := strings.Cut(f[0], "-")
-	if !found {
-		return 0, 0, false
-	}
-	l, err1 := strconv.ParseUint(a, 16, 64)
-	h, err2 := strconv.ParseUint(b, 16, 64)
-	if err1 != nil || err2 != nil || h <= l {
+	l, h, ok := parseRange(f[0])
+	if !ok || h <= l {
 		return 0, 0, false
 	}
 	return uintptr(l), uintptr(h), true
