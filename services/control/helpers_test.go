@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -123,5 +124,21 @@ func (r *rawConn) expectEOF() {
 	r.t.Helper()
 	if rest := r.readAll(); rest != "" {
 		r.t.Fatalf("expected EOF, got %q", rest)
+	}
+}
+
+// expectClosed is expectEOF for a server that closes a session while the
+// client may still be writing: bytes the server never read make Linux
+// reset a unix or TCP connection instead of ending it, and a reset is as
+// much a close as an EOF.
+func (r *rawConn) expectClosed() {
+	r.t.Helper()
+	_ = r.conn.SetReadDeadline(time.Now().Add(failAfter))
+	b, err := io.ReadAll(r.br)
+	if err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		r.t.Fatalf("read to close: %v (got %q)", err, b)
+	}
+	if len(b) != 0 {
+		r.t.Fatalf("expected a close, got %q", b)
 	}
 }

@@ -21,7 +21,7 @@ func idleServer(t *testing.T) *testServer {
 // min after start.
 func closedAfter(t *testing.T, r *rawConn, start time.Time, min time.Duration) {
 	t.Helper()
-	r.expectEOF()
+	r.expectClosed()
 	if el := time.Since(start); el < min {
 		t.Fatalf("session closed after %v, before the %v timeout", el, min)
 	}
