@@ -20,7 +20,7 @@ const (
 	DefaultMaxAdvertisementBytes = 64 << 20
 
 	knownNodeBytes = 96 // a known node: map entry, nodeInfo, its topology map
-	edgeBytes      = 48 // one entry of a connection list
+	edgeBytes      = 96 // one entry of a connection list, and its entry in n.listedBy
 	nameBytes      = 64 // one learned name: entries in names and hashes
 	adEntryBytes   = 256
 	tombstoneBytes = 96
@@ -77,10 +77,33 @@ func (n *Node) setEdgeLocked(from, to string, cost float64) {
 		edges = map[string]float64{}
 		n.topo[from] = edges
 	}
-	if _, had := edges[to]; !had && from != n.id {
-		n.routeBytes += len(to) + edgeBytes
+	if _, had := edges[to]; !had {
+		n.listedByAddLocked(to, from)
+		if from != n.id {
+			n.routeBytes += len(to) + edgeBytes
+		}
 	}
 	edges[to] = cost
+}
+
+// listedByAddLocked and listedByDeleteLocked keep n.listedBy, the reverse
+// of the topology's edges, in step with it.
+func (n *Node) listedByAddLocked(to, from string) {
+	set := n.listedBy[to]
+	if set == nil {
+		set = map[string]struct{}{}
+		n.listedBy[to] = set
+	}
+	set[from] = struct{}{}
+}
+
+func (n *Node) listedByDeleteLocked(to, from string) {
+	if set := n.listedBy[to]; set != nil {
+		delete(set, from)
+		if len(set) == 0 {
+			delete(n.listedBy, to)
+		}
+	}
 }
 
 // deleteEdgeLocked removes from's edge to to, keeping routeBytes exact.
@@ -90,6 +113,7 @@ func (n *Node) deleteEdgeLocked(from, to string) {
 		return
 	}
 	delete(edges, to)
+	n.listedByDeleteLocked(to, from)
 	if from != n.id {
 		n.routeBytes -= len(to) + edgeBytes
 	}

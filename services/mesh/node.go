@@ -180,15 +180,19 @@ type Node struct {
 	allSessions map[*session]struct{}
 	known       map[string]*nodeInfo
 	topo        routing.Topology // known connection costs, incl. our local edges
-	routes      routing.Table
-	seen        *seenSet
-	names       map[uint64]string
-	hashes      map[string]uint64
-	sockets     map[string]*socket
-	ads         map[adKey]*storedAd
-	tombstones  map[adKey]time.Time
-	ownAds      map[string]ServiceAd
-	workCmds    []WorkCommand // carried by our control service ads (SetWorkCommands)
+	// listedBy is topo reversed: listedBy[b] holds every a with an edge
+	// a→b in topo, so that an update of b finds the edges to b it removes
+	// without a pass over the whole topology.
+	listedBy   map[string]map[string]struct{}
+	routes     routing.Table
+	seen       *seenSet
+	names      map[uint64]string
+	hashes     map[string]uint64
+	sockets    map[string]*socket
+	ads        map[adKey]*storedAd
+	tombstones map[adKey]time.Time
+	ownAds     map[string]ServiceAd
+	workCmds   []WorkCommand // carried by our control service ads (SetWorkCommands)
 	// Bytes of remote-controlled state, against Options.MaxRoutingStateBytes
 	// and MaxAdvertisementBytes (see budget.go).
 	routeBytes, adBytes int
@@ -230,7 +234,7 @@ func New(opts Options) (*Node, error) {
 		ctx: ctx, cancel: cancel,
 		wake:     make(chan struct{}, 1),
 		sessions: map[string]*session{}, allSessions: map[*session]struct{}{},
-		known: map[string]*nodeInfo{}, topo: routing.Topology{}, routes: routing.Table{},
+		known: map[string]*nodeInfo{}, topo: routing.Topology{}, listedBy: map[string]map[string]struct{}{}, routes: routing.Table{},
 		seen: newSeenSet(opts.MaxSeenUpdateBytes), names: map[uint64]string{}, hashes: map[string]uint64{},
 		sockets: map[string]*socket{}, ads: map[adKey]*storedAd{}, tombstones: map[adKey]time.Time{},
 		ownAds: map[string]ServiceAd{},

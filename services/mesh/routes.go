@@ -125,14 +125,21 @@ func (n *Node) processUpdateLocked(u *wire.RoutingUpdate, from *session) {
 		if changed {
 			n.routeBytes += connsBytes(u.Connections) - connsBytes(stored)
 			conns := make(map[string]float64, len(u.Connections))
+			for k := range stored {
+				n.listedByDeleteLocked(k, u.NodeID)
+			}
 			for k, v := range u.Connections {
 				conns[k] = v
+				n.listedByAddLocked(k, u.NodeID)
 				n.hashOfLocked(k) // improvement: learn neighbour names too (if the budget allows)
 			}
 			n.topo[u.NodeID] = conns
 			// Keep the graph symmetric on removals (edges are never added
-			// in reverse).
-			for other := range n.topo {
+			// in reverse): every other node that lists u.NodeID and is not
+			// in its new list loses that edge. listedBy names them; a pass
+			// over the whole topology per update made a start of N nodes
+			// cost O(N³).
+			for other := range n.listedBy[u.NodeID] {
 				if other == n.id {
 					continue
 				}

@@ -1,9 +1,13 @@
 package mesh
 
 import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
 	"testing"
 	"time"
 
+	"github.com/receptor-mesh/receptor/services/mesh/routing"
 	"github.com/receptor-mesh/receptor/services/mesh/wire"
 )
 
@@ -46,5 +50,85 @@ func TestSeenRelayedUpdate(t *testing.T) {
 				t.Fatalf("seenRelayedUpdate = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestTopologyReverseIndex: routing updates that grow, shrink and reshuffle
+// connection lists leave the topology exactly as a pass over every known
+// node would (each update drops the edges towards its sender that its new
+// list no longer confirms), and n.listedBy the exact reverse of it.
+func TestTopologyReverseIndex(t *testing.T) {
+	n, x, y := hostileSetup(t, nil)
+	r := rand.New(rand.NewPCG(1, 2))
+	ids := []string{"a", "x", "y"}
+	for i := range 12 {
+		ids = append(ids, fmt.Sprintf("m%02d", i))
+	}
+	n.mu.Lock()
+	model := routing.Topology{}
+	for from, edges := range n.topo {
+		model[from] = maps.Clone(edges)
+	}
+	n.mu.Unlock()
+	seq := map[string]uint64{}
+	for step := range 3000 {
+		origin := ids[3+r.IntN(len(ids)-3)]
+		conns := map[string]float64{}
+		for range r.IntN(6) {
+			if to := ids[r.IntN(len(ids))]; to != origin {
+				conns[to] = float64(1 + r.IntN(3))
+			}
+		}
+		if len(conns) == 0 {
+			conns["x"] = 1 // an empty list may decode as none at all
+		}
+		seq[origin]++
+		msg, err := wire.EncodeRoute(&wire.RoutingUpdate{NodeID: origin, UpdateID: fmt.Sprintf("u%06d", step),
+			UpdateEpoch: 1, UpdateSequence: seq[origin], Connections: conns, ForwardingNode: "x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := x.handle(msg); err != nil {
+			t.Fatal(err)
+		}
+		flooded(y, "")
+		// The model: store the list, then drop every other node's edge
+		// towards origin that the list does not name (never our own).
+		if maps.Equal(model[origin], conns) {
+			continue // unchanged: nothing is touched
+		}
+		model[origin] = maps.Clone(conns)
+		for other, edges := range model {
+			if _, ok := edges[origin]; ok && other != "a" {
+				if _, listed := conns[other]; !listed {
+					delete(edges, origin)
+				}
+			}
+		}
+		n.mu.Lock()
+		for from, want := range model {
+			if got := n.topo[from]; !maps.Equal(got, want) && (len(got) != 0 || len(want) != 0) {
+				n.mu.Unlock()
+				t.Fatalf("step %d: topo[%s] = %v, want %v", step, from, got, want)
+			}
+		}
+		reverse := map[string]map[string]struct{}{}
+		for from, edges := range n.topo {
+			for to := range edges {
+				if reverse[to] == nil {
+					reverse[to] = map[string]struct{}{}
+				}
+				reverse[to][from] = struct{}{}
+			}
+		}
+		if !maps.EqualFunc(reverse, n.listedBy, func(a, b map[string]struct{}) bool { return maps.Equal(a, b) }) {
+			n.mu.Unlock()
+			t.Fatalf("step %d: listedBy %v, reverse of topo %v", step, n.listedBy, reverse)
+		}
+		if got, recount := n.routeBytes, n.routingStateBytes(); got != recount {
+			n.mu.Unlock()
+			t.Fatalf("step %d: running count %d, recount %d", step, got, recount)
+		}
+		n.mu.Unlock()
 	}
 }
