@@ -45,9 +45,12 @@ type line3 struct {
 	nodes     []*proc
 	tcpServer string // node1's tcp-server → node3's "sink"
 	ctl1      string // node1's control socket
+	ctl3      string // node3's control socket
 }
 
-func startLine3(ctx context.Context, o options, ps *ports, dir string, im impl, kind, sinkAddr string, env []string) (*line3, error) {
+// nodeExtra is appended to the command lines of node1 and node3 (the
+// full nodes), e.g. work types.
+func startLine3(ctx context.Context, o options, ps *ports, dir string, im impl, kind, sinkAddr string, env, nodeExtra []string) (*line3, error) {
 	var p [3]int
 	for i := range p {
 		var err error
@@ -59,7 +62,7 @@ func startLine3(ctx context.Context, o options, ps *ports, dir string, im impl, 
 	l2, d2 := linkArgs(kind, p[1])
 	tag := im.name + "-" + kind
 	path := func(s string) string { return filepath.Join(dir, tag+"-"+s) }
-	l := &line3{tcpServer: "127.0.0.1:" + strconv.Itoa(p[2]), ctl1: path("n1.sock")}
+	l := &line3{tcpServer: "127.0.0.1:" + strconv.Itoa(p[2]), ctl1: path("n1.sock"), ctl3: path("n3.sock")}
 	common := func(id, short string) []string {
 		return []string{"--node", "id=" + id, "datadir=" + path(short+"data"),
 			"--control-service", "service=control", "filename=" + path(short+".sock")}
@@ -69,10 +72,10 @@ func startLine3(ctx context.Context, o options, ps *ports, dir string, im impl, 
 		args     []string
 	}{
 		{"node1", roleNode, slices.Concat(common("node1", "n1"), l1,
-			[]string{"--tcp-server", "port=" + strconv.Itoa(p[2]), "bindaddr=127.0.0.1", "remotenode=node3", "remoteservice=sink"})},
+			[]string{"--tcp-server", "port=" + strconv.Itoa(p[2]), "bindaddr=127.0.0.1", "remotenode=node3", "remoteservice=sink"}, nodeExtra)},
 		{"node2", roleRouter, slices.Concat(common("node2", "n2"), d1, l2)},
 		{"node3", roleNode, slices.Concat(common("node3", "n3"), d2,
-			[]string{"--tcp-client", "service=sink", "address=" + sinkAddr})},
+			[]string{"--tcp-client", "service=sink", "address=" + sinkAddr}, nodeExtra)},
 	}
 	for _, s := range specs {
 		pr, err := startProc(o.logger, im.bin(s.role), tag+"-"+s.id, dir, s.args, env)
@@ -87,7 +90,7 @@ func startLine3(ctx context.Context, o options, ps *ports, dir string, im impl, 
 		if err != nil || r1["node3"] == "" {
 			return false
 		}
-		r3, err := ctlRoutes(ctx, path("n3.sock"))
+		r3, err := ctlRoutes(ctx, l.ctl3)
 		return err == nil && r3["node1"] != ""
 	}
 	if err := waitFor(ctx, tag+" line routes", l.nodes[0], ready); err != nil {
@@ -230,7 +233,7 @@ func linkRun(ctx context.Context, o options, ps *ports, dir string, env []string
 	rawOnce func(context.Context)) (stream, ping *figure) {
 	stream, ping = &figure{}, &figure{}
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	l, err := startLine3(sctx, o, ps, dir, im, kind, s.addr(), env)
+	l, err := startLine3(sctx, o, ps, dir, im, kind, s.addr(), env, nil)
 	cancel()
 	if err != nil {
 		stream.err, ping.err = err, err

@@ -27,6 +27,7 @@ type options struct {
 	streamDur   time.Duration
 	samples     int
 	units       int
+	unitsSeq    int
 	bigBytes    int64
 	pprofEnv    string
 	upstreamBin string // upstream's receptor for the side-by-side column (upstream.go); "" = off
@@ -41,7 +42,7 @@ type options struct {
 
 func (o options) want(section string) bool { return len(o.only) == 0 || o.only[section] }
 
-const sections = "converge,nodes,status,rss,stream,latency,work,links"
+const sections = "converge,nodes,status,rss,stream,latency,work,links,units"
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "scale" {
@@ -57,6 +58,7 @@ func main() {
 	flag.DurationVar(&o.streamDur, "stream-time", 8*time.Second, "time limit of each stream transfer")
 	flag.IntVar(&o.samples, "samples", 500, "samples per latency figure")
 	flag.IntVar(&o.units, "units", 200, "work units submitted at once for the throughput figures")
+	flag.IntVar(&o.unitsSeq, "units-seq", 50, "work units submitted one after another in the units section")
 	flag.Int64Var(&o.bigBytes, "results-bytes", 100<<20, "output size of the results-streaming unit")
 	flag.StringVar(&o.pprofEnv, "pprof-env", "", "passed to the nodes as RECEPTOR_PPROF (e.g. 127.0.0.1:0); empty: off")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the driver (the client side) here")
@@ -156,6 +158,9 @@ func run(o options) error {
 
 	if o.want("links") {
 		linksSection(ctx, o, &ps, dir, env, &rep)
+	}
+	if o.want("units") {
+		unitsSection(ctx, o, &ps, dir, env, &rep)
 	}
 
 	header := fmt.Sprintf("# receptor benchmarks\n\n%s, %s/%s, %d CPUs, load when done: %s; driver run took %s.\n",
