@@ -177,6 +177,9 @@ func linksSection(ctx context.Context, o options, ps *ports, dir string, env []s
 			raws = append(raws, rate(n, el))
 		}
 	}
+	rctx, rcancel := context.WithTimeout(ctx, time.Minute)
+	rawPing, rawPingErr := rawRelayPing(rctx, o, ps, dir, o.pingSamples)
+	rcancel()
 	type result struct {
 		stream, ping *figure
 	}
@@ -218,6 +221,13 @@ func linksSection(ctx context.Context, o options, ps *ports, dir string, env []s
 			pr.Value, pr.Verdict = "error: "+oneLine(ours.ping.err.Error()), "MISS"
 		} else {
 			pr.Value = ours.ping.text
+			if rawPingErr != nil {
+				pr.Baseline = "raw relay: error: " + oneLine(rawPingErr.Error())
+			} else {
+				raw := percentile(rawPing, 50)
+				pr.Baseline = "raw TCP relay, 3 processes: " + ms(raw) + " / " + ms(percentile(rawPing, 99))
+				pr.Ratio = fmt.Sprintf("%.1f× raw", ours.ping.v/raw.Seconds())
+			}
 			if u := up(func(r *result) *figure { return r.ping }); u != nil && u.err == nil {
 				pr.Verdict = verdict(ours.ping.v <= u.v/2)
 			}

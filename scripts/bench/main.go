@@ -45,8 +45,13 @@ func (o options) want(section string) bool { return len(o.only) == 0 || o.only[s
 const sections = "converge,nodes,status,rss,stream,latency,work,links,units"
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "scale" {
-		os.Exit(scaleMain(os.Args[2:]))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "scale":
+			os.Exit(scaleMain(os.Args[2:]))
+		case "relay", "echo":
+			os.Exit(relayMain(os.Args[2:]))
+		}
 	}
 	var o options
 	var only string
