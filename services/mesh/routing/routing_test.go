@@ -119,6 +119,12 @@ func TestComputeMatchesBellmanFord(t *testing.T) {
 			if topo["0"][hop]+distFrom(hop, dst, topo) != cost[dst] {
 				t.Fatalf("trial %d: hop %s to %s not on a shortest path", trial, hop, dst)
 			}
+			// Ties go to the smallest first hop of all shortest paths.
+			for nb, c := range topo["0"] {
+				if nb < hop && c+distFrom(nb, dst, topo) == cost[dst] {
+					t.Fatalf("trial %d: hop %s to %s, but %s is smaller and as cheap", trial, hop, dst, nb)
+				}
+			}
 		}
 	}
 }
@@ -151,13 +157,17 @@ func bellmanFord(src string, topo Topology) map[string]float64 {
 	return d
 }
 
-func BenchmarkCompute100(b *testing.B) {
+func BenchmarkCompute100(b *testing.B)  { benchCompute(b, 100) }
+func BenchmarkCompute1000(b *testing.B) { benchCompute(b, 1000) }
+
+// benchCompute: a ring of n nodes with chords 7 apart (degree 4).
+func benchCompute(b *testing.B, n int) {
 	topo := Topology{}
-	for i := range 100 {
+	for i := range n {
 		topo[fmt.Sprint(i)] = map[string]float64{}
 	}
-	for i := range 100 {
-		for _, j := range []int{(i + 1) % 100, (i + 7) % 100} {
+	for i := range n {
+		for _, j := range []int{(i + 1) % n, (i + 7) % n} {
 			a, c := fmt.Sprint(i), fmt.Sprint(j)
 			topo[a][c], topo[c][a] = 1, 1
 		}
