@@ -190,7 +190,8 @@ func (n *Node) endSubscriptions() {
 func (n *Node) recomputeLocked() {
 	start := time.Now()
 	routes, _ := routing.Compute(n.id, n.topo)
-	n.stats.observeRecompute(time.Since(start))
+	n.lastRecomputeTook = time.Since(start)
+	n.stats.observeRecompute(n.lastRecomputeTook)
 	old := n.routes
 	n.routes = routes
 	if len(n.subs) == 0 || maps.Equal(old, routes) {

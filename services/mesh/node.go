@@ -37,8 +37,15 @@ const (
 	// none ran within the request delay: long enough for a burst of
 	// updates read together (a new peer's known updates, §6.1) to land in
 	// one run, short against a hop's latency.
-	routeSettle  = 2 * time.Millisecond
-	ctrlQueueLen = 1024
+	routeSettle = 2 * time.Millisecond
+	// recomputeSpacing: after a recomputation that took d, the next may
+	// start recomputeSpacing×d later (at least routeSettle, at most the
+	// request delay), so that recomputing costs a node at most about
+	// 1/recomputeSpacing of a core however fast changes arrive. On a small
+	// mesh (microseconds per recomputation) every change is routed within
+	// a few milliseconds; on thousands of nodes changes share one run.
+	recomputeSpacing = 50
+	ctrlQueueLen     = 1024
 	// ctrlQueueBytes and dataQueueBytes bound a session's queues in bytes
 	// as well: 1024 large advertisements must not pin 64 MiB per peer.
 	ctrlQueueBytes  = 4 << 20
@@ -208,6 +215,7 @@ type Node struct {
 	// When the last flood and recompute ran: a request runs within
 	// routeSettle unless one ran less than the request delay ago.
 	lastFlood, lastRecompute time.Time
+	lastRecomputeTook        time.Duration // how long the last recomputation took
 }
 
 var _ PacketNetwork = (*Node)(nil)
@@ -414,7 +422,7 @@ func (n *Node) kick() {
 // and a burst of changes still costs at most one update per delay.
 // Requests only ever move the next run earlier (docs/protocol.md §6.1).
 func (n *Node) requestFloodLocked() {
-	if t := n.throttledLocked(n.lastFlood); t.Before(n.nextFlood) {
+	if t := n.throttledLocked(n.lastFlood, n.opts.RouteRequestDelay); t.Before(n.nextFlood) {
 		n.nextFlood = t
 		n.kick()
 	}
@@ -422,17 +430,21 @@ func (n *Node) requestFloodLocked() {
 
 // requestRecomputeLocked schedules a route recompute as requestFloodLocked
 // schedules a flood.
+// A recomputation costs only this node's CPU, so it is spaced by its own
+// duration (recomputeSpacing) rather than by the request delay.
 func (n *Node) requestRecomputeLocked() {
-	if t := n.throttledLocked(n.lastRecompute); t.Before(n.nextRecompute) {
+	spacing := min(max(recomputeSpacing*n.lastRecomputeTook, routeSettle), n.opts.RouteRequestDelay)
+	if t := n.throttledLocked(n.lastRecompute, spacing); t.Before(n.nextRecompute) {
 		n.nextRecompute = t
 		n.kick()
 	}
 }
 
-// throttledLocked is when a requested run may start given the last one.
-func (n *Node) throttledLocked(last time.Time) time.Time {
+// throttledLocked is when a requested run may start given the last one
+// and the spacing between runs.
+func (n *Node) throttledLocked(last time.Time, spacing time.Duration) time.Time {
 	t := time.Now().Add(min(routeSettle, n.opts.RouteRequestDelay))
-	if earliest := last.Add(n.opts.RouteRequestDelay); t.Before(earliest) {
+	if earliest := last.Add(spacing); t.Before(earliest) {
 		return earliest
 	}
 	return t

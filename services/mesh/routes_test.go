@@ -132,3 +132,47 @@ func TestTopologyReverseIndex(t *testing.T) {
 		n.mu.Unlock()
 	}
 }
+
+// TestRecomputeSpacing: a recomputation request runs routeSettle after it
+// when the last recomputation is long past; after a recent one it waits
+// recomputeSpacing times that one's duration, at least routeSettle and at
+// most the request delay.
+func TestRecomputeSpacing(t *testing.T) {
+	o := fastOptions("a")
+	o.RouteRequestDelay = 100 * time.Millisecond
+	n, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	cases := []struct {
+		took time.Duration
+		want time.Duration // after the last recomputation
+	}{
+		{10 * time.Microsecond, routeSettle},            // 50×10 µs is under routeSettle
+		{time.Millisecond, 50 * time.Millisecond},       // 50×1 ms
+		{10 * time.Millisecond, 100 * time.Millisecond}, // capped at the request delay
+	}
+	for _, c := range cases {
+		n.mu.Lock()
+		last := time.Now()
+		n.lastRecompute, n.lastRecomputeTook = last, c.took
+		n.nextRecompute = last.Add(time.Hour)
+		n.requestRecomputeLocked()
+		got := n.nextRecompute.Sub(last)
+		n.nextRecompute = last.Add(time.Hour) // keep the scheduler from running it
+		n.mu.Unlock()
+		if got < c.want || got > c.want+routeSettle+50*time.Millisecond {
+			t.Errorf("after a %v recomputation: next in %v, want %v", c.took, got, c.want)
+		}
+	}
+	n.mu.Lock()
+	n.lastRecompute = time.Now().Add(-time.Second)
+	n.nextRecompute = time.Now().Add(time.Hour)
+	n.requestRecomputeLocked()
+	got := time.Until(n.nextRecompute)
+	n.mu.Unlock()
+	if got > routeSettle {
+		t.Errorf("long after the last recomputation: next in %v, want ≤ %v", got, routeSettle)
+	}
+}
