@@ -50,10 +50,18 @@ type inflightKey struct{}
 // or refuses it. The count is released once, on hand-off to Accept (see
 // releaseInflight) or when quic-go cancels ctx (the connection ended).
 func (g *inflightGate) admit(ctx context.Context, _ *quic.ClientInfo) (context.Context, error) {
-	if g.n.Add(1) > g.max {
-		g.n.Add(-1)
-		g.refused.Add(1)
-		return nil, errTooManyInflight
+	// Compare-and-swap, not add-then-undo: the count must never read over
+	// the bound, even for an instant (it is observed while connections
+	// arrive).
+	for {
+		cur := g.n.Load()
+		if cur >= g.max {
+			g.refused.Add(1)
+			return nil, errTooManyInflight
+		}
+		if g.n.CompareAndSwap(cur, cur+1) {
+			break
+		}
 	}
 	release := sync.OnceFunc(func() { g.n.Add(-1) })
 	context.AfterFunc(ctx, release)
