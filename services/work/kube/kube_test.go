@@ -914,3 +914,54 @@ current-context: x
 		t.Fatalf("requests %q, want the list of namespace fromfile then %q", requests, want)
 	}
 }
+
+// TestPodEndedBeforeSeenRunning: a pod whose command exits before the
+// agent sees it running (it goes from created straight to terminated) is
+// followed like any other: its log is copied and its exit code decides,
+// with the same Detail as a pod that was seen running; stdin is not sent.
+func TestPodEndedBeforeSeenRunning(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		code   int32
+		state  unit.State
+		detail string
+	}{
+		{"succeeds", 0, unit.Succeeded, "Finished"},
+		{"fails", 3, unit.Failed, "container failed with exit code 3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fk := newFakeKube()
+			typ, err := New(Config{WorkType: "kube", Namespace: "ns", Image: "img", Command: "sh", Retry: fastRetry()},
+				Options{NodeID: "node1", Clients: fk.factory})
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := newUnit(t, typ, nil, "unread stdin")
+			e, err := typ.Start(context.Background(), dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Detach()
+			pod := fk.onlyPod(t, "ns")
+			log, want := logOf(3)
+			fk.mu.Lock()
+			fk.logs[pod.Name] = log
+			fk.mu.Unlock()
+			fk.setStatus(t, pod, terminated(tc.code))
+			st := waitState(t, dir, tc.state)
+			if st.Detail != tc.detail {
+				t.Fatalf("Detail = %q, want %q", st.Detail, tc.detail)
+			}
+			<-e.Done()
+			got, _ := os.ReadFile(dir.Path(unit.StdoutFile))
+			if !bytes.Equal(got, want) {
+				t.Fatalf("stdout %q, want %q", got, want)
+			}
+			fk.mu.Lock()
+			defer fk.mu.Unlock()
+			if len(fk.stdin[pod.Name]) != 0 {
+				t.Fatalf("stdin sent to a pod that had ended: %q", fk.stdin[pod.Name])
+			}
+		})
+	}
+}

@@ -359,12 +359,15 @@ func (e *Execution) runLogger(ex extraData, resume bool) error {
 			}
 			return detailf("Error creating pod: %s", err)
 		}
-		if outcome(pod) == podFinished {
-			if xerr := exitError(pod); xerr != nil {
-				return detailf("Error creating pod: %s", xerr)
+		// A pod that ended before it was seen running (a command that
+		// exits at once) gets no stdin, and is followed like any other:
+		// its log is copied and its status decides the outcome, whether
+		// it succeeded or failed. Upstream fails such a unit with "Error
+		// creating pod: container failed ..." and none of its output.
+		if outcome(pod) != podFinished {
+			if err := e.sendStdin(ex); err != nil {
+				return err
 			}
-		} else if err := e.sendStdin(ex); err != nil {
-			return err
 		}
 		if err := e.setState(unit.Running, "Pod Running"); err != nil {
 			return err
