@@ -416,15 +416,22 @@ func fastRetry() Retry {
 	return Retry{Initial: 5 * time.Millisecond, Max: 20 * time.Millisecond, Timeout: 2 * time.Second}
 }
 
+// The "before running" cases: a pod that ends before the agent sees it
+// running (created, then straight to terminated: a command that exits at
+// once) is followed like any other, its log copied and its exit code
+// deciding, with the same Detail; it is sent no stdin.
 func TestUnitLifecycle(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		code   int32
-		state  unit.State
-		detail string
+		name          string
+		code          int32
+		state         unit.State
+		detail        string
+		beforeRunning bool
 	}{
-		{"succeeds", 0, unit.Succeeded, "Finished"},
-		{"fails", 3, unit.Failed, "container failed with exit code 3"},
+		{"succeeds", 0, unit.Succeeded, "Finished", false},
+		{"fails", 3, unit.Failed, "container failed with exit code 3", false},
+		{"succeeds before running", 0, unit.Succeeded, "Finished", true},
+		{"fails before running", 3, unit.Failed, "container failed with exit code 3", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fk := newFakeKube()
@@ -456,8 +463,10 @@ func TestUnitLifecycle(t *testing.T) {
 			fk.mu.Lock()
 			fk.logs[pod.Name] = log
 			fk.mu.Unlock()
-			fk.setStatus(t, pod, running())
-			waitState(t, dir, unit.Running)
+			if !tc.beforeRunning {
+				fk.setStatus(t, pod, running())
+				waitState(t, dir, unit.Running)
+			}
 			fk.setStatus(t, pod, terminated(tc.code))
 			st = waitState(t, dir, tc.state)
 			if st.Detail != tc.detail {
@@ -470,8 +479,12 @@ func TestUnitLifecycle(t *testing.T) {
 			}
 			fk.mu.Lock()
 			defer fk.mu.Unlock()
-			if string(fk.stdin[pod.Name]) != "hello stdin" {
-				t.Fatalf("stdin sent = %q", fk.stdin[pod.Name])
+			wantStdin := "hello stdin"
+			if tc.beforeRunning {
+				wantStdin = ""
+			}
+			if string(fk.stdin[pod.Name]) != wantStdin {
+				t.Fatalf("stdin sent = %q, want %q", fk.stdin[pod.Name], wantStdin)
 			}
 		})
 	}
@@ -912,56 +925,5 @@ current-context: x
 	want := "DELETE /api/v1/namespaces/fromfile/pods/kube-orphan?"
 	if len(requests) != 2 || !strings.HasPrefix(requests[0], "GET /api/v1/namespaces/fromfile/pods?") || requests[1] != want {
 		t.Fatalf("requests %q, want the list of namespace fromfile then %q", requests, want)
-	}
-}
-
-// TestPodEndedBeforeSeenRunning: a pod whose command exits before the
-// agent sees it running (it goes from created straight to terminated) is
-// followed like any other: its log is copied and its exit code decides,
-// with the same Detail as a pod that was seen running; stdin is not sent.
-func TestPodEndedBeforeSeenRunning(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		code   int32
-		state  unit.State
-		detail string
-	}{
-		{"succeeds", 0, unit.Succeeded, "Finished"},
-		{"fails", 3, unit.Failed, "container failed with exit code 3"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			fk := newFakeKube()
-			typ, err := New(Config{WorkType: "kube", Namespace: "ns", Image: "img", Command: "sh", Retry: fastRetry()},
-				Options{NodeID: "node1", Clients: fk.factory})
-			if err != nil {
-				t.Fatal(err)
-			}
-			dir := newUnit(t, typ, nil, "unread stdin")
-			e, err := typ.Start(context.Background(), dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer e.Detach()
-			pod := fk.onlyPod(t, "ns")
-			log, want := logOf(3)
-			fk.mu.Lock()
-			fk.logs[pod.Name] = log
-			fk.mu.Unlock()
-			fk.setStatus(t, pod, terminated(tc.code))
-			st := waitState(t, dir, tc.state)
-			if st.Detail != tc.detail {
-				t.Fatalf("Detail = %q, want %q", st.Detail, tc.detail)
-			}
-			<-e.Done()
-			got, _ := os.ReadFile(dir.Path(unit.StdoutFile))
-			if !bytes.Equal(got, want) {
-				t.Fatalf("stdout %q, want %q", got, want)
-			}
-			fk.mu.Lock()
-			defer fk.mu.Unlock()
-			if len(fk.stdin[pod.Name]) != 0 {
-				t.Fatalf("stdin sent to a pod that had ended: %q", fk.stdin[pod.Name])
-			}
-		})
 	}
 }
