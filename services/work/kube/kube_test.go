@@ -401,6 +401,20 @@ func newUnit(t *testing.T, typ *Type, params map[string]string, stdin string) un
 	return dir
 }
 
+// startUnit creates a unit of typ (newUnit) and starts it; the execution
+// is detached when the test ends (Detach is safe after a Cancel or an
+// earlier Detach).
+func startUnit(t *testing.T, typ *Type, params map[string]string, stdin string) (unit.Dir, *Execution) {
+	t.Helper()
+	dir := newUnit(t, typ, params, stdin)
+	e, err := typ.Start(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Detach)
+	return dir, e
+}
+
 func waitState(t *testing.T, dir unit.Dir, state unit.State) unit.Status {
 	t.Helper()
 	var st unit.Status
@@ -440,12 +454,7 @@ func TestUnitLifecycle(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			dir := newUnit(t, typ, nil, "hello stdin")
-			e, err := typ.Start(context.Background(), dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer e.Detach()
+			dir, e := startUnit(t, typ, nil, "hello stdin")
 			pod := fk.onlyPod(t, "ns")
 			if !strings.HasPrefix(pod.Name, "kube-") || pod.Labels[LabelUnit] != filepath.Base(string(dir)) {
 				t.Fatalf("pod %s labels %v", pod.Name, pod.Labels)
@@ -497,11 +506,7 @@ func TestCancelDeletesPod(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := newUnit(t, typ, map[string]string{"secret_kube_config": "RUNTIME-SECRET", "kube_namespace": "rt"}, "")
-	e, err := typ.Start(context.Background(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, e := startUnit(t, typ, map[string]string{"secret_kube_config": "RUNTIME-SECRET", "kube_namespace": "rt"}, "")
 	pod := fk.onlyPod(t, "rt")
 	fk.setStatus(t, pod, running())
 	waitState(t, dir, unit.Running)
@@ -529,12 +534,7 @@ func TestPendingTimeoutReason(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := newUnit(t, typ, map[string]string{"pod_pending_timeout": "300ms"}, "x")
-	e, err := typ.Start(context.Background(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Detach()
+	dir, _ := startUnit(t, typ, map[string]string{"pod_pending_timeout": "300ms"}, "x")
 	pod := fk.onlyPod(t, "ns")
 	_, err = fk.cs.CoreV1().Events("ns").Create(context.Background(), &corev1.Event{
 		ObjectMeta:     metav1.ObjectMeta{Name: "ev1", Namespace: "ns"},
@@ -563,11 +563,7 @@ func TestRestartReattachesRunningUnit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := newUnit(t, typ, nil, "in")
-	e, err := typ.Start(context.Background(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, e := startUnit(t, typ, nil, "in")
 	pod := fk.onlyPod(t, "ns")
 	log, want := logOf(30)
 	half := bytes.Index(log, []byte("line 20"))
@@ -619,11 +615,7 @@ func TestRestartPendingDeletesPod(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := newUnit(t, typ, nil, "in")
-	e, err := typ.Start(context.Background(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, e := startUnit(t, typ, nil, "in")
 	pod := fk.onlyPod(t, "ns")
 	eventually(t, 10*time.Second, func() string { return fmt.Sprintf("pod recorded") }, func() bool {
 		st, _ := dir.ReadStatus()
@@ -772,12 +764,7 @@ func TestFinishedPodLogReadToEnd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			dir := newUnit(t, typ, nil, "")
-			e, err := typ.Start(context.Background(), dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer e.Detach()
+			dir, e := startUnit(t, typ, nil, "")
 			pod := fk.onlyPod(t, "ns")
 			fk.setStatus(t, pod, terminated(0))
 			<-e.Done()
@@ -842,12 +829,7 @@ func TestNoReconnectStreamsOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := newUnit(t, typ, nil, "")
-	e, err := typ.Start(context.Background(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Detach()
+	dir, e := startUnit(t, typ, nil, "")
 	pod := fk.onlyPod(t, "ns")
 	fk.setStatus(t, pod, running())
 	waitState(t, dir, unit.Running)
