@@ -28,20 +28,26 @@ func udpClient(t *testing.T, l *UDPListener) *net.UDPConn {
 	return c
 }
 
-func TestUDPRoundTrip(t *testing.T) {
-	l, lr := newUDPListener(t, 0)
-	d, err := NewUDPDialer(UDPDialerOptions{Address: l.Addr().String(), Redial: true, Backoff: fastBackoff()})
+// udpPair dials addr (the listener lr runs) and sends "hello", from which
+// the listener learns of the dialer; it returns both ends.
+func udpPair(t *testing.T, addr string, redial bool, lr *running) (ds, ls Session) {
+	t.Helper()
+	d, err := NewUDPDialer(UDPDialerOptions{Address: addr, Redial: redial, Backoff: fastBackoff()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dr := start(t, d)
-	ds := dr.next()
-	// The listener learns of the dialer from its first datagram.
+	ds = start(t, d).next()
 	if err := ds.Send([]byte("hello")); err != nil {
 		t.Fatal(err)
 	}
-	ls := lr.next()
+	ls = lr.next()
 	mustEqual(t, recv(t, ls), []byte("hello"))
+	return ds, ls
+}
+
+func TestUDPRoundTrip(t *testing.T) {
+	l, lr := newUDPListener(t, 0)
+	ds, ls := udpPair(t, l.Addr().String(), true, lr)
 	// Around the pooled buffer's size the batch reader switches to its
 	// overflow buffer (udpbatch.go).
 	exchange(t, ds, ls, []int{1, 1000, PooledMessageCap - 1, PooledMessageCap, PooledMessageCap + 1, MaxUDPMessageSize})
@@ -62,16 +68,7 @@ func TestUDPDualStackListener(t *testing.T) {
 	if l.Addr().IP.To4() != nil {
 		t.Skip("no dual-stack socket here")
 	}
-	d, err := NewUDPDialer(UDPDialerOptions{Address: fmt.Sprintf("127.0.0.1:%d", l.Addr().Port), Redial: true, Backoff: fastBackoff()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ds := start(t, d).next()
-	if err := ds.Send([]byte("hello")); err != nil {
-		t.Fatal(err)
-	}
-	ls := lr.next()
-	mustEqual(t, recv(t, ls), []byte("hello"))
+	ds, ls := udpPair(t, fmt.Sprintf("127.0.0.1:%d", l.Addr().Port), true, lr)
 	exchange(t, ds, ls, []int{1, PooledMessageCap, PooledMessageCap + 1, MaxUDPMessageSize})
 }
 
@@ -314,16 +311,7 @@ func TestUDPListenerEvictsUnconfirmedSources(t *testing.T) {
 // mesh's Reject) still leaves, now that sends are queued.
 func TestUDPDialerFlushesBeforeClose(t *testing.T) {
 	l, lr := newUDPListener(t, 0)
-	d, err := NewUDPDialer(UDPDialerOptions{Address: l.Addr().String(), Backoff: fastBackoff()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ds := start(t, d).next()
-	if err := ds.Send([]byte("hello")); err != nil {
-		t.Fatal(err)
-	}
-	ls := lr.next()
-	mustEqual(t, recv(t, ls), []byte("hello"))
+	ds, ls := udpPair(t, l.Addr().String(), false, lr)
 	if err := ds.Send([]byte("bye")); err != nil {
 		t.Fatal(err)
 	}
