@@ -156,7 +156,7 @@ func TestBuildPod(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pod, err := typ.buildPod(extraData{KubeNamespace: "ns", KubePod: podSpec}, "ABCD1234", nil)
+	pod, err := typ.buildPod(extraData{upstreamExtra: upstreamExtra{KubeNamespace: "ns", KubePod: podSpec}}, "ABCD1234", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestBuildPod(t *testing.T) {
 	if pod.Labels[LabelUnit] != "ABCD1234" || pod.Labels[LabelNode] != NodeLabel("node/1") || pod.Annotations[AnnotationNode] != "node/1" {
 		t.Fatalf("labels %v annotations %v", pod.Labels, pod.Annotations)
 	}
-	pod, err = typ.buildPod(extraData{KubeNamespace: "ns", Image: "i", Command: "sh -c", Params: `"echo hi"`}, "ABCD1234", map[string]string{"B": "2", "A": "1"})
+	pod, err = typ.buildPod(extraData{upstreamExtra: upstreamExtra{KubeNamespace: "ns", Image: "i", Command: "sh -c", Params: `"echo hi"`}}, "ABCD1234", map[string]string{"B": "2", "A": "1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -644,7 +644,7 @@ func TestReapDeletesOrphanPods(t *testing.T) {
 		t.Fatal(err)
 	}
 	mk := func(typ *Type, id string) string {
-		pod, err := typ.buildPod(extraData{KubeNamespace: "ns", Image: "img"}, id, nil)
+		pod, err := typ.buildPod(extraData{upstreamExtra: upstreamExtra{KubeNamespace: "ns", Image: "img"}}, id, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

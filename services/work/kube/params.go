@@ -14,13 +14,7 @@ import (
 // hold file or runtime contents and are blanked in every reply (Redact).
 // The rest is ours: what a restarted agent needs to re-attach.
 type extraData struct {
-	Image         string
-	Command       string
-	Params        string
-	KubeNamespace string
-	KubeConfig    string
-	KubePod       string
-	PodName       string
+	upstreamExtra
 
 	PodUID string `json:",omitempty"`
 	// PodPendingTimeout is the runtime param pod_pending_timeout.
@@ -30,9 +24,9 @@ type extraData struct {
 	Cursor *cursor `json:",omitempty"`
 }
 
-// publicExtra is the reply form of extraData: upstream's members with the
-// secrets blanked, as upstream's Status() does.
-type publicExtra struct {
+// upstreamExtra is upstream's part of extraData. Replies show it with the
+// secrets blanked, as upstream's Status() does (Redact).
+type upstreamExtra struct {
 	Image         string
 	Command       string
 	Params        string
@@ -64,10 +58,9 @@ func (t *Type) Redact(raw json.RawMessage) json.RawMessage {
 	if err != nil {
 		return nil
 	}
-	b, err := json.Marshal(publicExtra{
-		Image: ex.Image, Command: ex.Command, Params: ex.Params,
-		KubeNamespace: ex.KubeNamespace, PodName: ex.PodName,
-	})
+	pub := ex.upstreamExtra
+	pub.KubeConfig, pub.KubePod = "", ""
+	b, err := json.Marshal(pub)
 	if err != nil {
 		return nil
 	}
@@ -91,7 +84,7 @@ func readFile(name string) (string, error) {
 // initial ExtraData. The configured pod and kubeconfig files are read now,
 // as upstream does.
 func (t *Type) Prepare(params map[string]string) (json.RawMessage, error) {
-	ex := extraData{Image: t.cfg.Image, Command: t.cfg.Command, KubeNamespace: t.cfg.Namespace}
+	ex := extraData{upstreamExtra: upstreamExtra{Image: t.cfg.Image, Command: t.cfg.Command, KubeNamespace: t.cfg.Namespace}}
 	var err error
 	if ex.KubePod, err = readFile(t.cfg.Pod); err != nil {
 		return nil, fmt.Errorf("could not read pod: %s", err)
