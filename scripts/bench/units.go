@@ -1,12 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
+	"slices"
 	"sync"
 	"time"
 
@@ -37,7 +38,7 @@ func ctlUnit(ctx context.Context, sock, target string, stdin []byte) error {
 			return "", err
 		}
 		defer c.Close()
-		res, err := c.SubmitWork(ctx, map[string]string{"node": target, "worktype": "echo"}, strings.NewReader(string(stdin)))
+		res, err := c.SubmitWork(ctx, map[string]string{"node": target, "worktype": "echo"}, bytes.NewReader(stdin))
 		if err != nil {
 			return "", fmt.Errorf("submit to %s: %w", target, err)
 		}
@@ -60,7 +61,7 @@ func ctlUnit(ctx context.Context, sock, target string, stdin []byte) error {
 		if err != nil {
 			return fmt.Errorf("results of %s after %d bytes: %w", id, len(got), err)
 		}
-		if string(got) != string(stdin) {
+		if !bytes.Equal(got, stdin) {
 			return fmt.Errorf("results of %s: %q, want %q", id, got, stdin)
 		}
 		return nil
@@ -135,7 +136,7 @@ func unitsSection(ctx context.Context, o options, ps *ports, dir string, env []s
 	if only, err := receptorOnly(o, dir); err != nil {
 		rep.failed("units", "receptor-only install", err)
 	} else {
-		impls = append(impls[:1], append([]impl{only}, impls[1:]...)...)
+		impls = slices.Insert(impls, 1, only)
 	}
 	type load struct {
 		name     string

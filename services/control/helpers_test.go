@@ -112,12 +112,17 @@ func (r *rawConn) expect(want string) {
 // readAll reads until EOF.
 func (r *rawConn) readAll() string {
 	r.t.Helper()
-	_ = r.conn.SetReadDeadline(time.Now().Add(failAfter))
-	b, err := io.ReadAll(r.br)
+	b, err := r.readToEnd()
 	if err != nil {
 		r.t.Fatalf("read to EOF: %v (got %q)", err, b)
 	}
 	return string(b)
+}
+
+// readToEnd reads until the server ends the session (or failAfter).
+func (r *rawConn) readToEnd() ([]byte, error) {
+	_ = r.conn.SetReadDeadline(time.Now().Add(failAfter))
+	return io.ReadAll(r.br)
 }
 
 func (r *rawConn) expectEOF() {
@@ -133,8 +138,7 @@ func (r *rawConn) expectEOF() {
 // much a close as an EOF.
 func (r *rawConn) expectClosed() {
 	r.t.Helper()
-	_ = r.conn.SetReadDeadline(time.Now().Add(failAfter))
-	b, err := io.ReadAll(r.br)
+	b, err := r.readToEnd()
 	if err != nil && !errors.Is(err, syscall.ECONNRESET) {
 		r.t.Fatalf("read to close: %v (got %q)", err, b)
 	}
