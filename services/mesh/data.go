@@ -29,13 +29,17 @@ type packet struct {
 	// is closed, instead of dropping: set for datagrams a local socket
 	// sends (never on a session's reader, which must not block).
 	wait <-chan struct{}
+	// via is the session whose reader runs the pipeline (nil for local
+	// sends): the next hop then holds the message until that reader has
+	// nothing more at hand (session.hold).
+	via *session
 }
 
 // errQueueFull marks a data message dropped at a full session queue.
 var errQueueFull = errors.New("send queue full")
 
-// handleData decodes a received data message and runs the pipeline.
-func (n *Node) handleData(msg []byte) {
+// handleData decodes a data message that via received and runs the pipeline.
+func (n *Node) handleData(msg []byte, via *session) {
 	h, payload, err := wire.DecodeData(msg)
 	if err != nil {
 		n.log.Debug("mesh: bad data message", "err", err)
@@ -52,7 +56,7 @@ func (n *Node) handleData(msg []byte) {
 		return
 	}
 	err = n.pipeline(packet{fromNode: from, toNode: to, fromService: h.FromService, toService: h.ToService,
-		hops: h.HopsToLive, payload: payload, raw: msg})
+		hops: h.HopsToLive, payload: payload, raw: msg, via: via})
 	if err != nil {
 		n.log.Debug("mesh: data message not delivered", "from", from, "to", to, "err", err)
 	}
@@ -125,7 +129,7 @@ func (n *Node) pipeline(p packet) error {
 			return fmt.Errorf("forward to %q: %w", p.toNode, err)
 		}
 	}
-	if err := s.sendData(msg, p.wait); err != nil {
+	if err := s.sendData(msg, p.wait, p.via); err != nil {
 		if errors.Is(err, errQueueFull) {
 			n.stats.drop(DropQueueFull)
 		}
@@ -141,17 +145,23 @@ func (n *Node) pipeline(p packet) error {
 
 // sendData hands a data message (which the session then owns) to the
 // backend's own queue when it has one and the session's first message is
-// out, else to the session writer. With a
-// wait channel it waits for room (see packet.wait).
-func (s *session) sendData(msg []byte, wait <-chan struct{}) error {
+// out, else to the session writer. With a wait channel it waits for room
+// (see packet.wait); with via, the backend may hold it until via's reader
+// flushes (see packet.via).
+func (s *session) sendData(msg []byte, wait <-chan struct{}, via *session) error {
 	if q, ok := s.tr.(backends.Enqueuer); ok && s.wroteFirst.Load() {
 		var (
 			queued bool
 			err    error
 		)
-		if wait != nil {
+		switch {
+		case wait != nil:
 			queued, err = q.EnqueueWait(msg, wait)
-		} else {
+		case via != nil && s.held != nil:
+			if queued, err = s.held.EnqueueHeld(msg); queued {
+				via.hold(s)
+			}
+		default:
 			queued, err = q.Enqueue(msg)
 		}
 		switch {
@@ -196,7 +206,7 @@ func (n *Node) deliverLocal(p packet) error {
 	case servicePing:
 		n.stats.datagramsDelivered.Add(1)
 		return n.pipeline(packet{fromNode: n.id, toNode: p.fromNode, fromService: servicePing,
-			toService: p.fromService, hops: DefaultHopsToLive})
+			toService: p.fromService, hops: DefaultHopsToLive, via: p.via})
 	case serviceUnreach:
 		n.stats.datagramsDelivered.Add(1)
 		u, err := wire.DecodeUnreachable(p.payload)

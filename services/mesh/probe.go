@@ -37,7 +37,7 @@ func (n *Node) probeLocked(s *session, now time.Time) {
 		return
 	}
 	s.st.probeSent.Store(now.UnixNano())
-	if s.sendData(msg, nil) != nil {
+	if s.sendData(msg, nil, nil) != nil {
 		s.st.probeSent.Store(0)
 	}
 }

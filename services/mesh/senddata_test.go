@@ -71,7 +71,7 @@ func TestSendDataFullQueue(t *testing.T) {
 				wait = make(chan struct{})
 			}
 			done := make(chan error, 1)
-			go func() { done <- s.sendData([]byte("msg"), wait) }()
+			go func() { done <- s.sendData([]byte("msg"), wait, nil) }()
 			if tc.then != nil {
 				tc.then(q, wait)
 			}
@@ -97,7 +97,7 @@ func TestSendDataBeforeFirstMessage(t *testing.T) {
 	defer n.Close()
 	q := &queueSession{q: make(chan []byte, 1), closed: make(chan struct{})}
 	s := &session{n: n, tr: q, remote: "b", data: make(chan []byte, 1)}
-	if err := s.sendData([]byte("probe"), nil); err != nil {
+	if err := s.sendData([]byte("probe"), nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if len(q.q) != 0 || len(s.data) != 1 {
@@ -105,7 +105,7 @@ func TestSendDataBeforeFirstMessage(t *testing.T) {
 	}
 	<-s.data
 	s.wroteFirst.Store(true)
-	if err := s.sendData([]byte("probe"), nil); err != nil {
+	if err := s.sendData([]byte("probe"), nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if len(q.q) != 1 || len(s.data) != 0 {

@@ -48,6 +48,14 @@ type session struct {
 	established       bool
 	remoteEstablished bool
 
+	// held is the transport's HeldEnqueuer, nil when it has none;
+	// buffered its Buffered, nil when it has none.
+	held     backends.HeldEnqueuer
+	buffered backends.Buffered
+	// holding are the next hops that hold messages this session's reader
+	// forwarded, until it flushes them (flushHeld). Reader only.
+	holding []*session
+
 	// passive sessions send nothing until the peer's first valid routing
 	// update (backends.PeerSpeaksFirst); they then answer with the initial
 	// connect message only. Until the peer lists us in its own update
@@ -77,6 +85,8 @@ func (n *Node) runSession(tr backends.Session, kind string, opts BackendOptions)
 		data: make(chan []byte, n.opts.SendQueueLen),
 		stop: make(chan struct{}),
 	}
+	s.held, _ = tr.(backends.HeldEnqueuer)
+	s.buffered, _ = tr.(backends.Buffered)
 	n.mu.Lock()
 	if n.ctx.Err() != nil {
 		n.mu.Unlock()
@@ -246,8 +256,26 @@ func (s *session) enqueueData(m []byte) bool {
 	}
 }
 
+// hold records that next holds a message this session's reader forwarded.
+func (s *session) hold(next *session) {
+	if !slices.Contains(s.holding, next) {
+		s.holding = append(s.holding, next)
+	}
+}
+
+// flushHeld has the next hops write what they hold; the reader calls it
+// before it could wait for input, and when it ends.
+func (s *session) flushHeld() {
+	for _, next := range s.holding {
+		next.held.Flush()
+	}
+	clear(s.holding)
+	s.holding = s.holding[:0]
+}
+
 // readLoop receives until the session must end and returns why.
 func (s *session) readLoop(initialSent bool) error {
+	defer s.flushHeld()
 	n := s.n
 	idle := n.opts.MaxIdleTimeout
 	lastRecv := time.Now()
@@ -294,6 +322,9 @@ func (s *session) readLoop(initialSent bool) error {
 			}
 			if err := s.handle(msg); err != nil {
 				return err
+			}
+			if len(s.holding) > 0 && (s.buffered == nil || !s.buffered.Buffered()) {
+				s.flushHeld()
 			}
 		}
 		if now.Sub(lastRecv) >= idle {
@@ -350,7 +381,7 @@ func (s *session) handle(msg []byte) error {
 		return errors.New("rejected by peer")
 	case wire.TypeData:
 		if s.established {
-			n.handleData(msg)
+			n.handleData(msg, s)
 		}
 	default:
 		if s.established {

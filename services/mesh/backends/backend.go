@@ -86,6 +86,28 @@ type Enqueuer interface {
 	EnqueueWait(msg []byte, cancel <-chan struct{}) (queued bool, err error)
 }
 
+// HeldEnqueuer is implemented by sessions that can hold queued messages
+// until told to write them. A node forwarding what one session received
+// queues each message on its next hop with EnqueueHeld, and calls Flush
+// on those next hops once the receiving session has nothing more at hand
+// (Buffered): a burst then leaves in one write, made by the receiving
+// goroutine, and a lone message leaves at once, without waking a writer
+// goroutine.
+type HeldEnqueuer interface {
+	// EnqueueHeld is Enqueue that may leave msg queued until Flush.
+	EnqueueHeld(msg []byte) (queued bool, err error)
+	// Flush writes what EnqueueHeld left: from the calling goroutine when
+	// that cannot block, else by waking the session's writer.
+	Flush()
+}
+
+// Buffered is implemented by sessions that can tell whether their next
+// Recv would return at once.
+type Buffered interface {
+	// Buffered reports whether a received message is at hand.
+	Buffered() bool
+}
+
 // ErrNotQueued is returned by Enqueue of a session that sends directly
 // (UDP): use Send.
 var ErrNotQueued = errors.New("backend session has no send queue")

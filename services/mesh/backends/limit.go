@@ -1,10 +1,12 @@
 package backends
 
 import (
+	"errors"
 	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 )
 
 // DefaultMaxConnections bounds the concurrent connections of one tcp or
@@ -58,4 +60,13 @@ type countedConn struct {
 func (c *countedConn) Close() error {
 	c.once.Do(func() { c.l.active.Add(-1) })
 	return c.Conn.Close()
+}
+
+// SyscallConn exposes the file descriptor under c, so a session can write
+// to it non-blocking (nbConn).
+func (c *countedConn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.ErrUnsupported
 }

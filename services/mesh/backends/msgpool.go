@@ -32,10 +32,13 @@ func ReleaseMessage(msg []byte) {
 // readFramePooled is ReadFrame with the body in a pooled buffer when it
 // fits (the receiver owns it and may ReleaseMessage it).
 func readFramePooled(r io.Reader) ([]byte, error) {
-	return readFrameInto(r, func(n int) []byte {
-		if n <= PooledMessageCap {
-			return MessageBuffer()[:n]
-		}
-		return make([]byte, n)
-	})
+	return readFrameInto(r, pooledAlloc)
+}
+
+// pooledAlloc allocates a message of n bytes from the pool when it fits.
+func pooledAlloc(n int) []byte {
+	if n <= PooledMessageCap {
+		return MessageBuffer()[:n]
+	}
+	return make([]byte, n)
 }

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/receptor-mesh/receptor/services/tlsconf"
@@ -56,6 +59,38 @@ type session struct {
 	closeOnce sync.Once
 	errMu     sync.Mutex
 	err       error
+
+	// Direct writing (see useDirectWrites): a sender whose message finds
+	// nobody writing puts it on the wire itself, non-blocking, instead of
+	// waking the writer goroutine, which then runs only when kicked. wmu
+	// serialises every write to the transport and guards batch.
+	direct *nbConn
+	write  func(batch [][]byte) error
+	wmu    sync.Mutex
+	kick   chan struct{}
+	batch  [][]byte
+	// lastQueued is when (monotime) a message last joined the queue.
+	lastQueued atomic.Int64
+
+	// Direct reading (see useDirectReads): Recv reads the connection
+	// itself instead of taking what a reader goroutine queued in in.
+	rd directReader
+	// rdl is the read deadline Recv last set (the receiver's alone).
+	rdl time.Time
+	// onClosed runs once after closing is closed; a direct-reading
+	// transport uses it to cut a blocked read short.
+	onClosed func()
+}
+
+// directReader is a connection the receiver reads messages from itself.
+// A read cut short by the deadline must leave the reader where it was, so
+// that the next read resumes the same message (frameReader does).
+type directReader interface {
+	readMessage() ([]byte, error)
+	// buffered reports whether a whole message is buffered, so that
+	// readMessage would return without touching the connection.
+	buffered() bool
+	SetReadDeadline(t time.Time) error
 }
 
 func newSession(remote string) *session {
@@ -81,8 +116,35 @@ func (s *session) fail(err error) {
 			s.onFail()
 		}
 		close(s.closing)
+		// After: a direct reader checks closing after each deadline it
+		// sets, so it cannot set one past this one's and miss the close.
+		if s.onClosed != nil {
+			s.onClosed()
+		}
 	})
 }
+
+// useDirectWrites makes senders write through c themselves when nobody
+// else is writing (see nbConn); write is the transport's batch writer,
+// which ends in c. Called before the writer starts.
+func (s *session) useDirectWrites(c *nbConn, write func(batch [][]byte) error) {
+	if !c.canDirect() {
+		return
+	}
+	s.direct, s.write = c, write
+	s.kick = make(chan struct{}, 1)
+	s.batch = make([][]byte, 0, maxWriteBatch)
+}
+
+// useDirectReads makes Recv read r itself; onClosed unblocks a read in
+// progress when the session ends. Called before the session is handed out.
+func (s *session) useDirectReads(r directReader) {
+	s.rd = r
+	s.onClosed = func() { _ = r.SetReadDeadline(aLongTimeAgo) }
+}
+
+// aLongTimeAgo is a deadline that has always passed.
+var aLongTimeAgo = time.Unix(1, 0)
 
 // cause reports why the session ended.
 func (s *session) cause() error {
@@ -122,6 +184,7 @@ func (s *session) Send(msg []byte) error {
 	}
 	select {
 	case s.out <- cp:
+		s.queued()
 		return nil
 	case <-s.closing:
 		s.outBytes.release(len(cp))
@@ -130,14 +193,34 @@ func (s *session) Send(msg []byte) error {
 }
 
 // Enqueue implements Enqueuer.
-func (s *session) Enqueue(msg []byte) (bool, error) { return s.enqueue(msg, nil, false) }
+func (s *session) Enqueue(msg []byte) (bool, error) { return s.enqueue(msg, nil, false, false) }
 
 // EnqueueWait implements Enqueuer.
 func (s *session) EnqueueWait(msg []byte, cancel <-chan struct{}) (bool, error) {
-	return s.enqueue(msg, cancel, true)
+	return s.enqueue(msg, cancel, true, false)
 }
 
-func (s *session) enqueue(msg []byte, cancel <-chan struct{}, wait bool) (bool, error) {
+// EnqueueHeld implements HeldEnqueuer.
+func (s *session) EnqueueHeld(msg []byte) (bool, error) { return s.enqueue(msg, nil, false, true) }
+
+// Flush implements HeldEnqueuer.
+func (s *session) Flush() {
+	if s.direct != nil && s.outBytes.held() > 0 {
+		s.flush()
+	}
+}
+
+// Buffered implements Buffered.
+func (s *session) Buffered() bool {
+	if s.rd != nil {
+		return s.rd.buffered()
+	}
+	return len(s.in) > 0
+}
+
+// enqueue queues msg; hold leaves a direct-writing session's queue for
+// Flush instead of writing it now.
+func (s *session) enqueue(msg []byte, cancel <-chan struct{}, wait, hold bool) (bool, error) {
 	if err := checkFrameLen(len(msg)); err != nil {
 		return false, fmt.Errorf("send to %s: %w", s.remote, err)
 	}
@@ -166,6 +249,9 @@ func (s *session) enqueue(msg []byte, cancel <-chan struct{}, wait bool) (bool, 
 	}
 	select {
 	case s.out <- msg:
+		if !hold {
+			s.queued()
+		}
 		return true, nil
 	default:
 		if !wait {
@@ -175,6 +261,7 @@ func (s *session) enqueue(msg []byte, cancel <-chan struct{}, wait bool) (bool, 
 	}
 	select {
 	case s.out <- msg:
+		s.queued()
 		return true, nil
 	case <-cancel:
 		s.outBytes.release(len(msg))
@@ -189,6 +276,9 @@ func (s *session) enqueue(msg []byte, cancel <-chan struct{}, wait bool) (bool, 
 // Messages received before the peer went away are still returned; after a
 // local Close, Recv returns ErrSessionClosed at once.
 func (s *session) Recv(timeout time.Duration) ([]byte, error) {
+	if s.rd != nil {
+		return s.recvDirect(timeout)
+	}
 	select {
 	case m := <-s.in:
 		return s.received(m), nil
@@ -216,6 +306,69 @@ func (s *session) Recv(timeout time.Duration) ([]byte, error) {
 	case <-expired:
 		return nil, ErrTimeout
 	}
+}
+
+// recvDirect is Recv of a direct-reading session. A message still in the
+// socket when the session ends is not returned (there is no queue of
+// received messages to drain).
+func (s *session) recvDirect(timeout time.Duration) ([]byte, error) {
+	var until time.Time // zero: no limit
+	now := time.Now()
+	if timeout > 0 {
+		until = now.Add(timeout)
+	}
+	// A deadline set earlier that is still ahead, but before until, is
+	// kept: arming the runtime's timer on every message costs more than
+	// the rare early wake-up, after which the read is re-armed to until.
+	var rearm bool
+	switch {
+	case until.IsZero():
+		rearm = !s.rdl.IsZero()
+	case s.rdl.IsZero():
+		rearm = true
+	default:
+		rearm = until.Before(s.rdl) || !now.Before(s.rdl)
+	}
+	if rearm {
+		if err := s.setReadDeadline(until); err != nil {
+			return nil, err
+		}
+	}
+	for {
+		select {
+		case <-s.closing:
+			return nil, s.cause()
+		default:
+		}
+		msg, err := s.rd.readMessage()
+		if err == nil {
+			return msg, nil
+		}
+		select {
+		case <-s.closing:
+			return nil, s.cause()
+		default:
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			s.fail(fmt.Errorf("receive from %s: %w", s.remote, err))
+			return nil, s.cause()
+		}
+		if !until.IsZero() && !time.Now().Before(until) {
+			return nil, ErrTimeout
+		}
+		if err := s.setReadDeadline(until); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (s *session) setReadDeadline(t time.Time) error {
+	s.rdl = t
+	if err := s.rd.SetReadDeadline(t); err != nil {
+		s.fail(fmt.Errorf("receive from %s: %w", s.remote, err))
+		return s.cause()
+	}
+	return nil
 }
 
 // received releases m's bytes from the receive queue's budget.
@@ -290,30 +443,165 @@ func (s *session) writeLoop(write func(batch [][]byte) error, closeConn func()) 
 			s.fail(fmt.Errorf("send to %s: %w", s.remote, err))
 			return
 		}
-		// Queued messages belong to the session (Send copies, Enqueue
-		// takes ownership) and are written out now.
-		freed := 0
-		for _, m := range batch {
-			freed += len(m)
-			ReleaseMessage(m)
-		}
-		s.outBytes.release(freed)
-		clear(batch)
-		batch = batch[:0]
+		batch = s.written(batch)
 	}
+}
+
+// written gives back what a batch held, once it is on the wire: queued
+// messages belong to the session (Send copies, Enqueue takes ownership).
+// It returns the batch emptied, for reuse.
+func (s *session) written(batch [][]byte) [][]byte {
+	freed := 0
+	for _, m := range batch {
+		freed += len(m)
+		ReleaseMessage(m)
+	}
+	s.outBytes.release(freed)
+	clear(batch)
+	return batch[:0]
 }
 
 // drain appends whatever is queued without waiting.
 func (s *session) drain(batch [][]byte) [][]byte {
-	for len(batch) < maxWriteBatch {
+	return s.drainUpTo(batch, math.MaxInt)
+}
+
+// drainUpTo is drain that stops once the batch holds limit bytes (it
+// takes at least one message).
+func (s *session) drainUpTo(batch [][]byte, limit int) [][]byte {
+	size := 0
+	for len(batch) < maxWriteBatch && size < limit {
 		select {
 		case m := <-s.out:
 			batch = append(batch, m)
+			size += len(m)
 		default:
 			return batch
 		}
 	}
 	return batch
+}
+
+// directWriteBytes bounds what one sender writes directly: the most a
+// direct write can leave in its connection's backlog.
+const directWriteBytes = 256 << 10
+
+// directGap is how long after the last one a message must join the queue
+// to be written by its sender. Closer messages are a burst or a stream:
+// they go to the writer goroutine, whose wake-up delay lets them gather
+// into one write (a syscall per small message would cost a stream more
+// than the wake-up saves).
+const directGap = 50 * time.Microsecond
+
+// monotime is a monotonic clock in nanoseconds.
+func monotime() int64 { return int64(time.Since(clockBase)) }
+
+var clockBase = time.Now()
+
+// queued runs after a message joined the send queue of a direct-writing
+// session (nothing to do otherwise: the writer goroutine wakes on out).
+// The sender writes the queue itself when nobody else is writing and the
+// socket took everything before; else the writer goroutine is kicked,
+// and also when the direct write left something for it.
+func (s *session) queued() {
+	if s.direct == nil {
+		return
+	}
+	if now := monotime(); now-s.lastQueued.Swap(now) < int64(directGap) {
+		s.kickWriter()
+		return
+	}
+	s.flush()
+}
+
+// flush writes the queue of a direct-writing session from the calling
+// goroutine when nobody else is writing and the socket took everything
+// before; else, or when the write left something, it kicks the writer.
+func (s *session) flush() {
+	select {
+	case <-s.closing:
+		return // the writer writes what close leaves
+	default:
+	}
+	if !s.direct.backlogged() && s.wmu.TryLock() {
+		err := s.writeQueued(false)
+		more := err == nil && (s.direct.backlogged() || s.outBytes.held() > 0)
+		s.wmu.Unlock()
+		if err != nil {
+			s.fail(fmt.Errorf("send to %s: %w", s.remote, err))
+			return
+		}
+		if !more {
+			return
+		}
+	}
+	// Kicked also when the lock was busy: its holder may have looked at
+	// the queue before this message joined it.
+	s.kickWriter()
+}
+
+func (s *session) kickWriter() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// writeQueued writes queued messages; the caller holds wmu. The writer
+// goroutine (blocking) writes until the queue is empty and the backlog is
+// on the wire; a sender writes one batch without blocking.
+func (s *session) writeQueued(blocking bool) error {
+	s.direct.setBlocking(blocking)
+	defer s.direct.setBlocking(true)
+	limit := math.MaxInt
+	if !blocking {
+		limit = directWriteBytes
+	}
+	for {
+		s.batch = s.drainUpTo(s.batch, limit)
+		if len(s.batch) == 0 {
+			break
+		}
+		err := s.write(s.batch)
+		s.batch = s.written(s.batch)
+		if err != nil {
+			return err
+		}
+		if !blocking {
+			return nil
+		}
+	}
+	if blocking {
+		return s.direct.flush()
+	}
+	return nil
+}
+
+// directWriteLoop is the writer of a direct-writing session: kicked, it
+// writes (blocking) what senders left. When the session ends it writes
+// what was queued before, bounded by the deadline onFail set, then calls
+// closeConn.
+func (s *session) directWriteLoop(closeConn func()) {
+	defer closeConn()
+	for {
+		select {
+		case <-s.kick:
+		case <-s.closing:
+			if errors.Is(s.cause(), ErrSessionClosed) {
+				s.wmu.Lock()
+				_ = s.writeQueued(true) // best effort: the session is over either way
+				s.wmu.Unlock()
+			}
+			return
+		}
+		s.wmu.Lock()
+		err := s.writeQueued(true)
+		s.wmu.Unlock()
+		if err != nil {
+			s.fail(fmt.Errorf("send to %s: %w", s.remote, err))
+			return
+		}
+	}
 }
 
 // identifiedSession is a session over TLS; it reports the peer's node IDs.

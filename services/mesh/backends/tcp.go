@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -108,6 +109,8 @@ func (l *TCPListener) acceptLoop(ctx context.Context, g *group, ln net.Listener,
 func (l *TCPListener) serveConn(ctx context.Context, g *group, conn net.Conn, accept func(Session)) {
 	remote := "tcp " + conn.RemoteAddr().String()
 	var ids []string
+	nb := newNBConn(conn)
+	conn = nb
 	if l.opts.TLS != nil {
 		tc := tls.Server(conn, l.opts.TLS)
 		hctx, cancel := context.WithTimeout(ctx, tlsDialTimeout)
@@ -121,7 +124,7 @@ func (l *TCPListener) serveConn(ctx context.Context, g *group, conn net.Conn, ac
 		ids = verifiedNodeIDs(l.log, tc.ConnectionState())
 		conn = tc
 	}
-	s, err := newTCPSession(g, remote, conn, l.opts.TLS != nil, ids)
+	s, err := newTCPSession(g, remote, conn, nb, l.opts.TLS != nil, ids)
 	if err != nil {
 		return
 	}
@@ -179,46 +182,76 @@ func (d *TCPDialer) Start(ctx context.Context, accept func(Session)) (func(), er
 }
 
 func (d *TCPDialer) dial(ctx context.Context, g *group) (Session, error) {
-	var (
-		conn net.Conn
-		err  error
-		ids  []string
-	)
 	if d.tls == nil {
-		conn, err = (&net.Dialer{}).DialContext(ctx, "tcp", d.opts.Address)
-	} else {
-		cfg := d.tls
-		if d.opts.CurrentTLS != nil {
-			if cur := d.opts.CurrentTLS(); cur != nil {
-				cfg = d.withServerName(cur)
-			}
+		conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", d.opts.Address)
+		if err != nil {
+			return nil, err // net errors name the operation and address
 		}
-		tctx, cancel := context.WithTimeout(ctx, tlsDialTimeout)
-		conn, err = (&tls.Dialer{Config: cfg}).DialContext(tctx, "tcp", d.opts.Address)
-		cancel()
-		if err == nil {
-			ids = verifiedNodeIDs(d.log, conn.(*tls.Conn).ConnectionState())
+		nb := newNBConn(conn)
+		return newTCPSession(g, "tcp "+conn.RemoteAddr().String(), nb, nb, false, nil)
+	}
+	cfg := d.tls
+	if d.opts.CurrentTLS != nil {
+		if cur := d.opts.CurrentTLS(); cur != nil {
+			cfg = d.withServerName(cur)
 		}
 	}
+	// TLS over an nbConn, so that records can go out non-blocking too;
+	// the timeout covers the dial and the handshake, as upstream's does.
+	tctx, cancel := context.WithTimeout(ctx, tlsDialTimeout)
+	defer cancel()
+	raw, err := (&net.Dialer{}).DialContext(tctx, "tcp", d.opts.Address)
 	if err != nil {
-		return nil, err // net errors name the operation and address
+		return nil, err
 	}
-	return newTCPSession(g, "tcp "+conn.RemoteAddr().String(), conn, d.tls != nil, ids)
+	nb := newNBConn(raw)
+	conn := tls.Client(nb, cfg)
+	if err := conn.HandshakeContext(tctx); err != nil {
+		_ = raw.Close()
+		return nil, err
+	}
+	ids := verifiedNodeIDs(d.log, conn.ConnectionState())
+	return newTCPSession(g, "tcp "+conn.RemoteAddr().String(), conn, nb, true, ids)
 }
 
-// newTCPSession starts the reader and the coalescing writer of a framed
-// stream session on conn; on error conn is closed.
-func newTCPSession(g *group, remote string, conn net.Conn, isTLS bool, ids []string) (Session, error) {
+// tcpReader is the direct reader of a TCP session (see useDirectReads).
+type tcpReader struct {
+	frameReader
+	br   *bufio.Reader // frameReader's source
+	conn net.Conn
+}
+
+func (r *tcpReader) buffered() bool {
+	if r.msg != nil || r.nhdr != 0 {
+		return false // part of a frame was read before a deadline passed
+	}
+	n := r.br.Buffered()
+	if n < frameHeaderLen {
+		return false
+	}
+	hdr, _ := r.br.Peek(frameHeaderLen)
+	return n >= frameHeaderLen+int(binary.LittleEndian.Uint16(hdr))
+}
+
+func (r *tcpReader) SetReadDeadline(t time.Time) error { return r.conn.SetReadDeadline(t) }
+
+// newTCPSession starts the coalescing writer of a framed stream session on
+// conn (nb is the connection under TLS, or conn itself); Recv reads conn
+// itself. On error conn is closed.
+func newTCPSession(g *group, remote string, conn net.Conn, nb *nbConn, isTLS bool, ids []string) (Session, error) {
 	s := newSession(remote)
 	s.onFail = func() { _ = conn.SetWriteDeadline(time.Now().Add(closeFlushTimeout)) }
 	fw := newFrameWriter(conn)
 	br := bufio.NewReaderSize(conn, tcpReadBufferSize)
-	if !g.spawn(func() { s.writeLoop(fw.writeBatch, func() { _ = conn.Close() }) }) {
-		_ = conn.Close()
-		return nil, errStopping
+	s.useDirectReads(&tcpReader{frameReader: frameReader{r: br, alloc: pooledAlloc}, br: br, conn: conn})
+	s.useDirectWrites(nb, fw.writeBatch)
+	closeConn := func() { _ = conn.Close() }
+	writer := func() { s.writeLoop(fw.writeBatch, closeConn) }
+	if s.direct != nil {
+		writer = func() { s.directWriteLoop(closeConn) }
 	}
-	if !g.spawn(func() { s.readLoop(func() ([]byte, error) { return readFramePooled(br) }) }) {
-		s.fail(errStopping) // the writer closes conn
+	if !g.spawn(writer) {
+		_ = conn.Close()
 		return nil, errStopping
 	}
 	return withIdentity(s, isTLS, ids), nil

@@ -44,24 +44,63 @@ func ReadFrame(r io.Reader) ([]byte, error) {
 
 // readFrameInto is ReadFrame with the body in alloc(n).
 func readFrameInto(r io.Reader, alloc func(n int) []byte) ([]byte, error) {
-	var hdr [frameHeaderLen]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, io.EOF
+	f := frameReader{r: r, alloc: alloc}
+	return f.readMessage()
+}
+
+// frameReader reads one frame per call, and a call that fails part way
+// (a read deadline passing) keeps what it had read of the frame: the next
+// call resumes there. That lets a session read its connection itself,
+// under a deadline, without losing its place in the stream. It returns
+// the errors ReadFrame documents.
+type frameReader struct {
+	r     io.Reader
+	alloc func(n int) []byte
+	hdr   [frameHeaderLen]byte
+	nhdr  int    // header bytes read so far
+	msg   []byte // the frame body being read; nil between frames
+	nmsg  int    // body bytes read so far
+}
+
+func (f *frameReader) readMessage() ([]byte, error) {
+	for f.nhdr < frameHeaderLen {
+		n, err := f.r.Read(f.hdr[f.nhdr:])
+		f.nhdr += n
+		if f.nhdr == frameHeaderLen {
+			break
 		}
-		return nil, fmt.Errorf("read frame length: %w", err)
-	}
-	n := int(binary.LittleEndian.Uint16(hdr[:]))
-	if n == 0 {
-		return nil, fmt.Errorf("read frame: zero length: %w", ErrEmptyMessage)
-	}
-	msg := alloc(n)
-	if _, err := io.ReadFull(r, msg); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				if f.nhdr == 0 {
+					return nil, io.EOF
+				}
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, fmt.Errorf("read frame length: %w", err)
 		}
-		return nil, fmt.Errorf("read %d-byte frame body: %w", n, err)
 	}
+	if f.msg == nil {
+		n := int(binary.LittleEndian.Uint16(f.hdr[:]))
+		if n == 0 {
+			return nil, fmt.Errorf("read frame: zero length: %w", ErrEmptyMessage)
+		}
+		f.msg, f.nmsg = f.alloc(n), 0
+	}
+	for f.nmsg < len(f.msg) {
+		n, err := f.r.Read(f.msg[f.nmsg:])
+		f.nmsg += n
+		if f.nmsg == len(f.msg) {
+			break
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, fmt.Errorf("read %d-byte frame body: %w", len(f.msg), err)
+		}
+	}
+	msg := f.msg
+	f.msg, f.nhdr = nil, 0
 	return msg, nil
 }
 

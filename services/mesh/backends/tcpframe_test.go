@@ -131,7 +131,7 @@ func TestTCPWriterCoalescesQueuedMessages(t *testing.T) {
 	a, b := net.Pipe()
 	conn := &countingConn{Conn: a, started: make(chan struct{}), release: make(chan struct{})}
 	g := &group{}
-	s, err := newTCPSession(g, "pipe", conn, false, nil)
+	s, err := newTCPSession(g, "pipe", conn, newNBConn(conn), false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

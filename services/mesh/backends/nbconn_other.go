@@ -1,0 +1,15 @@
+//go:build !unix
+
+package backends
+
+import (
+	"errors"
+	"syscall"
+)
+
+// Elsewhere nbConn always writes blocking (newNBConn leaves raw nil).
+const nonblockingWrites = false
+
+func writeNonblocking(syscall.RawConn, []byte) (int, error) {
+	return 0, errors.New("non-blocking writes are not supported on this platform")
+}
