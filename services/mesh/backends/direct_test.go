@@ -10,7 +10,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -95,6 +97,8 @@ func inner(t *testing.T, s Session) *session {
 		return v
 	case *identifiedSession:
 		return v.session
+	case *udpListenerSession:
+		return v.session
 	}
 	t.Fatalf("unexpected session type %T", s)
 	return nil
@@ -139,25 +143,34 @@ func TestTCPDirectReadKeepsItsPlace(t *testing.T) {
 	}
 }
 
-// TestTCPDirectWritesKeepOrder: senders writing straight to the socket,
+// TestDirectWritesKeepOrder: senders writing straight to the socket,
 // some left with a backlog because the peer is not reading, and the writer
 // goroutine finishing what they leave, still put every sender's messages
-// on the wire whole and in that sender's order, over plain TCP and TLS.
-func TestTCPDirectWritesKeepOrder(t *testing.T) {
+// on the wire whole and in that sender's order, over TCP and TLS, from the
+// dialing and the listening side.
+func TestDirectWritesKeepOrder(t *testing.T) {
 	pki := newTestPKI(t)
 	for _, tc := range []struct {
-		name                 string
-		serverTLS, clientTLS *tls.Config
+		name     string
+		tls      bool
+		fromDial bool
 	}{
-		{"plain", nil, nil},
-		{"tls", pki.serverConfig(), pki.clientConfig()},
+		{"tcp dialer", false, true},
+		{"tls listener", true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			lr, dr := newTCPPair(t, tc.serverTLS, tc.clientTLS)
+			var serverTLS, clientTLS *tls.Config
+			if tc.tls {
+				serverTLS, clientTLS = pki.serverConfig(), pki.clientConfig()
+			}
+			lr, dr := newTCPPair(t, serverTLS, clientTLS)
 			ds, ls := dr.next(), lr.next()
+			if !tc.fromDial {
+				ds, ls = ls, ds
+			}
 			d := inner(t, ds)
 			if d.direct == nil {
-				t.Fatal("a TCP session does not write directly")
+				t.Fatal("the session does not write directly")
 			}
 			const senders, each, size = 4, 400, 30000
 			// First, with the peer not reading, sender 1 alone writes until
@@ -293,5 +306,87 @@ func TestNBConnBacklog(t *testing.T) {
 		}
 	case <-time.After(failAfter):
 		t.Fatal("peer did not read everything")
+	}
+}
+
+// TestUDPSessionsAreDirect: a udp-peer session reads its socket itself, and
+// both ends write directly; datagrams of every size still cross.
+func TestUDPSessionsAreDirect(t *testing.T) {
+	l, lr := newUDPListener(t, 0)
+	ds, ls := udpPair(t, l.Addr().String(), true, lr)
+	if d := inner(t, ds); d.rd == nil || d.direct == nil {
+		t.Fatalf("udp-peer session: direct reads %v, direct writes %v", d.rd != nil, d.direct != nil)
+	}
+	if inner(t, ls).direct == nil {
+		t.Fatal("udp-listener session does not write directly")
+	}
+	exchange(t, ds, ls, []int{1, PooledMessageCap, PooledMessageCap + 1, MaxUDPMessageSize})
+	// Held, then flushed by the sender.
+	for i := range 20 {
+		if _, err := inner(t, ds).EnqueueHeld(pattern(100, byte(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inner(t, ds).Flush()
+	for i := range 20 {
+		mustEqual(t, recv(t, ls), pattern(100, byte(i)))
+	}
+}
+
+// TestUDPSenderBacklogKeepsOrder: datagrams a non-blocking send could not
+// place (the socket "full" from the third on) wait as copies, and go out
+// after the ones sent, in order, once flushed; later non-blocking writes
+// queue behind them instead of overtaking.
+func TestUDPSenderBacklogKeepsOrder(t *testing.T) {
+	rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	tx, err := net.DialUDP("udp4", nil, rx.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	u := newUDPSender(newUDPBatchWriter(tx, nil), tx, nil, true)
+	if !u.canDirect() {
+		t.Fatal("a connected UDP socket cannot send non-blocking")
+	}
+	sends := 0
+	u.send = func(raw syscall.RawConn, msg []byte, sa syscall.Sockaddr) (bool, error) {
+		if sends++; sends > 2 {
+			return false, nil
+		}
+		return sendNonblocking(raw, msg, sa)
+	}
+	u.setBlocking(false)
+	batch := [][]byte{[]byte("0"), []byte("1"), []byte("2"), []byte("3")}
+	if err := u.write(batch); err != nil {
+		t.Fatal(err)
+	}
+	batch[2][0], batch[3][0] = 'x', 'x' // the caller reuses its buffers
+	if err := u.write([][]byte{[]byte("4")}); err != nil {
+		t.Fatal(err)
+	}
+	if !u.backlogged() {
+		t.Fatal("no backlog after sends the socket refused")
+	}
+	u.setBlocking(true)
+	if err := u.write([][]byte{[]byte("5")}); err != nil {
+		t.Fatal(err)
+	}
+	if u.backlogged() {
+		t.Fatal("backlog left after a blocking write")
+	}
+	buf := make([]byte, 16)
+	_ = rx.SetReadDeadline(time.Now().Add(failAfter))
+	for i := range 6 {
+		n, err := rx.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := string(buf[:n]), strconv.Itoa(i); got != want {
+			t.Fatalf("datagram %d is %q, want %q", i, got, want)
+		}
 	}
 }

@@ -49,6 +49,9 @@ func newNBConn(c net.Conn) *nbConn {
 // canDirect reports whether writes may go non-blocking.
 func (c *nbConn) canDirect() bool { return c.raw != nil }
 
+// oneAtATime: a stream write carries any number of messages.
+func (c *nbConn) oneAtATime() bool { return false }
+
 // backlogged reports whether bytes of an earlier non-blocking write are
 // still waiting for the socket.
 func (c *nbConn) backlogged() bool { return c.pending.Load() }

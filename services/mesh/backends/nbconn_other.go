@@ -4,6 +4,7 @@ package backends
 
 import (
 	"errors"
+	"net"
 	"syscall"
 )
 
@@ -13,3 +14,9 @@ const nonblockingWrites = false
 func writeNonblocking(syscall.RawConn, []byte) (int, error) {
 	return 0, errors.New("non-blocking writes are not supported on this platform")
 }
+
+func sendNonblocking(syscall.RawConn, []byte, syscall.Sockaddr) (bool, error) {
+	return false, errors.New("non-blocking writes are not supported on this platform")
+}
+
+func udpSockaddr(net.Addr, net.Addr) syscall.Sockaddr { return nil }

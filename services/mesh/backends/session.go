@@ -64,7 +64,7 @@ type session struct {
 	// nobody writing puts it on the wire itself, non-blocking, instead of
 	// waking the writer goroutine, which then runs only when kicked. wmu
 	// serialises every write to the transport and guards batch.
-	direct *nbConn
+	direct directConn
 	write  func(batch [][]byte) error
 	wmu    sync.Mutex
 	kick   chan struct{}
@@ -80,6 +80,25 @@ type session struct {
 	// onClosed runs once after closing is closed; a direct-reading
 	// transport uses it to cut a blocked read short.
 	onClosed func()
+}
+
+// directConn is the connection end a direct-writing session writes
+// through (nbConn for streams, udpSender for datagrams): writes are
+// non-blocking unless setBlocking(true), and what a non-blocking write
+// could not put on the wire stays as a backlog, written before anything
+// else.
+type directConn interface {
+	canDirect() bool
+	// backlogged reports whether a backlog waits for the socket.
+	backlogged() bool
+	// setBlocking switches the mode; only the holder of wmu calls it.
+	setBlocking(blocking bool)
+	// flush writes the backlog, blocking.
+	flush() error
+	// oneAtATime reports that non-blocking writes cost a syscall per
+	// message where the writer's batches cost one per batch (UDP's
+	// sendmmsg): only a lone queued message is then written directly.
+	oneAtATime() bool
 }
 
 // directReader is a connection the receiver reads messages from itself.
@@ -126,9 +145,10 @@ func (s *session) fail(err error) {
 
 // useDirectWrites makes senders write through c themselves when nobody
 // else is writing (see nbConn); write is the transport's batch writer,
-// which ends in c. Called before the writer starts.
-func (s *session) useDirectWrites(c *nbConn, write func(batch [][]byte) error) {
-	if !c.canDirect() {
+// which ends in c. Called before the writer starts; a nil c, or one that
+// cannot write non-blocking, leaves the session as it was.
+func (s *session) useDirectWrites(c directConn, write func(batch [][]byte) error) {
+	if c == nil || !c.canDirect() {
 		return
 	}
 	s.direct, s.write = c, write
@@ -522,6 +542,10 @@ func (s *session) flush() {
 	case <-s.closing:
 		return // the writer writes what close leaves
 	default:
+	}
+	if s.direct.oneAtATime() && len(s.out) > 1 {
+		s.kickWriter()
+		return
 	}
 	if !s.direct.backlogged() && s.wmu.TryLock() {
 		err := s.writeQueued(false)

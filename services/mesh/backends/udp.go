@@ -238,7 +238,9 @@ func (l *UDPListener) newSession(ctx context.Context, g *group, pc net.PacketCon
 		return nil
 	}
 	if batchableUDP(pc.LocalAddr(), from) {
-		write = newUDPBatchWriter(pc, from).write
+		u := newUDPSender(newUDPBatchWriter(pc, from), pc, udpSockaddr(pc.LocalAddr(), from), false)
+		write = u.write
+		s.useDirectWrites(u, write)
 	}
 	s.onFail = func() { table.remove(key, s) }
 	table.byIP[key] = s
@@ -247,7 +249,11 @@ func (l *UDPListener) newSession(ctx context.Context, g *group, pc net.PacketCon
 		evict.fail(errors.New("udp session evicted: peer not confirmed, and the listener is at its session limit"))
 	}
 	// The socket is the listener's: the writer leaves it open.
-	if !g.spawn(func() { s.writeLoop(write, func() {}) }) {
+	writer := func() { s.writeLoop(write, func() {}) }
+	if s.direct != nil {
+		writer = func() { s.directWriteLoop(func() {}) }
+	}
+	if !g.spawn(writer) {
 		s.fail(errStopping)
 		return nil
 	}
@@ -296,40 +302,55 @@ func (d *UDPDialer) dial(ctx context.Context, g *group) (Session, error) {
 	}
 	s := newSession("udp " + conn.RemoteAddr().String())
 	s.sizeCheck = udpSizeCheck(s)
-	// Ending the session stops the reader; the writer closes the socket
-	// after writing what was queued before a Close (a Reject).
-	s.onFail = func() { _ = conn.SetReadDeadline(time.Now()) }
 	pc, ok := conn.(net.PacketConn)
 	if !ok {
 		_ = conn.Close()
 		return nil, fmt.Errorf("udp-peer %s: not a packet connection", d.opts.Address)
 	}
-	w := newUDPBatchWriter(pc, nil) // connected: no address per datagram
-	r := newUDPBatchReader(pc)
-	read := func() ([]byte, error) {
-		for {
-			msg, _, err := r.read()
-			if err != nil {
-				return nil, err // e.g. ICMP port unreachable: the session ends
-			}
-			if len(msg) == 0 {
-				ReleaseMessage(msg)
-				d.log.Warn("dropped empty udp datagram", "remote", s.remote)
-				continue
-			}
-			return msg, nil
-		}
+	// Connected: no address per datagram. Recv reads the socket itself;
+	// the writer closes it after writing what was queued before a Close
+	// (a Reject).
+	u := newUDPSender(newUDPBatchWriter(pc, nil), pc, nil, true)
+	s.useDirectReads(&udpReader{r: newUDPBatchReader(pc), conn: conn, log: d.log, remote: s.remote})
+	s.useDirectWrites(u, u.write)
+	closeConn := func() { _ = conn.Close() }
+	writer := func() { s.writeLoop(u.write, closeConn) }
+	if s.direct != nil {
+		writer = func() { s.directWriteLoop(closeConn) }
 	}
-	if !g.spawn(func() { s.writeLoop(w.write, func() { _ = conn.Close() }) }) {
+	if !g.spawn(writer) {
 		_ = conn.Close()
-		return nil, errStopping
-	}
-	if !g.spawn(func() { s.readLoop(read) }) {
-		s.fail(errStopping)
 		return nil, errStopping
 	}
 	return s, nil
 }
+
+// udpReader is the direct reader of a udp-peer session (see useDirectReads).
+type udpReader struct {
+	r      *udpBatchReader
+	conn   net.Conn
+	log    *slog.Logger
+	remote string
+}
+
+func (r *udpReader) readMessage() ([]byte, error) {
+	for {
+		msg, _, err := r.r.read()
+		if err != nil {
+			return nil, err // e.g. ICMP port unreachable: the session ends
+		}
+		if len(msg) > 0 {
+			return msg, nil
+		}
+		ReleaseMessage(msg)
+		r.log.Warn("dropped empty udp datagram", "remote", r.remote)
+	}
+}
+
+// buffered: a datagram is always whole, so any received one will do.
+func (r *udpReader) buffered() bool { return r.r.next < r.r.pending }
+
+func (r *udpReader) SetReadDeadline(t time.Time) error { return r.conn.SetReadDeadline(t) }
 
 // udpSizeCheck refuses messages that do not fit one datagram; like
 // upstream, such a message ends the session (docs/protocol.md §3.3), as

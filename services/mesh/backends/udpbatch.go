@@ -1,7 +1,11 @@
 package backends
 
 import (
+	"bytes"
 	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
 
 	"golang.org/x/net/ipv4"
 )
@@ -103,4 +107,86 @@ func batchableUDP(local, peer net.Addr) bool {
 	l, ok1 := local.(*net.UDPAddr)
 	p, ok2 := peer.(*net.UDPAddr)
 	return ok1 && ok2 && (l.IP.To4() != nil) == (p.IP.To4() != nil)
+}
+
+// udpSender is the directConn of a UDP session: in blocking mode it sends
+// batches (udpBatchWriter); in non-blocking mode it sends one datagram at
+// a time while the socket takes them, and keeps copies of the rest, in
+// order, as its backlog.
+type udpSender struct {
+	w   *udpBatchWriter
+	raw syscall.RawConn // nil: never non-blocking
+	sa  syscall.Sockaddr
+	// send is sendNonblocking (tests make the socket "full" with it).
+	send func(raw syscall.RawConn, msg []byte, sa syscall.Sockaddr) (bool, error)
+
+	mu       sync.Mutex
+	blocking bool
+	backlog  [][]byte
+	pending  atomic.Bool
+}
+
+// newUDPSender sends w's datagrams; non-blocking sends go through pc's
+// descriptor, to sa (nil on a connected socket, when connected is set).
+func newUDPSender(w *udpBatchWriter, pc net.PacketConn, sa syscall.Sockaddr, connected bool) *udpSender {
+	u := &udpSender{w: w, sa: sa, blocking: true, send: sendNonblocking}
+	if sc, ok := pc.(syscall.Conn); ok && nonblockingWrites && (connected || sa != nil) {
+		if raw, err := sc.SyscallConn(); err == nil {
+			u.raw = raw
+		}
+	}
+	return u
+}
+
+func (u *udpSender) canDirect() bool  { return u.raw != nil }
+func (u *udpSender) oneAtATime() bool { return true }
+func (u *udpSender) backlogged() bool { return u.pending.Load() }
+
+func (u *udpSender) setBlocking(b bool) {
+	u.mu.Lock()
+	u.blocking = b
+	u.mu.Unlock()
+}
+
+func (u *udpSender) flush() error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.flushLocked()
+}
+
+func (u *udpSender) flushLocked() error {
+	if len(u.backlog) == 0 {
+		return nil
+	}
+	err := u.w.write(u.backlog)
+	clear(u.backlog)
+	u.backlog = u.backlog[:0]
+	u.pending.Store(false)
+	return err
+}
+
+// write sends a batch; the caller keeps (and releases) its buffers.
+func (u *udpSender) write(batch [][]byte) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.blocking || u.raw == nil {
+		if err := u.flushLocked(); err != nil {
+			return err
+		}
+		return u.w.write(batch)
+	}
+	for _, m := range batch {
+		if len(u.backlog) == 0 {
+			sent, err := u.send(u.raw, m, u.sa)
+			if err != nil {
+				return err
+			}
+			if sent {
+				continue
+			}
+		}
+		u.backlog = append(u.backlog, bytes.Clone(m))
+		u.pending.Store(true)
+	}
+	return nil
 }
