@@ -30,16 +30,7 @@ func FuzzFrameReaderResume(f *testing.F) {
 	f.Add(append([]byte{0x00, 0x08}, make([]byte, 2048)...), []byte{4, 0, 5, 0, 6})
 	f.Add(append([]byte{0x01, 0x08}, make([]byte, 2049)...), []byte{3})
 	f.Fuzz(func(t *testing.T, data, stutter []byte) {
-		var want [][]byte
-		var wantErr error
-		for r := bytes.NewReader(data); ; {
-			msg, err := ReadFrame(r)
-			if err != nil {
-				wantErr = err
-				break
-			}
-			want = append(want, msg)
-		}
+		want, wantErr := readAllFrames(data)
 		fr := frameReader{r: bufio.NewReaderSize(&stutterReader{r: bytes.NewReader(data), plan: stutter}, 16), alloc: pooledAlloc}
 		for i, timeouts := 0, 0; ; {
 			msg, err := fr.readMessage()

@@ -25,16 +25,7 @@ func FuzzReadFramePooled(f *testing.F) {
 	f.Add(append([]byte{0x00, 0x08}, make([]byte, 2048)...), uint8(3)) // exactly PooledMessageCap
 	f.Add(append([]byte{0x01, 0x08}, make([]byte, 2049)...), uint8(0)) // one byte over
 	f.Fuzz(func(t *testing.T, data []byte, chunk uint8) {
-		var want [][]byte
-		var wantErr error
-		for r := bytes.NewReader(data); ; {
-			msg, err := ReadFrame(r)
-			if err != nil {
-				wantErr = err
-				break
-			}
-			want = append(want, msg)
-		}
+		want, wantErr := readAllFrames(data)
 
 		var src io.Reader = bytes.NewReader(data)
 		if n := int(chunk % 8); n > 0 {
@@ -87,4 +78,17 @@ func sameKind(a, b error) bool {
 		}
 	}
 	return errors.Is(a, io.EOF) && errors.Is(b, io.EOF) && a.Error() == b.Error()
+}
+
+// readAllFrames is the fuzz targets' oracle: the frames ReadFrame returns
+// from data in one go, and the error that ends them.
+func readAllFrames(data []byte) ([][]byte, error) {
+	var frames [][]byte
+	for r := bytes.NewReader(data); ; {
+		msg, err := ReadFrame(r)
+		if err != nil {
+			return frames, err
+		}
+		frames = append(frames, msg)
+	}
 }

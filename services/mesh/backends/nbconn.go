@@ -2,8 +2,6 @@ package backends
 
 import (
 	"net"
-	"sync"
-	"sync/atomic"
 	"syscall"
 )
 
@@ -28,16 +26,15 @@ type nbConn struct {
 	net.Conn
 	raw syscall.RawConn // nil: the platform or connection cannot write non-blocking
 
-	mu       sync.Mutex
-	blocking bool
-	backlog  []byte
-	pending  atomic.Bool // len(backlog) > 0, read without mu
+	writeMode
+	backlog []byte
 }
 
 // newNBConn wraps c; a connection without a raw file descriptor (or a
 // platform without non-blocking writes) always writes blocking.
 func newNBConn(c net.Conn) *nbConn {
-	nc := &nbConn{Conn: c, blocking: true}
+	nc := &nbConn{Conn: c}
+	nc.blocking = true
 	if sc, ok := c.(syscall.Conn); ok && nonblockingWrites {
 		if raw, err := sc.SyscallConn(); err == nil {
 			nc.raw = raw
@@ -51,17 +48,6 @@ func (c *nbConn) canDirect() bool { return c.raw != nil }
 
 // oneAtATime: a stream write carries any number of messages.
 func (c *nbConn) oneAtATime() bool { return false }
-
-// backlogged reports whether bytes of an earlier non-blocking write are
-// still waiting for the socket.
-func (c *nbConn) backlogged() bool { return c.pending.Load() }
-
-// setBlocking switches the mode; only the session's write-lock holder calls it.
-func (c *nbConn) setBlocking(b bool) {
-	c.mu.Lock()
-	c.blocking = b
-	c.mu.Unlock()
-}
 
 // flush writes the backlog, blocking until it is on the wire.
 func (c *nbConn) flush() error {

@@ -101,6 +101,22 @@ type directConn interface {
 	oneAtATime() bool
 }
 
+// writeMode is what both directConns keep the same way: the mode, and
+// whether a backlog waits. mu also guards the backlog of the embedding type.
+type writeMode struct {
+	mu       sync.Mutex
+	blocking bool
+	pending  atomic.Bool // a backlog waits; read without mu
+}
+
+func (m *writeMode) backlogged() bool { return m.pending.Load() }
+
+func (m *writeMode) setBlocking(b bool) {
+	m.mu.Lock()
+	m.blocking = b
+	m.mu.Unlock()
+}
+
 // directReader is a connection the receiver reads messages from itself.
 // A read cut short by the deadline must leave the reader where it was, so
 // that the next read resumes the same message (frameReader does).
@@ -599,6 +615,15 @@ func (s *session) writeQueued(blocking bool) error {
 		return s.direct.flush()
 	}
 	return nil
+}
+
+// writer is the body of the session's writer goroutine: directWriteLoop
+// when senders write directly (useDirectWrites), else writeLoop with write.
+func (s *session) writer(write func(batch [][]byte) error, closeConn func()) func() {
+	if s.direct != nil {
+		return func() { s.directWriteLoop(closeConn) }
+	}
+	return func() { s.writeLoop(write, closeConn) }
 }
 
 // directWriteLoop is the writer of a direct-writing session: kicked, it

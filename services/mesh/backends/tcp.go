@@ -245,12 +245,7 @@ func newTCPSession(g *group, remote string, conn net.Conn, nb *nbConn, isTLS boo
 	br := bufio.NewReaderSize(conn, tcpReadBufferSize)
 	s.useDirectReads(&tcpReader{frameReader: frameReader{r: br, alloc: pooledAlloc}, br: br, conn: conn})
 	s.useDirectWrites(nb, fw.writeBatch)
-	closeConn := func() { _ = conn.Close() }
-	writer := func() { s.writeLoop(fw.writeBatch, closeConn) }
-	if s.direct != nil {
-		writer = func() { s.directWriteLoop(closeConn) }
-	}
-	if !g.spawn(writer) {
+	if !g.spawn(s.writer(fw.writeBatch, func() { _ = conn.Close() })) {
 		_ = conn.Close()
 		return nil, errStopping
 	}

@@ -249,11 +249,7 @@ func (l *UDPListener) newSession(ctx context.Context, g *group, pc net.PacketCon
 		evict.fail(errors.New("udp session evicted: peer not confirmed, and the listener is at its session limit"))
 	}
 	// The socket is the listener's: the writer leaves it open.
-	writer := func() { s.writeLoop(write, func() {}) }
-	if s.direct != nil {
-		writer = func() { s.directWriteLoop(func() {}) }
-	}
-	if !g.spawn(writer) {
+	if !g.spawn(s.writer(write, func() {})) {
 		s.fail(errStopping)
 		return nil
 	}
@@ -313,12 +309,7 @@ func (d *UDPDialer) dial(ctx context.Context, g *group) (Session, error) {
 	u := newUDPSender(newUDPBatchWriter(pc, nil), pc, nil, true)
 	s.useDirectReads(&udpReader{r: newUDPBatchReader(pc), conn: conn, log: d.log, remote: s.remote})
 	s.useDirectWrites(u, u.write)
-	closeConn := func() { _ = conn.Close() }
-	writer := func() { s.writeLoop(u.write, closeConn) }
-	if s.direct != nil {
-		writer = func() { s.directWriteLoop(closeConn) }
-	}
-	if !g.spawn(writer) {
+	if !g.spawn(s.writer(u.write, func() { _ = conn.Close() })) {
 		_ = conn.Close()
 		return nil, errStopping
 	}

@@ -3,8 +3,6 @@ package backends
 import (
 	"bytes"
 	"net"
-	"sync"
-	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/net/ipv4"
@@ -120,16 +118,15 @@ type udpSender struct {
 	// send is sendNonblocking (tests make the socket "full" with it).
 	send func(raw syscall.RawConn, msg []byte, sa syscall.Sockaddr) (bool, error)
 
-	mu       sync.Mutex
-	blocking bool
-	backlog  [][]byte
-	pending  atomic.Bool
+	writeMode
+	backlog [][]byte
 }
 
 // newUDPSender sends w's datagrams; non-blocking sends go through pc's
 // descriptor, to sa (nil on a connected socket, when connected is set).
 func newUDPSender(w *udpBatchWriter, pc net.PacketConn, sa syscall.Sockaddr, connected bool) *udpSender {
-	u := &udpSender{w: w, sa: sa, blocking: true, send: sendNonblocking}
+	u := &udpSender{w: w, sa: sa, send: sendNonblocking}
+	u.blocking = true
 	if sc, ok := pc.(syscall.Conn); ok && nonblockingWrites && (connected || sa != nil) {
 		if raw, err := sc.SyscallConn(); err == nil {
 			u.raw = raw
@@ -140,13 +137,6 @@ func newUDPSender(w *udpBatchWriter, pc net.PacketConn, sa syscall.Sockaddr, con
 
 func (u *udpSender) canDirect() bool  { return u.raw != nil }
 func (u *udpSender) oneAtATime() bool { return true }
-func (u *udpSender) backlogged() bool { return u.pending.Load() }
-
-func (u *udpSender) setBlocking(b bool) {
-	u.mu.Lock()
-	u.blocking = b
-	u.mu.Unlock()
-}
 
 func (u *udpSender) flush() error {
 	u.mu.Lock()

@@ -377,7 +377,7 @@ func newWebsocketSession(g *group, log *slog.Logger, remote string, conn *websoc
 			log.Warn("dropped empty websocket message", "remote", remote)
 		}
 	}
-	if !g.spawn(func() { s.writeLoop(write, closeConn) }) {
+	if !g.spawn(s.writer(write, closeConn)) {
 		_ = conn.Close()
 		return nil, errStopping
 	}
