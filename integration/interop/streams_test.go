@@ -225,7 +225,7 @@ func TestStreams(t *testing.T) {
 
 	// After all the traffic above, check what crossed the ours-up1 session
 	// (docs/protocol.md §4.1, §4.2, §10.1): no empty frames, originators send HopsToLive
-	// 29, and our QUIC datagrams are at most 1200 bytes.
+	// 29, and our QUIC datagrams are at most stream.MaxDatagram (1400) bytes.
 	t.Run("wire", func(t *testing.T) {
 		frames := relay.Frames()
 		counts := map[bool]int{}

@@ -22,7 +22,7 @@ func TestQUICConfig(t *testing.T) {
 			{"versions", c.Versions, []quic.Version{quic.Version1}},
 			{"handshake idle", c.HandshakeIdleTimeout, 15 * time.Second},
 			{"max idle", c.MaxIdleTimeout, 30 * time.Second},
-			{"initial packet size", c.InitialPacketSize, uint16(1200)},
+			{"initial packet size", c.InitialPacketSize, uint16(1400)},
 			{"PMTUD disabled", c.DisablePathMTUDiscovery, true},
 			{"datagrams", c.EnableDatagrams, false},
 			{"initial stream window", c.InitialStreamReceiveWindow, uint64(524288)},
@@ -59,7 +59,7 @@ func equalAny(a, b any) bool {
 }
 
 // TestFirstDatagramGolden pins what goes on the mesh wire first: one QUIC v1
-// Initial packet, padded to exactly 1200 bytes, from the dialer's fresh
+// Initial packet, padded to exactly MaxDatagram (1400) bytes, from the dialer's fresh
 // ephemeral service to the listener's service (docs/protocol.md §10.1).
 func TestFirstDatagramGolden(t *testing.T) {
 	w := newWorld(1024)
@@ -87,8 +87,8 @@ func TestFirstDatagramGolden(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(first) != 1200 {
-		t.Fatalf("first datagram is %d bytes, want 1200", len(first))
+	if len(first) != 1400 {
+		t.Fatalf("first datagram is %d bytes, want 1400", len(first))
 	}
 	// Long header (0x80), fixed bit (0x40), type Initial (0x00 in bits 0x30).
 	if first[0]&0xf0 != 0xc0 {
