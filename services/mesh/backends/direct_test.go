@@ -166,14 +166,19 @@ func TestDirectWritesKeepOrder(t *testing.T) {
 			const senders, each, size = 4, 400, 30000
 			// First, with the peer not reading, sender 1 alone writes until
 			// one of its direct writes finds the socket full and leaves a
-			// backlog (the writer goroutine then blocks finishing it).
+			// backlog (the writer goroutine then blocks finishing it). Held
+			// and flushed, every message is written by the sender itself:
+			// Enqueue's own path would hand close messages to the writer,
+			// whose blocking write leaves no backlog, and a waiting enqueue
+			// would then wait for a peer that never reads.
 			first := 0
 			for ; !d.direct.backlogged(); first++ {
 				if first == each {
 					t.Fatalf("%d bytes written directly to a peer that reads nothing, and no backlog", each*size)
 				}
-				if _, err := d.EnqueueWait(numbered(1, first, size), nil); err != nil {
-					t.Fatal(err)
+				queued, err := d.EnqueueHeld(numbered(1, first, size))
+				if err != nil || !queued {
+					t.Fatalf("message %d: queued %v, %v", first, queued, err)
 				}
 				d.Flush()
 			}
