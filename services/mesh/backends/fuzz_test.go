@@ -11,7 +11,7 @@ import (
 
 // FuzzReadFramePooled feeds arbitrary streams, delivered in arbitrary
 // read sizes through the bufio.Reader live TCP sessions use, to the pooled
-// frame reader (readFrameInto with pooled buffers): it must return exactly
+// frame reader (a frameReader with pooledAlloc): it must return exactly
 // what ReadFrame returns from the same bytes, with the same kind of error;
 // a body that fits comes in a whole pooled buffer, so ReleaseMessage takes
 // it back; and a message held while later frames are read and released is
@@ -31,10 +31,11 @@ func FuzzReadFramePooled(f *testing.F) {
 		if n := int(chunk % 8); n > 0 {
 			src = iotest.HalfReader(chunkReader{src, n})
 		}
-		br := bufio.NewReaderSize(src, 64)
+		// One frameReader for the whole stream, as a TCP session keeps.
+		fr := frameReader{r: bufio.NewReaderSize(src, 64), alloc: pooledAlloc}
 		var held [][]byte // every other message is kept, the rest released
 		for i := 0; ; i++ {
-			msg, err := readFramePooled(br)
+			msg, err := fr.readMessage()
 			if err != nil {
 				if i != len(want) || !sameKind(err, wantErr) {
 					t.Fatalf("frame %d: error %v; ReadFrame gave %d frames, then %v", i, err, len(want), wantErr)

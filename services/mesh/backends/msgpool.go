@@ -1,9 +1,6 @@
 package backends
 
-import (
-	"io"
-	"sync"
-)
+import "sync"
 
 // PooledMessageCap is the capacity of the pooled message buffers: one
 // mesh QUIC packet (at most 1452 bytes) plus the 36-byte data header fits.
@@ -29,13 +26,9 @@ func ReleaseMessage(msg []byte) {
 	}
 }
 
-// readFramePooled is ReadFrame with the body in a pooled buffer when it
-// fits (the receiver owns it and may ReleaseMessage it).
-func readFramePooled(r io.Reader) ([]byte, error) {
-	return readFrameInto(r, pooledAlloc)
-}
-
-// pooledAlloc allocates a message of n bytes from the pool when it fits.
+// pooledAlloc allocates a message of n bytes from the pool when it fits
+// (the receiver owns it and may ReleaseMessage it): the frameReader
+// allocator of TCP sessions.
 func pooledAlloc(n int) []byte {
 	if n <= PooledMessageCap {
 		return MessageBuffer()[:n]

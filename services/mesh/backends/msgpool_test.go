@@ -24,7 +24,8 @@ func TestReadFramePooled(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := readFramePooled(bytes.NewReader(frame))
+			fr := frameReader{r: bytes.NewReader(frame), alloc: pooledAlloc}
+			got, err := fr.readMessage()
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -39,12 +39,7 @@ func checkFrameLen(n int) error {
 // frame boundary, io.ErrUnexpectedEOF (wrapped) for a truncated frame and
 // ErrEmptyMessage (wrapped) for a zero-length frame.
 func ReadFrame(r io.Reader) ([]byte, error) {
-	return readFrameInto(r, func(n int) []byte { return make([]byte, n) })
-}
-
-// readFrameInto is ReadFrame with the body in alloc(n).
-func readFrameInto(r io.Reader, alloc func(n int) []byte) ([]byte, error) {
-	f := frameReader{r: r, alloc: alloc}
+	f := frameReader{r: r, alloc: func(n int) []byte { return make([]byte, n) }}
 	return f.readMessage()
 }
 
