@@ -152,8 +152,10 @@ func (b *browser) waitFor(what, expr string, timeout time.Duration) {
 	if err != nil {
 		b.shot("timeout-" + what)
 		if ctx.Err() == nil {
-			if live, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('live')?.textContent || ''`)); err == nil {
-				b.t.Logf("page status line: %q", live)
+			for _, id := range []string{"live", "login-error"} {
+				if text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById(`+jsString(id)+`)?.textContent || ''`)); err == nil {
+					b.t.Logf("page #%s: %q", id, text)
+				}
 			}
 		}
 		if errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "timeout") {

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/fetch"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
 
@@ -70,6 +73,69 @@ func TestWebUINoCredentials(t *testing.T) {
 	b.signIn(base, gatewayToken(t, n))
 	b.waitFor("node name shown", `document.getElementById('node-name').textContent.includes(`+jsString(n.ID)+`)`, 20*time.Second)
 	b.shot("signed-in")
+}
+
+// TestWebUISignInSurvivesLostRequest: when the browser fails a GET
+// before any answer (as Chromium does to requests in flight when the
+// machine's network changes), the page sends it again instead of showing
+// the failure: the sign-in whose status check is failed twice still opens
+// the view. Chromium's own Fetch interception fails the requests.
+func TestWebUISignInSurvivesLostRequest(t *testing.T) {
+	t.Parallel()
+	b := newBrowser(t, 1280, 800)
+	n := NewNode(t, "lossynode")
+	n.Start(Spec{Config: func(n *Node) string { return uiNodeYAML(n) }})
+	base := "http://" + n.Addr("http")
+	b.navigate(base + "/ui/")
+	b.do("open the web view", chromedp.WaitVisible(chromedp.CSS("#token")))
+
+	// Fail the first two GET /v1/status; let every other request through.
+	paused := make(chan *fetch.EventRequestPaused, 64)
+	if err := chromedp.Listen(b.ctx, func(ev any) {
+		if e, ok := ev.(*fetch.EventRequestPaused); ok {
+			paused <- e
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var failed atomic.Int32
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case e := <-paused:
+				var err error
+				if strings.HasSuffix(e.Request.URL, "/v1/status") && failed.Load() < 2 {
+					failed.Add(1)
+					_, err = chromedp.Call(b.ctx, fetch.FailRequest, fetch.FailRequestParams{RequestID: e.RequestID, ErrorReason: network.ErrorReasonConnectionReset})
+				} else {
+					_, err = chromedp.Call(b.ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: e.RequestID})
+				}
+				if err != nil && b.ctx.Err() == nil {
+					t.Errorf("answering the paused request %s: %v", e.Request.URL, err)
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-done })
+	if _, err := chromedp.Call(b.ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{{URLPattern: "*/v1/*"}}}); err != nil {
+		t.Fatal(err)
+	}
+
+	b.do("sign in",
+		chromedp.SendKeys(chromedp.CSS("#token"), gatewayToken(t, n)),
+		chromedp.Click(chromedp.CSS("#login-form button[type=submit]")))
+	b.waitFor("node name shown", `document.getElementById('node-name').textContent.includes(`+jsString(n.ID)+`)`, 20*time.Second)
+	b.shot("signed-in-after-lost-requests")
+	if got := failed.Load(); got != 2 {
+		t.Errorf("the browser failed %d GET /v1/status, want 2", got)
+	}
+	if msg := eval[string](b, `document.getElementById('login-error').textContent`); msg != "" {
+		t.Errorf("the sign-in showed %q", msg)
+	}
 }
 
 // restJSON sends one REST request with the bearer token (restCall) and

@@ -57,9 +57,29 @@ async function failure(r) {
   return new ApiError(r.status, msg, code);
 }
 
+// GET_ATTEMPTS is how many times call sends a GET that gets no answer at
+// all, RETRY_MS the pause before the second (doubled before the third).
+const GET_ATTEMPTS = 3;
+const RETRY_MS = 250;
+
+/** pause resolves after ms, or rejects with an AbortError when signal aborts first. */
+function pause(ms, signal) {
+  return new Promise((resolve, reject) => {
+    if (signal && signal.aborted) { reject(new DOMException('aborted', 'AbortError')); return; }
+    const t = setTimeout(resolve, ms);
+    if (signal) {
+      signal.addEventListener('abort', () => {
+        clearTimeout(t);
+        reject(new DOMException('aborted', 'AbortError'));
+      }, { once: true });
+    }
+  });
+}
+
 /**
  * call sends one request and returns the decoded JSON answer. body, when
- * given, is sent as JSON (the gateway refuses other content types).
+ * given, is sent as JSON (the gateway refuses other content types). A GET
+ * that gets no answer is sent up to GET_ATTEMPTS times; other methods once.
  */
 export async function call(method, path, body, signal) {
   const init = { method, headers: headers(), cache: 'no-store', credentials: 'omit', signal };
@@ -68,11 +88,20 @@ export async function call(method, path, body, signal) {
     init.body = JSON.stringify(body);
   }
   let r;
-  try {
-    r = await fetch(path, init);
-  } catch (e) {
-    if (e.name === 'AbortError') throw e;
-    throw new ApiError(0, 'the node did not answer: ' + e.message);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      r = await fetch(path, init);
+      break;
+    } catch (e) {
+      if (e.name === 'AbortError') throw e;
+      // A GET changes nothing, so one that never got an answer is sent
+      // again: browsers fail requests in flight when the machine's network
+      // changes (ERR_NETWORK_CHANGED), which says nothing about the node.
+      if (method !== 'GET' || attempt >= GET_ATTEMPTS) {
+        throw new ApiError(0, 'the node did not answer: ' + e.message);
+      }
+      await pause(RETRY_MS * attempt, signal);
+    }
   }
   if (!r.ok) throw await failure(r);
   const text = await r.text();
