@@ -1,7 +1,8 @@
 package tlsconf
 
 import (
-	"crypto/rsa"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/x509"
 	"errors"
 	"testing"
@@ -21,9 +22,9 @@ func TestInsecureListenerCert(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, ok := c.PrivateKey.(*rsa.PrivateKey)
-	if !ok || key.N.BitLen() != 2048 {
-		t.Errorf("key %T", c.PrivateKey)
+	key, ok := c.PrivateKey.(*ecdsa.PrivateKey)
+	if !ok || key.Curve != elliptic.P256() {
+		t.Errorf("key %T, want ECDSA P-256", c.PrivateKey)
 	}
 	if leaf.SerialNumber.Int64() != 1 || leaf.Subject.CommonName != "netceptor-insecure-common-name" {
 		t.Errorf("serial %v CN %q", leaf.SerialNumber, leaf.Subject.CommonName)

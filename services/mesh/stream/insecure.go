@@ -14,12 +14,12 @@ import (
 // TLS 1.3 (QUIC needs it) and upstream's SNI quirk (docs/protocol.md §10.3).
 
 // insecureServerTLS is the listener side of the insecure scheme (ConnType 1).
-// Upstream generates an RSA-2048 certificate per listener when it starts;
-// that costs 50-500 ms of CPU per listener at start-up and stays in memory
-// even if nobody ever connects. We make one per process, in the
-// background when the first listener starts (or at the first handshake
-// that needs it), and share it: dialers accept any certificate with the
-// insecure CN, so nothing a peer checks changes.
+// Upstream generates an RSA-2048 certificate per listener when it starts,
+// which costs 50-500 ms of CPU per listener at start-up. We make one
+// ECDSA P-256 certificate per process (tlsconf.InsecureListenerCert), when
+// the first listener starts or at the first handshake that needs it, and
+// share it: dialers accept any certificate with the insecure CN, so
+// nothing a peer checks changes.
 func insecureServerTLS() *tls.Config {
 	return &tls.Config{
 		GetCertificate: sharedInsecureCert.get,

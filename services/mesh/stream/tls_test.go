@@ -141,7 +141,7 @@ func TestInsecureSchemeConfigs(t *testing.T) {
 		t.Fatal(err)
 	}
 	if leaf.Subject.CommonName != "netceptor-insecure-common-name" || leaf.SerialNumber.Int64() != 1 ||
-		len(leaf.DNSNames)+len(leaf.IPAddresses)+len(leaf.URIs) != 0 || leaf.PublicKeyAlgorithm != x509.RSA {
+		len(leaf.DNSNames)+len(leaf.IPAddresses)+len(leaf.URIs) != 0 || leaf.PublicKeyAlgorithm != x509.ECDSA {
 		t.Fatalf("unexpected insecure certificate: CN %q serial %v alg %v", leaf.Subject.CommonName, leaf.SerialNumber, leaf.PublicKeyAlgorithm)
 	}
 	if got := leaf.NotAfter.Sub(leaf.NotBefore); got != 24*time.Hour+time.Minute {
