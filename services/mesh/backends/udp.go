@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/receptor-mesh/receptor/services/internal/backoff"
@@ -48,42 +46,6 @@ type udpListenerSession struct {
 	*session
 	created   time.Time
 	confirmed atomic.Bool // see Confirmer
-	// own is the session's own socket, connected to the peer (nil: the
-	// session sends and receives through the listener's socket).
-	own *net.UDPConn
-}
-
-// connectOwn gives the session a socket of its own, bound to the
-// listener's address and connected to the peer, which it then reads and
-// writes directly, as a udp-peer session does its socket: the kernel
-// delivers the peer's datagrams there instead of to the listener's
-// socket. Datagrams that reached the listener first are offered to the
-// session's queue, which its reads take first (udpOwnReader). False
-// when the platform or the addresses do not allow it; the session then
-// goes through the listener.
-func (s *udpListenerSession) connectOwn(l *UDPListener, pc net.PacketConn, from net.Addr) bool {
-	local, ok1 := pc.LocalAddr().(*net.UDPAddr)
-	peer, ok2 := from.(*net.UDPAddr)
-	if !peerSockets || !ok1 || !ok2 {
-		return false
-	}
-	bind, ok := ownSocketAddr(local, peer)
-	if !ok {
-		return false
-	}
-	own, err := dialPeerSocket(bind, peer)
-	if err != nil {
-		l.log.Debug("udp session stays on the listener's socket", "remote", from.String(), "err", err)
-		return false
-	}
-	s.own = own
-	u := newUDPSender(newUDPBatchWriter(own, nil), own, nil, true)
-	s.useDirectReads(&udpOwnReader{udpReader: udpReader{r: newUDPBatchReader(own), conn: own, log: l.log, remote: s.remote}, s: s.session})
-	s.useDirectWrites(u, u.write)
-	if s.write == nil {
-		s.write = u.write
-	}
-	return true
 }
 
 func (s *udpListenerSession) PeerSpeaksFirst() bool { return true }
@@ -161,7 +123,8 @@ func (t *udpSessions) remove(key string, s *udpListenerSession) {
 
 // Start implements Backend.
 func (l *UDPListener) Start(ctx context.Context, accept func(Session)) (func(), error) {
-	pc, err := listenUDP(ctx, l.opts.Address)
+	var lc net.ListenConfig
+	pc, err := lc.ListenPacket(ctx, "udp", l.opts.Address)
 	if err != nil {
 		return nil, fmt.Errorf("udp-listener: listen on %q: %w", l.opts.Address, err)
 	}
@@ -233,10 +196,6 @@ func (l *UDPListener) receiveLoop(ctx context.Context, g *group, pc net.PacketCo
 		if !s.offer(msg) {
 			ReleaseMessage(msg)
 			l.log.Debug("dropped udp datagram: session queue full or closing", "remote", key)
-		} else if s.own != nil {
-			// It reached the listener before the session's own socket
-			// was connected: wake the session's read to take it.
-			_ = s.own.SetReadDeadline(aLongTimeAgo)
 		}
 	}
 }
@@ -270,25 +229,6 @@ func (l *UDPListener) newSession(ctx context.Context, g *group, pc net.PacketCon
 	}
 	s := &udpListenerSession{session: newSession("udp " + key), created: time.Now()}
 	s.sizeCheck = udpSizeCheck(s.session)
-	if s.connectOwn(l, pc, from) {
-		s.onFail = func() { table.remove(key, s) }
-		table.byIP[key] = s
-		table.mu.Unlock()
-		if evict != nil {
-			evict.fail(errors.New("udp session evicted: peer not confirmed, and the listener is at its session limit"))
-		}
-		own := s.own
-		if !g.spawn(s.writer(s.write, func() { _ = own.Close() })) {
-			_ = own.Close()
-			s.fail(errStopping)
-			return nil
-		}
-		if !g.spawn(func() { runSession(ctx, s, accept) }) {
-			s.fail(errStopping)
-			return nil
-		}
-		return s
-	}
 	write := func(batch [][]byte) error {
 		for _, msg := range batch {
 			if _, err := pc.WriteTo(msg, from); err != nil {
@@ -400,57 +340,6 @@ func (r *udpReader) readMessage() ([]byte, error) {
 
 // buffered: a datagram is always whole, so any received one will do.
 func (r *udpReader) buffered() bool { return r.r.next < r.r.pending }
-
-// ownSocketAddr is the address a session's own socket binds for peer: the
-// listener's, in the peer's address family. A listener on a wildcard
-// address (a dual-stack socket for 0.0.0.0 or ::) gives the wildcard of
-// the peer's family, so that an IPv4 peer gets an IPv4 socket (the
-// kernel prefers a socket connected to the source over the dual-stack
-// one). False when the listener's address cannot reach the peer's family.
-func ownSocketAddr(local, peer *net.UDPAddr) (*net.UDPAddr, bool) {
-	peer4 := peer.IP.To4() != nil
-	switch {
-	case local.IP.IsUnspecified() && peer4:
-		return &net.UDPAddr{IP: net.IPv4zero, Port: local.Port}, true
-	case local.IP.IsUnspecified():
-		return &net.UDPAddr{IP: net.IPv6unspecified, Port: local.Port}, true
-	case (local.IP.To4() != nil) == peer4:
-		return local, true
-	}
-	return nil, false
-}
-
-// udpOwnReader is the direct reader of a udp-listener session with its
-// own socket: datagrams the listener received for it come first.
-type udpOwnReader struct {
-	udpReader
-	s *session
-}
-
-func (r *udpOwnReader) readMessage() ([]byte, error) {
-	for {
-		select {
-		case m := <-r.s.in:
-			return r.s.received(m), nil
-		default:
-		}
-		msg, err := r.udpReader.readMessage()
-		switch {
-		case err == nil:
-			return msg, nil
-		case errors.Is(err, syscall.ECONNREFUSED):
-			// An ICMP port unreachable for an earlier datagram: a
-			// listener's session ends by the mesh's timeouts, as it does
-			// without its own socket.
-			continue
-		case errors.Is(err, os.ErrDeadlineExceeded) && len(r.s.in) > 0:
-			continue // woken by the listener for a datagram it queued
-		}
-		return nil, err
-	}
-}
-
-func (r *udpOwnReader) buffered() bool { return r.udpReader.buffered() || len(r.s.in) > 0 }
 
 func (r *udpReader) SetReadDeadline(t time.Time) error { return r.conn.SetReadDeadline(t) }
 
