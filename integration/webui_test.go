@@ -23,18 +23,25 @@ func uiNodeYAML(n *Node, items ...string) string {
 	}, items...)...)
 }
 
+// openWebUI starts a node serving the web view (uiNodeYAML) and a browser
+// showing its sign-in form; it returns both and the view's base URL.
+func openWebUI(t *testing.T, id string) (*browser, *Node, string) {
+	t.Helper()
+	b := newBrowser(t, 1280, 800)
+	n := NewNode(t, id)
+	n.Start(Spec{Config: func(n *Node) string { return uiNodeYAML(n) }})
+	base := "http://" + n.Addr("http")
+	b.navigate(base + "/ui/")
+	b.do("open the web view", chromedp.WaitVisible(chromedp.CSS("#token")))
+	return b, n, base
+}
+
 // TestWebUINoCredentials: a browser without a token gets the sign-in form
 // and no data; the API refuses the page's requests without a token, and a
 // wrong token is refused with a message, still showing no data.
 func TestWebUINoCredentials(t *testing.T) {
 	t.Parallel()
-	b := newBrowser(t, 1280, 800)
-	n := NewNode(t, "secretnode")
-	n.Start(Spec{Config: func(n *Node) string { return uiNodeYAML(n) }})
-	base := "http://" + n.Addr("http")
-
-	b.navigate(base + "/ui/")
-	b.do("open the web view", chromedp.WaitVisible(chromedp.CSS("#token")))
+	b, n, base := openWebUI(t, "secretnode")
 	b.shot("token-prompt")
 	if !eval[bool](b, `document.getElementById('view-home').offsetParent === null && document.getElementById('view-unit').offsetParent === null`) {
 		t.Error("the mesh or unit view is shown without a token")
@@ -82,12 +89,7 @@ func TestWebUINoCredentials(t *testing.T) {
 // the view. Chromium's own Fetch interception fails the requests.
 func TestWebUISignInSurvivesLostRequest(t *testing.T) {
 	t.Parallel()
-	b := newBrowser(t, 1280, 800)
-	n := NewNode(t, "lossynode")
-	n.Start(Spec{Config: func(n *Node) string { return uiNodeYAML(n) }})
-	base := "http://" + n.Addr("http")
-	b.navigate(base + "/ui/")
-	b.do("open the web view", chromedp.WaitVisible(chromedp.CSS("#token")))
+	b, n, _ := openWebUI(t, "lossynode")
 
 	// Fail the first two GET /v1/status; let every other request through.
 	paused := make(chan *fetch.EventRequestPaused, 64)
