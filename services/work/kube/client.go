@@ -9,8 +9,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/httpstream"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/remotecommand"
@@ -19,7 +17,7 @@ import (
 
 // Clients are the Kubernetes clients of one unit.
 type Clients struct {
-	Kube kubernetes.Interface
+	Kube CoreAPI
 	// Namespace is the namespace of the kubeconfig's current context, used
 	// for units that name none.
 	Namespace string
@@ -67,18 +65,16 @@ func (t *Type) realClients(method, kubeconfig string) (*Clients, error) {
 		return nil, fmt.Errorf("unknown auth method %s", method)
 	}
 	t.tune(cfg)
-	cs, err := kubernetes.NewForConfig(cfg)
+	core, err := newCoreClient(cfg)
 	if err != nil {
 		return nil, err
 	}
 	return &Clients{
-		Kube: cs, Namespace: ns,
+		Kube: core, Namespace: ns,
 		Attach: func(ctx context.Context, namespace, pod string, stdin io.Reader) error {
-			return attach(ctx, cfg, cs, namespace, pod, stdin)
+			return attach(ctx, cfg, core, namespace, pod, stdin)
 		},
-		Logs: func(ctx context.Context, namespace, pod string, opts *corev1.PodLogOptions) (io.ReadCloser, error) {
-			return cs.CoreV1().Pods(namespace).GetLogs(pod, opts).Stream(ctx)
-		},
+		Logs: core.logs,
 	}, nil
 }
 
@@ -104,9 +100,8 @@ func (t *Type) tune(cfg *rest.Config) {
 // attach streams stdin to the worker container over the attach
 // subresource: SPDY as upstream, falling back to WebSocket where the
 // upgrade is refused.
-func attach(ctx context.Context, cfg *rest.Config, cs kubernetes.Interface, namespace, pod string, stdin io.Reader) error {
-	req := cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(namespace).Name(pod).SubResource("attach").
-		VersionedParams(&corev1.PodAttachOptions{Container: WorkerContainer, Stdin: true}, scheme.ParameterCodec)
+func attach(ctx context.Context, cfg *rest.Config, core *coreClient, namespace, pod string, stdin io.Reader) error {
+	req := core.attachRequest(namespace, pod)
 	spdy, err := remotecommand.NewSPDYExecutor(cfg, http.MethodPost, req.URL())
 	if err != nil {
 		return err

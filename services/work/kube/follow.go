@@ -80,7 +80,7 @@ func (w *podWatch) publish(pod *corev1.Pod, err error) {
 var errPodDeleted = errors.New("was deleted")
 
 func (w *podWatch) run(ctx context.Context, e *Execution, namespace, name string) {
-	pods := e.clients.Kube.CoreV1().Pods(namespace)
+	pods := e.clients.Kube.Pods(namespace)
 	sel := fields.OneTermEqualSelector("metadata.name", name).String()
 	b := e.t.cfg.Retry.policy().Start()
 	failingSince := time.Time{}

@@ -312,7 +312,7 @@ func (f *fakeKube) factory(method, kubeconfig string) (*Clients, error) {
 		return nil, fmt.Errorf("bad kubeconfig")
 	}
 	return &Clients{
-		Kube: f.cs, Namespace: "default",
+		Kube: fakeCore{f.cs}, Namespace: "default",
 		Attach: func(ctx context.Context, ns, pod string, stdin io.Reader) error {
 			b, err := io.ReadAll(stdin)
 			f.mu.Lock()
@@ -333,6 +333,13 @@ func (f *fakeKube) factory(method, kubeconfig string) (*Clients, error) {
 		},
 	}, nil
 }
+
+// fakeCore is the fake clientset's core/v1 client as the work type's
+// CoreAPI.
+type fakeCore struct{ cs *fake.Clientset }
+
+func (c fakeCore) Pods(ns string) PodAPI     { return c.cs.CoreV1().Pods(ns) }
+func (c fakeCore) Events(ns string) EventAPI { return c.cs.CoreV1().Events(ns) }
 
 func (f *fakeKube) onlyPod(t *testing.T, ns string) *corev1.Pod {
 	t.Helper()

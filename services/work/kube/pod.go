@@ -9,7 +9,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/receptor-mesh/receptor/services/work/command"
 )
@@ -43,8 +42,8 @@ func (t *Type) buildPod(ex extraData, unitID string, env map[string]string) (*co
 	prefix := t.namePrefix
 	var pod *corev1.Pod
 	if ex.KubePod != "" {
-		pod = &corev1.Pod{}
-		if _, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(ex.KubePod), nil, pod); err != nil {
+		var err error
+		if pod, err = decodePod([]byte(ex.KubePod)); err != nil {
 			return nil, err
 		}
 		found := false

@@ -44,7 +44,7 @@ func (t *Type) Reap(ctx context.Context, live func(unitID string) bool) error {
 	if ns == "" {
 		return nil
 	}
-	pods := c.Kube.CoreV1().Pods(ns)
+	pods := c.Kube.Pods(ns)
 	list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: LabelNode + "=" + NodeLabel(t.opts.NodeID)})
 	if err != nil {
 		return fmt.Errorf("work-kubernetes %s: listing pods to reap: %w", t.cfg.WorkType, err)

@@ -201,7 +201,7 @@ func (e *Execution) createPod(ex *extraData, env map[string]string) (*corev1.Pod
 	if err != nil {
 		return nil, err
 	}
-	pods := e.clients.Kube.CoreV1().Pods(pod.Namespace)
+	pods := e.clients.Kube.Pods(pod.Namespace)
 	var created *corev1.Pod
 	err = e.retry(e.ctx, "create pod", func() error {
 		if p, ferr := e.findPod(pod.Namespace); ferr == nil && p != nil {
@@ -233,7 +233,7 @@ func (e *Execution) createPod(ex *extraData, env map[string]string) (*corev1.Pod
 
 // findPod returns this unit's pod in namespace, if one exists.
 func (e *Execution) findPod(namespace string) (*corev1.Pod, error) {
-	list, err := e.clients.Kube.CoreV1().Pods(namespace).List(e.ctx, metav1.ListOptions{
+	list, err := e.clients.Kube.Pods(namespace).List(e.ctx, metav1.ListOptions{
 		LabelSelector: LabelUnit + "=" + e.id + "," + LabelNode + "=" + NodeLabel(e.t.opts.NodeID),
 	})
 	if err != nil {
@@ -298,7 +298,7 @@ func (e *Execution) pendingReason(pod *corev1.Pod) string {
 	ref := e.podRef()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	evs, err := e.clients.Kube.CoreV1().Events(ref.namespace).List(ctx, metav1.ListOptions{
+	evs, err := e.clients.Kube.Events(ref.namespace).List(ctx, metav1.ListOptions{
 		FieldSelector: "involvedObject.kind=Pod,involvedObject.name=" + ref.name,
 	})
 	if err == nil {
@@ -441,7 +441,7 @@ func (e *Execution) deletePod(namespace, name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), e.t.cfg.Retry.Timeout)
 	defer cancel()
 	err := e.retry(ctx, "delete pod", func() error {
-		err := e.clients.Kube.CoreV1().Pods(namespace).Delete(ctx, name, metav1.DeleteOptions{})
+		err := e.clients.Kube.Pods(namespace).Delete(ctx, name, metav1.DeleteOptions{})
 		if notFound(err) {
 			return nil
 		}
