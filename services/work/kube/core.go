@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"sync"
 	"time"
@@ -151,11 +152,17 @@ func timeoutOf(opts metav1.ListOptions) time.Duration {
 	return time.Duration(*opts.TimeoutSeconds) * time.Second
 }
 
-// decodePod decodes a pod manifest (YAML or JSON).
+// decodePod decodes a pod manifest (YAML or JSON). A manifest without
+// apiVersion and kind is taken as a v1 Pod; another kind of the core group
+// would decode into an object of its own, and is refused.
 func decodePod(manifest []byte) (*corev1.Pod, error) {
-	pod := &corev1.Pod{}
-	if _, _, err := codecs().codecs.UniversalDeserializer().Decode(manifest, nil, pod); err != nil {
+	obj, gvk, err := codecs().codecs.UniversalDeserializer().Decode(manifest, nil, &corev1.Pod{})
+	if err != nil {
 		return nil, err
+	}
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return nil, fmt.Errorf("the pod manifest is a %s, not a v1 Pod", gvk.Kind)
 	}
 	return pod, nil
 }

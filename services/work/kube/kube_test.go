@@ -177,6 +177,22 @@ func TestBuildPod(t *testing.T) {
 	if pod.GenerateName != "awx-kube-" || c.Name != "worker" || strings.Join(c.Command, "|") != "sh|-c" || strings.Join(c.Args, "|") != "echo hi" || c.Env[0].Name != "A" {
 		t.Fatalf("pod: %s %+v", pod.GenerateName, c)
 	}
+	bare := strings.Replace(strings.Replace(podSpec, "apiVersion: v1\n", "", 1), "kind: Pod\n", "", 1)
+	if pod, err = typ.buildPod(extraData{upstreamExtra: upstreamExtra{KubeNamespace: "ns", KubePod: bare}}, "ABCD1234", nil); err != nil || !pod.Spec.Containers[1].Stdin {
+		t.Fatalf("manifest without apiVersion and kind: %v", err)
+	}
+	// Only a v1 Pod (or a manifest without apiVersion and kind) is a pod
+	// manifest: other kinds and broken manifests are refused with a reason.
+	for _, bad := range []struct{ name, manifest, want string }{
+		{"other group", strings.Replace(podSpec, "apiVersion: v1", "apiVersion: apps/v1", 1), `no kind "Pod" is registered for version "apps/v1"`},
+		{"other kind", strings.Replace(podSpec, "kind: Pod", "kind: Service", 1), "the pod manifest is a Service, not a v1 Pod"},
+		{"not a manifest", "{", "json parse error"},
+	} {
+		_, err := typ.buildPod(extraData{upstreamExtra: upstreamExtra{KubeNamespace: "ns", KubePod: bad.manifest}}, "ABCD1234", nil)
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%s: %v, want an error with %q", bad.name, err, bad.want)
+		}
+	}
 }
 
 // logOf renders lines the way the kubelet does with timestamps; several
