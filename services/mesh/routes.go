@@ -116,7 +116,7 @@ func (n *Node) processUpdateLocked(u *wire.RoutingUpdate, from *session) {
 			info = &nodeInfo{}
 			n.known[u.NodeID] = info
 			n.routeBytes += len(u.NodeID) + knownNodeBytes
-			n.requestFloodLocked()
+			n.requestNewNodeFloodLocked()
 			n.hashOfLocked(u.NodeID)
 		}
 		info.epoch, info.sequence = u.UpdateEpoch, u.UpdateSequence
