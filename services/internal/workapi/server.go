@@ -32,9 +32,11 @@ const (
 	// resultRead is how much of the stdout file one read takes; it goes
 	// out as maxResultChunk messages. Large reads keep the syscalls per
 	// byte low (the file is usually in the page cache).
-	resultRead   = 4 * maxResultChunk
-	maxParams    = 64
-	maxParamSize = 64 << 10
+	resultRead = 4 * maxResultChunk
+	// firstResultRead is the size of the first read; see GetResults.
+	firstResultRead = 16 << 10
+	maxParams       = 64
+	maxParamSize    = 64 << 10
 )
 
 // Server implements workv1.WorkServiceServer over an Agent.
@@ -311,7 +313,10 @@ func (s *Server) GetResults(req *workv1.GetResultsRequest, stream grpc.ServerStr
 	if err := stream.Send(msg); err != nil {
 		return err
 	}
-	buf := make([]byte, resultRead)
+	// Reads start small and move to resultRead once one fills the buffer:
+	// most results are short, and a 256 KiB buffer per call cost zeroing
+	// and collections in bursts of small units.
+	buf := make([]byte, firstResultRead)
 	for {
 		n, err := rc.Read(buf)
 		for sent := 0; sent < n; {
@@ -322,6 +327,9 @@ func (s *Server) GetResults(req *workv1.GetResultsRequest, stream grpc.ServerStr
 			}
 			sent += k
 			off += int64(k)
+		}
+		if n == len(buf) && len(buf) < resultRead {
+			buf = make([]byte, resultRead)
 		}
 		if errors.Is(err, io.EOF) {
 			return nil
