@@ -59,14 +59,14 @@ func (r *remoteUnit) sendCancel(ctx context.Context, ex remoteExtra, release boo
 	if err != nil {
 		return err
 	}
-	c, err := r.dial(ctx, ex)
+	line, err := r.onShared(ctx, ex, func(ctx context.Context, c *peerConn) (string, error) {
+		return c.CancelWork(ctx, ex.RemoteUnitID, release, sig)
+	})
 	if err != nil {
-		return err
-	}
-	defer c.Close()
-	line, err := c.CancelWork(ctx, ex.RemoteUnitID, release, sig)
-	if err != nil && line == "" {
-		return &connError{err}
+		if isConnError(err) {
+			return err // no session
+		}
+		return &connError{err} // the session failed: the remote may not have the request
 	}
 	if strings.HasPrefix(line, "ERROR") {
 		// Upstream keeps the remote line after its first 6 bytes, leading

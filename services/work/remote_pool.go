@@ -3,7 +3,8 @@ package work
 // Remote work, connections: control sessions with other nodes (the
 // receptorctl protocol client of services/control/client over mesh
 // streams), the limit on sessions being set up per node, and the shared
-// sessions that carry the status polls of all remote units on one node.
+// sessions that carry the status polls, cancels and releases of all remote
+// units on one node.
 
 import (
 	"context"
@@ -24,11 +25,11 @@ const (
 	// the CPU load. Established connections do not hold a slot.
 	maxDialsPerNode = 16
 	// maxStatusConns bounds the control sessions one agent keeps to one
-	// remote node for status polls. Every remote unit polls its status;
-	// with a session per unit a burst of units costs one more mesh
-	// connection (a QUIC and TLS handshake on both nodes) per unit. Status
-	// requests are one line each way, so a few shared sessions carry the
-	// polls of many units.
+	// remote node for status polls, cancels and releases. Every remote
+	// unit polls its status and is released; with a session per request a
+	// burst of units costs more mesh connections (a QUIC and TLS handshake
+	// on both nodes each) per unit. These requests are one line each way,
+	// so a few shared sessions carry those of many units.
 	maxStatusConns = 8
 	// statusQueryTimeout bounds one status request on a shared session; a
 	// session that does not answer in time is dropped.
@@ -141,29 +142,38 @@ func (a *Agent) closePools() {
 // node and returns the reply line. ctx ends the wait (the session is then
 // dropped, as its state is unknown).
 func (r *remoteUnit) queryStatus(ctx context.Context, ex remoteExtra) (string, error) {
-	line, reused, err := r.queryOnce(ctx, ex)
-	if err != nil && reused && ctx.Err() == nil {
-		// An idle session may have ended meanwhile (the remote node
-		// restarted); that says nothing about the node now.
-		line, _, err = r.queryOnce(ctx, ex)
-	}
+	line, err := r.onShared(ctx, ex, func(ctx context.Context, c *peerConn) (string, error) {
+		return c.WorkStatus(ctx, ex.RemoteUnitID)
+	})
 	if err != nil {
 		r.a.counts.pollsErr.Add(1)
-	} else {
-		r.a.counts.pollsOK.Add(1)
+		return "", fmt.Errorf("status of remote unit %s on %s: %w", ex.RemoteUnitID, ex.RemoteNode, err)
+	}
+	r.a.counts.pollsOK.Add(1)
+	return line, nil
+}
+
+// onShared runs one request (one line each way) on a shared session to
+// r's remote node. An idle session may have ended meanwhile (the remote
+// node restarted), which says nothing about the node now: a request that
+// fails on one is sent once more on a new session.
+func (r *remoteUnit) onShared(ctx context.Context, ex remoteExtra, req func(context.Context, *peerConn) (string, error)) (string, error) {
+	line, reused, err := r.sharedOnce(ctx, ex, req)
+	if err != nil && reused && ctx.Err() == nil {
+		line, _, err = r.sharedOnce(ctx, ex, req)
 	}
 	return line, err
 }
 
-func (r *remoteUnit) queryOnce(ctx context.Context, ex remoteExtra) (line string, reused bool, err error) {
+func (r *remoteUnit) sharedOnce(ctx context.Context, ex remoteExtra, req func(context.Context, *peerConn) (string, error)) (line string, reused bool, err error) {
 	p := r.a.statusPool(ex)
 	c, reused, err := p.take(ctx, r, ex)
 	if err != nil {
 		return "", false, err
 	}
 	qctx, cancel := context.WithTimeout(ctx, statusQueryTimeout)
-	line, err = c.WorkStatus(qctx, ex.RemoteUnitID)
-	// A query that ctx or the timeout interrupted, even one that was
+	line, err = req(qctx, c)
+	// A request that ctx or the timeout interrupted, even one that was
 	// answered, leaves the session in an unknown state: drop it.
 	ended := qctx.Err()
 	cancel()
@@ -173,7 +183,7 @@ func (r *remoteUnit) queryOnce(ctx context.Context, ex remoteExtra) (line string
 		if err == nil {
 			err = ended
 		}
-		return "", reused, fmt.Errorf("status of remote unit %s on %s: %w", ex.RemoteUnitID, ex.RemoteNode, err)
+		return "", reused, err
 	}
 	p.idle <- c // never blocks: at most maxStatusConns sessions exist
 	return line, reused, nil

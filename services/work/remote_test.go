@@ -88,6 +88,17 @@ func (m *fakeMesh) Dial(ctx context.Context, node, service, tls string) (net.Con
 	return pair[0], nil
 }
 
+// goDown takes the peers off the mesh: no dial reaches them, and every
+// open session ends, as when a node stops or its routes are lost.
+func (m *fakeMesh) goDown() {
+	m.down.Store(true)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range m.conns {
+		c.Close()
+	}
+}
+
 func (m *fakeMesh) Close() {
 	m.mu.Lock()
 	for _, c := range m.conns {
@@ -291,7 +302,7 @@ func TestRemoteSubmitErrors(t *testing.T) {
 
 func TestRemoteUnreachable(t *testing.T) {
 	m := newMeshEnv(t, nil, nil)
-	m.mesh.down.Store(true)
+	m.mesh.goDown()
 	ctx := context.Background()
 	res, err := m.a.Submit(ctx, SubmitRequest{Node: "nodeb", WorkType: "cat", TTL: "300ms"}, strings.NewReader("x"))
 	if err != nil || res.Result != ResultSubmitted {
@@ -348,7 +359,7 @@ func TestRemoteCancelRunningAndDownNode(t *testing.T) {
 		t.Fatalf("Cancel of a vanished remote unit = %q, want %q", err, want)
 	}
 	// Node down: release is pending, force-release always works.
-	m.mesh.down.Store(true)
+	m.mesh.goDown()
 	if c, err := m.a.Release(ctx, res.UnitID, false, Auth{}); err != nil || !c.Pending {
 		t.Fatalf("Release with node down = %+v, %v", c, err)
 	}
@@ -536,6 +547,7 @@ func TestRemoteStatusSessionsShared(t *testing.T) {
 	m := newMeshEnv(t, nil, nil)
 	const n = 4 * maxStatusConns
 	var wg sync.WaitGroup
+	ids := make([]string, n)
 	for i := range n {
 		wg.Go(func() {
 			payload := fmt.Sprintf("unit %d\n", i)
@@ -544,6 +556,7 @@ func TestRemoteStatusSessionsShared(t *testing.T) {
 				t.Errorf("Submit = %+v, %v", res, err)
 				return
 			}
+			ids[i] = res.UnitID
 			if got := string(results(t, m.a, res.UnitID, 0)); got != payload {
 				t.Errorf("results = %q, want %q", got, payload)
 			}
@@ -553,5 +566,28 @@ func TestRemoteStatusSessionsShared(t *testing.T) {
 	wg.Wait()
 	if got := m.mesh.statusSessions.Load(); got < 1 || got > maxStatusConns {
 		t.Fatalf("%d status sessions for %d remote units, want 1..%d shared ones", got, n, maxStatusConns)
+	}
+	// Releases go over the same shared sessions: no new connection.
+	dials := func() int {
+		m.mesh.mu.Lock()
+		defer m.mesh.mu.Unlock()
+		return len(m.mesh.conns) / 2
+	}
+	before := dials()
+	for _, id := range ids {
+		r, err := m.a.Status(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rid := remoteExtraOf(t, r).RemoteUnitID
+		if c, err := m.a.Release(context.Background(), id, false, Auth{}); err != nil || c.Pending {
+			t.Fatalf("Release %s = %+v, %v", id, c, err)
+		}
+		if _, err := m.b.Status(rid); err == nil {
+			t.Fatalf("remote unit %s of %s still exists after its release", rid, id)
+		}
+	}
+	if got := dials() - before; got != 0 {
+		t.Fatalf("%d releases opened %d new connections, want 0", n, got)
 	}
 }
