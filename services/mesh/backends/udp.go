@@ -46,7 +46,14 @@ type udpListenerSession struct {
 	*session
 	created   time.Time
 	confirmed atomic.Bool // see Confirmer
+	// ended is closed when the node is done with the session (accept
+	// returned): a session that evicted this one starts only then.
+	ended chan struct{}
 }
+
+// evictionWait bounds how long a new session waits for the node to let go
+// of the session it evicted.
+const evictionWait = time.Second
 
 func (s *udpListenerSession) PeerSpeaksFirst() bool { return true }
 
@@ -131,6 +138,7 @@ func (l *UDPListener) Start(ctx context.Context, accept func(Session)) (func(), 
 	if a, ok := pc.LocalAddr().(*net.UDPAddr); ok {
 		l.addr.Store(a)
 	}
+	growSocketBuffers(pc)
 	g := &group{}
 	if !g.spawn(func() { l.receiveLoop(ctx, g, pc, accept) }) {
 		_ = pc.Close()
@@ -227,7 +235,7 @@ func (l *UDPListener) newSession(ctx context.Context, g *group, pc net.PacketCon
 				"limit", l.opts.MaxSessions, "evicted", table.evicted)
 		}
 	}
-	s := &udpListenerSession{session: newSession("udp " + key), created: time.Now()}
+	s := &udpListenerSession{session: newSession("udp " + key), created: time.Now(), ended: make(chan struct{})}
 	s.sizeCheck = udpSizeCheck(s.session)
 	write := func(batch [][]byte) error {
 		for _, msg := range batch {
@@ -251,10 +259,28 @@ func (l *UDPListener) newSession(ctx context.Context, g *group, pc net.PacketCon
 	// The socket is the listener's: the writer leaves it open.
 	if !g.spawn(s.writer(write, func() {})) {
 		s.fail(errStopping)
+		close(s.ended)
 		return nil
 	}
-	if !g.spawn(func() { runSession(ctx, s, accept) }) {
+	if !g.spawn(func() {
+		defer close(s.ended)
+		if evict != nil {
+			// The node sees the new session only once it has let go of
+			// the evicted one, so that it never holds more than
+			// MaxSessions from this listener. Datagrams wait in the new
+			// session's queue meanwhile.
+			t := time.NewTimer(evictionWait)
+			select {
+			case <-evict.ended:
+			case <-t.C:
+			case <-ctx.Done():
+			}
+			t.Stop()
+		}
+		runSession(ctx, s, accept)
+	}) {
 		s.fail(errStopping)
+		close(s.ended)
 		return nil
 	}
 	return s
@@ -296,6 +322,7 @@ func (d *UDPDialer) dial(ctx context.Context, g *group) (Session, error) {
 	if err != nil {
 		return nil, err // net errors name the operation and address
 	}
+	growSocketBuffers(conn)
 	s := newSession("udp " + conn.RemoteAddr().String())
 	s.sizeCheck = udpSizeCheck(s)
 	pc, ok := conn.(net.PacketConn)
@@ -354,5 +381,24 @@ func udpSizeCheck(s *session) func([]byte) error {
 			return err
 		}
 		return nil
+	}
+}
+
+// udpSocketBuffer is the receive and send buffer a udp backend socket asks
+// for. Linux caps it at net.core.rmem_max and wmem_max (208 KiB on many
+// systems), silently; the default is 208 KiB. At the rates of a stream
+// through the mesh the default receive buffer overflows and drops
+// datagrams, which QUIC's congestion control reads as loss.
+const udpSocketBuffer = 4 << 20
+
+// growSocketBuffers asks for udpSocketBuffer in both directions. It is
+// best effort: a system that allows less keeps the datagrams it can.
+func growSocketBuffers(c any) {
+	if b, ok := c.(interface {
+		SetReadBuffer(int) error
+		SetWriteBuffer(int) error
+	}); ok {
+		_ = b.SetReadBuffer(udpSocketBuffer)
+		_ = b.SetWriteBuffer(udpSocketBuffer)
 	}
 }

@@ -1,10 +1,12 @@
 package backends
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -317,4 +319,56 @@ func TestUDPDialerFlushesBeforeClose(t *testing.T) {
 	}
 	_ = ds.Close()
 	mustEqual(t, recv(t, ls), []byte("bye"))
+}
+
+// TestUDPListenerEvictedSessionEndsFirst: a session that evicted another
+// reaches the node only once the node has let go of the evicted one, so the
+// node never holds more sessions from the listener than its limit; the new
+// source's first datagram waits meanwhile.
+func TestUDPListenerEvictedSessionEndsFirst(t *testing.T) {
+	l, err := NewUDPListener(UDPListenerOptions{Address: "127.0.0.1:0", MaxSessions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	type accepted struct {
+		s  Session
+		at time.Time
+	}
+	sessions := make(chan accepted, 4)
+	var firstReturned atomic.Int64 // unix nanoseconds
+	n := atomic.Int32{}
+	wait, err := l.Start(ctx, func(s Session) {
+		sessions <- accepted{s, time.Now()}
+		<-closedChan(t, s)
+		if n.Add(1) == 1 {
+			// The node takes a while to let go of the first session.
+			time.Sleep(300 * time.Millisecond)
+			firstReturned.Store(time.Now().UnixNano())
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); waitReturns(t, wait) }()
+	first := udpClient(t, l)
+	if _, err := first.Write([]byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	a := <-sessions
+	mustEqual(t, recv(t, a.s), []byte("a"))
+	second := udpClient(t, l)
+	if _, err := second.Write([]byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	var b accepted
+	select {
+	case b = <-sessions:
+	case <-time.After(failAfter):
+		t.Fatal("no session for the second source")
+	}
+	if ret := firstReturned.Load(); ret == 0 || b.at.UnixNano() < ret {
+		t.Fatalf("second session accepted before the node let go of the evicted one (returned at %d, accepted at %d)", ret, b.at.UnixNano())
+	}
+	mustEqual(t, recv(t, b.s), []byte("b"))
 }
