@@ -8,6 +8,7 @@ package work
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -51,6 +52,13 @@ func (r *remoteUnit) statusLoop(ctx context.Context, pollNow <-chan struct{}) {
 			return
 		}
 		line, err := r.queryStatus(ctx, ex)
+		if err == nil && transientStatusError(line) {
+			// The remote answered but could not say, e.g. a node of ours
+			// stopping, whose control service no longer reaches its work
+			// agent. Giving up here would leave the unit Running for good.
+			r.a.log.Warn("remote status failed; retrying", "unit", r.e.id, "reply", strings.TrimSpace(line))
+			err = errors.New(line)
+		}
 		if err != nil {
 			if !backoff.Sleep(ctx, delays.Next()) {
 				return
@@ -93,8 +101,16 @@ func truncateUTF8(s string, n int) string {
 
 // applyStatus copies one status reply into the local unit; true means
 // monitoring is over.
+// transientStatusError reports whether a status reply is an error that
+// does not say the remote unit is gone: the request is retried.
+func transientStatusError(line string) bool {
+	return strings.HasPrefix(line, "ERROR") && !strings.Contains(line, "unknown work unit")
+}
+
 func (r *remoteUnit) applyStatus(line string, failures *int) bool {
 	if strings.HasPrefix(line, "ERROR") {
+		// statusLoop retries the other errors (transientStatusError)
+		// before they get here.
 		if strings.Contains(line, "unknown work unit") {
 			cur, _, _ := r.extra()
 			if !cur.LocalReleased {

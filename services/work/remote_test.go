@@ -39,6 +39,9 @@ type fakeMesh struct {
 	// resultsAsked counts `work results` requests; statusSessions counts
 	// sessions whose first request is `work status`.
 	resultsAsked, statusSessions atomic.Int64
+	// statusErrors answers that many `work status` requests with an error
+	// that does not say the unit is gone (a remote node stopping).
+	statusErrors atomic.Int32
 	// dropSubmitReply makes the remote close a submit session without
 	// its final reply, after the unit was started; releaseDropped also
 	// deletes that unit first.
@@ -133,6 +136,10 @@ func (m *fakeMesh) serveControl(a *Agent, node string, c net.Conn) {
 		if id, ok := strings.CutPrefix(strings.TrimSpace(line), "work status "); ok {
 			if m.stallStatus != nil {
 				<-m.stallStatus
+			}
+			if m.statusErrors.Add(-1) >= 0 {
+				fmt.Fprintf(c, "ERROR: connection error: desc = \"transport: Error while dialing: closed\"\n")
+				continue
 			}
 			reply(a.Status(id))
 			continue
@@ -589,5 +596,28 @@ func TestRemoteStatusSessionsShared(t *testing.T) {
 	}
 	if got := dials() - before; got != 0 {
 		t.Fatalf("%d releases opened %d new connections, want 0", n, got)
+	}
+}
+
+// TestRemoteStatusErrorRetried: a status reply that is an error but does
+// not say the unit is gone (here what a node of ours answers while it
+// stops) is retried; the unit still completes. The monitor used to stop at
+// the first one and leave the unit Running.
+func TestRemoteStatusErrorRetried(t *testing.T) {
+	m := newMeshEnv(t, nil, nil)
+	m.mesh.statusErrors.Store(2)
+	res, err := m.a.Submit(context.Background(), SubmitRequest{Node: "nodeb", WorkType: "cat"}, strings.NewReader("payload\n"))
+	if err != nil || res.Result != ResultStarted {
+		t.Fatalf("Submit = %+v, %v", res, err)
+	}
+	r := waitState(t, m.a, res.UnitID, func(r unit.Report) bool { return r.State == unit.Succeeded || r.State == unit.Failed })
+	if r.State != unit.Succeeded {
+		t.Fatalf("unit = %+v", r)
+	}
+	if got := string(results(t, m.a, res.UnitID, 0)); got != "payload\n" {
+		t.Fatalf("results = %q", got)
+	}
+	if n := m.mesh.statusErrors.Load(); n >= 0 {
+		t.Fatalf("%d status errors left unsent: the monitor did not ask again", n)
 	}
 }
