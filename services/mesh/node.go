@@ -439,11 +439,9 @@ func (n *Node) requestFloodLocked() {
 // updates (the ones routes to the newcomer wait for) back by about 2.5 ms
 // per hop.
 func (n *Node) requestNewNodeFloodLocked() {
-	t := n.throttledLocked(n.lastFlood, n.opts.RouteRequestDelay)
-	if later := time.Now().Add(n.opts.RouteRequestDelay); t.Before(later) {
-		t = later
-	}
-	if t.Before(n.nextFlood) {
+	// A request delay from now is never earlier than throttledLocked's
+	// time (the last run is in the past), so no throttling applies.
+	if t := time.Now().Add(n.opts.RouteRequestDelay); t.Before(n.nextFlood) {
 		n.nextFlood = t
 		n.kick()
 	}

@@ -99,14 +99,14 @@ func truncateUTF8(s string, n int) string {
 	return s[:n]
 }
 
-// applyStatus copies one status reply into the local unit; true means
-// monitoring is over.
 // transientStatusError reports whether a status reply is an error that
 // does not say the remote unit is gone: the request is retried.
 func transientStatusError(line string) bool {
 	return strings.HasPrefix(line, "ERROR") && !strings.Contains(line, "unknown work unit")
 }
 
+// applyStatus copies one status reply into the local unit; true means
+// monitoring is over.
 func (r *remoteUnit) applyStatus(line string, failures *int) bool {
 	if strings.HasPrefix(line, "ERROR") {
 		// statusLoop retries the other errors (transientStatusError)

@@ -44,14 +44,15 @@ type EventAPI interface {
 	List(ctx context.Context, opts metav1.ListOptions) (*corev1.EventList, error)
 }
 
-// coreCodecs is the core/v1 scheme with its codecs, made at first use.
+// coreCodecs is the core/v1 scheme with its codecs.
 type coreCodecs struct {
 	scheme *runtime.Scheme
 	codecs serializer.CodecFactory
 	params runtime.ParameterCodec
 }
 
-var codecs = sync.OnceValue(func() *coreCodecs {
+// coreTypes is the core/v1 scheme with its codecs, made at first use.
+var coreTypes = sync.OnceValue(func() *coreCodecs {
 	s := runtime.NewScheme()
 	utilruntime.Must(corev1.AddToScheme(s)) // with meta/v1's options, lists, watch events and status
 	return &coreCodecs{scheme: s, codecs: serializer.NewCodecFactory(s), params: runtime.NewParameterCodec(s)}
@@ -65,7 +66,7 @@ type coreClient struct {
 // newCoreClient is a core/v1 client with cfg's server, credentials and
 // rate limits, configured as client-go configures its own.
 func newCoreClient(cfg *rest.Config) (*coreClient, error) {
-	c := codecs()
+	c := coreTypes()
 	cc := *cfg
 	gv := corev1.SchemeGroupVersion
 	cc.GroupVersion = &gv
@@ -92,14 +93,14 @@ func (c *coreClient) Events(namespace string) EventAPI {
 // logs opens the log of a pod's container.
 func (c *coreClient) logs(ctx context.Context, namespace, pod string, opts *corev1.PodLogOptions) (io.ReadCloser, error) {
 	return c.rc.Get().Namespace(namespace).Resource("pods").Name(pod).SubResource("log").
-		VersionedParams(opts, codecs().params).Stream(ctx)
+		VersionedParams(opts, coreTypes().params).Stream(ctx)
 }
 
 // attachRequest is the attach subresource request of a pod's worker
 // container, stdin only.
 func (c *coreClient) attachRequest(namespace, pod string) *rest.Request {
 	return c.rc.Post().Namespace(namespace).Resource("pods").Name(pod).SubResource("attach").
-		VersionedParams(&corev1.PodAttachOptions{Container: WorkerContainer, Stdin: true}, codecs().params)
+		VersionedParams(&corev1.PodAttachOptions{Container: WorkerContainer, Stdin: true}, coreTypes().params)
 }
 
 type corePods struct {
@@ -109,21 +110,21 @@ type corePods struct {
 
 func (p *corePods) Create(ctx context.Context, pod *corev1.Pod, opts metav1.CreateOptions) (*corev1.Pod, error) {
 	out := &corev1.Pod{}
-	err := p.rc.Post().Namespace(p.ns).Resource("pods").VersionedParams(&opts, codecs().params).
+	err := p.rc.Post().Namespace(p.ns).Resource("pods").VersionedParams(&opts, coreTypes().params).
 		Body(pod).Do(ctx).Into(out)
 	return out, err
 }
 
 func (p *corePods) List(ctx context.Context, opts metav1.ListOptions) (*corev1.PodList, error) {
 	out := &corev1.PodList{}
-	err := p.rc.Get().Namespace(p.ns).Resource("pods").VersionedParams(&opts, codecs().params).
+	err := p.rc.Get().Namespace(p.ns).Resource("pods").VersionedParams(&opts, coreTypes().params).
 		Timeout(timeoutOf(opts)).Do(ctx).Into(out)
 	return out, err
 }
 
 func (p *corePods) Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 	opts.Watch = true
-	return p.rc.Get().Namespace(p.ns).Resource("pods").VersionedParams(&opts, codecs().params).
+	return p.rc.Get().Namespace(p.ns).Resource("pods").VersionedParams(&opts, coreTypes().params).
 		Timeout(timeoutOf(opts)).Watch(ctx)
 }
 
@@ -138,7 +139,7 @@ type coreEvents struct {
 
 func (e *coreEvents) List(ctx context.Context, opts metav1.ListOptions) (*corev1.EventList, error) {
 	out := &corev1.EventList{}
-	err := e.rc.Get().Namespace(e.ns).Resource("events").VersionedParams(&opts, codecs().params).
+	err := e.rc.Get().Namespace(e.ns).Resource("events").VersionedParams(&opts, coreTypes().params).
 		Timeout(timeoutOf(opts)).Do(ctx).Into(out)
 	return out, err
 }
@@ -156,7 +157,7 @@ func timeoutOf(opts metav1.ListOptions) time.Duration {
 // apiVersion and kind is taken as a v1 Pod; another kind of the core group
 // would decode into an object of its own, and is refused.
 func decodePod(manifest []byte) (*corev1.Pod, error) {
-	obj, gvk, err := codecs().codecs.UniversalDeserializer().Decode(manifest, nil, &corev1.Pod{})
+	obj, gvk, err := coreTypes().codecs.UniversalDeserializer().Decode(manifest, nil, &corev1.Pod{})
 	if err != nil {
 		return nil, err
 	}
